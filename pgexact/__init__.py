@@ -1,0 +1,43 @@
+"""pgexact: policy-gradient mathematics, exactly, on problems small enough to solve.
+
+The data flow (see DESIGN.md): models -> parametrizations -> exact closed forms / sampled
+estimators -> updates -> theorems, figures, CLI.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+# --- errors
+from .errors import NotUniqueError, NumericalError, SingularSystemError, UnstableGainError
+
+# --- models and parametrizations (exact core)
+from .models import FiniteMDP
+from .policies import LinearSoftmax, TabularSoftmax
+from . import mdps
+
+# --- exact closed forms (exact core)
+from . import exact
+from .exact import (
+    evaluate,
+    fisher,
+    kl_expected,
+    kl_max,
+    kl_per_state,
+    natural_gradient,
+    occupancy,
+    performance_difference,
+    policy_gradient,
+    state_marginals,
+    stationary_distribution,
+    surrogate,
+    trajectory_fisher,
+)
+
+# --- LQR (issue 3)
+
+# --- sampling: rollout kernel and estimators (issue 4)
+
+# --- updates (issue 5)
+
+# --- scale-out (issue 7)

@@ -1,0 +1,48 @@
+"""Exact closed forms on finite MDPs. Nothing here draws a random number."""
+
+from .divergences import kl_expected, kl_expected_gradient, kl_max, kl_per_state, tv_max, tv_per_state
+from .evaluation import (
+    Evaluation,
+    discounted_visitation,
+    evaluate,
+    occupancy,
+    state_marginals,
+    stationary_distribution,
+)
+from .fisher import fisher, fisher_vector_product, natural_gradient, trajectory_fisher
+from .gradients import (
+    PolicyGradientForms,
+    TrajectoryEnumeration,
+    policy_gradient,
+    policy_gradient_forms,
+    reinforce_by_enumeration,
+)
+from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
+
+__all__ = [
+    "Evaluation",
+    "PerformanceDifference",
+    "PolicyGradientForms",
+    "TrajectoryEnumeration",
+    "discounted_visitation",
+    "evaluate",
+    "fisher",
+    "fisher_vector_product",
+    "kl_expected",
+    "kl_expected_gradient",
+    "kl_max",
+    "kl_per_state",
+    "natural_gradient",
+    "occupancy",
+    "performance_difference",
+    "policy_gradient",
+    "policy_gradient_forms",
+    "reinforce_by_enumeration",
+    "state_marginals",
+    "stationary_distribution",
+    "surrogate",
+    "surrogate_gradient",
+    "trajectory_fisher",
+    "tv_max",
+    "tv_per_state",
+]

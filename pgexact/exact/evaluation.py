@@ -1,0 +1,258 @@
+r"""Exact policy evaluation on a finite MDP: V, Q, A, J, occupancy and state marginals.
+
+Discounted (``horizon=None``): :math:`V = (I - \gamma P_\pi)^{-1} r_\pi`, :math:`Q = r + \gamma P V`,
+:math:`A = Q - V`, :math:`J = \mu_0^\top V`, and the normalized discounted occupancy
+:math:`d_\pi = (1 - \gamma) \mu_0^\top (I - \gamma P_\pi)^{-1}` (Sutton & Barto 2018, sec. 3.5 and
+13.2; Kakade & Langford 2002, sec. 2). One LU factorization serves both V and d.
+
+Finite horizon H: the backward recursion :math:`V_{H-1} = r_\pi`,
+:math:`Q_t = r + \gamma P V_{t+1}`, :math:`V_t = \sum_a \pi Q_t`, and the forward recursion
+:math:`p_0 = \mu_0`, :math:`p_{t+1} = p_t P_\pi` for the state marginals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+
+from .._validation import check_positive_int
+from ..errors import NotUniqueError
+from ..models.finite_mdp import FiniteMDP
+from ._checks import check_mdp, check_pi
+
+__all__ = [
+    "Evaluation",
+    "evaluate",
+    "occupancy",
+    "state_marginals",
+    "stationary_distribution",
+    "discounted_visitation",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    r"""Exact values of a fixed policy (all arrays read-only).
+
+    Attributes
+    ----------
+    J : float
+        Expected (discounted) return :math:`J = \mu_0^\top V` (``V[0]`` for finite horizons).
+    V : numpy.ndarray, shape (S,) or (H, S)
+        State values; time-indexed for a finite horizon (reward-to-go from t, discounted from t).
+    Q : numpy.ndarray, shape (S, A) or (H, S, A)
+        Action values.
+    A : numpy.ndarray, shape (S, A) or (H, S, A)
+        Advantages ``Q - V``.
+    d : numpy.ndarray of shape (S,), or None
+        Normalized discounted occupancy :math:`d_\pi = (1-\gamma)\sum_t \gamma^t p_t`
+        (discounted case only).
+    p : numpy.ndarray of shape (H, S), or None
+        State marginals :math:`p[t, s] = \Pr(s_t = s)` (finite-horizon case only).
+    """
+
+    J: float
+    V: np.ndarray
+    Q: np.ndarray
+    A: np.ndarray
+    d: np.ndarray | None
+    p: np.ndarray | None
+
+    def __post_init__(self) -> None:
+        for name in ("V", "Q", "A", "d", "p"):
+            arr = getattr(self, name)
+            if arr is not None:
+                arr.flags.writeable = False
+
+
+def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(V, rho)`` with V = (I - γ P_π)^{-1} r_π and ρ = μ0ᵀ (I - γ P_π)^{-1}.
+
+    One LU factorization of ``I - γ P_π`` (LAPACK getrf) serves both; ρ uses the transposed
+    triangular solves. The matrix is strictly diagonally dominant for γ < 1, hence nonsingular.
+    """
+    S = mdp.n_states
+    M = mdp.policy_transition(pi)
+    M *= -mdp.gamma
+    M[np.diag_indices(S)] += 1.0
+    lu = scipy.linalg.lu_factor(M, overwrite_a=True, check_finite=False)
+    V = scipy.linalg.lu_solve(lu, mdp.policy_reward(pi), check_finite=False)
+    rho = scipy.linalg.lu_solve(lu, mdp.mu0, trans=1, check_finite=False)
+    return V, rho
+
+
+def _finite_values(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Backward recursion: ``(V[t, s], Q[t, s, a])`` for t = 0..H-1."""
+    H = int(mdp.horizon)  # type: ignore[arg-type]
+    S, A = mdp.n_states, mdp.n_actions
+    V = np.empty((H, S))
+    Q = np.empty((H, S, A))
+    Q[H - 1] = mdp.r
+    for t in range(H - 1, -1, -1):
+        if t < H - 1:
+            Q[t] = mdp.r + mdp.gamma * mdp.expected_next(V[t + 1])
+        V[t] = np.einsum("sa,sa->s", pi, Q[t])
+    return V, Q
+
+
+def _marginals(mdp: FiniteMDP, pi: np.ndarray, T: int) -> np.ndarray:
+    P_pi = mdp.policy_transition(pi)
+    p = np.empty((T, mdp.n_states))
+    p[0] = mdp.mu0
+    for t in range(1, T):
+        p[t] = p[t - 1] @ P_pi
+    return p
+
+
+def evaluate(mdp: FiniteMDP, pi: Any) -> Evaluation:
+    r"""Exact V, Q, A, J and occupancy (or state marginals) of the policy ``pi``.
+
+    .. math::
+
+        V = (I - \gamma P_\pi)^{-1} r_\pi, \quad Q = r + \gamma P V, \quad A = Q - V, \quad
+        J = \mu_0^\top V, \quad d_\pi = (1-\gamma)\, \mu_0^\top (I - \gamma P_\pi)^{-1}
+
+    (discounted; Sutton & Barto 2018, eq. 3.14 in matrix form; Kakade & Langford 2002, sec. 2),
+    or the time-indexed backward recursion for a finite horizon (see the module docstring).
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    pi : array_like, shape (S, A)
+        Policy matrix, rows are distributions (tolerance 1e-9).
+
+    Returns
+    -------
+    Evaluation
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import evaluate
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(5, 3, gamma=0.9, seed=0)
+    >>> ev = evaluate(mdp, np.full((5, 3), 1 / 3))
+    >>> # Bellman equation V = r_pi + gamma P_pi V holds to machine precision
+    >>> pi = np.full((5, 3), 1 / 3)
+    >>> resid = ev.V - mdp.policy_reward(pi) - mdp.gamma * mdp.policy_transition(pi) @ ev.V
+    >>> bool(np.max(np.abs(resid)) < 1e-12)
+    True
+    """
+    mdp = check_mdp(mdp)
+    pi = check_pi(mdp, pi)
+    if mdp.horizon is None:
+        V, rho = _discounted_solve(mdp, pi)
+        Q = mdp.r + mdp.gamma * mdp.expected_next(V)
+        J = float(mdp.mu0 @ V)
+        return Evaluation(J=J, V=V, Q=Q, A=Q - V[:, None], d=(1.0 - mdp.gamma) * rho, p=None)
+    V, Q = _finite_values(mdp, pi)
+    p = _marginals(mdp, pi, mdp.horizon)
+    return Evaluation(J=float(mdp.mu0 @ V[0]), V=V, Q=Q, A=Q - V[:, :, None], d=None, p=p)
+
+
+def state_marginals(mdp: FiniteMDP, pi: Any, T: int) -> np.ndarray:
+    r"""State marginals :math:`p[t, s] = \Pr_\pi(s_t = s)` for t = 0..T-1, shape (T, S).
+
+    :math:`p_0 = \mu_0`, :math:`p_{t+1} = p_t P_\pi`. Any T, in the discounted case too
+    (discounting does not change the chain).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(4, 2, gamma=0.9, seed=1)
+    >>> p = state_marginals(mdp, np.full((4, 2), 0.5), T=6)
+    >>> bool(np.allclose(p.sum(axis=1), 1.0, atol=1e-14))
+    True
+    """
+    mdp = check_mdp(mdp)
+    pi = check_pi(mdp, pi)
+    T = check_positive_int("T", T)
+    return _marginals(mdp, pi, T)
+
+
+def discounted_visitation(mdp: FiniteMDP, pi: Any) -> np.ndarray:
+    r"""Unnormalized discounted visitation :math:`\rho(s) = \sum_t \gamma^t \Pr(s_t = s)`, shape (S,).
+
+    Discounted: :math:`\rho = \mu_0^\top (I - \gamma P_\pi)^{-1} = d_\pi / (1 - \gamma)`;
+    finite horizon: :math:`\sum_{t<H} \gamma^t p_t`.
+    """
+    mdp = check_mdp(mdp)
+    pi = check_pi(mdp, pi)
+    return _visitation(mdp, pi)
+
+
+def _visitation(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
+    if mdp.horizon is None:
+        return _discounted_solve(mdp, pi)[1]
+    p = _marginals(mdp, pi, mdp.horizon)
+    return (mdp.gamma ** np.arange(mdp.horizon)) @ p
+
+
+def occupancy(mdp: FiniteMDP, pi: Any) -> np.ndarray:
+    r"""Normalized discounted state occupancy, shape (S,), summing to 1.
+
+    Discounted: :math:`d_\pi = (1-\gamma) \mu_0^\top (I - \gamma P_\pi)^{-1}`
+    (Kakade & Langford 2002, sec. 2). Finite horizon: the normalized discounted time average
+    :math:`d = \sum_{t<H} \gamma^t p_t / \sum_{t<H} \gamma^t` (with γ = 1, the average marginal);
+    this is the state distribution of the state-averaged Fisher matrix for finite horizons.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(4, 2, gamma=0.5, seed=2)
+    >>> d = occupancy(mdp, np.full((4, 2), 0.5))
+    >>> float(np.round(d.sum(), 12))
+    1.0
+    """
+    mdp = check_mdp(mdp)
+    pi = check_pi(mdp, pi)
+    rho = _visitation(mdp, pi)
+    return rho / _visitation_mass(mdp)
+
+
+def _visitation_mass(mdp: FiniteMDP) -> float:
+    """Total mass of the discounted visitation: 1/(1-γ), or Σ_{t<H} γ^t."""
+    if mdp.horizon is None:
+        return 1.0 / (1.0 - mdp.gamma)
+    return float(np.sum(mdp.gamma ** np.arange(mdp.horizon)))
+
+
+def stationary_distribution(mdp: FiniteMDP, pi: Any) -> np.ndarray:
+    r"""The stationary distribution :math:`\nu = \nu P_\pi` of the chain under ``pi``, shape (S,).
+
+    Computed as the null space of :math:`(P_\pi^\top - I)` (SVD, ``scipy.linalg.null_space``).
+
+    Raises
+    ------
+    NotUniqueError
+        If the chain has more than one closed class (the null space has dimension > 1), so
+        that the stationary distribution is not unique.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(4, 2, gamma=0.9, seed=3)
+    >>> pi = np.full((4, 2), 0.5)
+    >>> nu = stationary_distribution(mdp, pi)
+    >>> bool(np.allclose(nu @ mdp.policy_transition(pi), nu, atol=1e-12))
+    True
+    """
+    mdp = check_mdp(mdp)
+    pi = check_pi(mdp, pi)
+    P_pi = mdp.policy_transition(pi)
+    S = mdp.n_states
+    # rcond: singular values below S * eps * max(sv) are treated as zero (LAPACK convention).
+    basis = scipy.linalg.null_space(P_pi.T - np.eye(S), rcond=S * np.finfo(float).eps)
+    if basis.shape[1] != 1:
+        raise NotUniqueError(
+            f"the chain under pi has {basis.shape[1]} independent stationary distributions "
+            "(more than one closed class); the stationary distribution is not unique"
+        )
+    nu = basis[:, 0] / basis[:, 0].sum()
+    return np.clip(nu, 0.0, None) / np.clip(nu, 0.0, None).sum()

@@ -1,0 +1,221 @@
+r"""Builders of finite MDPs: random instances, chains, gridworlds, bandits, the short corridor.
+
+Every builder returns a validated :class:`pgexact.FiniteMDP`; terminal states are absorbing and
+zero-reward (see :class:`~pgexact.FiniteMDP`). Random builders take an explicit ``seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._random import Seed, as_generator
+from ._validation import as_float_array, check_positive_int
+from .models.finite_mdp import FiniteMDP
+from .policies.softmax import LinearSoftmax
+
+__all__ = ["random_mdp", "chain", "gridworld", "bandit", "short_corridor", "ShortCorridor"]
+
+
+def random_mdp(
+    n_states: int,
+    n_actions: int,
+    *,
+    gamma: float,
+    horizon: int | None = None,
+    seed: Seed,
+    concentration: float = 1.0,
+) -> FiniteMDP:
+    r"""A dense random MDP: rows of P and mu0 from Dirichlet(concentration), rewards N(0, 1).
+
+    Parameters
+    ----------
+    n_states, n_actions : int
+    gamma : float
+    horizon : int or None
+    seed : int, SeedSequence or Generator
+    concentration : float
+        Dirichlet concentration of every transition row (1: uniform on the simplex).
+
+    Examples
+    --------
+    >>> mdp = random_mdp(5, 2, gamma=0.9, seed=0)
+    >>> mdp.P.shape, mdp.r.shape
+    ((5, 2, 5), (5, 2))
+    """
+    S = check_positive_int("n_states", n_states)
+    A = check_positive_int("n_actions", n_actions)
+    if not (np.isfinite(concentration) and concentration > 0):
+        raise ValueError(f"concentration must be a positive finite number, got {concentration}")
+    rng = as_generator(seed)
+    P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
+    r = rng.standard_normal((S, A))
+    mu0 = rng.dirichlet(np.ones(S))
+    return FiniteMDP(P, r, mu0, gamma, horizon)
+
+
+def chain(
+    n_states: int,
+    *,
+    gamma: float,
+    horizon: int | None = None,
+    slip: float = 0.0,
+    small_reward: float = 0.1,
+    large_reward: float = 1.0,
+) -> FiniteMDP:
+    r"""A chain of ``n_states`` states with actions 0 = left and 1 = right, starting at state 0.
+
+    With probability ``1 - slip`` the chosen move happens, otherwise the opposite one. Moving
+    left at state 0 (staying) pays ``small_reward``; moving right at the last state (staying)
+    pays ``large_reward``; everything else pays 0. The myopic policy collects the small reward,
+    the optimal one walks to the far end: a classic exploration trap for softmax PG.
+    """
+    S = check_positive_int("n_states", n_states)
+    slip = _check_probability("slip", slip)
+    P = np.zeros((S, 2, S))
+    for s in range(S):
+        left, right = max(s - 1, 0), min(s + 1, S - 1)
+        P[s, 0, left] += 1 - slip
+        P[s, 0, right] += slip
+        P[s, 1, right] += 1 - slip
+        P[s, 1, left] += slip
+    r = np.zeros((S, 2))
+    r[0, 0] = small_reward * P[0, 0, 0]
+    r[S - 1, 1] = large_reward * P[S - 1, 1, S - 1]
+    mu0 = np.zeros(S)
+    mu0[0] = 1.0
+    return FiniteMDP(P, r, mu0, gamma, horizon)
+
+
+#: Gridworld moves: 0 = up, 1 = right, 2 = down, 3 = left as (d_row, d_col).
+GRID_MOVES = np.array([[-1, 0], [0, 1], [1, 0], [0, -1]])
+
+
+def gridworld(
+    height: int,
+    width: int,
+    *,
+    gamma: float,
+    slip: float = 0.1,
+    horizon: int | None = None,
+    goal: tuple[int, int] | None = None,
+    start: tuple[int, int] = (0, 0),
+    step_reward: float = 0.0,
+    goal_reward: float = 1.0,
+) -> FiniteMDP:
+    r"""A ``height`` x ``width`` gridworld; state ``s = row * width + col``.
+
+    Actions 0..3 move up, right, down, left. With probability ``1 - slip`` the chosen move is
+    made, otherwise a uniformly random one of the four (so the chosen one has probability
+    ``1 - slip + slip/4``). Moves off the grid leave the agent in place. Entering ``goal``
+    (default: the bottom-right corner) pays ``goal_reward`` and ends the episode: the goal is a
+    terminal (absorbing, zero-reward) state. Every other step pays ``step_reward``.
+    """
+    Hh = check_positive_int("height", height)
+    W = check_positive_int("width", width)
+    slip = _check_probability("slip", slip)
+    goal = (Hh - 1, W - 1) if goal is None else goal
+    for name, cell in (("goal", goal), ("start", start)):
+        if not (0 <= cell[0] < Hh and 0 <= cell[1] < W):
+            raise ValueError(f"{name} must be a cell inside the {Hh}x{W} grid, got {cell}")
+    S = Hh * W
+    g = goal[0] * W + goal[1]
+    rows, cols = np.divmod(np.arange(S), W)
+    P = np.zeros((S, 4, S))
+    for m, (dr, dc) in enumerate(GRID_MOVES):
+        nr = np.clip(rows + dr, 0, Hh - 1)
+        nc = np.clip(cols + dc, 0, W - 1)
+        dest = nr * W + nc
+        for a in range(4):
+            prob = (1 - slip) * (a == m) + slip / 4
+            P[np.arange(S), a, dest] += prob
+    P[g] = 0.0
+    P[g, :, g] = 1.0
+    r = step_reward + goal_reward * P[:, :, g]
+    r[g] = 0.0
+    mu0 = np.zeros(S)
+    mu0[start[0] * W + start[1]] = 1.0
+    return FiniteMDP(P, r, mu0, gamma, horizon)
+
+
+def bandit(means: Any) -> FiniteMDP:
+    r"""A multi-armed bandit as a one-state, one-step MDP (``horizon=1``, ``gamma=1``).
+
+    ``J(pi) = sum_a pi(a) means[a]``.
+
+    Examples
+    --------
+    >>> mdp = bandit([1.0, 0.0, 0.5])
+    >>> mdp.n_states, mdp.n_actions, mdp.horizon
+    (1, 3, 1)
+    """
+    m = as_float_array("means", means, ndim=1)
+    if m.size == 0:
+        raise ValueError("means must have at least one arm")
+    A = m.size
+    return FiniteMDP(np.ones((1, A, 1)), m[None, :], np.ones(1), 1.0, 1)
+
+
+@dataclass(frozen=True, eq=False)
+class ShortCorridor:
+    r"""Sutton & Barto (2018), Example 13.1: short corridor with switched actions.
+
+    States 0, 1, 2 and the terminal state 3; actions 0 = left, 1 = right; reward −1 per step;
+    in state 1 the actions' effects are switched. The policy uses the two features
+    :math:`x(s, \text{right}) = (1, 0)`, :math:`x(s, \text{left}) = (0, 1)` in every state, so
+    it cannot tell states apart and picks right with one probability p in all of them.
+
+    Attributes
+    ----------
+    mdp : FiniteMDP
+        Undiscounted (γ = 1) with a finite horizon standing in for the episodic task.
+    policy : LinearSoftmax
+        The two-feature parametrization; ``p = sigmoid(theta[0] - theta[1])``.
+    """
+
+    mdp: FiniteMDP
+    policy: LinearSoftmax
+
+    @staticmethod
+    def theta_for(p: float) -> np.ndarray:
+        """Parameters with Pr(right) = p, shape (2,): ``[logit(p), 0]``."""
+        if not (0.0 < p < 1.0):
+            raise ValueError(f"p must be in (0, 1), got {p}")
+        return np.array([np.log(p) - np.log1p(-p), 0.0])
+
+
+def short_corridor(*, horizon: int = 1000) -> ShortCorridor:
+    r"""Sutton & Barto's short corridor with switched actions (Example 13.1).
+
+    The episodic, undiscounted task is represented with γ = 1 and a finite ``horizon``; for
+    p in [0.05, 0.95] the probability that an episode is still running after 1000 steps is
+    below 1e-15, so J equals the episodic value to rounding error there. Sutton & Barto report
+    the optimum p ≈ 0.59 with value ≈ −11.6.
+    """
+    H = check_positive_int("horizon", horizon)
+    P = np.zeros((4, 2, 4))
+    LEFT, RIGHT = 0, 1
+    P[0, LEFT, 0] = 1.0
+    P[0, RIGHT, 1] = 1.0
+    P[1, LEFT, 2] = 1.0  # switched
+    P[1, RIGHT, 0] = 1.0  # switched
+    P[2, LEFT, 1] = 1.0
+    P[2, RIGHT, 3] = 1.0
+    P[3, :, 3] = 1.0
+    r = np.full((4, 2), -1.0)
+    r[3] = 0.0
+    mu0 = np.array([1.0, 0.0, 0.0, 0.0])
+    mdp = FiniteMDP(P, r, mu0, 1.0, H)
+    features = np.zeros((4, 2, 2))
+    features[:, RIGHT, 0] = 1.0
+    features[:, LEFT, 1] = 1.0
+    return ShortCorridor(mdp=mdp, policy=LinearSoftmax(features))
+
+
+def _check_probability(name: str, value: Any) -> float:
+    v = float(value)
+    if not (0.0 <= v <= 1.0):
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
+    return v

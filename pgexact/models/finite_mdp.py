@@ -1,0 +1,153 @@
+"""Finite Markov decision processes: ``P[s, a, s']``, ``r[s, a]``, ``mu0[s]``, ``gamma``, ``horizon``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._validation import (
+    PROBABILITY_ATOL,
+    as_float_array,
+    check_distribution,
+    check_gamma,
+    check_horizon,
+)
+
+__all__ = ["FiniteMDP", "validate_policy_matrix"]
+
+
+@dataclass(frozen=True, eq=False)
+class FiniteMDP:
+    r"""A finite MDP, discounted with infinite horizon or with a finite horizon.
+
+    Parameters
+    ----------
+    P : array_like, shape (S, A, S)
+        Transition probabilities ``P[s, a, s'] = Pr(s_{t+1} = s' | s_t = s, a_t = a)``.
+        Entries ``>= 0``; each ``P[s, a, :]`` sums to 1 within ``1e-9``.
+    r : array_like, shape (S, A) or (S, A, S)
+        Expected reward ``r[s, a]``. A reward ``r[s, a, s']`` that depends on the next state is
+        reduced to its expectation :math:`r(s, a) = \sum_{s'} P(s'|s, a) r(s, a, s')`.
+        Finite entries only.
+    mu0 : array_like, shape (S,)
+        Initial state distribution.
+    gamma : float
+        Discount factor: ``0 <= gamma < 1`` when ``horizon is None``, ``0 <= gamma <= 1`` otherwise.
+    horizon : int or None
+        ``None`` for the discounted infinite-horizon objective
+        :math:`J = E[\sum_{t \ge 0} \gamma^t r(s_t, a_t)]`; a positive integer ``H`` for
+        :math:`J = E[\sum_{t < H} \gamma^t r(s_t, a_t)]`.
+
+    Notes
+    -----
+    A *terminal* state is an absorbing, zero-reward state (``P[s, a, s] = 1`` and ``r[s, a] = 0``
+    for every action); :attr:`terminal` marks them. The builders in :mod:`pgexact.mdps` model
+    episode ends that way, so every episode is a trajectory of fixed length in the same chain.
+    Arrays are copied at construction and made read-only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import FiniteMDP
+    >>> P = np.array([[[1.0, 0.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    >>> mdp = FiniteMDP(P, r=[[0.0, 1.0], [0.0, 0.0]], mu0=[1.0, 0.0], gamma=0.9)
+    >>> mdp.n_states, mdp.n_actions, bool(mdp.terminal[1])
+    (2, 2, True)
+    """
+
+    P: np.ndarray
+    r: np.ndarray
+    mu0: np.ndarray
+    gamma: float
+    horizon: int | None = None
+    terminal: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        P = as_float_array("P", self.P, ndim=3)
+        S, A, S2 = P.shape
+        if S == 0 or A == 0:
+            raise ValueError(f"P must have at least one state and one action, got shape {P.shape}")
+        if S2 != S:
+            raise ValueError(f"P must have shape (S, A, S), got {P.shape} (last axis {S2} != S={S})")
+        check_distribution("P", P)
+        r = as_float_array("r", self.r)
+        if r.shape == (S, A, S):
+            r = np.einsum("sat,sat->sa", P, r)
+        elif r.shape != (S, A):
+            raise ValueError(f"r must have shape (S, A)=({S}, {A}) or (S, A, S), got {r.shape}")
+        mu0 = as_float_array("mu0", self.mu0, shape=(S,))
+        check_distribution("mu0", mu0)
+        horizon = check_horizon(self.horizon)
+        gamma = check_gamma(self.gamma, horizon)
+        diag = P[np.arange(S), :, np.arange(S)]  # (S, A): P[s, a, s]
+        terminal = np.all(diag == 1.0, axis=1) & np.all(r == 0.0, axis=1)
+        for arr in (P, r, mu0, terminal):
+            arr.flags.writeable = False
+        object.__setattr__(self, "P", P)
+        object.__setattr__(self, "r", r)
+        object.__setattr__(self, "mu0", mu0)
+        object.__setattr__(self, "gamma", gamma)
+        object.__setattr__(self, "horizon", horizon)
+        object.__setattr__(self, "terminal", terminal)
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def n_states(self) -> int:
+        """Number of states S."""
+        return int(self.P.shape[0])
+
+    @property
+    def n_actions(self) -> int:
+        """Number of actions A."""
+        return int(self.P.shape[1])
+
+    @property
+    def discounted(self) -> bool:
+        """True for the infinite-horizon discounted objective (``horizon is None``)."""
+        return self.horizon is None
+
+    # ------------------------------------------------------- linear operators
+    def policy_transition(self, pi: np.ndarray) -> np.ndarray:
+        r"""State-to-state transition matrix under ``pi``: :math:`P_\pi[s, s'] = \sum_a \pi(a|s) P(s'|s, a)`.
+
+        Parameters
+        ----------
+        pi : numpy.ndarray, shape (S, A)
+            A validated policy matrix.
+
+        Returns
+        -------
+        numpy.ndarray, shape (S, S)
+        """
+        return np.matmul(pi[:, None, :], self.P)[:, 0, :]
+
+    def policy_reward(self, pi: np.ndarray) -> np.ndarray:
+        r"""Expected one-step reward under ``pi``: :math:`r_\pi[s] = \sum_a \pi(a|s) r(s, a)`, shape (S,)."""
+        return np.einsum("sa,sa->s", pi, self.r)
+
+    def expected_next(self, values: np.ndarray) -> np.ndarray:
+        r""":math:`(P v)[s, a] = \sum_{s'} P(s'|s, a) v(s')` for ``values`` of shape (S,); returns (S, A).
+
+        ``values`` may also have shape (S, k); the result then has shape (S, A, k).
+        """
+        S, A = self.n_states, self.n_actions
+        out = self.P.reshape(S * A, S) @ values
+        return out.reshape((S, A) + values.shape[1:])
+
+    def with_horizon(self, horizon: int | None, gamma: float | None = None) -> "FiniteMDP":
+        """The same dynamics and rewards with another horizon (and optionally another gamma)."""
+        return FiniteMDP(self.P, self.r, self.mu0, self.gamma if gamma is None else gamma, horizon)
+
+
+def validate_policy_matrix(
+    pi: Any, n_states: int, n_actions: int, name: str = "pi", atol: float = PROBABILITY_ATOL
+) -> np.ndarray:
+    """Check that ``pi`` is an (S, A) matrix of probability rows and return it as float64.
+
+    Raises ``ValueError`` naming the first row that is not a distribution.
+    """
+    arr = as_float_array(name, pi, shape=(n_states, n_actions))
+    check_distribution(name, arr, atol=atol)
+    return arr
