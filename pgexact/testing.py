@@ -1,0 +1,124 @@
+r"""Hypothesis strategies for property-testing code against pgexact.
+
+Import these in your own test suite::
+
+    from hypothesis import given
+    from pgexact.testing import finite_mdps, tabular_problems
+
+    @given(tabular_problems())
+    def test_my_estimator(problem):
+        mdp, policy, theta = problem
+        ...
+
+Random MDPs have Dirichlet transition rows (some rows sparse, with exact zeros), rewards in
+[-1, 1], and either a discount in [0, 0.95] (infinite horizon) or a horizon 1..6 with a discount
+in [0, 1]. Parameters include large magnitudes (up to ``max_magnitude``) so that near-deterministic
+policies are exercised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .models.finite_mdp import FiniteMDP
+from .policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
+
+__all__ = [
+    "finite_mdps",
+    "thetas",
+    "tabular_problems",
+    "linear_problems",
+    "policy_problems",
+    "policy_matrices",
+]
+
+
+def _rng(draw: Any) -> np.random.Generator:
+    return np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+
+
+@st.composite
+def finite_mdps(
+    draw: Any,
+    *,
+    min_states: int = 1,
+    max_states: int = 6,
+    min_actions: int = 1,
+    max_actions: int = 4,
+    discounted: bool | None = None,
+    max_gamma: float = 0.95,
+    max_horizon: int = 6,
+) -> FiniteMDP:
+    """A random finite MDP.
+
+    Parameters
+    ----------
+    discounted : bool or None
+        True: ``horizon=None`` with ``0 <= gamma <= max_gamma``; False: a horizon in
+        ``1..max_horizon`` with ``0 <= gamma <= 1``; None: either.
+    """
+    S = draw(st.integers(min_states, max_states))
+    A = draw(st.integers(min_actions, max_actions))
+    rng = _rng(draw)
+    sparse = draw(st.booleans())
+    P = rng.dirichlet(np.ones(S), size=(S, A))
+    if sparse and S > 1:
+        # exact zeros in the transition rows (deterministic-ish dynamics)
+        mask = rng.random((S, A, S)) < 0.5
+        mask[np.arange(S), :, rng.integers(0, S, size=S)] = False
+        P = np.where(mask, 0.0, P)
+        P /= P.sum(axis=2, keepdims=True)
+    r = rng.uniform(-1.0, 1.0, size=(S, A))
+    mu0 = rng.dirichlet(np.ones(S))
+    is_discounted = draw(st.booleans()) if discounted is None else discounted
+    if is_discounted:
+        gamma = draw(st.floats(0.0, max_gamma))
+        return FiniteMDP(P, r, mu0, gamma, None)
+    H = draw(st.integers(1, max_horizon))
+    gamma = draw(st.sampled_from([1.0, 0.9, 0.5, 0.0]))
+    return FiniteMDP(P, r, mu0, gamma, H)
+
+
+@st.composite
+def thetas(draw: Any, n_params: int, *, max_magnitude: float = 5.0, allow_large: bool = True) -> np.ndarray:
+    """A parameter vector of length ``n_params``: normal entries scaled up to ``max_magnitude``,
+    or (with ``allow_large``) occasionally entries as large as 1e3."""
+    rng = _rng(draw)
+    scale = draw(st.sampled_from([0.0, 0.1, 1.0, max_magnitude] + ([1e3] if allow_large else [])))
+    return scale * rng.standard_normal(n_params)
+
+
+@st.composite
+def policy_matrices(draw: Any, n_states: int, n_actions: int) -> np.ndarray:
+    """An (S, A) matrix of probability rows, sometimes with exact zeros."""
+    rng = _rng(draw)
+    pi = rng.dirichlet(np.full(n_actions, draw(st.sampled_from([0.2, 1.0, 5.0]))), size=n_states)
+    return pi / pi.sum(axis=1, keepdims=True)
+
+
+@st.composite
+def tabular_problems(draw: Any, **mdp_kwargs: Any) -> tuple[FiniteMDP, TabularSoftmax, np.ndarray]:
+    """``(mdp, TabularSoftmax, theta)``; keyword arguments go to :func:`finite_mdps`."""
+    mdp = draw(finite_mdps(**mdp_kwargs))
+    policy = TabularSoftmax(mdp.n_states, mdp.n_actions)
+    return mdp, policy, draw(thetas(policy.n_params))
+
+
+@st.composite
+def linear_problems(
+    draw: Any, *, max_features: int = 4, **mdp_kwargs: Any
+) -> tuple[FiniteMDP, LinearSoftmax, np.ndarray]:
+    """``(mdp, LinearSoftmax, theta)`` with standard normal features of dimension 1..max_features."""
+    mdp = draw(finite_mdps(**mdp_kwargs))
+    d = draw(st.integers(1, max_features))
+    phi = _rng(draw).standard_normal((mdp.n_states, mdp.n_actions, d))
+    policy = LinearSoftmax(phi)
+    return mdp, policy, draw(thetas(d))
+
+
+def policy_problems(**mdp_kwargs: Any) -> st.SearchStrategy[tuple[FiniteMDP, SoftmaxPolicy, np.ndarray]]:
+    """Either a tabular or a linear-softmax problem."""
+    return st.one_of(tabular_problems(**mdp_kwargs), linear_problems(**mdp_kwargs))
