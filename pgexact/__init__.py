@@ -39,5 +39,7 @@ from .exact import (
 # --- sampling: rollout kernel and estimators (issue 4)
 
 # --- updates (issue 5)
+from . import updates
+from .updates import ExactSource
 
 # --- scale-out (issue 7)

@@ -1,0 +1,87 @@
+r"""Policy optimization updates driven by a gradient source, exact or sampled.
+
+* sources: :class:`ExactSource` (closed forms) and :class:`SampledSource` (Monte Carlo, with a
+  sample budget and a seed) behind one interface (:mod:`pgexact.updates.sources`);
+* steps: :func:`pg_step`, :func:`npg_step`, :func:`trpo_step`, :func:`ppo_update`
+  (clipped), :func:`ppo_kl_update` (adaptive KL penalty), :func:`ppo_dual_update` (dual
+  gradient descent on the multiplier) — pure functions returning frozen results with ``.theta``;
+* optimal references: :func:`value_iteration`, :func:`policy_iteration`, and the soft
+  (entropy-regularized) :func:`soft_evaluate`, :func:`soft_improve`,
+  :func:`soft_policy_iteration`, :func:`soft_value_iteration`;
+* :func:`train`: a loop recording exact J, KL moved, step sizes and wall time.
+"""
+
+from .planning import (
+    PolicyIterationResult,
+    SoftEvaluation,
+    SoftOptimum,
+    SoftPolicyIterationResult,
+    ValueIterationResult,
+    greedy_policy,
+    policy_iteration,
+    soft_evaluate,
+    soft_improve,
+    soft_policy_iteration,
+    soft_value_iteration,
+    value_iteration,
+)
+from .sources import (
+    ExactOracle,
+    ExactSource,
+    GradientSource,
+    Oracle,
+    SurrogateBatch,
+    clipped_objective,
+    kl_and_gradient,
+    surrogate_and_gradient,
+    surrogate_value,
+)
+from .steps import (
+    NPGStep,
+    PGStep,
+    PPOStep,
+    TRPOStep,
+    npg_step,
+    pg_step,
+    ppo_dual_update,
+    ppo_kl_update,
+    ppo_update,
+    trpo_step,
+)
+from .training import TrainingHistory, train
+
+__all__ = [
+    "ExactOracle",
+    "ExactSource",
+    "GradientSource",
+    "NPGStep",
+    "Oracle",
+    "PGStep",
+    "PPOStep",
+    "PolicyIterationResult",
+    "SoftEvaluation",
+    "SoftOptimum",
+    "SoftPolicyIterationResult",
+    "SurrogateBatch",
+    "TRPOStep",
+    "TrainingHistory",
+    "ValueIterationResult",
+    "clipped_objective",
+    "greedy_policy",
+    "kl_and_gradient",
+    "npg_step",
+    "pg_step",
+    "policy_iteration",
+    "ppo_dual_update",
+    "ppo_kl_update",
+    "ppo_update",
+    "soft_evaluate",
+    "soft_improve",
+    "soft_policy_iteration",
+    "soft_value_iteration",
+    "surrogate_and_gradient",
+    "surrogate_value",
+    "train",
+    "trpo_step",
+    "value_iteration",
+]

@@ -1,0 +1,389 @@
+r"""Gradient sources: what an update rule may ask about the policy at the current parameters.
+
+An update rule never looks at an MDP. It asks a *source* for an *oracle* at the current
+parameters, ``oracle = source.at(theta, seed=None)``, and the oracle answers, consistently
+(one evaluation, or one batch of samples, serves every question of one update):
+
+* ``oracle.gradient`` — :math:`\nabla J(\theta)`;
+* ``oracle.fisher_vector_product(v)`` — :math:`F v` with the state-averaged Fisher;
+* ``oracle.natural_gradient()`` — :math:`F^+ \nabla J`;
+* ``oracle.surrogate(theta_new)`` — the surrogate advantage :math:`\bar A(\pi_{\theta'})`
+  under the old state distribution (Schulman et al. 2015, eq. 14);
+* ``oracle.kl(theta_new)`` — :math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{new}(\cdot|s))`;
+* ``oracle.batch`` — a :class:`SurrogateBatch` of weighted (state, action, advantage) rows, on
+  which the PPO objectives are evaluated and minibatched;
+* ``oracle.J`` — the exact return at θ when the problem allows it, else ``None``.
+
+:class:`ExactSource` answers in closed form (:mod:`pgexact.exact`); the sampled source
+(:class:`pgexact.updates.SampledSource`) answers from Monte Carlo samples with a sample budget
+and a seed. Updates do not know which one they were given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from scipy.special import rel_entr
+
+from .._validation import check_theta
+from ..exact import natural_gradient, policy_gradient
+from ..exact._checks import check_mdp, check_policy, check_policy_theta
+from ..exact.evaluation import Evaluation, evaluate
+from ..models.finite_mdp import FiniteMDP
+from ..policies.softmax import SoftmaxPolicy
+
+__all__ = [
+    "SurrogateBatch",
+    "Oracle",
+    "GradientSource",
+    "ExactOracle",
+    "ExactSource",
+    "surrogate_value",
+    "surrogate_and_gradient",
+    "kl_and_gradient",
+    "clipped_objective",
+]
+
+
+# ----------------------------------------------------------------------------- batches
+@dataclass(frozen=True, eq=False)
+class SurrogateBatch:
+    r"""Weighted rows :math:`(s_i, a_i, A_i, w_i, \log\pi_{old}(a_i|s_i))` and a state distribution.
+
+    The surrogate, the PPO objectives and their gradients are sums over rows,
+
+    .. math::
+
+        \bar A(\theta') = \sum_i w_i\, r_i(\theta')\, A_i, \qquad
+        r_i(\theta') = \frac{\pi_{\theta'}(a_i|s_i)}{\pi_{old}(a_i|s_i)},
+
+    and the KL term is :math:`\sum_s \nu(s)\, KL(\pi_{old}(\cdot|s) \| \pi_{\theta'}(\cdot|s))`.
+
+    Exact batches (:class:`ExactSource`) hold every pair (s, a) with
+    :math:`w = \rho_{old}(s)\pi_{old}(a|s)` (finite horizon: every (t, s, a) with
+    :math:`w = \gamma^t p_t(s) \pi_{old}(a|s)` and :math:`A_t`), so the sums *are* the closed forms;
+    sampled batches hold one row per visited (episode, t) with :math:`w = \gamma^t / N`.
+    Rows of zero weight are dropped.
+
+    Attributes
+    ----------
+    states, actions : numpy.ndarray of int, shape (n,)
+    advantages : numpy.ndarray, shape (n,)
+    weights : numpy.ndarray, shape (n,)
+        Positive row weights.
+    logp_old : numpy.ndarray, shape (n,)
+        :math:`\log\pi_{old}(a_i|s_i)`.
+    state_weights : numpy.ndarray, shape (S,)
+        The state distribution ν of the KL term (the old occupancy, or its sample estimate).
+    """
+
+    states: np.ndarray
+    actions: np.ndarray
+    advantages: np.ndarray
+    weights: np.ndarray
+    logp_old: np.ndarray
+    state_weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("states", "actions", "advantages", "weights", "logp_old", "state_weights"):
+            getattr(self, name).flags.writeable = False
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows n."""
+        return int(self.states.shape[0])
+
+    def subset(self, index: np.ndarray, scale: float = 1.0) -> "SurrogateBatch":
+        """The rows ``index`` with weights multiplied by ``scale`` (same state distribution)."""
+        return SurrogateBatch(
+            states=self.states[index],
+            actions=self.actions[index],
+            advantages=self.advantages[index],
+            weights=self.weights[index] * scale,
+            logp_old=self.logp_old[index],
+            state_weights=self.state_weights,
+        )
+
+
+def _row_terms(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(w_i r_i, r_i)``; ``w_i r_i`` is computed in log space so that it never overflows
+    where the product is finite (``w_i`` carries the factor :math:`\\pi_{old}`)."""
+    logp = policy.log_probs(theta)[batch.states, batch.actions]
+    log_ratio = logp - batch.logp_old
+    with np.errstate(over="ignore"):
+        ratio = np.exp(log_ratio)
+        w_ratio = np.exp(np.log(batch.weights) + log_ratio)
+    return w_ratio, ratio
+
+
+def _contract_rows(policy: SoftmaxPolicy, theta: np.ndarray, batch: SurrogateBatch, c: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_i c_i \nabla\log\pi_\theta(a_i|s_i)`, shape (n_params,)."""
+    S, A = policy.n_states, policy.n_actions
+    W = np.bincount(batch.states * A + batch.actions, weights=c, minlength=S * A).reshape(S, A)
+    return policy.score_contract(theta, W)
+
+
+def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> float:
+    r"""Surrogate :math:`\sum_i w_i r_i(\theta) A_i` of a batch."""
+    w_ratio, _ = _row_terms(policy, batch, theta)
+    return float(np.sum(w_ratio * batch.advantages))
+
+
+def surrogate_and_gradient(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray
+) -> tuple[float, np.ndarray]:
+    r"""Surrogate and its gradient :math:`\sum_i w_i r_i A_i \nabla\log\pi_\theta(a_i|s_i)`."""
+    w_ratio, _ = _row_terms(policy, batch, theta)
+    c = w_ratio * batch.advantages
+    return float(np.sum(c)), _contract_rows(policy, theta, batch, c)
+
+
+def kl_and_gradient(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray, pi_old: np.ndarray
+) -> tuple[float, np.ndarray]:
+    r""":math:`\sum_s \nu(s) KL(\pi_{old}(\cdot|s) \| \pi_\theta(\cdot|s))` and its gradient in θ.
+
+    The gradient is :math:`\sum_s \nu(s) \sum_a (\pi_\theta(a|s) - \pi_{old}(a|s)) \nabla z(s, a)`
+    (softmax logits z linear in θ), written as the score contraction with weights
+    :math:`-\nu(s)\pi_{old}(a|s)`.
+    """
+    nu = batch.state_weights
+    logp = policy.log_probs(theta)
+    with np.errstate(divide="ignore"):
+        kl_s = np.sum(rel_entr(pi_old, np.exp(logp)), axis=1)
+    pos = nu > 0
+    value = float(nu[pos] @ kl_s[pos])
+    grad = policy.score_contract(theta, -nu[:, None] * pi_old)
+    return value, grad
+
+
+def clipped_objective(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray, clip: float
+) -> tuple[float, np.ndarray, float]:
+    r"""PPO's clipped surrogate, its gradient, and the weighted fraction of clipped rows.
+
+    .. math::
+
+        L^{CLIP}(\theta') = \sum_i w_i \min\left(r_i A_i,\ \mathrm{clip}(r_i, 1-\epsilon, 1+\epsilon) A_i\right)
+
+    (Schulman et al. 2017, eq. 7, with the discounted state weighting of the surrogate). The
+    gradient is :math:`\sum_i w_i r_i A_i \nabla\log\pi(a_i|s_i)` over the rows where the
+    unclipped term is the minimum (at a tie the one-sided derivative from inside the clip range
+    is used); clipped rows contribute zero.
+
+    Returns
+    -------
+    value : float
+    gradient : numpy.ndarray, shape (n_params,)
+    clip_fraction : float
+        :math:`\sum_{i\ \text{clipped}} w_i / \sum_i w_i`.
+    """
+    w_ratio, ratio = _row_terms(policy, batch, theta)
+    adv = batch.advantages
+    clipped_branch = ((adv > 0) & (ratio > 1.0 + clip)) | ((adv < 0) & (ratio < 1.0 - clip))
+    unclipped_term = w_ratio * adv
+    clipped_term = batch.weights * np.clip(ratio, 1.0 - clip, 1.0 + clip) * adv
+    value = float(np.sum(np.where(clipped_branch, clipped_term, unclipped_term)))
+    c = np.where(clipped_branch, 0.0, unclipped_term)
+    grad = _contract_rows(policy, theta, batch, c)
+    total = float(np.sum(batch.weights))
+    frac = float(np.sum(batch.weights[clipped_branch]) / total) if total > 0 else 0.0
+    return value, grad, frac
+
+
+# ----------------------------------------------------------------------------- protocols
+class Oracle(Protocol):
+    """What an update rule may ask at the current parameters (see the module docstring)."""
+
+    policy: SoftmaxPolicy
+    theta: np.ndarray
+    gradient: np.ndarray
+    batch: SurrogateBatch
+    pi: np.ndarray
+    J: float | None
+
+    def fisher_vector_product(self, v: np.ndarray) -> np.ndarray: ...
+
+    def natural_gradient(self) -> np.ndarray: ...
+
+    def surrogate(self, theta_new: Any) -> float: ...
+
+    def kl(self, theta_new: Any) -> float: ...
+
+
+class GradientSource(Protocol):
+    """A source of oracles: ``source.at(theta, seed=None) -> Oracle``."""
+
+    policy: SoftmaxPolicy
+
+    def at(self, theta: Any, seed: Any = None) -> Oracle: ...
+
+    def exact_J(self, theta: Any) -> float | None: ...
+
+    def exact_kl(self, theta_old: Any, theta_new: Any) -> float | None: ...
+
+
+# ----------------------------------------------------------------------------- exact
+def _old_state_distribution(mdp: FiniteMDP, ev: Evaluation) -> np.ndarray:
+    """Normalized occupancy d_old (finite horizon: normalized discounted time average)."""
+    if mdp.horizon is None:
+        return np.array(ev.d)
+    disc = mdp.gamma ** np.arange(mdp.horizon)
+    rho = disc @ ev.p
+    return rho / disc.sum()
+
+
+def exact_batch(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, ev: Evaluation) -> SurrogateBatch:
+    """The exact :class:`SurrogateBatch`: every (s, a) (or (t, s, a)) with its closed-form weight."""
+    logp = policy.log_probs(theta)
+    pi = np.exp(logp)
+    S, A = mdp.n_states, mdp.n_actions
+    if mdp.horizon is None:
+        w = (ev.d / (1.0 - mdp.gamma))[:, None] * pi
+        adv = np.asarray(ev.A)
+        states, actions = np.divmod(np.arange(S * A), A)
+        w, adv, lp = w.reshape(-1), adv.reshape(-1), logp.reshape(-1)
+    else:
+        H = mdp.horizon
+        disc = mdp.gamma ** np.arange(H)
+        w = (disc[:, None] * ev.p)[:, :, None] * pi[None]  # (H, S, A)
+        adv = np.asarray(ev.A)
+        idx = np.arange(H * S * A)
+        states, actions = (idx // A) % S, idx % A
+        w, adv = w.reshape(-1), adv.reshape(-1)
+        lp = np.broadcast_to(logp, (H, S, A)).reshape(-1)
+    keep = w > 0
+    return SurrogateBatch(
+        states=states[keep],
+        actions=actions[keep],
+        advantages=adv[keep].copy(),
+        weights=w[keep].copy(),
+        logp_old=lp[keep].copy(),
+        state_weights=_old_state_distribution(mdp, ev),
+    )
+
+
+class ExactOracle:
+    r"""Closed-form answers at one parameter vector (built by :meth:`ExactSource.at`).
+
+    Attributes
+    ----------
+    theta : numpy.ndarray, shape (n_params,)
+    pi : numpy.ndarray, shape (S, A)
+    evaluation : Evaluation
+        :func:`pgexact.evaluate` of ``pi``.
+    gradient : numpy.ndarray, shape (n_params,)
+        :func:`pgexact.policy_gradient`.
+    d : numpy.ndarray, shape (S,)
+        The old state distribution of the Fisher matrix and of the KL constraint.
+    batch : SurrogateBatch
+        Every (s, a) row with its exact weight.
+    J : float
+    """
+
+    def __init__(self, mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray) -> None:
+        self.mdp = mdp
+        self.policy = policy
+        self.theta = theta
+        self.pi = policy.probs(theta)
+        self.evaluation = evaluate(mdp, self.pi)
+        self.J: float | None = self.evaluation.J
+        self.gradient = policy_gradient(mdp, policy, theta)
+        self.batch = exact_batch(mdp, policy, theta, self.evaluation)
+        self.d = self.batch.state_weights
+
+    def fisher_vector_product(self, v: Any) -> np.ndarray:
+        r""":math:`F v = \sum_s d(s) \sum_a \pi(a|s) \nabla\log\pi\, (\nabla\log\pi^\top v)`, shape (n_params,)."""
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        sd = self.policy.score_dot(self.theta, v)
+        return self.policy.score_contract(self.theta, self.d[:, None] * self.pi * sd)
+
+    def natural_gradient(self) -> np.ndarray:
+        r"""Minimum-norm :math:`F^+ \nabla J` (:func:`pgexact.natural_gradient`; tabular closed form)."""
+        return natural_gradient(self.mdp, self.policy, self.theta)
+
+    def surrogate(self, theta_new: Any) -> float:
+        r"""Exact surrogate :math:`\bar A(\pi_{\theta'})` (equals :func:`pgexact.surrogate`)."""
+        t = check_theta(theta_new, self.policy.n_params, name="theta_new")
+        return surrogate_value(self.policy, self.batch, t)
+
+    def kl(self, theta_new: Any) -> float:
+        r"""Exact :math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{\theta'}(\cdot|s))`."""
+        t = check_theta(theta_new, self.policy.n_params, name="theta_new")
+        return kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
+
+
+class ExactSource:
+    r"""Closed-form gradient source on a finite MDP: every answer is exact.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    policy : TabularSoftmax or LinearSoftmax
+
+    Notes
+    -----
+    ``source.at(theta)`` evaluates the policy once (:func:`pgexact.evaluate`) and returns an
+    :class:`ExactOracle`; the ``seed`` argument is accepted and ignored (nothing is random).
+    The convenience methods :meth:`gradient`, :meth:`fisher_vector_product`,
+    :meth:`surrogate` and :meth:`kl` build an oracle per call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import ExactSource, TabularSoftmax, policy_gradient
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    >>> src = ExactSource(mdp, TabularSoftmax(3, 2))
+    >>> theta = np.linspace(-1, 1, 6)
+    >>> bool(np.allclose(src.gradient(theta), policy_gradient(mdp, src.policy, theta), rtol=0, atol=1e-14))
+    True
+    >>> abs(src.kl(theta, theta)) < 1e-15  # KL of a policy from itself
+    True
+    """
+
+    def __init__(self, mdp: FiniteMDP, policy: SoftmaxPolicy) -> None:
+        self.mdp = check_mdp(mdp)
+        self.policy = check_policy(self.mdp, policy)
+
+    def __repr__(self) -> str:
+        return f"ExactSource(mdp=<{self.mdp.n_states} states, {self.mdp.n_actions} actions>, policy={self.policy!r})"
+
+    @property
+    def n_params(self) -> int:
+        """Length of θ."""
+        return self.policy.n_params
+
+    def at(self, theta: Any, seed: Any = None) -> ExactOracle:
+        """The exact oracle at ``theta`` (shape (n_params,)); ``seed`` is ignored."""
+        _, _, t = check_policy_theta(self.mdp, self.policy, theta)
+        return ExactOracle(self.mdp, self.policy, t)
+
+    # ---- convenience: one question, one oracle
+    def gradient(self, theta: Any) -> np.ndarray:
+        r""":math:`\nabla J(\theta)`, shape (n_params,)."""
+        return self.at(theta).gradient
+
+    def fisher_vector_product(self, theta: Any, v: Any) -> np.ndarray:
+        r"""State-averaged :math:`F(\theta) v`, shape (n_params,)."""
+        v = check_theta(v, self.n_params, name="v")
+        return self.at(theta).fisher_vector_product(v)
+
+    def surrogate(self, theta_old: Any, theta_new: Any) -> float:
+        r"""Surrogate :math:`\bar A` of ``theta_new`` under the state distribution of ``theta_old``."""
+        return self.at(theta_old).surrogate(theta_new)
+
+    def kl(self, theta_old: Any, theta_new: Any) -> float:
+        r""":math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{new}(\cdot|s))` (old first)."""
+        return self.at(theta_old).kl(theta_new)
+
+    # ---- exact references for train()
+    def exact_J(self, theta: Any) -> float:
+        """Exact J(θ) (:func:`pgexact.evaluate`)."""
+        return evaluate(self.mdp, self.policy.probs(theta)).J
+
+    def exact_kl(self, theta_old: Any, theta_new: Any) -> float:
+        """Exact KL moved, :math:`E_{s\\sim d_{old}} KL(\\pi_{old} \\| \\pi_{new})`."""
+        return self.kl(theta_old, theta_new)
