@@ -21,6 +21,7 @@ from . import exact
 from .exact import (
     evaluate,
     fisher,
+    fisher_vector_product,
     kl_expected,
     kl_max,
     kl_per_state,
@@ -31,10 +32,14 @@ from .exact import (
     state_marginals,
     stationary_distribution,
     surrogate,
+    surrogate_gradient,
     trajectory_fisher,
+    value_and_gradient,
 )
 
 # --- LQR (issue 3)
+from . import lqr
+from .lqr import LQR, LinearGaussian
 
 # --- sampling: rollout kernel and estimators (issue 4)
 
