@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from ._random import Seed, as_generator
 from ._validation import as_float_array, check_positive_int
@@ -104,6 +105,7 @@ def gridworld(
     start: tuple[int, int] = (0, 0),
     step_reward: float = 0.0,
     goal_reward: float = 1.0,
+    sparse: bool = False,
 ) -> FiniteMDP:
     r"""A ``height`` x ``width`` gridworld; state ``s = row * width + col``.
 
@@ -112,7 +114,23 @@ def gridworld(
     ``1 - slip + slip/4``). Moves off the grid leave the agent in place. Entering ``goal``
     (default: the bottom-right corner) pays ``goal_reward`` and ends the episode: the goal is a
     terminal (absorbing, zero-reward) state. Every other step pays ``step_reward``.
+
+    With ``sparse=True`` the transitions are built directly as a ``scipy.sparse.csr_array`` of
+    shape (S*4, S) (at most 4 entries per row, O(S) memory; the dense (S, 4, S) array is never
+    formed), for grids far beyond dense reach (1000 x 1000: S = 1e6). Same MDP as the dense one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> g, gs = gridworld(3, 4, gamma=0.9), gridworld(3, 4, gamma=0.9, sparse=True)
+    >>> bool(np.array_equal(gs.P.toarray().reshape(12, 4, 12), g.P)), bool(np.array_equal(gs.r, g.r))
+    (True, True)
     """
+    if sparse:
+        return _sparse_gridworld(
+            height, width, gamma=gamma, slip=slip, horizon=horizon, goal=goal, start=start,
+            step_reward=step_reward, goal_reward=goal_reward,
+        )
     Hh = check_positive_int("height", height)
     W = check_positive_int("width", width)
     slip = _check_probability("slip", slip)
@@ -135,6 +153,55 @@ def gridworld(
     P[g, :, g] = 1.0
     r = step_reward + goal_reward * P[:, :, g]
     r[g] = 0.0
+    mu0 = np.zeros(S)
+    mu0[start[0] * W + start[1]] = 1.0
+    return FiniteMDP(P, r, mu0, gamma, horizon)
+
+
+def _sparse_gridworld(
+    height: int,
+    width: int,
+    *,
+    gamma: float,
+    slip: float,
+    horizon: int | None,
+    goal: tuple[int, int] | None,
+    start: tuple[int, int],
+    step_reward: float,
+    goal_reward: float,
+) -> FiniteMDP:
+    """:func:`gridworld` with ``P`` built directly in CSR form, shape (S*4, S) (scale-out, issue 7)."""
+    Hh = check_positive_int("height", height)
+    W = check_positive_int("width", width)
+    slip = _check_probability("slip", slip)
+    goal = (Hh - 1, W - 1) if goal is None else goal
+    for name, cell in (("goal", goal), ("start", start)):
+        if not (0 <= cell[0] < Hh and 0 <= cell[1] < W):
+            raise ValueError(f"{name} must be a cell inside the {Hh}x{W} grid, got {cell}")
+    S, A = Hh * W, 4
+    if S * A * 4 >= np.iinfo(np.int32).max:
+        raise ValueError(f"gridworld: {Hh}x{W} is too large for 32-bit sparse indices")
+    g = goal[0] * W + goal[1]
+    rows, cols = np.divmod(np.arange(S, dtype=np.int32), np.int32(W))
+    dest = np.empty((S, 4), dtype=np.int32)  # dest[s, m]: cell reached by move m
+    for m, (dr, dc) in enumerate(GRID_MOVES):
+        dest[:, m] = np.clip(rows + dr, 0, Hh - 1) * W + np.clip(cols + dc, 0, W - 1)
+    del rows, cols
+    # row s*4 + a has the 4 entries (dest[s, m], (1 - slip) [a == m] + slip/4), m = 0..3
+    prob = (1 - slip) * np.eye(4) + slip / 4  # prob[a, m]
+    indices = np.broadcast_to(dest[:, None, :], (S, A, 4)).reshape(-1)
+    data = np.broadcast_to(prob[None, :, :], (S, A, 4)).reshape(-1)
+    # reward: goal_reward * P(goal | s, a) before the goal is made absorbing
+    to_goal = (dest == g).astype(np.float64) @ prob.T  # (S, A): sum_m prob[a, m] [dest[s, m] == g]
+    r = step_reward + goal_reward * to_goal
+    r[g] = 0.0
+    del dest, to_goal
+    # the goal's rows: all mass on g (entries (g, 1), (g, 0), ... are summed by FiniteMDP)
+    blk = slice(g * A * 4, (g + 1) * A * 4)
+    indices[blk] = g
+    data[blk] = np.tile([1.0, 0.0, 0.0, 0.0], A)
+    indptr = np.arange(0, S * A * 4 + 1, 4, dtype=np.int64 if S * A * 4 > 2**31 - 2 else np.int32)
+    P = scipy.sparse.csr_array((data, indices, indptr), shape=(S * A, S))
     mu0 = np.zeros(S)
     mu0[start[0] * W + start[1]] = 1.0
     return FiniteMDP(P, r, mu0, gamma, horizon)

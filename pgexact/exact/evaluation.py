@@ -20,8 +20,9 @@ import scipy.linalg
 
 from .._validation import check_positive_int
 from ..errors import NotUniqueError
-from ..models.finite_mdp import FiniteMDP
+from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
+from ._krylov import check_tol, sparse_discounted_solve
 
 __all__ = [
     "Evaluation",
@@ -52,6 +53,12 @@ class Evaluation:
         (discounted case only).
     p : numpy.ndarray of shape (H, S), or None
         State marginals :math:`p[t, s] = \Pr(s_t = s)` (finite-horizon case only).
+    residual : float or None
+        Sparse, discounted MDPs only: the achieved relative residual of the Krylov solves,
+        :math:`\max(\|r_\pi - (I-\gamma P_\pi)V\|_2/\|r_\pi\|_2,\;
+        \|\mu_0 - (I-\gamma P_\pi)^\top\rho\|_2/\|\mu_0\|_2)`, recomputed after the solve
+        (at most the requested ``tol``). ``None`` for direct solves (dense ``P``: LU, accurate
+        to rounding) and for finite horizons (exact recursions).
     """
 
     J: float
@@ -60,6 +67,7 @@ class Evaluation:
     A: np.ndarray
     d: np.ndarray | None
     p: np.ndarray | None
+    residual: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("V", "Q", "A", "d", "p"):
@@ -72,8 +80,11 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
     """Return ``(V, rho)`` with V = (I - γ P_π)^{-1} r_π and ρ = μ0ᵀ (I - γ P_π)^{-1}.
 
     One LU factorization of ``I - γ P_π`` (LAPACK getrf) serves both; ρ uses the transposed
-    triangular solves. The matrix is strictly diagonally dominant for γ < 1, hence nonsingular.
+    triangular solves. A sparse ``P`` is routed to the Krylov solver of
+    :mod:`pgexact.exact._krylov` (default tolerance). The matrix is strictly diagonally dominant for γ < 1, hence nonsingular.
     """
+    if mdp.is_sparse:  # Krylov path (scale-out, issue 7), default tolerance
+        return sparse_discounted_solve(mdp, pi, check_tol(None))[:2]
     S = mdp.n_states
     M = mdp.policy_transition(pi)
     M *= -mdp.gamma
@@ -99,6 +110,13 @@ def _finite_values(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _marginals(mdp: FiniteMDP, pi: np.ndarray, T: int) -> np.ndarray:
+    if mdp.is_sparse:  # p_{t+1} = P_pi^T p_t with a CSR transpose (scale-out, issue 7)
+        step = _sparse_policy_transition(mdp.P, pi).T.tocsr()
+        p = np.empty((T, mdp.n_states))
+        p[0] = mdp.mu0
+        for t in range(1, T):
+            p[t] = step @ p[t - 1]
+        return p
     P_pi = mdp.policy_transition(pi)
     p = np.empty((T, mdp.n_states))
     p[0] = mdp.mu0
@@ -107,7 +125,7 @@ def _marginals(mdp: FiniteMDP, pi: np.ndarray, T: int) -> np.ndarray:
     return p
 
 
-def evaluate(mdp: FiniteMDP, pi: Any) -> Evaluation:
+def evaluate(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> Evaluation:
     r"""Exact V, Q, A, J and occupancy (or state marginals) of the policy ``pi``.
 
     .. math::
@@ -123,6 +141,12 @@ def evaluate(mdp: FiniteMDP, pi: Any) -> Evaluation:
     mdp : FiniteMDP
     pi : array_like, shape (S, A)
         Policy matrix, rows are distributions (tolerance 1e-9).
+    tol : float, optional
+        Sparse ``P`` only: relative residual to which the two discounted systems are solved by
+        BiCGSTAB (GMRES fallback); default 1e-10. The achieved value is
+        :attr:`Evaluation.residual`; :math:`\|\delta V\|_2 \le \sqrt{S}\,
+        \mathrm{tol}\,\|r_\pi\|_2/(1-\gamma)` (see :mod:`pgexact.exact._krylov`). Dense ``P`` is
+        solved directly (LU) and ``tol`` is only validated.
 
     Returns
     -------
@@ -143,11 +167,18 @@ def evaluate(mdp: FiniteMDP, pi: Any) -> Evaluation:
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
+    tol = check_tol(tol)
     if mdp.horizon is None:
-        V, rho = _discounted_solve(mdp, pi)
+        residual = None
+        if mdp.is_sparse:
+            V, rho, residual = sparse_discounted_solve(mdp, pi, tol)
+        else:
+            V, rho = _discounted_solve(mdp, pi)
         Q = mdp.r + mdp.gamma * mdp.expected_next(V)
         J = float(mdp.mu0 @ V)
-        return Evaluation(J=J, V=V, Q=Q, A=Q - V[:, None], d=(1.0 - mdp.gamma) * rho, p=None)
+        return Evaluation(
+            J=J, V=V, Q=Q, A=Q - V[:, None], d=(1.0 - mdp.gamma) * rho, p=None, residual=residual
+        )
     V, Q = _finite_values(mdp, pi)
     p = _marginals(mdp, pi, mdp.horizon)
     return Evaluation(J=float(mdp.mu0 @ V[0]), V=V, Q=Q, A=Q - V[:, :, None], d=None, p=p)
@@ -174,31 +205,34 @@ def state_marginals(mdp: FiniteMDP, pi: Any, T: int) -> np.ndarray:
     return _marginals(mdp, pi, T)
 
 
-def discounted_visitation(mdp: FiniteMDP, pi: Any) -> np.ndarray:
+def discounted_visitation(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> np.ndarray:
     r"""Unnormalized discounted visitation :math:`\rho(s) = \sum_t \gamma^t \Pr(s_t = s)`, shape (S,).
 
     Discounted: :math:`\rho = \mu_0^\top (I - \gamma P_\pi)^{-1} = d_\pi / (1 - \gamma)`;
-    finite horizon: :math:`\sum_{t<H} \gamma^t p_t`.
+    finite horizon: :math:`\sum_{t<H} \gamma^t p_t`. ``tol``: as in :func:`evaluate`.
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
-    return _visitation(mdp, pi)
+    return _visitation(mdp, pi, check_tol(tol))
 
 
-def _visitation(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
+def _visitation(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> np.ndarray:
     if mdp.horizon is None:
+        if mdp.is_sparse:
+            return sparse_discounted_solve(mdp, pi, check_tol(tol))[1]
         return _discounted_solve(mdp, pi)[1]
     p = _marginals(mdp, pi, mdp.horizon)
     return (mdp.gamma ** np.arange(mdp.horizon)) @ p
 
 
-def occupancy(mdp: FiniteMDP, pi: Any) -> np.ndarray:
+def occupancy(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> np.ndarray:
     r"""Normalized discounted state occupancy, shape (S,), summing to 1.
 
     Discounted: :math:`d_\pi = (1-\gamma) \mu_0^\top (I - \gamma P_\pi)^{-1}`
     (Kakade & Langford 2002, sec. 2). Finite horizon: the normalized discounted time average
     :math:`d = \sum_{t<H} \gamma^t p_t / \sum_{t<H} \gamma^t` (with γ = 1, the average marginal);
     this is the state distribution of the state-averaged Fisher matrix for finite horizons.
+    ``tol``: as in :func:`evaluate` (sparse ``P`` only).
 
     Examples
     --------
@@ -211,7 +245,7 @@ def occupancy(mdp: FiniteMDP, pi: Any) -> np.ndarray:
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
-    rho = _visitation(mdp, pi)
+    rho = _visitation(mdp, pi, check_tol(tol))
     return rho / _visitation_mass(mdp)
 
 

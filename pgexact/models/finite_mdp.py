@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 
 from .._validation import (
     PROBABILITY_ATOL,
@@ -24,13 +25,16 @@ class FiniteMDP:
 
     Parameters
     ----------
-    P : array_like, shape (S, A, S)
+    P : array_like, shape (S, A, S), or scipy.sparse matrix, shape (S*A, S)
         Transition probabilities ``P[s, a, s'] = Pr(s_{t+1} = s' | s_t = s, a_t = a)``.
         Entries ``>= 0``; each ``P[s, a, :]`` sums to 1 within ``1e-9``.
+        A ``scipy.sparse`` matrix (any format) holds ``P(.|s, a)`` in row ``s*A + a``; it is
+        stored as a canonical ``scipy.sparse.csr_array`` and the exact core then solves its
+        linear systems with Krylov methods (see :func:`pgexact.evaluate`, argument ``tol``).
     r : array_like, shape (S, A) or (S, A, S)
         Expected reward ``r[s, a]``. A reward ``r[s, a, s']`` that depends on the next state is
         reduced to its expectation :math:`r(s, a) = \sum_{s'} P(s'|s, a) r(s, a, s')`.
-        Finite entries only.
+        Finite entries only. With a sparse ``P`` only the shape (S, A) is accepted.
     mu0 : array_like, shape (S,)
         Initial state distribution.
     gamma : float
@@ -65,6 +69,9 @@ class FiniteMDP:
     terminal: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if scipy.sparse.issparse(self.P):  # scale-out (issue 7): P of shape (S*A, S)
+            self._init_sparse()
+            return
         P = as_float_array("P", self.P, ndim=3)
         S, A, S2 = P.shape
         if S == 0 or A == 0:
@@ -92,16 +99,52 @@ class FiniteMDP:
         object.__setattr__(self, "horizon", horizon)
         object.__setattr__(self, "terminal", terminal)
 
+    def _init_sparse(self) -> None:
+        """Validate and store a sparse ``P`` of shape (S*A, S) (vectorized over all rows)."""
+        P, S, A = _as_sparse_transitions(self.P)
+        r = as_float_array("r", self.r)
+        if r.shape != (S, A):
+            raise ValueError(
+                f"r must have shape (S, A)=({S}, {A}) when P is sparse (shape (S*A, S)), got {r.shape}"
+            )
+        mu0 = as_float_array("mu0", self.mu0, shape=(S,))
+        check_distribution("mu0", mu0)
+        horizon = check_horizon(self.horizon)
+        gamma = check_gamma(self.gamma, horizon)
+        # P[s, a, s] == 1 exactly: look only at stored entries equal to 1 (rare), find their rows.
+        ones = np.flatnonzero(P.data == 1.0)
+        rows = np.searchsorted(P.indptr, ones, side="right") - 1
+        diag = np.zeros(S * A, dtype=bool)
+        diag[rows[P.indices[ones] == rows // A]] = True
+        terminal = np.all(diag.reshape(S, A), axis=1) & np.all(r == 0.0, axis=1)
+        for arr in (P.data, P.indices, P.indptr, r, mu0, terminal):
+            arr.flags.writeable = False
+        object.__setattr__(self, "P", P)
+        object.__setattr__(self, "r", r)
+        object.__setattr__(self, "mu0", mu0)
+        object.__setattr__(self, "gamma", gamma)
+        object.__setattr__(self, "horizon", horizon)
+        object.__setattr__(self, "terminal", terminal)
+
     # ------------------------------------------------------------------ sizes
     @property
     def n_states(self) -> int:
         """Number of states S."""
+        if self.P.ndim == 2:  # sparse, shape (S*A, S)
+            return int(self.P.shape[1])
         return int(self.P.shape[0])
 
     @property
     def n_actions(self) -> int:
         """Number of actions A."""
+        if self.P.ndim == 2:  # sparse, shape (S*A, S)
+            return int(self.P.shape[0] // self.P.shape[1])
         return int(self.P.shape[1])
+
+    @property
+    def is_sparse(self) -> bool:
+        """True if ``P`` is a ``scipy.sparse.csr_array`` of shape (S*A, S) (row ``s*A + a``)."""
+        return self.P.ndim == 2
 
     @property
     def discounted(self) -> bool:
@@ -120,7 +163,10 @@ class FiniteMDP:
         Returns
         -------
         numpy.ndarray, shape (S, S)
+            A ``scipy.sparse.csr_array`` of shape (S, S) when ``P`` is sparse.
         """
+        if self.P.ndim == 2:
+            return _sparse_policy_transition(self.P, pi, canonical=True)
         return np.matmul(pi[:, None, :], self.P)[:, 0, :]
 
     def policy_reward(self, pi: np.ndarray) -> np.ndarray:
@@ -133,12 +179,86 @@ class FiniteMDP:
         ``values`` may also have shape (S, k); the result then has shape (S, A, k).
         """
         S, A = self.n_states, self.n_actions
-        out = self.P.reshape(S * A, S) @ values
+        if self.P.ndim == 2:  # sparse, already (S*A, S)
+            out = self.P @ values
+        else:
+            out = self.P.reshape(S * A, S) @ values
         return out.reshape((S, A) + values.shape[1:])
 
     def with_horizon(self, horizon: int | None, gamma: float | None = None) -> "FiniteMDP":
         """The same dynamics and rewards with another horizon (and optionally another gamma)."""
         return FiniteMDP(self.P, self.r, self.mu0, self.gamma if gamma is None else gamma, horizon)
+
+
+def _sparse_policy_transition(
+    P: scipy.sparse.csr_array, pi: np.ndarray, canonical: bool = False
+) -> scipy.sparse.csr_array:
+    r""":math:`P_\pi` (S, S) from a canonical CSR ``P`` of shape (S*A, S).
+
+    Rows ``s*A .. s*A + A - 1`` of ``P`` are contiguous, so scaling every stored entry of row
+    ``s*A + a`` by ``pi[s, a]`` and regrouping the rows ``A`` at a time (``indptr[::A]``) is
+    :math:`\sum_a \pi(a|s) P(\cdot|s, a)`: O(nnz) work, no sparse product. With
+    ``canonical=False`` the result shares ``P``'s (read-only) column indices and keeps duplicate
+    entries, which matrix-vector products sum (internal use: never mutate it); with
+    ``canonical=True`` it owns its arrays and duplicates are summed.
+    """
+    S = P.shape[1]
+    A = P.shape[0] // S
+    data = P.data * np.repeat(pi.reshape(-1), np.diff(P.indptr))
+    indptr = np.ascontiguousarray(P.indptr[::A])
+    if not canonical:
+        return scipy.sparse.csr_array((data, P.indices, indptr), shape=(S, S))
+    P_pi = scipy.sparse.csr_array((data, P.indices.copy(), indptr), shape=(S, S))
+    P_pi.sum_duplicates()
+    return P_pi
+
+
+def _sparse_location(P: scipy.sparse.csr_array, k: int, A: int) -> str:
+    """``[row 12 = (s=3, a=0), 7]`` for the k-th stored entry of ``P``."""
+    row = int(np.searchsorted(P.indptr, k, side="right") - 1)
+    return f"[row {row} = (s={row // A}, a={row % A}), {int(P.indices[k])}]"
+
+
+def _as_sparse_transitions(value: Any) -> tuple[scipy.sparse.csr_array, int, int]:
+    """Validate a sparse transition matrix of shape (S*A, S); return (canonical CSR copy, S, A).
+
+    Vectorized over all rows; errors name the first offending row as ``P[row i = (s, a), ...]``.
+    """
+    if value.ndim != 2:
+        raise ValueError(f"a sparse P must be 2-D with shape (S*A, S), got shape {value.shape}")
+    nrows, S = (int(n) for n in value.shape)
+    if S == 0 or nrows == 0:
+        raise ValueError(f"P must have at least one state and one action, got shape {value.shape}")
+    if nrows % S != 0:
+        raise ValueError(
+            f"a sparse P must have shape (S*A, S) with row s*A + a holding P(.|s, a); got shape "
+            f"{value.shape}, and {nrows} rows is not a multiple of S={S}"
+        )
+    A = nrows // S
+    kind = np.dtype(value.dtype).kind
+    if kind not in "iuf":
+        what = "booleans" if kind == "b" else f"dtype {value.dtype}"
+        raise TypeError(f"P must be a sparse matrix of real numbers, got {what}")
+    P = scipy.sparse.csr_array(value, dtype=np.float64, copy=True)
+    P.sum_duplicates()  # canonical: sorted column indices, no duplicates
+    bad = ~np.isfinite(P.data)
+    if bad.any():
+        k = int(np.argmax(bad))
+        raise ValueError(f"P{_sparse_location(P, k, A)} is {P.data[k]}, expected a finite number")
+    neg = P.data < 0
+    if neg.any():
+        k = int(np.argmax(neg))
+        raise ValueError(f"P{_sparse_location(P, k, A)} is {P.data[k]:.6g}, expected >= 0")
+    P.eliminate_zeros()
+    sums = np.asarray(P.sum(axis=1)).reshape(-1)
+    off = np.abs(sums - 1.0) > PROBABILITY_ATOL
+    if off.any():
+        i = int(np.argmax(off))
+        raise ValueError(
+            f"P[row {i} = (s={i // A}, a={i % A}), :] sums to {sums[i]:.12g}, expected 1 "
+            f"(tolerance {PROBABILITY_ATOL:g})"
+        )
+    return P, S, A
 
 
 def validate_policy_matrix(
