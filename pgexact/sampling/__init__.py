@@ -1,0 +1,25 @@
+"""Sampling: the batched rollout kernel, alias tables and streaming. Never computes a closed form."""
+
+from .alias import AliasTable, alias_probabilities, build_alias
+from .rollout import (
+    DEFAULT_CHUNK_SIZE,
+    Trajectories,
+    TransitionSampler,
+    chunk_seed,
+    chunk_sizes,
+    rollout,
+    rollout_chunks,
+)
+
+__all__ = [
+    "AliasTable",
+    "DEFAULT_CHUNK_SIZE",
+    "Trajectories",
+    "TransitionSampler",
+    "alias_probabilities",
+    "build_alias",
+    "chunk_seed",
+    "chunk_sizes",
+    "rollout",
+    "rollout_chunks",
+]
