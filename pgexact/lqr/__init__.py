@@ -7,6 +7,7 @@ Cost convention: the LQR cost :math:`C` is minimized; wherever a reward is meant
 from .exact import (
     LQREvaluation,
     OptimalControl,
+    cost_and_gradient,
     cost_gradient,
     evaluate,
     fisher,
@@ -41,6 +42,7 @@ __all__ = [
     "evaluate",
     "spectral_radius",
     "cost_gradient",
+    "cost_and_gradient",
     "noise_gradient",
     "policy_gradient",
     "fisher",

@@ -67,6 +67,7 @@ __all__ = [
     "evaluate",
     "spectral_radius",
     "cost_gradient",
+    "cost_and_gradient",
     "noise_gradient",
     "policy_gradient",
     "fisher",
@@ -492,6 +493,25 @@ def cost_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     True
     """
     return _grad_from(evaluate(lqr, K, noise_cov))
+
+
+def cost_and_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> tuple[float, np.ndarray]:
+    r"""``(C(K), ∇_K C(K))`` from a single evaluation (one shared Schur factorization).
+
+    Same quantities as ``evaluate(lqr, K, noise_cov).cost`` and :func:`cost_gradient`, for the
+    price of one evaluation: the inner loop of exact gradient descent.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import LQR
+    >>> lqr = LQR(A=[[0.9]], B=[[1.0]], Q=[[1.0]], R=[[1.0]], Sigma0=[[1.0]], gamma=0.9)
+    >>> c, g = cost_and_gradient(lqr, [[0.2]])
+    >>> bool(c == evaluate(lqr, [[0.2]]).cost and np.array_equal(g, cost_gradient(lqr, [[0.2]])))
+    True
+    """
+    ev = evaluate(lqr, K, noise_cov)
+    return ev.cost, _grad_from(ev)
 
 
 def _noise_grad_from(ev: LQREvaluation) -> np.ndarray:
