@@ -16,6 +16,7 @@ from .gradients import (
     policy_gradient,
     policy_gradient_forms,
     reinforce_by_enumeration,
+    value_and_gradient,
 )
 from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
 
@@ -43,6 +44,7 @@ __all__ = [
     "surrogate",
     "surrogate_gradient",
     "trajectory_fisher",
+    "value_and_gradient",
     "tv_max",
     "tv_per_state",
 ]

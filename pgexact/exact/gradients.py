@@ -27,6 +27,7 @@ from .evaluation import Evaluation, _marginals, evaluate
 
 __all__ = [
     "policy_gradient",
+    "value_and_gradient",
     "PolicyGradientForms",
     "policy_gradient_forms",
     "TrajectoryEnumeration",
@@ -48,7 +49,9 @@ def gradient_weights(mdp: FiniteMDP, pi: np.ndarray, ev: Evaluation, use: str = 
     return pi * np.einsum("t,ts,tsa->sa", disc, ev.p, X)
 
 
-def policy_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.ndarray:
+def policy_gradient(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, tol: float | None = None
+) -> np.ndarray:
     r"""Exact policy gradient :math:`\nabla_\theta J(\theta)`, shape (n_params,).
 
     .. math::
@@ -64,6 +67,8 @@ def policy_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.nda
     mdp : FiniteMDP
     policy : TabularSoftmax or LinearSoftmax
     theta : array_like, shape (n_params,)
+    tol : float, optional
+        Sparse ``P`` only: relative residual of the Krylov solves (see :func:`evaluate`).
 
     Examples
     --------
@@ -80,8 +85,24 @@ def policy_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.nda
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     pi = policy.probs(theta)
-    ev = evaluate(mdp, pi)
+    ev = evaluate(mdp, pi, tol=tol)
     return policy.score_contract(theta, gradient_weights(mdp, pi, ev))
+
+
+def value_and_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> tuple[float, np.ndarray]:
+    r"""``(J(theta), grad J(theta))`` from a single exact evaluation (one LU factorization).
+
+    Same formulas as :func:`policy_gradient`; J is :math:`\mu_0^\top V` of the same solve.
+
+    Returns
+    -------
+    J : float
+    gradient : numpy.ndarray, shape (n_params,)
+    """
+    mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+    pi = policy.probs(theta)
+    ev = evaluate(mdp, pi)
+    return ev.J, policy.score_contract(theta, gradient_weights(mdp, pi, ev))
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,67 @@
+"""Exact core speed: J + grad J, and the natural gradient, against one numpy.linalg.solve.
+
+Instance: dense random MDP, S = 2000, A = 8, gamma = 0.99, TabularSoftmax with random theta.
+Reference (same run): ``numpy.linalg.solve(I - gamma P_pi, r_pi)`` for the same S x S system,
+i.e. the cost of computing V alone. Targets (issue 2): both ratios <= 1.3.
+Each timing is the median of ``--repeat`` runs.
+
+Usage: python benchmarks/bench_exact.py [--states 2000] [--actions 8] [--repeat 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import pgexact as pg
+from pgexact.mdps import random_mdp
+
+
+def median_time(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--states", type=int, default=2000)
+    ap.add_argument("--actions", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    S, A = args.states, args.actions
+    mdp = random_mdp(S, A, gamma=0.99, seed=0)
+    policy = pg.TabularSoftmax(S, A)
+    theta = np.random.default_rng(1).standard_normal(policy.n_params)
+    pi = policy.probs(theta)
+    M = np.eye(S) - mdp.gamma * mdp.policy_transition(pi)
+    r_pi = mdp.policy_reward(pi)
+
+    def reference() -> None:
+        np.linalg.solve(M, r_pi)
+
+    def natural() -> None:
+        pg.natural_gradient(mdp, policy, theta)
+
+    # warm up BLAS threads and caches
+    reference()
+    pg.exact.value_and_gradient(mdp, policy, theta)
+    natural()
+    t_ref = median_time(reference, args.repeat)
+    t_vg = median_time(lambda: pg.exact.value_and_gradient(mdp, policy, theta), args.repeat)
+    t_nat = median_time(natural, args.repeat)
+    print(f"instance: dense random MDP S={S} A={A} gamma=0.99, TabularSoftmax; median of {args.repeat}")
+    print(f"{'computation':44s} {'seconds':>9s} {'ratio':>7s}")
+    print(f"{'numpy.linalg.solve (reference)':44s} {t_ref:9.4f} {1.0:7.2f}")
+    print(f"{'J + grad J (exact.value_and_gradient)':44s} {t_vg:9.4f} {t_vg / t_ref:7.2f}   target <= 1.3")
+    print(f"{'natural gradient (exact.natural_gradient)':44s} {t_nat:9.4f} {t_nat / t_ref:7.2f}   target <= 1.3")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""FiniteMDP construction, validation and the builders."""
+
+import numpy as np
+import pytest
+
+from pgexact import FiniteMDP
+from pgexact.mdps import bandit, chain, gridworld, random_mdp, short_corridor
+
+
+def two_state():
+    P = np.array([[[0.5, 0.5], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    return P, np.array([[1.0, 0.0], [0.0, 0.0]]), np.array([1.0, 0.0])
+
+
+def test_valid_mdp_is_frozen_and_read_only():
+    P, r, mu0 = two_state()
+    mdp = FiniteMDP(P, r, mu0, 0.9)
+    assert (mdp.n_states, mdp.n_actions, mdp.horizon) == (2, 2, None)
+    with pytest.raises(Exception):
+        mdp.gamma = 0.5  # frozen dataclass
+    with pytest.raises(ValueError):
+        mdp.P[0, 0, 0] = 0.3  # read-only array
+    P[0, 0, 0] = 0.25  # the caller's array is copied, not aliased
+    assert mdp.P[0, 0, 0] == 0.5
+    assert mdp.terminal.tolist() == [False, True]
+
+
+def test_next_state_reward_reduced_to_expectation():
+    P, _, mu0 = two_state()
+    r3 = np.zeros((2, 2, 2))
+    r3[0, 0, 1] = 4.0
+    mdp = FiniteMDP(P, r3, mu0, 0.9)
+    assert mdp.r[0, 0] == pytest.approx(2.0, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(P=np.ones((2, 2, 2))), r"P\[0, 0, :\] sums to 2, expected 1 \(tolerance 1e-09\)"),
+        (dict(P=np.full((2, 2, 3), 1 / 3)), r"P must have shape \(S, A, S\)"),
+        (dict(r=np.array([[1.0, np.nan], [0.0, 0.0]])), r"r\[0, 1\] is nan, expected a finite number"),
+        (dict(r=np.array([[1.0, 0.0], [np.inf, 0.0]])), r"r\[1, 0\] is inf"),
+        (dict(r=np.zeros(3)), r"r must have shape \(S, A\)=\(2, 2\)"),
+        (dict(mu0=np.array([0.5, 0.4])), r"mu0 sums to 0.9, expected 1"),
+        (dict(mu0=np.array([1.5, -0.5])), r"mu0\[1\] is -0.5, expected >= 0"),
+        (dict(gamma=1.0), r"gamma is 1.0, expected 0 <= gamma < 1"),
+        (dict(gamma=-0.1, horizon=3), r"gamma is -0.1, expected 0 <= gamma <= 1"),
+        (dict(horizon=0), r"horizon must be a positive integer, got 0"),
+    ],
+)
+def test_bad_input_messages(kwargs, message):
+    P, r, mu0 = two_state()
+    args = dict(P=P, r=r, mu0=mu0, gamma=0.9)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        FiniteMDP(**args)
+
+
+@pytest.mark.parametrize("bad", [2.5, "3", True])
+def test_horizon_type(bad):
+    P, r, mu0 = two_state()
+    with pytest.raises(TypeError, match="horizon must be a positive integer"):
+        FiniteMDP(P, r, mu0, 0.9, horizon=bad)
+
+
+def test_negative_transition_named():
+    P, r, mu0 = two_state()
+    P[1, 0] = [-0.25, 1.25]
+    with pytest.raises(ValueError, match=r"P\[1, 0, 0\] is -0.25, expected >= 0"):
+        FiniteMDP(P, r, mu0, 0.9)
+
+
+def test_builders_are_valid_and_deterministic():
+    a = random_mdp(5, 3, gamma=0.9, seed=7)
+    b = random_mdp(5, 3, gamma=0.9, seed=7)
+    assert np.array_equal(a.P, b.P) and np.array_equal(a.r, b.r)
+    assert not np.array_equal(a.P, random_mdp(5, 3, gamma=0.9, seed=8).P)
+    g = gridworld(3, 4, gamma=0.9, slip=0.2)
+    assert g.n_states == 12 and g.n_actions == 4
+    assert g.terminal.tolist() == [False] * 11 + [True]
+    # chosen move has probability 1 - slip + slip/4 (from the interior cell (1, 1), up -> (0, 1))
+    assert g.P[5, 0, 1] == pytest.approx(0.8 + 0.05, abs=1e-15)
+    c = chain(4, gamma=0.9, slip=0.1)
+    assert c.P[0, 1, 1] == pytest.approx(0.9)
+    bd = bandit([1.0, 0.0])
+    assert (bd.horizon, bd.gamma) == (1, 1.0)
+    sc = short_corridor()
+    assert sc.mdp.terminal.tolist() == [False, False, False, True]
+
+
+def test_builder_bad_input():
+    with pytest.raises(ValueError, match="slip must be a probability"):
+        gridworld(2, 2, gamma=0.9, slip=1.5)
+    with pytest.raises(ValueError, match="goal must be a cell inside"):
+        gridworld(2, 2, gamma=0.9, goal=(2, 0))
+    with pytest.raises(TypeError, match="seed must be"):
+        random_mdp(3, 2, gamma=0.9, seed=None)
+    with pytest.raises(ValueError, match="means must have at least one arm"):
+        bandit([])
