@@ -89,9 +89,11 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
     M = mdp.policy_transition(pi)
     M *= -mdp.gamma
     M[np.diag_indices(S)] += 1.0
-    lu = scipy.linalg.lu_factor(M, overwrite_a=True, check_finite=False)
-    V = scipy.linalg.lu_solve(lu, mdp.policy_reward(pi), check_finite=False)
-    rho = scipy.linalg.lu_solve(lu, mdp.mu0, trans=1, check_finite=False)
+    # Factor M^T: the C-ordered M is M^T in Fortran order, so LAPACK factors it in place with
+    # no copy. Then M V = r_pi is the transposed solve and M^T rho = mu0 the plain one.
+    lu = scipy.linalg.lu_factor(M.T, overwrite_a=True, check_finite=False)
+    V = scipy.linalg.lu_solve(lu, mdp.policy_reward(pi), trans=1, check_finite=False)
+    rho = scipy.linalg.lu_solve(lu, mdp.mu0, check_finite=False)
     return V, rho
 
 
