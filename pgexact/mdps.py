@@ -179,18 +179,17 @@ def _sparse_gridworld(
         if not (0 <= cell[0] < Hh and 0 <= cell[1] < W):
             raise ValueError(f"{name} must be a cell inside the {Hh}x{W} grid, got {cell}")
     S, A = Hh * W, 4
-    if S * A * 4 >= np.iinfo(np.int32).max:
-        raise ValueError(f"gridworld: {Hh}x{W} is too large for 32-bit sparse indices")
+    itype = np.int32 if S * A * 4 < np.iinfo(np.int32).max else np.int64
     g = goal[0] * W + goal[1]
-    rows, cols = np.divmod(np.arange(S, dtype=np.int32), np.int32(W))
-    dest = np.empty((S, 4), dtype=np.int32)  # dest[s, m]: cell reached by move m
+    rows, cols = np.divmod(np.arange(S, dtype=itype), itype(W))
+    dest = np.empty((S, 4), dtype=itype)  # dest[s, m]: cell reached by move m
     for m, (dr, dc) in enumerate(GRID_MOVES):
         dest[:, m] = np.clip(rows + dr, 0, Hh - 1) * W + np.clip(cols + dc, 0, W - 1)
     del rows, cols
     # row s*4 + a has the 4 entries (dest[s, m], (1 - slip) [a == m] + slip/4), m = 0..3
     prob = (1 - slip) * np.eye(4) + slip / 4  # prob[a, m]
-    indices = np.broadcast_to(dest[:, None, :], (S, A, 4)).reshape(-1)
-    data = np.broadcast_to(prob[None, :, :], (S, A, 4)).reshape(-1)
+    indices = np.array(np.broadcast_to(dest[:, None, :], (S, A, 4))).reshape(-1)
+    data = np.array(np.broadcast_to(prob[None, :, :], (S, A, 4))).reshape(-1)
     # reward: goal_reward * P(goal | s, a) before the goal is made absorbing
     to_goal = (dest == g).astype(np.float64) @ prob.T  # (S, A): sum_m prob[a, m] [dest[s, m] == g]
     r = step_reward + goal_reward * to_goal
@@ -200,7 +199,7 @@ def _sparse_gridworld(
     blk = slice(g * A * 4, (g + 1) * A * 4)
     indices[blk] = g
     data[blk] = np.tile([1.0, 0.0, 0.0, 0.0], A)
-    indptr = np.arange(0, S * A * 4 + 1, 4, dtype=np.int64 if S * A * 4 > 2**31 - 2 else np.int32)
+    indptr = np.arange(0, S * A * 4 + 1, 4, dtype=itype)
     P = scipy.sparse.csr_array((data, indices, indptr), shape=(S * A, S))
     mu0 = np.zeros(S)
     mu0[start[0] * W + start[1]] = 1.0

@@ -97,7 +97,9 @@ def fisher_vector_product(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, v: 
     return policy.score_contract(theta, d[:, None] * pi * policy.score_dot(theta, v))
 
 
-def natural_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.ndarray:
+def natural_gradient(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, tol: float | None = None
+) -> np.ndarray:
     r"""Natural policy gradient :math:`F^+ \nabla J`, the minimum-norm solution of :math:`F w = \nabla J`.
 
     F is the state-averaged Fisher (:func:`fisher`). For ``TabularSoftmax`` the block structure
@@ -113,6 +115,7 @@ def natural_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.nd
     :math:`u_s = \sum_t \gamma^t p_t(s) A_t(s,\cdot) / d(s)` with d the normalized time average.
     For ``LinearSoftmax`` the dense Fisher is solved by ``numpy.linalg.lstsq`` (SVD, singular
     values below ``n_params * eps * max`` treated as zero), which returns the minimum-norm solution.
+    ``tol``: sparse ``P`` only, relative residual of the Krylov solves (see :func:`evaluate`).
 
     Returns
     -------
@@ -132,7 +135,7 @@ def natural_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.nd
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     pi = policy.probs(theta)
-    ev = evaluate(mdp, pi)
+    ev = evaluate(mdp, pi, tol=tol)
     if isinstance(policy, TabularSoftmax):
         if mdp.horizon is None:
             d = ev.d

@@ -1,0 +1,329 @@
+"""Sparse MDPs (issue 7): the exact core on a scipy.sparse P of shape (S*A, S) agrees with dense.
+
+Independent reference: the dense path (LAPACK LU for the discounted systems, dense recursions for
+finite horizons) on the *same* MDP. The discounted sparse path is a Krylov solve to a relative
+residual ``tol``; the agreement tolerances are derived from that ``tol``:
+
+* ``M = I - gamma P_pi`` has ``M^{-1} = sum_t gamma^t P_pi^t`` (nonnegative, row sums
+  1/(1-gamma)), so ``||M^{-1}||_2, ||M^{-T}||_2 <= sqrt(S)/(1-gamma)`` and a relative residual
+  ``tol`` gives ``||dV||_2 <= sqrt(S) tol ||r_pi||_2 / (1-gamma)`` (same for rho with mu0);
+* the dense LU reference itself is accurate to ``~ S eps kappa`` with ``kappa <= (1+gamma)/(1-gamma)``
+  (we allow 1e3 S eps kappa, a generous rounding term that is still 1e-10 at most here);
+* errors then propagate linearly: ``dQ = gamma P dV``, ``dA = dQ - dV``, tabular gradient
+  weights ``w = rho pi A`` and the centring of the tabular score (factor 1 + A).
+
+Finite horizons involve no solve: sparse and dense agree to rounding.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pgexact
+from pgexact import (
+    FiniteMDP,
+    LinearSoftmax,
+    TabularSoftmax,
+    evaluate,
+    natural_gradient,
+    occupancy,
+    policy_gradient,
+    state_marginals,
+)
+from pgexact.errors import NumericalError
+from pgexact.exact import discounted_visitation, fisher, fisher_vector_product
+from pgexact.mdps import gridworld, random_mdp
+from pgexact.testing import finite_mdps, thetas
+
+EPS = np.finfo(float).eps
+TOL = 1e-10  # Krylov relative residual used throughout
+
+
+def to_sparse(mdp: FiniteMDP, fmt: str = "csr") -> FiniteMDP:
+    S, A = mdp.n_states, mdp.n_actions
+    P = scipy.sparse.csr_array(mdp.P.reshape(S * A, S)).asformat(fmt)
+    return FiniteMDP(P, mdp.r, mdp.mu0, mdp.gamma, mdp.horizon)
+
+
+def solve_error_bounds(mdp: FiniteMDP, pi: np.ndarray, tol: float) -> tuple[float, float]:
+    """(bound on ||dV||_inf, bound on ||d rho||_inf) from the residual tol (see module docstring)."""
+    S, g = mdp.n_states, mdp.gamma
+    kappa = (1 + g) / (1 - g)
+    r_pi = np.einsum("sa,sa->s", pi, mdp.r)
+    V_scale = np.max(np.abs(r_pi)) / (1 - g)
+    rounding = 1e3 * S * EPS * kappa
+    eV = np.sqrt(S) * tol * np.linalg.norm(r_pi) / (1 - g) + rounding * max(V_scale, 1.0)
+    erho = np.sqrt(S) * tol * np.linalg.norm(mdp.mu0) / (1 - g) + rounding / (1 - g)
+    return eV, erho
+
+
+def assert_close(x, y, atol, what):
+    err = np.max(np.abs(np.asarray(x) - np.asarray(y)))
+    assert err <= atol, f"{what}: sparse vs dense differ by {err:.3g} > bound {atol:.3g}"
+
+
+# ---------------------------------------------------------------- discounted: Krylov vs LU
+@settings(max_examples=40, deadline=None)
+@given(finite_mdps(discounted=True, max_states=7), st.data())
+def test_discounted_sparse_matches_dense(mdp, data):
+    S, A, g = mdp.n_states, mdp.n_actions, mdp.gamma
+    sp_mdp = to_sparse(mdp, data.draw(st.sampled_from(["csr", "csc", "coo"])))
+    policy = TabularSoftmax(S, A)
+    theta = data.draw(thetas(policy.n_params, allow_large=False))
+    pi = policy.probs(theta)
+    dense, sparse = evaluate(mdp, pi), evaluate(sp_mdp, pi, tol=TOL)
+    # the residual reported is the one achieved, recomputed here with dense algebra
+    M = np.eye(S) - g * mdp.policy_transition(pi)
+    r_pi = np.einsum("sa,sa->s", pi, mdp.r)
+    rho = sparse.d / (1 - g)
+    own = max(
+        np.linalg.norm(r_pi - M @ sparse.V) / max(np.linalg.norm(r_pi), 1e-300),
+        np.linalg.norm(mdp.mu0 - M.T @ rho) / np.linalg.norm(mdp.mu0),
+    )
+    assert dense.residual is None
+    assert sparse.residual is not None and sparse.residual <= TOL
+    # own recomputation agrees with the reported one up to rounding of the residual itself
+    assert own <= TOL + 1e3 * S * EPS * (1 + g) / (1 - g)
+    eV, erho = solve_error_bounds(mdp, pi, TOL)
+    assert_close(sparse.V, dense.V, eV, "V")
+    assert_close(sparse.Q, dense.Q, g * eV + 1e-13, "Q")
+    assert_close(sparse.A, dense.A, (1 + g) * eV + 1e-13, "A")
+    assert abs(sparse.J - dense.J) <= eV + 1e-13
+    assert_close(sparse.d, dense.d, (1 - g) * erho, "d")
+    assert_close(occupancy(sp_mdp, pi, tol=TOL), dense.d, (1 - g) * erho, "occupancy")
+    assert_close(discounted_visitation(sp_mdp, pi, tol=TOL), dense.d / (1 - g), erho, "visitation")
+    # tabular gradient weights w = rho pi A, then the centring of the score (factor 1 + A)
+    rho_max, A_max = np.max(dense.d) / (1 - g), np.max(np.abs(dense.A))
+    e_w = erho * A_max + rho_max * (1 + g) * eV
+    assert_close(
+        policy_gradient(sp_mdp, policy, theta, tol=TOL),
+        policy_gradient(mdp, policy, theta),
+        (1 + A) * e_w + 1e-12,
+        "policy_gradient",
+    )
+    # tabular NPG = (A - support mean of A) / (1 - gamma): error <= 2 dA / (1 - gamma)
+    assert_close(
+        natural_gradient(sp_mdp, policy, theta, tol=TOL),
+        natural_gradient(mdp, policy, theta),
+        2 * (1 + g) * eV / (1 - g) + 1e-12,
+        "natural_gradient",
+    )
+    # Fisher and its vector product use the default tol (1e-10 as well): F is linear in d
+    e_F = erho * (1 - g) * 2.0  # |score| <= 1 per entry for tabular, so |F_kl| <= sum_s d(s) ...
+    assert_close(fisher(sp_mdp, policy, theta), fisher(mdp, policy, theta), e_F * S + 1e-13, "fisher")
+    v = np.linspace(-1, 1, policy.n_params)
+    assert_close(
+        fisher_vector_product(sp_mdp, policy, theta, v),
+        fisher_vector_product(mdp, policy, theta, v),
+        e_F * S * A + 1e-13,
+        "fisher_vector_product",
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(finite_mdps(discounted=True, max_states=6), st.data())
+def test_linear_softmax_gradient_sparse_matches_dense(mdp, data):
+    S, A, g = mdp.n_states, mdp.n_actions, mdp.gamma
+    phi = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).uniform(-1, 1, (S, A, 3))
+    policy = LinearSoftmax(phi)
+    theta = data.draw(thetas(3, allow_large=False))
+    pi = policy.probs(theta)
+    dense = evaluate(mdp, pi)
+    eV, erho = solve_error_bounds(mdp, pi, TOL)
+    e_w = erho * np.max(np.abs(dense.A)) + np.max(dense.d) / (1 - g) * (1 + g) * eV
+    # |score entries| <= 2 max|phi| <= 2; sum over S*A weights
+    assert_close(
+        policy_gradient(to_sparse(mdp), policy, theta, tol=TOL),
+        policy_gradient(mdp, policy, theta),
+        2 * S * A * e_w + 1e-12,
+        "linear policy_gradient",
+    )
+
+
+# ---------------------------------------------------------------- finite horizon: recursions
+@settings(max_examples=30, deadline=None)
+@given(finite_mdps(discounted=False, max_states=7), st.data())
+def test_finite_horizon_sparse_matches_dense(mdp, data):
+    S, A, H = mdp.n_states, mdp.n_actions, mdp.horizon
+    sp_mdp = to_sparse(mdp)
+    policy = TabularSoftmax(S, A)
+    theta = data.draw(thetas(policy.n_params))
+    pi = policy.probs(theta)
+    dense, sparse = evaluate(mdp, pi), evaluate(sp_mdp, pi)
+    assert sparse.residual is None and sparse.d is None
+    # same sums in another order: rounding only, |V_t| <= H max|r| <= H
+    rnd = 64 * H * max(S, A) * EPS * H
+    for name in ("V", "Q", "A", "p"):
+        assert_close(getattr(sparse, name), getattr(dense, name), rnd, name)
+    assert abs(sparse.J - dense.J) <= rnd
+    T = data.draw(st.integers(1, 8))
+    assert_close(state_marginals(sp_mdp, pi, T), state_marginals(mdp, pi, T), 64 * T * S * EPS, "p_t")
+    assert_close(occupancy(sp_mdp, pi), occupancy(mdp, pi), 64 * H * S * EPS, "occupancy")
+    assert_close(
+        policy_gradient(sp_mdp, policy, theta), policy_gradient(mdp, policy, theta), rnd * S * A, "grad"
+    )
+    assert_close(
+        natural_gradient(sp_mdp, policy, theta), natural_gradient(mdp, policy, theta), 1e-9, "npg"
+    )  # divides by d(s) > 0: rounding relative to H / min d, kept loose but far below O(1) errors
+
+
+@settings(max_examples=20, deadline=None)
+@given(finite_mdps(max_states=6))
+def test_model_operators_sparse_match_dense(mdp):
+    S, A = mdp.n_states, mdp.n_actions
+    sp_mdp = to_sparse(mdp)
+    assert sp_mdp.is_sparse and not mdp.is_sparse
+    assert (sp_mdp.n_states, sp_mdp.n_actions) == (S, A)
+    assert np.array_equal(sp_mdp.terminal, mdp.terminal)
+    pi = np.random.default_rng(S * 10 + A).dirichlet(np.ones(A), size=S)
+    P_pi = sp_mdp.policy_transition(pi)
+    assert scipy.sparse.issparse(P_pi) and P_pi.has_canonical_format
+    assert_close(P_pi.toarray(), mdp.policy_transition(pi), 4 * A * EPS, "P_pi")
+    v = np.linspace(-2, 3, S)
+    assert_close(sp_mdp.expected_next(v), mdp.expected_next(v), 8 * S * EPS * 3, "P v")
+    vk = np.outer(v, [1.0, -2.0])
+    assert sp_mdp.expected_next(vk).shape == (S, A, 2)
+    # read-only like the dense arrays
+    with pytest.raises(ValueError):
+        sp_mdp.P.data[0] = 0.5
+    # with_horizon keeps the sparse representation
+    assert sp_mdp.with_horizon(3, gamma=1.0).is_sparse
+
+
+# ---------------------------------------------------------------- a larger, slowly mixing case
+def test_sparse_gridworld_high_discount_matches_dense():
+    """30 x 30 slippery gridworld, gamma = 0.99 (the benchmark's regime at 1/1000 the size)."""
+    kw = dict(gamma=0.99, slip=0.2, start=(10, 12), step_reward=-0.01)
+    dense, sparse = gridworld(30, 30, **kw), gridworld(30, 30, sparse=True, **kw)
+    S = dense.n_states
+    policy = TabularSoftmax(S, 4)
+    theta = np.random.default_rng(7).standard_normal(policy.n_params)
+    pi = policy.probs(theta)
+    ev_d, ev_s = evaluate(dense, pi), evaluate(sparse, pi, tol=1e-10)
+    assert ev_s.residual <= 1e-10
+    eV, erho = solve_error_bounds(dense, pi, 1e-10)
+    assert_close(ev_s.V, ev_d.V, eV, "V")
+    assert_close(ev_s.d, ev_d.d, (1 - 0.99) * erho, "d")
+    g_d = policy_gradient(dense, policy, theta)
+    e_w = erho * np.max(np.abs(ev_d.A)) + np.max(ev_d.d) / 0.01 * 2 * eV
+    assert_close(policy_gradient(sparse, policy, theta, tol=1e-10), g_d, 5 * e_w, "grad")
+    # a looser tol gives a proportionally looser (still bounded) answer, and reports it
+    ev_l = evaluate(sparse, pi, tol=1e-6)
+    assert ev_l.residual <= 1e-6
+    eV6, _ = solve_error_bounds(dense, pi, 1e-6)
+    assert_close(ev_l.V, ev_d.V, eV6, "V at tol=1e-6")
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"slip": 0.0},
+        {"slip": 1.0},
+        {"goal": (1, 2), "start": (2, 0), "step_reward": -0.1, "slip": 0.3},
+        {"horizon": 5, "gamma": 1.0},
+    ],
+)
+@pytest.mark.parametrize("shape", [(1, 1), (1, 5), (3, 4), (6, 6)])
+def test_sparse_gridworld_builder_is_the_dense_one(kw, shape):
+    args = {"gamma": 0.9, **kw}
+    if "goal" in args and not (args["goal"][0] < shape[0] and args["goal"][1] < shape[1]):
+        pytest.skip("goal outside this grid")
+    if "start" in args and not (args["start"][0] < shape[0] and args["start"][1] < shape[1]):
+        pytest.skip("start outside this grid")
+    d, s = gridworld(*shape, **args), gridworld(*shape, sparse=True, **args)
+    S = d.n_states
+    assert s.is_sparse and s.P.shape == (S * 4, S)
+    assert np.array_equal(s.P.toarray().reshape(S, 4, S), d.P)
+    assert np.array_equal(s.r, d.r) and np.array_equal(s.mu0, d.mu0)
+    assert np.array_equal(s.terminal, d.terminal)
+    assert (s.gamma, s.horizon) == (d.gamma, d.horizon)
+
+
+# ---------------------------------------------------------------- bad input
+def _sparse_P(S=4, A=2, seed=0):
+    return scipy.sparse.csr_array(random_mdp(S, A, gamma=0.5, seed=seed).P.reshape(S * A, S))
+
+
+def test_row_not_a_distribution_is_named():
+    P = _sparse_P().toarray()
+    P[5, 1] += 0.03  # row 5 = (s=2, a=1)
+    with pytest.raises(ValueError, match=r"P\[row 5 = \(s=2, a=1\), :\] sums to 1\.03.*expected 1"):
+        FiniteMDP(scipy.sparse.csr_array(P), np.zeros((4, 2)), np.full(4, 0.25), 0.9)
+
+
+def test_empty_row_is_named():
+    P = _sparse_P().toarray()
+    P[6] = 0.0  # row 6 = (s=3, a=0) stores nothing
+    with pytest.raises(ValueError, match=r"P\[row 6 = \(s=3, a=0\), :\] sums to 0,"):
+        FiniteMDP(scipy.sparse.csr_array(P), np.zeros((4, 2)), np.full(4, 0.25), 0.9)
+
+
+def test_first_offending_row_among_many_is_named():
+    """Vectorized validation on 160 000 rows names the first bad row, not a later one."""
+    g = gridworld(200, 200, gamma=0.9, sparse=True)
+    P = g.P.copy()
+    P.data[P.indptr[123_457]] += 0.5  # row 123457 = (s=30864, a=1)
+    P.data[P.indptr[150_000]] += 0.5
+    with pytest.raises(ValueError, match=r"P\[row 123457 = \(s=30864, a=1\), :\] sums to 1\.5"):
+        FiniteMDP(P, g.r, g.mu0, 0.9)
+
+
+@pytest.mark.parametrize(
+    "value, pattern",
+    [
+        (-0.25, r"P\[row 3 = \(s=1, a=1\), 2\] is -0\.25, expected >= 0"),
+        (np.nan, r"P\[row 3 = \(s=1, a=1\), 2\] is nan, expected a finite number"),
+        (np.inf, r"P\[row 3 = \(s=1, a=1\), 2\] is inf, expected a finite number"),
+    ],
+)
+def test_bad_entry_is_named_with_row_and_column(value, pattern):
+    P = _sparse_P().toarray()
+    P[3, 2] = value
+    with pytest.raises(ValueError, match=pattern):
+        FiniteMDP(scipy.sparse.csr_array(P), np.zeros((4, 2)), np.full(4, 0.25), 0.9)
+
+
+def test_bad_shapes_and_types():
+    P = _sparse_P()
+    with pytest.raises(ValueError, match=r"not a multiple of S=4"):
+        FiniteMDP(P[:7], np.zeros((4, 2)), np.full(4, 0.25), 0.9)
+    with pytest.raises(ValueError, match=r"r must have shape \(S, A\)=\(4, 2\) when P is sparse"):
+        FiniteMDP(P, np.zeros((4, 2, 4)), np.full(4, 0.25), 0.9)
+    with pytest.raises(ValueError, match=r"mu0 must have shape"):
+        FiniteMDP(P, np.zeros((4, 2)), np.full(3, 1 / 3), 0.9)
+    with pytest.raises(TypeError, match=r"P must be a sparse matrix of real numbers, got booleans"):
+        FiniteMDP(scipy.sparse.csr_array(np.eye(4, dtype=bool)), np.zeros((4, 1)), np.full(4, 0.25), 0.9)
+    with pytest.raises(TypeError, match=r"complex"):
+        FiniteMDP(P.astype(complex), np.zeros((4, 2)), np.full(4, 0.25), 0.9)
+
+
+@pytest.mark.parametrize("tol, exc", [(0.0, ValueError), (1.0, ValueError), (-1e-3, ValueError),
+                                      (np.nan, ValueError), ("1e-8", TypeError), (True, TypeError)])
+def test_bad_tol(tol, exc):
+    mdp = to_sparse(random_mdp(3, 2, gamma=0.9, seed=1))
+    with pytest.raises(exc, match="tol"):
+        evaluate(mdp, np.full((3, 2), 0.5), tol=tol)
+
+
+def test_unreachable_tol_raises_numerical_error():
+    """A relative residual of 1e-30 is below rounding (~1e-16): the solve must say it failed."""
+    mdp = gridworld(8, 8, gamma=0.99, slip=0.2, sparse=True, step_reward=-1.0)
+    with pytest.raises(NumericalError, match=r"did not reach the relative residual tol=1e-30"):
+        evaluate(mdp, np.full((64, 4), 0.25), tol=1e-30)
+
+
+def test_dense_path_unchanged_and_reports_no_residual():
+    mdp = random_mdp(5, 3, gamma=0.9, seed=4)
+    pi = np.full((5, 3), 1 / 3)
+    ev = evaluate(mdp, pi, tol=1e-6)  # validated, unused: the dense solve is direct
+    assert ev.residual is None
+    assert np.array_equal(ev.V, evaluate(mdp, pi).V)
+
+
+def test_top_level_api_unchanged_by_sparse_support():
+    assert pgexact.FiniteMDP is FiniteMDP and hasattr(FiniteMDP, "is_sparse")
