@@ -289,10 +289,14 @@ def conjugate_gradient(oracle: Any, g: np.ndarray, *, maxiter: int, rtol: float,
     limit is the minimum-norm solution :math:`F^+ g`.
     """
     n = g.shape[0]
-    if damping > 0:
-        matvec = lambda v: oracle.fisher_vector_product(v) + damping * v  # noqa: E731
-    else:
-        matvec = oracle.fisher_vector_product
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        if not np.all(np.isfinite(v)):  # CG broke down (p^T F p = 0): propagate, caller rejects
+            return np.full(n, np.nan)
+        out = oracle.fisher_vector_product(v)
+        return out + damping * v if damping > 0 else out
+
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
     count = [0]
 
@@ -300,7 +304,8 @@ def conjugate_gradient(oracle: Any, g: np.ndarray, *, maxiter: int, rtol: float,
         count[0] += 1
 
     kw = {"rtol": rtol} if _CG_HAS_RTOL else {"tol": rtol}
-    x, _info = cg(op, g, maxiter=maxiter, atol=0.0, callback=_cb, **kw)
+    with np.errstate(all="ignore"):
+        x, _info = cg(op, g, maxiter=maxiter, atol=0.0, callback=_cb, **kw)
     return np.asarray(x, dtype=np.float64), count[0]
 
 
@@ -383,6 +388,12 @@ def trpo_step(
     if not (gnorm > 0.0):
         return reject("gradient is zero: stationary point, no step taken", np.zeros(n), 0, 0.0, 0.0, 0, 0.0, 0.0)
     x, iters = conjugate_gradient(oracle, g, maxiter=maxiter, rtol=cg_rtol, damping=cg_damping)
+    if not np.all(np.isfinite(x)):
+        return reject(
+            "conjugate gradient broke down (p^T F p = 0: the Fisher matrix is numerically singular "
+            "along the gradient, e.g. a near-deterministic policy); no step taken",
+            np.zeros(n), iters, float("nan"), 0.0, 0, 0.0, 0.0,
+        )
     Fx = oracle.fisher_vector_product(x)
     residual = float(np.linalg.norm(Fx + cg_damping * x - g) / gnorm)
     xFx = float(x @ Fx)
