@@ -1,0 +1,138 @@
+"""Value iteration, policy iteration and soft (entropy-regularized) control, against independent
+references: enumeration of all deterministic policies, the policy improvement theorem, the
+soft-value/occupancy identity, and the soft-optimality bounds."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import pgexact as pe
+from pgexact.mdps import random_mdp
+from pgexact.testing import finite_mdps, policy_matrices
+from pgexact.updates import (
+    policy_iteration,
+    soft_evaluate,
+    soft_improve,
+    soft_policy_iteration,
+    soft_value_iteration,
+    value_iteration,
+)
+
+
+def best_deterministic(mdp):
+    """max over all A^S deterministic stationary policies of V (elementwise), by enumeration."""
+    S, A = mdp.n_states, mdp.n_actions
+    best = np.full(S, -np.inf)
+    for acts in itertools.product(range(A), repeat=S):
+        pi = np.zeros((S, A))
+        pi[np.arange(S), acts] = 1.0
+        best = np.maximum(best, pe.evaluate(mdp, pi).V)
+    return best
+
+
+@settings(max_examples=25, deadline=None)
+@given(finite_mdps(discounted=True, max_states=4, max_actions=3, max_gamma=0.95))
+def test_policy_and_value_iteration_reach_the_enumerated_optimum(mdp):
+    """Puterman 1994, Theorem 6.2.10: an optimal deterministic stationary policy exists, and its
+    V is the elementwise maximum over deterministic policies. VI stops with ||V - V*|| <= 1e-12
+    max(1, ||V||); PI's values are exact linear solves (rounding ~ 1e-15 (1-gamma)^-1)."""
+    ref = best_deterministic(mdp)
+    scale = max(1.0, float(np.max(np.abs(ref))))
+    pi_res = policy_iteration(mdp)
+    vi = value_iteration(mdp)
+    assert np.max(np.abs(pi_res.V - ref)) <= 1e-10 * scale
+    assert np.max(np.abs(vi.V - ref)) <= 1e-10 * scale
+    assert pi_res.n_iterations <= mdp.n_actions**mdp.n_states  # finitely many steps
+    # monotone improvement, elementwise (policy improvement theorem)
+    assert np.all(np.diff(pi_res.values, axis=0) >= -1e-12 * scale)
+    # the greedy policy of VI is optimal too
+    assert np.max(np.abs(pe.evaluate(mdp, vi.policy).V - ref)) <= 1e-9 * scale
+
+
+def test_policy_iteration_from_a_given_policy_and_validation():
+    mdp = random_mdp(5, 3, gamma=0.9, seed=4)
+    pi0 = np.tile([0.0, 0.0, 1.0], (5, 1))
+    res = policy_iteration(mdp, pi0)
+    assert res.J_history[0] == pytest.approx(pe.evaluate(mdp, pi0).J, rel=1e-12)
+    assert res.J == pytest.approx(value_iteration(mdp).J, rel=1e-10)
+    with pytest.raises(ValueError, match="pi0"):
+        policy_iteration(mdp, np.ones((5, 3)))
+    with pytest.raises(ValueError, match="discounted"):
+        policy_iteration(random_mdp(3, 2, gamma=1.0, horizon=4, seed=0))
+    with pytest.raises(ValueError, match="tol"):
+        value_iteration(mdp, tol=0.0)
+
+
+def test_finite_horizon_value_iteration_is_backward_induction():
+    """H = 1: V*_0 = max_a r. Any H: V*_0 dominates every stationary policy's V_0 (evaluate)."""
+    mdp = random_mdp(4, 3, gamma=0.9, horizon=1, seed=1)
+    vi = value_iteration(mdp)
+    assert np.array_equal(vi.V[0], mdp.r.max(axis=1))
+    mdp = random_mdp(4, 3, gamma=0.9, horizon=5, seed=2)
+    vi = value_iteration(mdp)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        pi = rng.dirichlet(np.ones(3), size=4)
+        assert np.all(pe.evaluate(mdp, pi).V[0] <= vi.V[0] + 1e-12)
+    assert vi.policy.shape == (5, 4, 3) and vi.error_bound == 0.0
+
+
+# ----------------------------------------------------------------------------- soft
+@settings(max_examples=30, deadline=None)
+@given(finite_mdps(discounted=True, max_gamma=0.95), st.data(), st.sampled_from([0.05, 0.5, 2.0]))
+def test_soft_value_is_value_plus_discounted_entropy(mdp, data, alpha):
+    """J_soft = J + alpha/(1-gamma) E_{s~d_pi}[H(pi(.|s))], from evaluate and occupancy alone."""
+    pi = data.draw(policy_matrices(mdp.n_states, mdp.n_actions))
+    soft = soft_evaluate(mdp, pi, alpha)
+    H = -np.sum(np.where(pi > 0, pi * np.log(np.where(pi > 0, pi, 1.0)), 0.0), axis=1)
+    ref = pe.evaluate(mdp, pi).J + alpha / (1 - mdp.gamma) * pe.occupancy(mdp, pi) @ H
+    assert soft.J == pytest.approx(ref, rel=1e-10, abs=1e-10)
+    # soft Bellman equation V = sum_a pi (Q - alpha log pi)
+    v = np.sum(np.where(pi > 0, pi * (soft.Q - alpha * np.log(np.where(pi > 0, pi, 1.0))), 0.0), axis=1)
+    assert np.max(np.abs(v - soft.V)) <= 1e-10 * max(1.0, float(np.max(np.abs(soft.V))))
+
+
+@settings(max_examples=30, deadline=None)
+@given(finite_mdps(discounted=True, max_gamma=0.95), st.data(), st.sampled_from([0.05, 0.5, 2.0]))
+def test_soft_policy_improvement_never_lowers_soft_q(mdp, data, alpha):
+    """Haarnoja et al. 2018, Lemma 2: Q^{pi_new}_soft >= Q^{pi_old}_soft elementwise."""
+    pi = data.draw(policy_matrices(mdp.n_states, mdp.n_actions))
+    new = soft_improve(mdp, pi, alpha)
+    q_old, q_new = soft_evaluate(mdp, pi, alpha).Q, soft_evaluate(mdp, new, alpha).Q
+    scale = max(1.0, float(np.max(np.abs(q_old))))
+    assert np.all(q_new >= q_old - 1e-10 * scale)
+
+
+@settings(max_examples=20, deadline=None)
+@given(finite_mdps(discounted=True, max_gamma=0.9), st.sampled_from([0.1, 1.0]))
+def test_soft_optimal_policy_is_a_fixed_point_and_dominates(mdp, alpha):
+    opt = soft_value_iteration(mdp, alpha)
+    spi = soft_policy_iteration(mdp, alpha)
+    # pi* ∝ exp(Q*/alpha) is a fixed point of soft improvement; soft PI reaches it
+    assert np.max(np.abs(soft_improve(mdp, opt.policy, alpha) - opt.policy)) <= 1e-9
+    assert np.max(np.abs(spi.policy - opt.policy)) <= 1e-9
+    assert np.all(np.diff(spi.J_history) >= -1e-10 * max(1.0, abs(opt.J)))
+    # Q* is the soft Q of pi*, and J_soft(pi*) >= J_soft(pi) for other policies
+    ev = soft_evaluate(mdp, opt.policy, alpha)
+    assert np.max(np.abs(ev.Q - opt.Q)) <= 1e-9 * max(1.0, float(np.max(np.abs(opt.Q))))
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        pi = rng.dirichlet(np.ones(mdp.n_actions), size=mdp.n_states)
+        assert np.all(soft_evaluate(mdp, pi, alpha).V <= ev.V + 1e-9 * max(1.0, float(np.max(np.abs(ev.V)))))
+    # hard and soft optima: J* <= J*_soft <= J* + alpha log(A) / (1 - gamma)
+    hard = value_iteration(mdp).J
+    assert hard - 1e-9 <= opt.J <= hard + alpha * np.log(mdp.n_actions) / (1 - mdp.gamma) + 1e-9
+
+
+def test_soft_bad_input():
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="alpha"):
+            soft_evaluate(mdp, np.full((3, 2), 0.5), bad)
+    with pytest.raises(ValueError, match="discounted"):
+        soft_value_iteration(random_mdp(3, 2, gamma=0.9, horizon=3, seed=0), 0.1)
