@@ -1,0 +1,97 @@
+"""Figures: rendering mechanism (cheap subset), determinism, bad input, all-or-nothing output."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pgexact.figures import FIGURES, REGISTRY, FigureSpec, captions, get, render
+from pgexact.figures._render import render_specs
+
+CHEAP = ["ppo_clip", "trpo_bound"]  # < 1 s together
+
+
+def test_registry_is_complete_and_captioned() -> None:
+    assert len(set(FIGURES)) == len(FIGURES)
+    for name in ["gradient_fields", "softmax_plateau", "ppo_clip", "marginal_drift", "kl_quadratic",
+                 "bernoulli_npg", "short_corridor", "trpo_bound"]:
+        assert name in FIGURES
+    for spec in REGISTRY.values():
+        assert spec.title and len(spec.caption) > 80
+        assert "Source" in spec.caption  # every caption names the source of its formulas
+    text = captions()
+    assert all(f"{n}.png" in text for n in FIGURES)
+
+
+def test_render_cheap_subset_png(tmp_path: Path) -> None:
+    paths = render(CHEAP, out_dir=tmp_path, progress=False)
+    assert [p.name for p in paths] == [f"{n}.png" for n in CHEAP]
+    for p in paths:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)  # no staging leftovers
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_render_is_byte_identical_run_to_run(tmp_path: Path, fmt: str) -> None:
+    a = render(["ppo_clip"], out_dir=tmp_path / "a", fmt=fmt, progress=False)[0]
+    b = render(["ppo_clip"], out_dir=tmp_path / "b", fmt=fmt, progress=False)[0]
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_unknown_name_lists_valid_names_and_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="unknown figure name.*'nope'.*valid names: .*ppo_clip"):
+        render(["ppo_clip", "nope"], out_dir=out, progress=False)
+    assert not out.exists()
+    with pytest.raises(ValueError, match="valid names"):
+        get("nope")
+    with pytest.raises(ValueError, match="fmt must be one of png, svg, pdf"):
+        render(["ppo_clip"], out_dir=out, fmt="jpg", progress=False)
+
+
+def test_output_path_that_is_a_file(tmp_path: Path) -> None:
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a directory"):
+        render(["ppo_clip"], out_dir=f, progress=False)
+    with pytest.raises(PermissionError, match="cannot be created"):
+        render(["ppo_clip"], out_dir=f / "sub", progress=False)
+    assert f.read_text() == "x" and sorted(os.listdir(tmp_path)) == ["file.txt"]
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root can write anywhere")
+def test_unwritable_directory(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        with pytest.raises(PermissionError, match="not writable"):
+            render(["ppo_clip"], out_dir=ro, progress=False)
+        assert os.listdir(ro) == []
+    finally:
+        ro.chmod(0o700)
+
+
+def test_failure_midway_leaves_nothing(tmp_path: Path) -> None:
+    def boom(fig) -> None:
+        raise RuntimeError("drawing failed")
+
+    specs = [REGISTRY["ppo_clip"], FigureSpec("broken", "broken", "Source: none.", boom)]
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "keep.txt").write_text("keep")
+    with pytest.raises(RuntimeError, match="drawing failed"):
+        render_specs(specs, existing, "png", progress=False)
+    assert os.listdir(existing) == ["keep.txt"]  # no ppo_clip.png, no staging directory
+    fresh = tmp_path / "fresh" / "nested"
+    with pytest.raises(RuntimeError):
+        render_specs(specs, fresh, "png", progress=False)
+    assert not fresh.exists() and not fresh.parent.exists()  # created directories are removed too
+
+
+@pytest.mark.slow
+def test_render_all(tmp_path: Path) -> None:
+    paths = render(out_dir=tmp_path, progress=False)
+    assert [p.stem for p in paths] == list(FIGURES)
