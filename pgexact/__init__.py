@@ -42,6 +42,8 @@ from . import lqr
 from .lqr import LQR, LinearGaussian
 
 # --- sampling: rollout kernel and estimators (issue 4)
+from .sampling import Trajectories, rollout, rollout_chunks
+from . import estimators
 
 # --- updates (issue 5)
 from . import updates

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
+import scipy.sparse
 
 from .._random import Seed, as_seed_sequence
 from .._validation import check_positive_int
@@ -194,7 +195,10 @@ class TransitionSampler:
 
     Parameters
     ----------
-    P : numpy.ndarray, shape (S, A, S)
+    P : numpy.ndarray, shape (S, A, S), or scipy.sparse matrix, shape (S*A, S)
+        Dense: one table of A*S columns per state. Sparse (row ``s*A + a`` holds
+        ``P(.|s, a)``): one table per state over its stored (a, s') pairs, padded to the
+        largest row, so memory is O(S * max row nnz) and a draw is still O(1).
     r : numpy.ndarray, shape (S, A)
     mu0 : numpy.ndarray, shape (S,)
     pi : numpy.ndarray, shape (S, A)
@@ -202,18 +206,29 @@ class TransitionSampler:
     """
 
     def __init__(
-        self, P: np.ndarray, r: np.ndarray, mu0: np.ndarray, pi: np.ndarray, terminal: np.ndarray
+        self, P: Any, r: np.ndarray, mu0: np.ndarray, pi: np.ndarray, terminal: np.ndarray
     ) -> None:
         S, A = pi.shape
         self.n_states, self.n_actions = S, A
-        joint = (pi[:, :, None] * P).reshape(S, A * S)  # joint[s, a*S + s'] = pi(a|s) P(s'|s,a)
-        self.joint = AliasTable.from_probs(joint)
+        if scipy.sparse.issparse(P):
+            # P of shape (S*A, S), row s*A + a: joint row s holds code a*S + s' for stored entries
+            csr = scipy.sparse.csr_array(P)
+            k = np.repeat(np.arange(S * A), np.diff(csr.indptr))
+            joint_sp = scipy.sparse.csr_array(
+                (csr.data * pi.reshape(-1)[k], (k // A, (k % A) * S + csr.indices)),
+                shape=(S, A * S),
+            )
+            self.joint = AliasTable.from_sparse_rows(joint_sp)
+        else:
+            joint = (pi[:, :, None] * P).reshape(S, A * S)  # joint[s, a*S + s'] = pi(a|s) P(s'|s,a)
+            self.joint = AliasTable.from_probs(joint)
         K = self.joint.n_columns
         # j + threshold[s, j]: the coin test becomes x < j + q (saves one subtraction per draw)
         self.joint_threshold_abs = (
             self.joint.threshold.reshape(S, K) + np.arange(K, dtype=np.float64)
         ).reshape(-1)
-        self.initial = AliasTable.from_probs(mu0[None, :])
+        self.dense_codes = not scipy.sparse.issparse(P)
+        self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
 
@@ -241,6 +256,7 @@ class TransitionSampler:
         else:
             states, actions, rewards = out
         thr_abs, alias, reward = self.joint_threshold_abs, self.joint.alias, self.reward
+        primary, dense = self.joint.primary, self.dense_codes
         # work buffers, allocated once per chunk (no allocation inside the time loop)
         x = np.empty(n)
         thv = np.empty(n)
@@ -266,7 +282,11 @@ class TransitionSampler:
             thr_abs.take(flat_, out=thv_)
             np.less(x_, thv_, out=coin_)  # coin: frac(x) < threshold  <=>  x < j + threshold
             alias.take(flat_, out=code_)
-            np.subtract(j_, code_, out=d_)  # code = coin ? j : alias  (branch-free blend)
+            if dense:
+                np.subtract(j_, code_, out=d_)  # code = coin ? j : alias  (branch-free blend)
+            else:
+                primary.take(flat_, out=d_)  # sparse rows: column j stands for primary[s, j]
+                d_ -= code_
             d_ *= coin_
             code_ += d_
             np.floor_divide(code_, S, out=a_)  # code = a * S + s'

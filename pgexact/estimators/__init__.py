@@ -1,0 +1,69 @@
+r"""Monte Carlo estimators of policy gradients, Fisher matrices and surrogates, with their exact moments.
+
+Gradient estimators take sampled :class:`~pgexact.Trajectories` (from :func:`pgexact.rollout`),
+a softmax parametrization and θ, and return an :class:`Estimate` (per-episode terms, mean,
+standard error). Advantage targets (:func:`gae`, :func:`n_step_returns`, :func:`td_errors`) work
+on plain arrays. :mod:`~pgexact.estimators.exact_moments` computes estimators' exact means and
+variances (enumeration, recursions); :mod:`~pgexact.estimators.stats` tests sampled means
+against exact values with a stated false-alarm probability.
+"""
+
+from ._advantage import gae, n_step_returns, td_errors
+from ._base import Estimate, rewards_to_go, value_array, weighted_score
+from ._gradients import (
+    advantage,
+    constant_baseline,
+    fisher_estimate,
+    fit_value_baseline,
+    gae_gradient,
+    learned_baseline,
+    n_step,
+    normalized_advantage,
+    reinforce,
+    reward_to_go,
+    state_baseline,
+    surrogate_estimate,
+    surrogate_gradient_estimate,
+    trajectory_fisher_estimate,
+)
+from .exact_moments import (
+    enumerate_trajectories,
+    exact_covariance,
+    exact_mean,
+    gae_expected_advantage,
+    gae_expected_gradient,
+)
+from .stats import MeanTest, StreamedMean, mean_test, streaming_mean
+
+__all__ = [
+    "Estimate",
+    "MeanTest",
+    "StreamedMean",
+    "advantage",
+    "constant_baseline",
+    "enumerate_trajectories",
+    "exact_covariance",
+    "exact_mean",
+    "fisher_estimate",
+    "fit_value_baseline",
+    "gae",
+    "gae_expected_advantage",
+    "gae_expected_gradient",
+    "gae_gradient",
+    "learned_baseline",
+    "mean_test",
+    "n_step",
+    "n_step_returns",
+    "normalized_advantage",
+    "reinforce",
+    "reward_to_go",
+    "rewards_to_go",
+    "state_baseline",
+    "streaming_mean",
+    "surrogate_estimate",
+    "surrogate_gradient_estimate",
+    "td_errors",
+    "trajectory_fisher_estimate",
+    "value_array",
+    "weighted_score",
+]
