@@ -50,6 +50,7 @@ Reward side: :math:`J = -C`, :math:`V = -V^{\rm cost}` etc. (see :class:`LQREval
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -171,7 +172,9 @@ def _stein_pair(a: np.ndarray, q_sigma: np.ndarray, q_p: np.ndarray) -> tuple[np
         # Schur form M = U T U^T serves both (LAPACK trsyl with trana / tranb).
         eye = np.eye(n)
         try:
-            lu = scipy.linalg.lu_factor(a + eye, check_finite=False)
+            with warnings.catch_warnings():  # an exactly singular a + I is handled just below
+                warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+                lu = scipy.linalg.lu_factor(a + eye, check_finite=False)
             if not np.all(np.isfinite(lu[0])) or np.min(np.abs(np.diag(lu[0]))) == 0.0:
                 raise np.linalg.LinAlgError
         except (np.linalg.LinAlgError, ValueError):
