@@ -16,7 +16,8 @@ CHEAP = ["ppo_clip", "trpo_bound"]  # < 1 s together
 def test_registry_is_complete_and_captioned() -> None:
     assert len(set(FIGURES)) == len(FIGURES)
     for name in ["gradient_fields", "softmax_plateau", "ppo_clip", "marginal_drift", "kl_quadratic",
-                 "bernoulli_npg", "short_corridor", "trpo_bound"]:
+                 "bernoulli_npg", "short_corridor", "trpo_bound", "learning_curves", "gae_bias_variance",
+                 "estimator_variance", "lqr_convergence"]:
         assert name in FIGURES
     for spec in REGISTRY.values():
         assert spec.title and len(spec.caption) > 80
