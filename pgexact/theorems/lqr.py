@@ -4,7 +4,8 @@ Instances (:func:`random_problem`): n in 1..4 states, m in 1..3 inputs, A with s
 entries scaled to spectral radius U(0.5, 1.3) (often open-loop unstable), B standard normal,
 Q = I + G Gᵀ/n, R = I + H Hᵀ/m, Sigma0 = I, process noise 0.1 I (or none), policy noise 0.3 I
 (or none), gamma U(0.5, 0.95); the gain is K* + Δ with Δ shrunk until the closed loop has
-:math:`\rho(\sqrt\gamma(A - BK)) \le 0.9`, so all Lyapunov solves have condition number at most
+:math:`\rho(\sqrt\gamma(A - BK)) \le 0.9` (or halfway between :math:`\rho(K^*)` and 1 in the
+rare instances where K* itself has less margin), so all Lyapunov solves have condition number at most
 :math:`\sim 1/(1-0.9^2) \approx 5` per unit of :math:`\|A_K\|`.
 
 Derivative checks use the fourth-order central difference
@@ -43,6 +44,9 @@ class LQRProblem:
 
 
 def _stable_gain(lqr: LQR, K0: np.ndarray, rng: np.random.Generator, margin: float = 0.9) -> np.ndarray:
+    """K0 + a random perturbation with spectral radius <= margin (or <= (1 + rho(K0))/2 when K0
+    itself has less margin), so that K is never K0 itself (the perturbation is only shrunk)."""
+    margin = max(margin, 0.5 * (1.0 + exact.spectral_radius(lqr, K0)))
     delta = rng.standard_normal(K0.shape) * (0.2 + 0.2 * np.abs(K0))
     for _ in range(60):
         K = K0 + delta
