@@ -48,9 +48,11 @@ from .steps import (
     ppo_update,
     trpo_step,
 )
+from .sampled import CRITICS, SampledOracle, SampledSource
 from .training import TrainingHistory, train
 
 __all__ = [
+    "CRITICS",
     "ExactOracle",
     "ExactSource",
     "GradientSource",
@@ -62,6 +64,8 @@ __all__ = [
     "SoftEvaluation",
     "SoftOptimum",
     "SoftPolicyIterationResult",
+    "SampledOracle",
+    "SampledSource",
     "SurrogateBatch",
     "TRPOStep",
     "TrainingHistory",

@@ -56,7 +56,7 @@ class SurrogateBatch:
 
     .. math::
 
-        \bar A(\theta') = \sum_i w_i\, r_i(\theta')\, A_i, \qquad
+        \bar A(\theta') = \sum_i w_i\, (r_i(\theta') - 1)\, A_i, \qquad
         r_i(\theta') = \frac{\pi_{\theta'}(a_i|s_i)}{\pi_{old}(a_i|s_i)},
 
     and the KL term is :math:`\sum_s \nu(s)\, KL(\pi_{old}(\cdot|s) \| \pi_{\theta'}(\cdot|s))`.
@@ -126,18 +126,24 @@ def _contract_rows(policy: SoftmaxPolicy, theta: np.ndarray, batch: SurrogateBat
 
 
 def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> float:
-    r"""Surrogate :math:`\sum_i w_i r_i(\theta) A_i` of a batch."""
+    r"""Surrogate :math:`\sum_i w_i (r_i(\theta) - 1) A_i` of a batch.
+
+    The ratio-free term :math:`\sum_i w_i A_i` has expectation
+    :math:`\sum_s \rho(s) \sum_a \pi_{old}(a|s) A(s, a) = 0` (exactly 0 for an exact batch, up to
+    rounding); subtracting it makes the value 0 at :math:`\theta_{old}` and keeps a sampled
+    surrogate unbiased when its :math:`A_i` estimate Q rather than A.
+    """
     w_ratio, _ = _row_terms(policy, batch, theta)
-    return float(np.sum(w_ratio * batch.advantages))
+    return float(np.sum((w_ratio - batch.weights) * batch.advantages))
 
 
 def surrogate_and_gradient(
     policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray
 ) -> tuple[float, np.ndarray]:
-    r"""Surrogate and its gradient :math:`\sum_i w_i r_i A_i \nabla\log\pi_\theta(a_i|s_i)`."""
+    r"""Surrogate (:func:`surrogate_value`) and its gradient :math:`\sum_i w_i r_i A_i \nabla\log\pi_\theta(a_i|s_i)`."""
     w_ratio, _ = _row_terms(policy, batch, theta)
     c = w_ratio * batch.advantages
-    return float(np.sum(c)), _contract_rows(policy, theta, batch, c)
+    return float(np.sum((w_ratio - batch.weights) * batch.advantages)), _contract_rows(policy, theta, batch, c)
 
 
 def kl_and_gradient(
