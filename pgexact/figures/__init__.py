@@ -126,12 +126,9 @@ _SPECS: list[FigureSpec] = [
     ),
 ]
 
-try:  # figures that need the sampling / estimator / update / LQR modules
-    from . import _ext
+from . import _ext  # figures that need the estimators, the update rules and the LQR module
 
-    _SPECS.extend(_ext.specs(FigureSpec))
-except ImportError:  # pragma: no cover - optional modules not present
-    pass
+_SPECS.extend(_ext.specs(FigureSpec))
 
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
