@@ -122,8 +122,12 @@ def _cmd_figures(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"pgexact figures: {exc}", file=sys.stderr)
         return 2
+    from .figures import captions
+
     for p in paths:
         print(p)
+    print()
+    print(captions(p.stem for p in paths))
     return 0
 
 
