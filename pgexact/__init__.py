@@ -50,3 +50,5 @@ from . import updates
 from .updates import ExactSource
 
 # --- scale-out (issue 7)
+# pgexact.gym does not import gymnasium (make_env does, on first call): optional extra "gym".
+from . import gym

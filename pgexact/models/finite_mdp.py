@@ -185,6 +185,18 @@ class FiniteMDP:
             out = self.P.reshape(S * A, S) @ values
         return out.reshape((S, A) + values.shape[1:])
 
+    @classmethod
+    def from_gymnasium(cls, env: Any, **kwargs: Any) -> "FiniteMDP":
+        """The exact MDP of a gymnasium toy-text environment (FrozenLake, CliffWalking, Taxi).
+
+        Reads ``env.unwrapped.P``; terminal states are made absorbing. See
+        :func:`pgexact.gym.from_gymnasium` for the keyword arguments (``gamma``, ``horizon``,
+        ``mu0``, ``sparse``) and the treatment of terminal states.
+        """
+        from ..gym import from_gymnasium  # scale-out (issue 7); gymnasium itself is not imported
+
+        return from_gymnasium(env, **kwargs)
+
     def with_horizon(self, horizon: int | None, gamma: float | None = None) -> "FiniteMDP":
         """The same dynamics and rewards with another horizon (and optionally another gamma)."""
         return FiniteMDP(self.P, self.r, self.mu0, self.gamma if gamma is None else gamma, horizon)
