@@ -500,3 +500,32 @@ def test_bad_misc_arguments():
         pg_step(mdp, theta, 0.1)
     with pytest.raises(ValueError, match="n_iterations"):
         train(pg_step, src, theta, 0, lr=0.1)
+
+
+def test_surrogate_is_exact_where_old_probabilities_underflow():
+    """pi_old(a|s) = exp(-1000) underflows to 0, yet the row's contribution rho(s) pi_new(a|s) A(s, a)
+    to the surrogate is kept (weights are stored in log space)."""
+    mdp = random_mdp(3, 2, gamma=0.9, seed=3)
+    pol = pe.TabularSoftmax(3, 2)
+    theta_old = np.array([1000.0, 0.0, 0.0, 1000.0, 0.5, -0.5])
+    theta_new = np.zeros(6)
+    pi_old, pi_new = pol.probs(theta_old), pol.probs(theta_new)
+    assert pi_old[0, 1] == 0.0  # the precondition: underflow
+    oracle = ExactSource(mdp, pol).at(theta_old)
+    ref = pe.surrogate(mdp, pi_old, pi_new)
+    assert abs(ref) > 0.1
+    assert oracle.surrogate(theta_new) == pytest.approx(ref, rel=1e-12)
+    kl = pe.kl_expected(pi_old, pi_new, pe.occupancy(mdp, pi_old))
+    assert oracle.kl(theta_new) == pytest.approx(kl, rel=1e-12)
+
+
+def test_bad_trpo_search_arguments():
+    mdp, pol, theta = moderate_problem(16, S=2, A=2)
+    src = ExactSource(mdp, pol)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="max_backtracks"):
+            trpo_step(src, theta, 0.1, max_backtracks=bad)
+    with pytest.raises(ValueError, match="cg_damping"):
+        trpo_step(src, theta, 0.1, cg_damping=-1.0)
+    with pytest.raises(ValueError, match="cg_iters"):
+        trpo_step(src, theta, 0.1, cg_iters=0)

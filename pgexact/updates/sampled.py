@@ -125,7 +125,7 @@ class SampledOracle:
             states=states,
             actions=actions,
             advantages=advs,
-            weights=weights,
+            log_weights=np.log(weights),
             logp_old=logp[states, actions],
             state_weights=c.sum(axis=1),
         )

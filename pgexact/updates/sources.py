@@ -65,14 +65,16 @@ class SurrogateBatch:
     :math:`w = \rho_{old}(s)\pi_{old}(a|s)` (finite horizon: every (t, s, a) with
     :math:`w = \gamma^t p_t(s) \pi_{old}(a|s)` and :math:`A_t`), so the sums *are* the closed forms;
     sampled batches hold one row per visited (episode, t) with :math:`w = \gamma^t / N`.
-    Rows of zero weight are dropped.
+    Weights are stored as logarithms, so that a row whose :math:`\pi_{old}(a|s)` underflows to 0
+    (logits of size ~1e3) still contributes :math:`w r = \rho(s)\pi_{new}(a|s)` exactly; rows of
+    state weight :math:`\rho(s) = 0` are dropped.
 
     Attributes
     ----------
     states, actions : numpy.ndarray of int, shape (n,)
     advantages : numpy.ndarray, shape (n,)
-    weights : numpy.ndarray, shape (n,)
-        Positive row weights.
+    log_weights : numpy.ndarray, shape (n,)
+        :math:`\log w_i` (finite); :attr:`weights` is :math:`\exp` of it.
     logp_old : numpy.ndarray, shape (n,)
         :math:`\log\pi_{old}(a_i|s_i)`.
     state_weights : numpy.ndarray, shape (S,)
@@ -82,13 +84,18 @@ class SurrogateBatch:
     states: np.ndarray
     actions: np.ndarray
     advantages: np.ndarray
-    weights: np.ndarray
+    log_weights: np.ndarray
     logp_old: np.ndarray
     state_weights: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("states", "actions", "advantages", "weights", "logp_old", "state_weights"):
+        for name in ("states", "actions", "advantages", "log_weights", "logp_old", "state_weights"):
             getattr(self, name).flags.writeable = False
+
+    @property
+    def weights(self) -> np.ndarray:
+        r"""Row weights :math:`w_i = \exp(\log w_i)`, shape (n,) (may underflow to 0)."""
+        return np.exp(self.log_weights)
 
     @property
     def n_rows(self) -> int:
@@ -101,7 +108,7 @@ class SurrogateBatch:
             states=self.states[index],
             actions=self.actions[index],
             advantages=self.advantages[index],
-            weights=self.weights[index] * scale,
+            log_weights=self.log_weights[index] + np.log(scale),
             logp_old=self.logp_old[index],
             state_weights=self.state_weights,
         )
@@ -114,7 +121,7 @@ def _row_terms(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) 
     log_ratio = logp - batch.logp_old
     with np.errstate(over="ignore"):
         ratio = np.exp(log_ratio)
-        w_ratio = np.exp(np.log(batch.weights) + log_ratio)
+        w_ratio = np.exp(batch.log_weights + log_ratio)
     return w_ratio, ratio
 
 
@@ -244,28 +251,26 @@ def _old_state_distribution(mdp: FiniteMDP, ev: Evaluation) -> np.ndarray:
 def exact_batch(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, ev: Evaluation) -> SurrogateBatch:
     """The exact :class:`SurrogateBatch`: every (s, a) (or (t, s, a)) with its closed-form weight."""
     logp = policy.log_probs(theta)
-    pi = np.exp(logp)
     S, A = mdp.n_states, mdp.n_actions
     if mdp.horizon is None:
-        w = (ev.d / (1.0 - mdp.gamma))[:, None] * pi
-        adv = np.asarray(ev.A)
+        rho = np.repeat(ev.d / (1.0 - mdp.gamma), A)  # state weight of each (s, a) row
+        adv = np.asarray(ev.A).reshape(-1)
         states, actions = np.divmod(np.arange(S * A), A)
-        w, adv, lp = w.reshape(-1), adv.reshape(-1), logp.reshape(-1)
+        lp = logp.reshape(-1)
     else:
         H = mdp.horizon
         disc = mdp.gamma ** np.arange(H)
-        w = (disc[:, None] * ev.p)[:, :, None] * pi[None]  # (H, S, A)
-        adv = np.asarray(ev.A)
+        rho = np.repeat((disc[:, None] * ev.p).reshape(-1), A)  # gamma^t p_t(s) per (t, s, a)
+        adv = np.asarray(ev.A).reshape(-1)
         idx = np.arange(H * S * A)
         states, actions = (idx // A) % S, idx % A
-        w, adv = w.reshape(-1), adv.reshape(-1)
         lp = np.broadcast_to(logp, (H, S, A)).reshape(-1)
-    keep = w > 0
+    keep = rho > 0
     return SurrogateBatch(
         states=states[keep],
         actions=actions[keep],
         advantages=adv[keep].copy(),
-        weights=w[keep].copy(),
+        log_weights=np.log(rho[keep]) + lp[keep],
         logp_old=lp[keep].copy(),
         state_weights=_old_state_distribution(mdp, ev),
     )

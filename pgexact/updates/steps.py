@@ -376,7 +376,9 @@ def trpo_step(
     cg_rtol = check_lr(cg_rtol, name="cg_rtol")
     cg_damping = check_nonnegative_finite("cg_damping", cg_damping)
     ratio = check_ratio("backtrack_ratio", backtrack_ratio)
-    max_backtracks = int(check_nonnegative_finite("max_backtracks", max_backtracks))
+    if isinstance(max_backtracks, bool) or not isinstance(max_backtracks, (int, np.integer)) or max_backtracks < 0:
+        raise ValueError(f"max_backtracks must be a non-negative integer, got {max_backtracks!r}")
+    max_backtracks = int(max_backtracks)
 
     oracle = source.at(theta, seed=seed)
     g = oracle.gradient
