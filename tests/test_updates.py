@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import pgexact as pe
 from pgexact.exact import tv_max
 from pgexact.mdps import bandit, random_mdp
-from pgexact.testing import finite_mdps, policy_problems, tabular_problems, thetas
+from pgexact.testing import policy_problems, tabular_problems
 from pgexact.updates import (
     ExactSource,
     clipped_objective,

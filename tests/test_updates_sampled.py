@@ -8,7 +8,6 @@ import pytest
 
 import pgexact as pe
 from pgexact.estimators import fisher_estimate
-from pgexact.exact import tv_max
 from pgexact.mdps import random_mdp
 from pgexact.updates import (
     ExactSource,

@@ -11,8 +11,6 @@ residuals of inequalities are the positive part of the violation divided by the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 
 from .. import exact

@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_positive_finite, check_positive_int
+from .._validation import check_positive_finite
 
-__all__ = ["check_clip", "check_delta", "check_lr", "check_source", "check_nonnegative_finite"]
+__all__ = ["check_clip", "check_delta", "check_lr", "check_nonnegative_finite", "check_ratio", "check_source"]
 
 
 def check_delta(delta: Any, name: str = "delta") -> float:
@@ -56,5 +56,3 @@ def check_source(source: Any) -> Any:
         )
     return source
 
-
-__all__ += ["check_positive_int", "check_ratio"]

@@ -297,9 +297,7 @@ def soft_evaluate(mdp: FiniteMDP, pi: Any, alpha: float) -> SoftEvaluation:
     # (entries with pi = 0 are never weighted, so any finite value serves there)
     with np.errstate(divide="ignore"):
         bonus = np.where(pi > 0, -alpha * np.log(np.where(pi > 0, pi, 1.0)), 0.0)
-    from ..models.finite_mdp import FiniteMDP as _M
-
-    shifted = _M(mdp.P, mdp.r + bonus, mdp.mu0, mdp.gamma, None)
+    shifted = FiniteMDP(mdp.P, mdp.r + bonus, mdp.mu0, mdp.gamma, None)
     V = np.array(evaluate(shifted, pi).V)
     Q = mdp.r + mdp.gamma * mdp.expected_next(V)
     return SoftEvaluation(J=float(mdp.mu0 @ V), V=V, Q=Q, entropy=H)
