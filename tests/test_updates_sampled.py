@@ -48,6 +48,10 @@ def test_sampled_oracle_is_consistent_with_the_estimators(critic, horizon):
     assert np.max(np.abs(clipped_objective(pol, o.batch, theta, 0.2)[1] - o.gradient)) <= 1e-12 * max(
         1.0, np.max(np.abs(o.gradient))
     )
+    # the clipped objective vanishes at theta_old and never exceeds the sampled surrogate
+    assert abs(clipped_objective(pol, o.batch, theta, 0.2)[0]) <= 1e-15
+    for shift in np.random.default_rng(0).standard_normal((5, 6)):
+        assert clipped_objective(pol, o.batch, theta + shift, 0.2)[0] <= o.surrogate(theta + shift) + 1e-15
     # fixed horizons: the sampled state weights are a distribution (every episode has T steps)
     if horizon is not None:
         assert o.batch.state_weights.sum() == pytest.approx(1.0, abs=1e-12)

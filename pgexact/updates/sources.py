@@ -28,7 +28,8 @@ import numpy as np
 from scipy.special import rel_entr
 
 from .._validation import check_theta
-from ..exact import natural_gradient, policy_gradient
+from ..exact import natural_gradient
+from ..exact.gradients import gradient_weights
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
 from ..exact.evaluation import Evaluation, evaluate
 from ..models.finite_mdp import FiniteMDP
@@ -179,9 +180,13 @@ def clipped_objective(
 
     .. math::
 
-        L^{CLIP}(\theta') = \sum_i w_i \min\left(r_i A_i,\ \mathrm{clip}(r_i, 1-\epsilon, 1+\epsilon) A_i\right)
+        L^{CLIP}(\theta') = \sum_i w_i \left[\min\left(r_i A_i,\ \mathrm{clip}(r_i, 1-\epsilon, 1+\epsilon) A_i\right) - A_i\right]
 
     (Schulman et al. 2017, eq. 7, with the discounted state weighting of the surrogate). The
+    constant :math:`\sum_i w_i A_i` is subtracted as in :func:`surrogate_value`: it is zero for an
+    exact batch (:math:`\sum_a \pi_{old} A = 0`) and zero in expectation for a sampled one, and
+    with it :math:`L^{CLIP}(\theta_{old}) = 0` and :math:`L^{CLIP} \le` :func:`surrogate_value`
+    row by row. The
     gradient is :math:`\sum_i w_i r_i A_i \nabla\log\pi(a_i|s_i)` over the rows where the
     unclipped term is the minimum (at a tie the one-sided derivative from inside the clip range
     is used); clipped rows contribute zero.
@@ -198,7 +203,7 @@ def clipped_objective(
     clipped_branch = ((adv > 0) & (ratio > 1.0 + clip)) | ((adv < 0) & (ratio < 1.0 - clip))
     unclipped_term = w_ratio * adv
     clipped_term = batch.weights * np.clip(ratio, 1.0 - clip, 1.0 + clip) * adv
-    value = float(np.sum(np.where(clipped_branch, clipped_term, unclipped_term)))
+    value = float(np.sum(np.where(clipped_branch, clipped_term, unclipped_term) - batch.weights * adv))
     c = np.where(clipped_branch, 0.0, unclipped_term)
     grad = _contract_rows(policy, theta, batch, c)
     total = float(np.sum(batch.weights))
@@ -286,7 +291,7 @@ class ExactOracle:
     evaluation : Evaluation
         :func:`pgexact.evaluate` of ``pi``.
     gradient : numpy.ndarray, shape (n_params,)
-        :func:`pgexact.policy_gradient`.
+        :math:`\nabla J`, computed as :func:`pgexact.policy_gradient` does, from ``evaluation``.
     d : numpy.ndarray, shape (S,)
         The old state distribution of the Fisher matrix and of the KL constraint.
     batch : SurrogateBatch
@@ -301,7 +306,8 @@ class ExactOracle:
         self.pi = policy.probs(theta)
         self.evaluation = evaluate(mdp, self.pi)
         self.J: float | None = self.evaluation.J
-        self.gradient = policy_gradient(mdp, policy, theta)
+        # the policy gradient theorem's weights of pgexact.policy_gradient, on this evaluation
+        self.gradient = policy.score_contract(theta, gradient_weights(mdp, self.pi, self.evaluation))
         self.batch = exact_batch(mdp, policy, theta, self.evaluation)
         self.d = self.batch.state_weights
 
