@@ -11,9 +11,10 @@ splits :math:`x = K u` into a column :math:`j = \lfloor x \rfloor` and a coin
 whatever K: the cost of a draw does not depend on the number of outcomes. The coin keeps
 :math:`53 - \log_2 K` bits of the uniform, a relative error below :math:`K 2^{-53}` per draw.
 
-Construction is Vose's stack algorithm (Vose 1991, "A linear algorithm for generating random
-numbers with a given distribution", IEEE TSE 17(9), sec. III), vectorized across rows: the
-Python loop runs at most K times, each pass finalizing one column of every row.
+Construction is a sweep form of Vose's algorithm (Vose 1991, "A linear algorithm for
+generating random numbers with a given distribution", IEEE TSE 17(9), sec. III) expressed with
+cumulative sums and one sort, so that all rows are built at once with no Python loop
+(:func:`build_alias`).
 """
 
 from __future__ import annotations
@@ -25,14 +26,39 @@ import numpy as np
 __all__ = ["AliasTable", "build_alias", "alias_probabilities"]
 
 
+def _ranks(values: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Row-wise rank of each entry in a stable sort of its row, shape (R, K); ``base[r] = r * K``."""
+    R, K = values.shape
+    flat = np.argsort(values, axis=1, kind="stable")
+    flat += base
+    ranks = np.empty(R * K, dtype=np.intp)
+    ranks[flat.reshape(-1)] = np.tile(np.arange(K), R)
+    return ranks.reshape(R, K)
+
+
 def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    r"""Vose alias tables for every row of ``probs``.
+    r"""Alias tables for every row of ``probs``, all rows at once, without a Python loop.
+
+    The construction is the sweep form of Vose's algorithm (Vose 1991, sec. III): the "small"
+    columns (:math:`q = K p < 1`) are served in order by the "large" ones, each large serving
+    until its excess is used up, at which point it becomes small and is served by the next
+    large. With :math:`D_k = \sum_{k' \le k} (1 - q_{s_{k'}})` the cumulative deficits of the
+    smalls and :math:`E_j = \sum_{j' \le j} (q_{l_{j'}} - 1)` the cumulative excesses of the
+    larges, small :math:`s_k` gets alias :math:`l_j` with :math:`j = \#\{j' : E_{j'} < D_{k-1}\}`,
+    and large :math:`l_j` (not the last) gets threshold :math:`1 - (D_a - E_j)` and alias
+    :math:`l_{j+1}` with :math:`a = \#\{k : D_k \le E_j\}` (threshold 1 if :math:`a = m`, the
+    number of smalls). Telescoping shows each large keeps exactly its mass. Both counts come
+    from one stable row-wise sort of the sorted sequences D and E merged.
+
+    Accuracy: the cumulative sums round; the encoded probabilities differ from ``probs`` by at
+    most about :math:`K \varepsilon` (ε = 2^-52), the same order as the resolution of the
+    coin, which splits a 53-bit uniform into K columns.
 
     Parameters
     ----------
     probs : numpy.ndarray, shape (R, K)
         Validated probability rows (non-negative, each summing to 1 within 1e-9). Rows are
-        renormalized to sum to exactly 1 before the construction.
+        renormalized to sum to 1 before the construction.
 
     Returns
     -------
@@ -40,7 +66,7 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     alias : numpy.ndarray, shape (R, K), intp
         Column ``j`` of row ``i`` yields ``j`` with probability ``threshold[i, j]`` and
         ``alias[i, j]`` otherwise. An outcome of probability 0 is never returned: its threshold
-        is 0 and no column aliases to it.
+        is 0 and only columns of positive probability are aliased to.
 
     Examples
     --------
@@ -53,32 +79,43 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     probs = np.asarray(probs, dtype=np.float64)
     R, K = probs.shape
     q = probs * (K / probs.sum(axis=1, keepdims=True))
-    threshold = np.ones((R, K))
-    alias = np.broadcast_to(np.arange(K), (R, K)).copy()
-    is_small = q < 1.0
-    # Stacks as arrays: small[i, :ns[i]] and large[i, :nl[i]] hold column indices.
-    small = np.argsort(~is_small, axis=1, kind="stable")  # small columns first
-    large = np.argsort(is_small, axis=1, kind="stable")  # large columns first
-    ns = is_small.sum(axis=1)
-    nl = K - ns
-    for _ in range(K):
-        rows = np.flatnonzero((ns > 0) & (nl > 0))
-        if rows.size == 0:
-            break
-        lo = small[rows, ns[rows] - 1]
-        hi = large[rows, nl[rows] - 1]
-        threshold[rows, lo] = q[rows, lo]
-        alias[rows, lo] = hi
-        ns[rows] -= 1
-        q[rows, hi] -= 1.0 - q[rows, lo]
-        moved = q[rows, hi] < 1.0
-        r2, h2 = rows[moved], hi[moved]
-        nl[r2] -= 1
-        small[r2, ns[r2]] = h2
-        ns[r2] += 1
-    # Columns left on either stack have q = 1 up to rounding: threshold 1 (already set).
+    large = q >= 1.0
+    large[np.arange(R), np.argmax(q, axis=1)] = True  # at least one large per row, even after rounding
+    order = np.argsort(large, axis=1, kind="stable")  # smalls first, then larges
+    base = (np.arange(R) * K)[:, None]
+    flat_order = (order + base).reshape(-1)
+    qs = q.reshape(-1)[flat_order].reshape(R, K)
+    m = K - large.sum(axis=1)  # number of smalls per row
+    pos = np.arange(K)[None, :]
+    small_pos = pos < m[:, None]
+    deficit = np.where(small_pos, 1.0 - qs, 0.0)
+    D = np.cumsum(deficit, axis=1)  # at small positions: D_k
+    E = np.cumsum(np.where(small_pos, 0.0, qs - 1.0), axis=1)  # at large positions: E_j
+    # merged sequences (each sorted within its block); stable ranks give the two counts
+    # D_{k-1} must be the very float D[k-1] (not D_k - deficit_k): the two counts below compare
+    # the same numbers, so ties (frequent: rows made of blocks with equal sums) resolve consistently
+    D_prev = np.concatenate([np.zeros((R, 1)), D[:, :-1]], axis=1)
+    n_E_before = _ranks(np.where(small_pos, D_prev, E), base) - pos  # for smalls: #{E_j < D_{k-1}}
+    n_D_upto = _ranks(np.where(small_pos, D, E), base) - (pos - m[:, None])  # for larges: #{D_k <= E_j}
+    threshold_s = np.ones((R, K))
+    alias_s = np.broadcast_to(pos, (R, K)).copy()  # in sorted positions
+    # smalls: threshold q, alias = the large at position m + j
+    j = np.minimum(n_E_before, (K - m - 1)[:, None])
+    threshold_s = np.where(small_pos, qs, threshold_s)
+    alias_s = np.where(small_pos, m[:, None] + j, alias_s)
+    # larges: converted at the a-th small (a < m), then aliased to the next large
+    a = n_D_upto
+    conv = ~small_pos & (a < m[:, None]) & (pos < K - 1)
+    D_a = D.reshape(-1)[(np.minimum(a, K - 1) + base).reshape(-1)].reshape(R, K)
+    threshold_s = np.where(conv, 1.0 - (D_a - E), threshold_s)
+    alias_s = np.where(conv, pos + 1, alias_s)
+    # back from sorted positions to columns
+    threshold = np.empty(R * K)
+    alias = np.empty(R * K, dtype=np.intp)
+    threshold[flat_order] = threshold_s.reshape(-1)
+    alias[flat_order] = order.reshape(-1)[(alias_s + base).reshape(-1)]
     np.clip(threshold, 0.0, 1.0, out=threshold)
-    return threshold, alias
+    return threshold.reshape(R, K), alias.reshape(R, K)
 
 
 def alias_probabilities(threshold: np.ndarray, alias: np.ndarray) -> np.ndarray:
