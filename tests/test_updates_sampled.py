@@ -120,15 +120,16 @@ ALGORITHMS = [
 
 @pytest.mark.parametrize("update,kwargs", ALGORITHMS, ids=[a[0].__name__ for a in ALGORITHMS])
 def test_sampled_update_approaches_its_exact_twin_at_rate_one_over_sqrt_n(update, kwargs):
-    """RMS (over R = 16 seeds) of ||pi_N - pi_exact||_F after one update, for N = 250 .. 16000.
+    """RMS (over R = 32 seeds) of ||pi_N - pi_exact||_F after one update, for N = 250 .. 16000.
 
     Every update is a smooth function of the sampled averages near the exact ones (the
     preconditions below keep TRPO's line search and PPO's clipping away from their
-    discontinuities), so the error is O(N^-1/2) and the log-log slope is -1/2. Its standard
-    error: the log RMS of R k = 96 squared normal deviations has sd ~ 0.5 sqrt(2/96) = 0.07 per
-    point; over 4 points spanning ln 64 the slope has sd ~ 0.07/3.1 = 0.023, so the accepted
-    band ±0.15 is 6.5 sd: a false alarm has probability < 1e-9 (normal approximation).
-    Seeds are fixed (one SeedSequence per (N, replication)).
+    discontinuities; across a kink the error would only shrink like N^-1/4), so the error is
+    O(N^-1/2) and the log-log slope is -1/2. Measured over 8 independent seed sets per
+    algorithm, the fitted slope has mean -0.46 (PPO, still slightly pre-asymptotic at N = 250)
+    to -0.52 and standard deviation 0.025; the band [-0.65, -0.35] is at least 4.4 sd from every
+    mean, so a false alarm has probability < 1e-5 per algorithm (normal approximation).
+    Seeds are fixed: SeedSequence([N, r]), independent across budgets and replications.
     """
     mdp, pol, theta = problem()
     twin = ExactSource(mdp, pol)
@@ -138,12 +139,13 @@ def test_sampled_update_approaches_its_exact_twin_at_rate_one_over_sqrt_n(update
     if update is ppo_update:  # exact ratios stay >= 0.02 from the kinks, and clipping is active
         margin, frac = _ppo_margin(pol, twin.at(theta).batch, theta, kwargs["clip"], kwargs["lr"], kwargs["epochs"])
         assert margin >= 0.02 and frac > 0.1
-    Ns, R = [250, 1000, 4000, 16000], 16
+    Ns, R = [250, 1000, 4000, 16000], 32
     pi_exact = pol.probs(exact.theta)
     rms = []
     for N in Ns:
         src = SampledSource(mdp, pol, N, seed=N)
-        errs = [np.sum((pol.probs(update(src, theta, seed=r, **kwargs).theta) - pi_exact) ** 2) for r in range(R)]
+        seeds = [np.random.SeedSequence([N, r]) for r in range(R)]  # independent across N and r
+        errs = [np.sum((pol.probs(update(src, theta, seed=s, **kwargs).theta) - pi_exact) ** 2) for s in seeds]
         rms.append(np.sqrt(np.mean(errs)))
     slope = np.polyfit(np.log(Ns), np.log(rms), 1)[0]
     assert -0.65 <= slope <= -0.35, (slope, rms)
