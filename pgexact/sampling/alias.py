@@ -48,7 +48,7 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     and large :math:`l_j` (not the last) gets threshold :math:`1 - (D_a - E_j)` and alias
     :math:`l_{j+1}` with :math:`a = \#\{k : D_k \le E_j\}` (threshold 1 if :math:`a = m`, the
     number of smalls). Telescoping shows each large keeps exactly its mass. Both counts come
-    from one stable row-wise sort of the sorted sequences D and E merged.
+    from one stable row-wise sort of the sorted sequences D and E merged (D first on ties).
 
     Accuracy: the cumulative sums round; the encoded probabilities differ from ``probs`` by at
     most about :math:`K \varepsilon` (ε = 2^-52), the same order as the resolution of the
@@ -91,24 +91,22 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     deficit = np.where(small_pos, 1.0 - qs, 0.0)
     D = np.cumsum(deficit, axis=1)  # at small positions: D_k
     E = np.cumsum(np.where(small_pos, 0.0, qs - 1.0), axis=1)  # at large positions: E_j
-    # merged sequences (each sorted within its block); stable ranks give the two counts
-    # D_{k-1} must be the very float D[k-1] (not D_k - deficit_k): the two counts below compare
-    # the same numbers, so ties (frequent: rows made of blocks with equal sums) resolve consistently
-    D_prev = np.concatenate([np.zeros((R, 1)), D[:, :-1]], axis=1)
-    n_E_before = _ranks(np.where(small_pos, D_prev, E), base) - pos  # for smalls: #{E_j < D_{k-1}}
-    n_D_upto = _ranks(np.where(small_pos, D, E), base) - (pos - m[:, None])  # for larges: #{D_k <= E_j}
-    threshold_s = np.ones((R, K))
-    alias_s = np.broadcast_to(pos, (R, K)).copy()  # in sorted positions
-    # smalls: threshold q, alias = the large at position m + j
+    # One stable merge of the sorted sequences D (first) and E (after) gives both counts with one
+    # tie rule (D before an equal E): rank - pos = #{E_j < D_k} at small positions and
+    # rank - (pos - m) = #{D_k <= E_j} at large positions. The count for small k uses D_{k-1}, the
+    # very float compared for small k-1, so that ties (frequent: rows made of blocks with equal
+    # sums) resolve consistently in both counts.
+    ranks = _ranks(np.where(small_pos, D, E), base)
+    e_before = ranks - pos
+    n_E_before = np.concatenate([np.zeros((R, 1), dtype=np.intp), e_before[:, :-1]], axis=1)
+    # smalls: threshold q, alias = the large at position m + #{E_j < D_{k-1}}
     j = np.minimum(n_E_before, (K - m - 1)[:, None])
-    threshold_s = np.where(small_pos, qs, threshold_s)
-    alias_s = np.where(small_pos, m[:, None] + j, alias_s)
     # larges: converted at the a-th small (a < m), then aliased to the next large
-    a = n_D_upto
+    a = ranks - (pos - m[:, None])
     conv = ~small_pos & (a < m[:, None]) & (pos < K - 1)
     D_a = D.reshape(-1)[(np.minimum(a, K - 1) + base).reshape(-1)].reshape(R, K)
-    threshold_s = np.where(conv, 1.0 - (D_a - E), threshold_s)
-    alias_s = np.where(conv, pos + 1, alias_s)
+    threshold_s = np.where(small_pos, qs, np.where(conv, 1.0 - (D_a - E), 1.0))
+    alias_s = np.where(small_pos, m[:, None] + j, np.where(conv, pos + 1, pos))
     # back from sorted positions to columns
     threshold = np.empty(R * K)
     alias = np.empty(R * K, dtype=np.intp)

@@ -268,12 +268,15 @@ class TransitionSampler:
         if stop_after is not None:
             # counts[t] = number of episodes with L > t (stop_after sorted descending)
             counts = np.searchsorted(-stop_after, -np.arange(T), side="left")
-        m = n
+        pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
+        shift = S.bit_length() - 1
+        m = -1
         for t in range(T):
-            if counts is not None:
-                m = int(counts[t])
-            x_, j_, flat_, code_, a_, d_, sa_ = (v[:m] for v in (x, j, flat, code, a, d, sa))
-            s_, thv_, coin_ = s[:m], thv[:m], coin[:m]
+            m_t = n if counts is None else int(counts[t])
+            if m_t != m:  # (re)slice the work buffers only when the active prefix shrinks
+                m = m_t
+                x_, j_, flat_, code_, a_, d_, sa_ = (v[:m] for v in (x, j, flat, code, a, d, sa))
+                s_, thv_, coin_ = s[:m], thv[:m], coin[:m]
             gen.random(out=x_)
             x_ *= K  # x < K exactly: for u <= 1 - 2^-53, u * K rounds below K
             j_[...] = x_  # column = floor(x) (x >= 0)
@@ -289,13 +292,18 @@ class TransitionSampler:
                 d_ -= code_
             d_ *= coin_
             code_ += d_
-            np.floor_divide(code_, S, out=a_)  # code = a * S + s'
             np.multiply(s_, A, out=sa_)
-            sa_ += a_
+            if pow2:
+                np.right_shift(code_, shift, out=a_)
+                sa_ += a_
+                np.bitwise_and(code_, S - 1, out=s_)  # next state
+            else:
+                np.floor_divide(code_, S, out=a_)  # code = a * S + s'
+                sa_ += a_
+                np.multiply(a_, S, out=d_)
+                np.subtract(code_, d_, out=s_)  # next state
             actions[t, :m] = a_
             reward.take(sa_, out=rewards[t, :m])
-            np.multiply(a_, S, out=d_)
-            np.subtract(code_, d_, out=s_)  # next state
             states[t + 1] = s
         return states, actions, rewards
 
