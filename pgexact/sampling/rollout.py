@@ -29,6 +29,8 @@ Design
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -420,6 +422,8 @@ def rollout_chunks(
     geometric: bool = False,
     seed: Seed,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    executor: Executor | None = None,
+    prefetch: int = 4,
 ) -> Iterator[Trajectories]:
     r"""Streaming rollout: yield batches of at most ``chunk_size`` episodes, in bounded memory.
 
@@ -427,6 +431,10 @@ def rollout_chunks(
     to ``rollout(..., seed=seed, chunk_size=chunk_size)``: chunk ``i`` always draws from child
     ``i`` of the seed's ``SeedSequence`` (see :func:`chunk_seed`). Arguments are validated
     when the generator is created, before the first chunk.
+
+    With an ``executor`` (any :class:`concurrent.futures.Executor`), chunks are computed by its
+    workers, at most ``prefetch`` at a time, and yielded in order: the result is bit-identical
+    whatever the number of workers, since chunk i depends only on child seed i.
 
     Examples
     --------
@@ -445,12 +453,27 @@ def rollout_chunks(
         mdp, pi, n_episodes, horizon, geometric, chunk_size
     )
     ss = as_seed_sequence(seed)
+    prefetch = check_positive_int("prefetch", prefetch)
+    sizes = chunk_sizes(n, chunk_size)
 
-    def gen() -> Iterator[Trajectories]:
-        for i, size in enumerate(chunk_sizes(n, chunk_size)):
-            yield _run_chunk(sampler, chunk_seed(ss, i), size, T, objective, mdp.gamma)
+    def job(i: int) -> tuple:
+        return (sampler, chunk_seed(ss, i), sizes[i], T, objective, mdp.gamma)
 
-    return gen()
+    def serial() -> Iterator[Trajectories]:
+        for i in range(len(sizes)):
+            yield _run_chunk(*job(i))
+
+    def parallel() -> Iterator[Trajectories]:
+        # at most `prefetch` chunks in flight: memory stays bounded, order is preserved
+        pending: deque[Future] = deque()
+        nxt = 0
+        while nxt < len(sizes) or pending:
+            while nxt < len(sizes) and len(pending) < prefetch:
+                pending.append(executor.submit(_run_chunk, *job(nxt)))  # type: ignore[union-attr]
+                nxt += 1
+            yield pending.popleft().result()
+
+    return serial() if executor is None else parallel()
 
 
 def rollout(
@@ -462,6 +485,7 @@ def rollout(
     geometric: bool = False,
     seed: Seed,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    executor: Executor | None = None,
 ) -> Trajectories:
     r"""Sample ``n_episodes`` episodes of ``mdp`` under the policy matrix ``pi``, all in lock-step.
 
@@ -488,6 +512,8 @@ def rollout(
     chunk_size : int
         Episodes per chunk (part of the definition of the sample: the same seed and chunk size
         give bit-identical episodes, however they are streamed).
+    executor : concurrent.futures.Executor, optional
+        Compute the chunks on its workers; bit-identical to the serial result.
 
     Returns
     -------
@@ -513,6 +539,12 @@ def rollout(
     )
     ss = as_seed_sequence(seed)
     sizes = chunk_sizes(n, chunk_size)
+    if executor is not None and len(sizes) > 1:
+        futures = [
+            executor.submit(_run_chunk, sampler, chunk_seed(ss, i), size, T, objective, mdp.gamma)
+            for i, size in enumerate(sizes)
+        ]
+        return Trajectories.concatenate([f.result() for f in futures])
     if len(sizes) == 1:
         return _run_chunk(sampler, chunk_seed(ss, 0), n, T, objective, mdp.gamma)
     if objective != "geometric":
