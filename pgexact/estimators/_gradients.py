@@ -155,11 +155,6 @@ def advantage(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, A: Any) ->
     return Estimate(_score_sums(trajs, policy, theta, w))
 
 
-def _values_for(trajs: Trajectories, V: Any) -> np.ndarray:
-    v = value_array(trajs, V)
-    return v
-
-
 def n_step(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, V: Any, n: int) -> Estimate:
     r"""Policy gradient with n-step advantage estimates.
 
