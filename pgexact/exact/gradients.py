@@ -290,7 +290,10 @@ def reinforce_by_enumeration(
             )
         nxt = np.tile(np.arange(S), m)
         idx = np.repeat(np.arange(m), S)
-        pt = mdp.P[st[idx], at[idx], nxt]
+        if mdp.is_sparse:  # P of shape (S*A, S) (scale-out, issue 7)
+            pt = np.asarray(mdp.P[st[idx] * A + at[idx], nxt]).reshape(-1)
+        else:
+            pt = mdp.P[st[idx], at[idx], nxt]
         keep = pt > 0
         idx, nxt = idx[keep], nxt[keep]
         prob = prob[idx] * pt[keep]
