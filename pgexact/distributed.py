@@ -46,7 +46,7 @@ from .sampling.rollout import (
     chunk_sizes,
 )
 
-__all__ = ["ChunkError", "map_chunks", "streaming_estimate", "replay_chunk"]
+__all__ = ["ChunkError", "map_chunks", "streaming_estimate", "streaming_mean_on", "replay_chunk"]
 
 
 class ChunkError(RuntimeError):
@@ -58,18 +58,33 @@ class ChunkError(RuntimeError):
         The chunk's index (0-based) in the run.
     size : int
         Its number of episodes.
-    seed : numpy.random.SeedSequence
-        The chunk's own seed (child ``index`` of the run's seed).
-    n_chunks : int
-        Number of chunks of the run.
+    seed : numpy.random.SeedSequence or None
+        The chunk's own seed (child ``index`` of the run's seed); ``None`` when the chunks were
+        given as data (``streaming_mean(..., executor=...)``), whose seeds are not known here.
+    n_chunks : int or None
+        Number of chunks of the run (``None`` if the chunks came from an iterator).
     """
 
-    def __init__(self, index: int, size: int, seed: np.random.SeedSequence, n_chunks: int, cause: BaseException):
-        self.index, self.size, self.seed, self.n_chunks = int(index), int(size), seed, int(n_chunks)
-        super().__init__(
-            f"chunk {index} of {n_chunks} ({size} episodes) failed with {type(cause).__name__}: {cause}; "
+    def __init__(
+        self,
+        index: int,
+        size: int,
+        seed: np.random.SeedSequence | None,
+        n_chunks: int | None,
+        cause: BaseException,
+    ):
+        self.index, self.size, self.seed = int(index), int(size), seed
+        self.n_chunks = None if n_chunks is None else int(n_chunks)
+        of = "" if n_chunks is None else f" of {n_chunks}"
+        where = (
             f"its seed is SeedSequence(entropy={seed.entropy}, spawn_key={tuple(seed.spawn_key)}) "
-            f"(replay it alone with pgexact.distributed.replay_chunk); no partial result is returned"
+            "(replay it alone with pgexact.distributed.replay_chunk)"
+            if seed is not None
+            else "the chunk was passed as data (its seed is the one it was sampled with)"
+        )
+        super().__init__(
+            f"chunk {index}{of} ({size} episodes) failed with {type(cause).__name__}: {cause}; "
+            f"{where}; no partial result is returned"
         )
 
     def __reduce__(self) -> Any:  # picklable, for executors that re-raise across processes
@@ -114,10 +129,7 @@ def _moments_task(
 
     The same arithmetic as :func:`pgexact.estimators.streaming_mean` applies to a chunk.
     """
-    trajs = _run_chunk(sampler, seed, size, T, objective, gamma)
-    x = np.asarray(estimator(trajs, *args, **kwargs).samples, dtype=np.float64)
-    mb = x.mean(axis=0)
-    return x.shape[0], mb, ((x - mb) ** 2).sum(axis=0)
+    return _moments_of(estimator, _run_chunk(sampler, seed, size, T, objective, gamma), args, kwargs)
 
 
 def _check_executor(executor: Any) -> None:
@@ -163,28 +175,55 @@ def _run_ordered(
                 raise ChunkError(i, size, sd, len(sizes), exc) from exc
 
     def parallel() -> Iterator[Any]:
-        limit = max_in_flight or max(4, 2 * _n_workers(executor))
-        pending: collections.deque[tuple[int, Future]] = collections.deque()
-        nxt = 0
-        try:
-            while nxt < len(sizes) or pending:
-                while nxt < len(sizes) and len(pending) < limit:
-                    fut = executor.submit(
-                        task, fn, args, kwargs, sampler, seeds[nxt], sizes[nxt], T, objective, gamma
-                    )
-                    pending.append((nxt, fut))
-                    nxt += 1
-                i, fut = pending.popleft()
-                try:
-                    result = fut.result()
-                except Exception as exc:
-                    raise ChunkError(i, sizes[i], seeds[i], len(sizes), exc) from exc
-                yield result
-        finally:
-            for _, fut in pending:
-                fut.cancel()
+        calls = (
+            (fn, args, kwargs, sampler, sd, size, T, objective, gamma) for sd, size in zip(seeds, sizes)
+        )
+
+        def error(i: int, exc: BaseException) -> ChunkError:
+            return ChunkError(i, sizes[i], seeds[i], len(sizes), exc)
+
+        return _ordered_map(executor, task, calls, max_in_flight, error)
 
     return serial() if executor is None else parallel()
+
+
+def _ordered_map(
+    executor: Any,
+    task: Callable[..., Any],
+    calls: Any,
+    max_in_flight: int | None,
+    error: Callable[[int, BaseException], Exception],
+) -> Iterator[Any]:
+    """``task(*call)`` for each tuple of the iterator ``calls`` on ``executor``, yielded in order.
+
+    At most ``max_in_flight`` calls are submitted ahead (``calls`` is consumed lazily, so a
+    streamed input stays bounded in memory). The first failure, in order, cancels the pending
+    calls and raises ``error(index, exception)`` from it.
+    """
+    limit = max_in_flight or max(4, 2 * _n_workers(executor))
+    pending: collections.deque[tuple[int, Future]] = collections.deque()
+    it = enumerate(calls)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < limit:
+                try:
+                    i, call = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append((i, executor.submit(task, *call)))
+            if not pending:
+                return
+            i, fut = pending.popleft()
+            try:
+                result = fut.result()
+            except Exception as exc:
+                raise error(i, exc) from exc
+            yield result
+    finally:
+        for _, fut in pending:
+            fut.cancel()
 
 
 def _n_workers(executor: Any) -> int:
@@ -323,13 +362,30 @@ def streaming_estimate(
     """
     if not callable(estimator):
         raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
+    result = _merge_moments(
+        _run_ordered(
+            _moments_task, estimator, tuple(estimator_args), dict(estimator_kwargs or {}), mdp, pi,
+            n_episodes, horizon, geometric, seed, chunk_size, executor, max_in_flight,
+        )
+    )
+    if result.n != int(n_episodes):  # every chunk is accounted for
+        raise RuntimeError(f"internal error: {result.n} of {n_episodes} episodes were merged")
+    return result
+
+
+def _moments_of(estimator: Callable[..., Any], chunk: Any, args: tuple, kwargs: dict) -> tuple:
+    """``(n, mean, sum of squared deviations)`` of ``estimator(chunk, ...).samples`` (on a worker)."""
+    x = np.asarray(estimator(chunk, *args, **kwargs).samples, dtype=np.float64)
+    mb = x.mean(axis=0)
+    return x.shape[0], mb, ((x - mb) ** 2).sum(axis=0)
+
+
+def _merge_moments(parts: Any) -> StreamedMean:
+    """Merge ``(n, mean, m2)`` triples in order (Chan, Golub & LeVeque 1983), as ``streaming_mean``."""
     n = 0
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
-    for nb, mb, m2b in _run_ordered(
-        _moments_task, estimator, tuple(estimator_args), dict(estimator_kwargs or {}), mdp, pi,
-        n_episodes, horizon, geometric, seed, chunk_size, executor, max_in_flight,
-    ):
+    for nb, mb, m2b in parts:
         if mean is None:
             n, mean, m2 = nb, mb, m2b
             continue
@@ -338,9 +394,44 @@ def streaming_estimate(
         mean = mean + delta * (nb / tot)
         m2 = m2 + m2b + delta**2 * (n * nb / tot)  # type: ignore[operator]
         n = tot
-    assert mean is not None and n == int(n_episodes), "every chunk is accounted for"
+    if mean is None:
+        raise ValueError("chunks is empty")
     se = np.sqrt(m2 / (n - 1) / n) if n > 1 else np.full(mean.shape, np.inf)  # type: ignore[operator]
     return StreamedMean(mean=mean, std_error=se, n=n)
+
+
+def streaming_mean_on(
+    executor: Any,
+    estimator: Callable[..., Any],
+    chunks: Any,
+    args: tuple,
+    kwargs: dict,
+    max_in_flight: int | None = None,
+) -> StreamedMean:
+    """:func:`pgexact.estimators.streaming_mean` with the estimator applied on ``executor``.
+
+    The code path of ``streaming_mean(..., executor=executor)``: each chunk (any object the
+    estimator accepts, typically :class:`~pgexact.Trajectories`) is sent to the executor, reduced
+    there to ``(n, mean, m2)``, and the reductions are merged in chunk order, so the result is
+    bit-identical to the in-process ``streaming_mean``. The chunks travel to the workers: to sample
+    them there as well, use :func:`streaming_estimate`.
+    """
+    _check_executor(executor)
+    if not callable(estimator):
+        raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
+    if max_in_flight is not None:
+        max_in_flight = check_positive_int("max_in_flight", max_in_flight)
+    sizes: dict[int, int] = {}
+
+    def calls() -> Iterator[tuple]:
+        for i, chunk in enumerate(chunks):
+            sizes[i] = int(getattr(chunk, "n_episodes", 0))  # 0 if unknown (not Trajectories)
+            yield (estimator, chunk, tuple(args), dict(kwargs))
+
+    def error(i: int, exc: BaseException) -> ChunkError:
+        return ChunkError(i, sizes.get(i, 0), None, None, exc)
+
+    return _merge_moments(_ordered_map(executor, _moments_of, calls(), max_in_flight, error))
 
 
 def replay_chunk(

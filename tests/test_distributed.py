@@ -15,7 +15,13 @@ import pytest
 from scipy.stats import norm
 
 from pgexact import TabularSoftmax, evaluate, rollout_chunks
-from pgexact.distributed import ChunkError, map_chunks, replay_chunk, streaming_estimate
+from pgexact.distributed import (
+    ChunkError,
+    map_chunks,
+    replay_chunk,
+    streaming_estimate,
+    streaming_mean_on,
+)
 from pgexact.estimators import Estimate, reward_to_go, streaming_mean
 from pgexact.mdps import gridworld, random_mdp
 from pgexact.sampling import chunk_seed
@@ -220,3 +226,17 @@ def test_sparse_mdp_distributed(process_pool):
     serial = list(rollout_chunks(g, pi, 300, seed=8, chunk_size=64))
     dist = list(map_chunks(None, g, pi, 300, seed=8, chunk_size=64, executor=process_pool))
     assert all(np.array_equal(a.states, b.states) for a, b in zip(dist, serial))
+
+
+def test_streaming_mean_on_executor_is_streaming_mean(process_pool):
+    """The estimator applied on the workers to given chunks: bit-identical to streaming_mean."""
+    chunks = list(rollout_chunks(MDP, PI, 700, seed=13, chunk_size=64))
+    ref = streaming_mean(reward_to_go, iter(chunks), POLICY, THETA)
+    assert_same(streaming_mean_on(process_pool, reward_to_go, iter(chunks), (POLICY, THETA), {}), ref)
+    with ThreadPoolExecutor(3) as ex:
+        assert_same(streaming_mean_on(ex, reward_to_go, iter(chunks), (POLICY, THETA), {}, max_in_flight=2), ref)
+    with pytest.raises(ChunkError, match=r"chunk 2 \(2 episodes\) failed with FloatingPointError.*passed as data") as info:
+        streaming_mean_on(process_pool, fail_on_short_chunk, rollout_chunks(MDP, PI, 10, seed=4, chunk_size=4), (), {})
+    assert info.value.index == 2 and info.value.seed is None
+    with pytest.raises(ValueError, match="chunks is empty"):
+        streaming_mean_on(process_pool, reward_to_go, [], (POLICY, THETA), {})
