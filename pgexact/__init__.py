@@ -51,4 +51,5 @@ from .updates import ExactSource
 
 # --- scale-out (issue 7)
 # pgexact.gym does not import gymnasium (make_env does, on first call): optional extra "gym".
-from . import gym
+# pgexact.distributed works with any concurrent.futures.Executor (Dask: optional extra "dask").
+from . import distributed, gym
