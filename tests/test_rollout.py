@@ -76,6 +76,13 @@ def test_alias_table_on_block_rows_with_exact_ties(A, S, seed):
     np.testing.assert_allclose(alias_probabilities(thr, al), joint, rtol=0, atol=8 * A * S * np.finfo(float).eps)
 
 
+def test_alias_table_many_rows_built_in_blocks():
+    """More than 2^16 entries: rows are built in blocks; every row still exact to ~eps."""
+    p = np.random.default_rng(4).dirichlet(np.full(5, 0.5), size=20_000)
+    thr, al = build_alias(p)
+    np.testing.assert_allclose(alias_probabilities(thr, al), p, rtol=0, atol=40 * np.finfo(float).eps)
+
+
 def test_alias_sampling_frequencies_chi_square():
     """Empirical frequencies of 400 000 draws from one table: chi-square test, false alarm 1e-4."""
     p = np.array([0.5, 0.0, 0.2, 0.05, 0.25, 1e-3, 0.0, 0.099])

@@ -78,6 +78,22 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     probs = np.asarray(probs, dtype=np.float64)
     R, K = probs.shape
+    if R * K <= _BLOCK:
+        return _build_block(probs)
+    # blocks of rows keep the ~30 temporaries small (cache-resident, no fresh pages): ~1.6x
+    # faster; outputs are concatenated at the end (preallocating them measured slower)
+    step = max(1, _BLOCK // K)
+    parts = [_build_block(probs[start : start + step]) for start in range(0, R, step)]
+    return np.concatenate([t for t, _ in parts]), np.concatenate([a for _, a in parts])
+
+
+#: Entries per block of rows in :func:`build_alias`.
+_BLOCK = 1 << 16
+
+
+def _build_block(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`build_alias` on one block of rows."""
+    R, K = probs.shape
     q = probs * (K / probs.sum(axis=1, keepdims=True))
     large = q >= 1.0
     large[np.arange(R), np.argmax(q, axis=1)] = True  # at least one large per row, even after rounding
