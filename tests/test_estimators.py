@@ -309,7 +309,7 @@ def _tvar(est, p):
 def test_optimal_constant_baseline_minimizes_exact_variance(enumerated):
     r"""tr Var(RTG - b Z) = tr Var(RTG) - 2 b E[RTG.Z] + b^2 E|Z|^2 with Z = sum_t gamma^t psi_t:
     the quadratic is checked at several b, and its minimizer b* = E[RTG.Z]/E|Z|^2 gives a
-    variance no larger than b = 0 (a theorem, Greensmith et al. 2004, Theorem 8 analogue)."""
+    variance no larger than b = 0 (minimizing a convex quadratic; cf. Greensmith, Bartlett & Baxter 2004)."""
     mdp, pol, th, tr, p = enumerated
     rtg = E.reward_to_go(tr, pol, th).samples
     Z = E.advantage(tr, pol, th, np.ones((mdp.n_states, mdp.n_actions))).samples  # sum_t gamma^t psi_t

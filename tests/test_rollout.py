@@ -333,3 +333,26 @@ def test_executor_gives_bit_identical_results(geometric):
     sampler = TransitionSampler(mdp.P, mdp.r, mdp.mu0, pi, mdp.terminal)
     clone = pickle.loads(pickle.dumps(sampler))
     np.testing.assert_array_equal(clone.joint.alias, sampler.joint.alias)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_rollout_support_property(data):
+    """Random MDPs (sparse rows, exact zeros) and policies with exact zeros: every sampled
+    transition has pi(a|s) > 0 and P(s'|s, a) > 0, s_0 has mu0 > 0, rewards are r(s, a),
+    and under geometric stopping every episode has at least one step."""
+    from pgexact.testing import finite_mdps, policy_matrices
+
+    mdp = data.draw(finite_mdps(max_states=5, max_actions=3))
+    pi = data.draw(policy_matrices(mdp.n_states, mdp.n_actions))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    geometric = mdp.horizon is None and data.draw(st.booleans())
+    horizon = None if (mdp.horizon is not None or geometric) else data.draw(st.integers(1, 6))
+    tr = rollout(mdp, pi, 300, horizon=horizon, geometric=geometric, seed=seed)
+    sim = tr.simulated_mask
+    s, a, s2 = tr.states[:, :-1][sim], tr.actions[sim], tr.states[:, 1:][sim]
+    assert np.all(pi[s, a] > 0)
+    assert np.all(mdp.P[s, a, s2] > 0)
+    assert np.all(mdp.mu0[tr.states[:, 0]] > 0)
+    np.testing.assert_array_equal(tr.rewards[sim], mdp.r[s, a])
+    assert np.all(tr.stops >= 1) and np.all(tr.lengths <= tr.stops)

@@ -71,8 +71,8 @@ def reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Estimat
     .. math::
         \hat g = \frac1N \sum_n \Big(\sum_{t<L} \psi_t\Big) \Big(\sum_{t<L} d^t r_t\Big)
 
-    (Williams 1992, eq. 11 summed over the episode; lecture notes, definition "REINFORCE policy
-    gradient"). Unbiased for ∇J (finite horizon, geometric stopping); the score after an
+    (Williams 1992, REINFORCE, summed over the episode; lecture notes, definition "REINFORCE
+    policy gradient"). Unbiased for ∇J (finite horizon, geometric stopping); the score after an
     absorption is dropped, which changes nothing in expectation since rewards there are 0.
 
     Parameters
@@ -109,8 +109,8 @@ def constant_baseline(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, b:
 
     .. math:: \hat g = \frac1N \sum_n \sum_{t<L} \psi_t \, d^t (G_t - b)
 
-    Unbiased for every b because :math:`E[\psi_t | s_t] = 0` (Williams 1992, sec. 4; Greensmith,
-    Bartlett & Baxter 2004, sec. 3).
+    Unbiased for every b because :math:`E[\psi_t | s_t] = 0` (Williams 1992, the "reinforcement
+    baseline"; Greensmith, Bartlett & Baxter 2004, JMLR 5).
     """
     if isinstance(b, bool) or not isinstance(b, (int, float, np.floating, np.integer)) or not np.isfinite(b):
         raise ValueError(f"b must be a finite real number, got {b!r}")

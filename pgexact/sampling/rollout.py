@@ -20,9 +20,10 @@ Design
   Discounted MDP with ``geometric=True``: every episode stops after a random number of steps
   :math:`L \sim \mathrm{Geometric}(1-\gamma)`, :math:`\Pr(L > t) = \gamma^t`, independent of the
   trajectory, so undiscounted sums over the episode are unbiased for the discounted
-  infinite-horizon quantities: :math:`E\sum_{t<L} f_t = \sum_t \gamma^t E f_t`
-  (e.g. Thomas 2014, "Bias in natural actor-critic algorithms", sec. 3; Zhang et al. 2020,
-  "Global convergence of policy gradient methods to (almost) locally optimal policies", Alg. 3).
+  infinite-horizon quantities: :math:`E\sum_{t<L} f_t = \sum_t \Pr(L > t) E f_t = \sum_t \gamma^t E f_t`
+  for any :math:`f_t` depending on the trajectory up to t (random-horizon rollouts as in Zhang,
+  Koppel, Zhu & Başar 2020, "Global convergence of policy gradient methods to (almost) locally
+  optimal policies", SIAM J. Control Optim.).
   Estimators read ``Trajectories.discount`` (γ, or 1 under geometric stopping) and need not know
   which case they are in.
 """

@@ -214,7 +214,7 @@ register(
     Theorem(
         id="estimators.baseline_causality_unbiased",
         statement=r"E\big[\textstyle\sum_t \psi_t R\big] = E\big[\sum_t \psi_t \gamma^t (G_t - b(s_t))\big] = E\big[\sum_t \gamma^t \psi_t Q_t\big] = \nabla J \ \forall b",
-        source="Williams 1992, sec. 4 (baselines); lecture notes, 'PG with baseline' and 'Policy gradient with Q-function'",
+        source="Williams 1992 (reinforcement baselines); lecture notes, 'PG with baseline' and 'Policy gradient with Q-function'",
         instance=enum_problem,
         residual=_baseline_causality,
         tolerance=TOL,
