@@ -97,7 +97,7 @@ def reward_to_go(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Esti
 
     .. math:: \hat g = \frac1N \sum_n \sum_{t<L} \psi_t \, d^t G_t
 
-    (Williams 1992; Sutton & Barto 2018, eq. 13.8 with the :math:`\gamma^t` of sec. 13.4;
+    (Williams 1992; Sutton & Barto 2018, sec. 13.3, REINFORCE with the :math:`\gamma^t` of its pseudocode;
     lecture notes, definition "Policy gradient with Q-function"). Unbiased for ∇J.
     """
     trajs, theta = _setup(trajs, policy, theta)
