@@ -85,6 +85,19 @@ def reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Estimat
     -------
     Estimate
         ``samples`` shape (N, n_params).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> g = exact_mean(reinforce(tr, pol, theta).samples, p)  # exact expectation
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     R = (_masked_rewards(trajs) * trajs.discounts()[None, :]).sum(axis=1)
@@ -99,6 +112,19 @@ def reward_to_go(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Esti
 
     (Williams 1992; Sutton & Barto 2018, sec. 13.3, REINFORCE with the :math:`\gamma^t` of its pseudocode;
     lecture notes, definition "Policy gradient with Q-function"). Unbiased for ∇J.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> g = exact_mean(reward_to_go(tr, pol, theta).samples, p)
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     return Estimate(_score_sums(trajs, policy, theta, _discounted_rtg(trajs)))
@@ -111,6 +137,19 @@ def constant_baseline(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, b:
 
     Unbiased for every b because :math:`E[\psi_t | s_t] = 0` (Williams 1992, the "reinforcement
     baseline"; Greensmith, Bartlett & Baxter 2004, JMLR 5).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> g = exact_mean(constant_baseline(tr, pol, theta, 10.0).samples, p)
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     if isinstance(b, bool) or not isinstance(b, (int, float, np.floating, np.integer)) or not np.isfinite(b):
         raise ValueError(f"b must be a finite real number, got {b!r}")
@@ -131,6 +170,19 @@ def state_baseline(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, b: An
     ----------
     b : array_like, shape (S,) or (T, S)
         Stationary or time-indexed baseline.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> g = exact_mean(state_baseline(tr, pol, theta, np.array([3.0, -2.0])).samples, p)
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     base = value_array(trajs, b, name="b")[:, :-1]
@@ -149,6 +201,20 @@ def advantage(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, A: Any) ->
     Parameters
     ----------
     A : array_like, shape (S, A) or (T, S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> A = evaluate(mdp, pol.probs(theta)).A  # time-indexed, shape (3, 2, 2)
+    >>> g = exact_mean(advantage(tr, pol, theta, A).samples, p)
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     w = trajs.mask * trajs.discounts()[None, :] * per_step(trajs, A, "A")
@@ -171,6 +237,20 @@ def n_step(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, V: Any, n: in
     ----------
     V : array_like, shape (S,) or (T, S)
     n : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> V = evaluate(mdp, pol.probs(theta)).V  # time-indexed, shape (3, 2)
+    >>> g = exact_mean(n_step(tr, pol, theta, V, 2).samples, p)
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     v = value_array(trajs, V)
@@ -193,6 +273,20 @@ def gae_gradient(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, V: Any,
     ----------
     V : array_like, shape (S,) or (T, S)
     lam : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> V = evaluate(mdp, pol.probs(theta)).V
+    >>> g = exact_mean(gae_gradient(tr, pol, theta, V, 0.7).samples, p)
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     v = value_array(trajs, V)
@@ -223,6 +317,21 @@ def normalized_advantage(
     ----------
     advantages : array_like, shape (N, T)
         Per-step advantage estimates (e.g. from :func:`gae`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> from pgexact import rollout
+    >>> batch = rollout(mdp, pol.probs(theta), 64, seed=0)
+    >>> est = normalized_advantage(batch, pol, theta, batch.rewards)
+    >>> est.samples.shape
+    (64, 4)
     """
     trajs, theta = _setup(trajs, policy, theta)
     adv = as_float_array("advantages", advantages, shape=(trajs.n_episodes, trajs.n_steps))
@@ -251,6 +360,19 @@ def fit_value_baseline(trajs: Trajectories, *, features: Any = None) -> np.ndarr
     ``features`` (S, k): :math:`b(s) = \phi(s)^\top w`, minimum-norm least squares (shape (S,)).
     This is the "baseline estimation" step of the lecture notes' algorithm "Policy gradient
     with a learned baseline".
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> b = fit_value_baseline(tr)  # per-(t, s) means of the rewards-to-go, shape (3, 2)
+    >>> b.shape
+    (3, 2)
     """
     trajs = check_trajectories(trajs)
     S, T = trajs.n_states, trajs.n_steps
@@ -293,6 +415,21 @@ def learned_baseline(
     (lecture notes, algorithm "Policy gradient with a learned baseline"). Unbiased whatever the
     fit, given the independence. Passing the same episodes twice gives the biased "reused
     samples" estimator (the baseline is correlated with the scores it multiplies).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> from pgexact import rollout
+    >>> critic = rollout(mdp, pol.probs(theta), 500, seed=1)
+    >>> g = exact_mean(learned_baseline(critic, tr, pol, theta).samples, p)  # unbiased, any fit
+    >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs_baseline = check_trajectories(trajs_baseline, "trajs_baseline")
     trajs_gradient = check_trajectories(trajs_gradient, "trajs_gradient")
@@ -330,6 +467,20 @@ def fisher_estimate(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> E
     -------
     Estimate
         ``samples`` shape (N, n_params, n_params).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> from pgexact import fisher
+    >>> F = exact_mean(fisher_estimate(tr, pol, theta).samples, p)
+    >>> bool(np.allclose(F, fisher(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     S, A, k = trajs.n_states, trajs.n_actions, policy.n_params
@@ -350,6 +501,20 @@ def trajectory_fisher_estimate(trajs: Trajectories, policy: SoftmaxPolicy, theta
     over all T simulated steps (fixed horizons only). Unbiased for
     :func:`pgexact.trajectory_fisher` with ``horizon=T``; it also equals the covariance of the
     trajectory score :math:`\sum_t \psi_t` (cross terms vanish in expectation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> from pgexact import trajectory_fisher
+    >>> F = exact_mean(trajectory_fisher_estimate(tr, pol, theta).samples, p)
+    >>> bool(np.allclose(F, trajectory_fisher(mdp, pol, theta), atol=1e-12))
+    True
     """
     trajs, theta = _setup(trajs, policy, theta)
     if trajs.objective == "geometric":
@@ -392,6 +557,21 @@ def surrogate_estimate(
     -------
     Estimate
         ``samples`` shape (N,).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> from pgexact import surrogate
+    >>> A, theta_new = evaluate(mdp, pol.probs(theta)).A, theta + 0.3
+    >>> est = exact_mean(surrogate_estimate(tr, pol, theta, theta_new, A).samples, p)
+    >>> bool(np.isclose(est, surrogate(mdp, pol.probs(theta), pol.probs(theta_new)), atol=1e-12))
+    True
     """
     trajs, theta_old = _setup(trajs, policy, theta_old, name="theta_old")
     theta_new = check_theta(theta_new, policy.n_params, name="theta_new")
@@ -410,6 +590,21 @@ def surrogate_gradient_estimate(
 
     Unbiased for :func:`pgexact.exact.surrogate_gradient`; at :math:`\theta_{new} = \theta_{old}`
     it is the advantage estimator of ∇J (Schulman et al. 2015, eq. 14 and after).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, evaluate, policy_gradient
+    >>> from pgexact.estimators import enumerate_trajectories, exact_mean
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(2, 2, gamma=0.9, horizon=3, seed=0)
+    >>> pol, theta = TabularSoftmax(2, 2), np.array([0.5, -0.5, 0.2, 0.1])
+    >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # every trajectory, exactly
+    >>> from pgexact.exact import surrogate_gradient
+    >>> A, theta_new = evaluate(mdp, pol.probs(theta)).A, theta + np.array([0.3, 0, 0, -0.2])
+    >>> est = exact_mean(surrogate_gradient_estimate(tr, pol, theta, theta_new, A).samples, p)
+    >>> bool(np.allclose(est, surrogate_gradient(mdp, pol, theta, theta_new), atol=1e-12))
+    True
     """
     trajs, theta_old = _setup(trajs, policy, theta_old, name="theta_old")
     theta_new = check_theta(theta_new, policy.n_params, name="theta_new")

@@ -156,6 +156,17 @@ def gae_expected_advantage(mdp: FiniteMDP, pi: Any, V: Any, lam: float) -> np.nd
     Returns
     -------
     numpy.ndarray, shape (S, A) or (H, S, A)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import evaluate
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(3, 2, gamma=0.8, seed=1)
+    >>> pi = np.full((3, 2), 0.5)
+    >>> ev = evaluate(mdp, pi)
+    >>> bool(np.allclose(gae_expected_advantage(mdp, pi, ev.V, 0.3), ev.A))  # exact V: A, any lambda
+    True
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
@@ -196,6 +207,20 @@ def gae_expected_gradient(
     :math:`\bar A_\lambda` from :func:`gae_expected_advantage`. Its difference from
     :func:`pgexact.policy_gradient` is the exact bias of GAE(λ) with this V. For discounted MDPs
     this is the expectation under geometric stopping (``rollout(..., geometric=True)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax, policy_gradient
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    >>> pol, theta = TabularSoftmax(3, 2), np.zeros(6)
+    >>> wrong_V = np.array([5.0, -1.0, 2.0])
+    >>> g = policy_gradient(mdp, pol, theta)
+    >>> bool(np.allclose(gae_expected_gradient(mdp, pol, theta, wrong_V, 1.0), g))  # lambda = 1: unbiased
+    True
+    >>> bool(np.allclose(gae_expected_gradient(mdp, pol, theta, wrong_V, 0.5), g))  # otherwise biased
+    False
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     pi = policy.probs(theta)
