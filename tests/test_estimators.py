@@ -12,8 +12,9 @@ Three kinds of evidence, never an expected value computed by the code under test
    over many seeds against its nominal level.
 3. **Exact variances** by enumeration, so that variance claims are computed, not asserted.
 
-False alarms: each sampled test below has false-alarm probability <= 1e-4 (stated at the
-test); there are < 25 of them, so a false alarm anywhere in this file has probability < 3e-3.
+False alarms: each sampled z-test below has false-alarm probability <= 1e-4 (stated at the
+test; 13 of them) and the calibration test 2e-3, so a false alarm anywhere in this file has
+probability < 4e-3 (Bonferroni). All seeds are fixed, so a run is reproducible.
 """
 
 from __future__ import annotations
@@ -188,12 +189,13 @@ def test_sampled_fisher_and_surrogate_are_unbiased(finite_sample, geometric_samp
 
 
 def test_learned_baseline_on_independent_episodes_is_unbiased(finite_sample):
-    """The notes' algorithm: critic fitted on other episodes; false alarm 1e-4."""
+    """The notes' algorithm: critic fitted on other episodes (tabular and linear); false alarm 1e-4."""
     critic = rollout(FIN, POL.probs(TH), 2000, seed=103)
     est = E.learned_baseline(critic, finite_sample, POL, TH)
-    assert_mean(est, policy_gradient(FIN, POL, TH))
+    assert_mean(est, policy_gradient(FIN, POL, TH), alpha=ALPHA / 2)
     phi = np.array([[1.0, 0.0], [1.0, 1.0], [0.0, 1.0]])
-    assert_mean(E.learned_baseline(critic, finite_sample, POL, TH, features=phi), policy_gradient(FIN, POL, TH))
+    est = E.learned_baseline(critic, finite_sample, POL, TH, features=phi)
+    assert_mean(est, policy_gradient(FIN, POL, TH), alpha=ALPHA / 2)
 
 
 # ---------------------------------------------------------------- biased estimators
@@ -252,7 +254,9 @@ def test_reused_baseline_and_centred_advantages_shrink_by_exactly_1_minus_1_over
 def test_normalized_advantages_sign_and_order():
     r"""Mean-and-std normalized returns: E[g_hat] is approximately grad J / sd(R) (to O(1/N)).
     Checked: every coordinate has the sign of grad J, and the norm is within a factor 1.5 of
-    ||grad J|| / sd(R) (sd(R) exact: Var_pi of the arm means). Batches of 16, 1500 batches."""
+    ||grad J|| / sd(R) (sd(R) exact: Var_pi of the arm means). Batches of 16, 1500 batches: the
+    standard error of each averaged coordinate is < 4% of its value (the sign checks have margins
+    of > 25 standard errors) and the measured norm ratio is ~0.96, far inside [1/1.5, 1.5]."""
     batches, _ = _bandit_batches(1500, 16, seed=106)
     g = policy_gradient(BANDIT, BPOL, BTH)
     pi = BPOL.probs(BTH)[0]
