@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["Theorem", "register", "all_theorems", "get", "THEOREM_MODULES"]
 
 #: Modules (relative to ``pgexact.theorems``) whose import registers theorems.
-THEOREM_MODULES: tuple[str, ...] = ("finite", "lqr", "updates")
+THEOREM_MODULES: tuple[str, ...] = ("finite", "lqr", "estimators", "updates")
 
 
 @dataclass(frozen=True)
