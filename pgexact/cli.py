@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgexact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="check every registered theorem on random instances")
-    v.add_argument("--instances", type=int, default=20, help="random instances per theorem (default 20)")
+    v.add_argument("--instances", type=int, default=50, help="random instances per theorem (default 50)")
     v.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
     v.add_argument("--only", default=None, help="run only theorems whose id matches this glob or substring")
     v.add_argument("--json", action="store_true", help="print the results as JSON")

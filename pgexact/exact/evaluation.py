@@ -283,12 +283,16 @@ def stationary_distribution(mdp: FiniteMDP, pi: Any) -> np.ndarray:
     pi = check_pi(mdp, pi)
     P_pi = mdp.policy_transition(pi)
     S = mdp.n_states
-    # rcond: singular values below S * eps * max(sv) are treated as zero (LAPACK convention).
-    basis = scipy.linalg.null_space(P_pi.T - np.eye(S), rcond=S * np.finfo(float).eps)
-    if basis.shape[1] != 1:
+    # Singular values of P_pi^T - I below 1e3 * S * eps * max(sv) count as zero: P_pi is exactly
+    # stochastic, so one singular value is zero up to rounding (a few S * eps * max(sv)); the
+    # factor 1e3 is the safety margin. A second one that small means two closed classes, or a
+    # chain so close to reducible that nu is not determined to working precision.
+    _, sv, vt = scipy.linalg.svd(P_pi.T - np.eye(S))
+    n_null = int(np.sum(sv <= 1e3 * S * np.finfo(float).eps * sv[0]))
+    if n_null > 1:
         raise NotUniqueError(
-            f"the chain under pi has {basis.shape[1]} independent stationary distributions "
-            "(more than one closed class); the stationary distribution is not unique"
+            f"the chain under pi has {n_null} independent stationary distributions to working "
+            "precision (more than one closed class); the stationary distribution is not unique"
         )
-    nu = basis[:, 0] / basis[:, 0].sum()
+    nu = vt[-1] / vt[-1].sum()
     return np.clip(nu, 0.0, None) / np.clip(nu, 0.0, None).sum()
