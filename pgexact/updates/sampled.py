@@ -170,9 +170,13 @@ class SampledSource:
     horizon : int, optional
         Discounted mdp: sample the truncated objective :math:`J_T` with T = ``horizon`` instead of
         geometric stopping. Finite-horizon mdp: must be ``None`` or ``mdp.horizon``.
-    critic : {"exact", "fitted", "none"}
-        Value function of the advantage estimates (module docstring). ``"exact"`` isolates the
-        policy-gradient noise from the critic's error.
+    critic : {"none", "exact", "fitted"}
+        Value function of the advantage estimates (module docstring). The default ``"none"``
+        (reward-to-go) is pure Monte Carlo and unbiased. ``"exact"`` uses the closed-form
+        :math:`V^{\pi_{old}}` — a closed form inside the sampled path, offered to isolate the
+        policy-gradient noise from the critic's error in experiments. ``"fitted"`` regresses V on
+        the same episodes, which biases the gradient by O(1/N) (see
+        :func:`pgexact.estimators.learned_baseline` for the unbiased, independent-batch version).
     lam : float
         GAE λ in [0, 1] (with a critic). With the exact critic every λ gives unbiased advantages.
     aggregate : bool
@@ -204,7 +208,7 @@ class SampledSource:
         *,
         seed: Seed,
         horizon: int | None = None,
-        critic: str = "exact",
+        critic: str = "none",
         lam: float = 1.0,
         aggregate: bool = True,
     ) -> None:
