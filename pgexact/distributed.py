@@ -35,7 +35,7 @@ import numpy as np
 
 from ._random import Seed, as_seed_sequence
 from ._validation import check_positive_int
-from .estimators.stats import StreamedMean
+from .estimators.stats import StreamedMean, chunk_moments, merge_moments
 from .sampling.rollout import (
     DEFAULT_CHUNK_SIZE,
     Trajectories,
@@ -362,7 +362,7 @@ def streaming_estimate(
     """
     if not callable(estimator):
         raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
-    result = _merge_moments(
+    result = merge_moments(
         _run_ordered(
             _moments_task, estimator, tuple(estimator_args), dict(estimator_kwargs or {}), mdp, pi,
             n_episodes, horizon, geometric, seed, chunk_size, executor, max_in_flight,
@@ -374,30 +374,8 @@ def streaming_estimate(
 
 
 def _moments_of(estimator: Callable[..., Any], chunk: Any, args: tuple, kwargs: dict) -> tuple:
-    """``(n, mean, sum of squared deviations)`` of ``estimator(chunk, ...).samples`` (on a worker)."""
-    x = np.asarray(estimator(chunk, *args, **kwargs).samples, dtype=np.float64)
-    mb = x.mean(axis=0)
-    return x.shape[0], mb, ((x - mb) ** 2).sum(axis=0)
-
-
-def _merge_moments(parts: Any) -> StreamedMean:
-    """Merge ``(n, mean, m2)`` triples in order (Chan, Golub & LeVeque 1983), as ``streaming_mean``."""
-    n = 0
-    mean: np.ndarray | None = None
-    m2: np.ndarray | None = None
-    for nb, mb, m2b in parts:
-        if mean is None:
-            n, mean, m2 = nb, mb, m2b
-            continue
-        tot = n + nb
-        delta = mb - mean
-        mean = mean + delta * (nb / tot)
-        m2 = m2 + m2b + delta**2 * (n * nb / tot)  # type: ignore[operator]
-        n = tot
-    if mean is None:
-        raise ValueError("chunks is empty")
-    se = np.sqrt(m2 / (n - 1) / n) if n > 1 else np.full(mean.shape, np.inf)  # type: ignore[operator]
-    return StreamedMean(mean=mean, std_error=se, n=n)
+    """One chunk's ``(n, mean, m2)`` of the estimator's per-episode terms (on a worker)."""
+    return chunk_moments(estimator(chunk, *args, **kwargs).samples)
 
 
 def streaming_mean_on(
@@ -431,7 +409,7 @@ def streaming_mean_on(
     def error(i: int, exc: BaseException) -> ChunkError:
         return ChunkError(i, sizes.get(i, 0), None, None, exc)
 
-    return _merge_moments(_ordered_map(executor, _moments_of, calls(), max_in_flight, error))
+    return merge_moments(_ordered_map(executor, _moments_of, calls(), max_in_flight, error))
 
 
 def replay_chunk(

@@ -98,14 +98,26 @@ def streaming_mean(estimator: Callable[..., Any], chunks: Iterable[Any], *args: 
     >>> res.n
     1000
     """
+    return merge_moments(chunk_moments(estimator(chunk, *args, **kwargs).samples) for chunk in chunks)
+
+
+def chunk_moments(samples: Any) -> tuple[int, np.ndarray, np.ndarray]:
+    """``(n, mean, sum of squared deviations)`` of per-episode terms, shape (n, ...) -> (...)."""
+    x = np.asarray(samples, dtype=np.float64)
+    mb = x.mean(axis=0)
+    return x.shape[0], mb, ((x - mb) ** 2).sum(axis=0)
+
+
+def merge_moments(parts: Iterable[tuple[int, np.ndarray, np.ndarray]]) -> StreamedMean:
+    """Merge ``(n, mean, m2)`` triples in order (Chan, Golub & LeVeque 1983).
+
+    The arithmetic is fixed by the order of ``parts``, so the same chunks merged in the same
+    order give bit-identical results wherever their moments were computed.
+    """
     n = 0
     mean: np.ndarray | None = None
     m2: np.ndarray | None = None
-    for chunk in chunks:
-        x = np.asarray(estimator(chunk, *args, **kwargs).samples, dtype=np.float64)
-        nb = x.shape[0]
-        mb = x.mean(axis=0)
-        m2b = ((x - mb) ** 2).sum(axis=0)
+    for nb, mb, m2b in parts:
         if mean is None:
             n, mean, m2 = nb, mb, m2b
             continue
