@@ -8,12 +8,13 @@ draws from child i of the seed's SeedSequence; results are merged in chunk order
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from scipy.stats import norm
 
+import pgexact
 from pgexact import TabularSoftmax, evaluate, rollout_chunks
 from pgexact.distributed import (
     ChunkError,
@@ -240,3 +241,49 @@ def test_streaming_mean_on_executor_is_streaming_mean(process_pool):
     assert info.value.index == 2 and info.value.seed is None
     with pytest.raises(ValueError, match="chunks is empty"):
         streaming_mean_on(process_pool, reward_to_go, [], (POLICY, THETA), {})
+
+
+# ---------------------------------------------------------------- executor= on the issue-4 API
+class FlakyExecutor(ThreadPoolExecutor):
+    """An executor whose ``fail_at``-th submission fails (a lost worker, say)."""
+
+    def __init__(self, fail_at: int):
+        super().__init__(2)
+        self.fail_at, self.count = fail_at, 0
+
+    def submit(self, fn, *args, **kwargs):
+        self.count += 1
+        if self.count == self.fail_at + 1:
+            fut = Future()
+            fut.set_exception(ConnectionError("worker lost"))
+            return fut
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_streaming_mean_accepts_executor(process_pool):
+    chunks = list(rollout_chunks(MDP, PI, 500, seed=17, chunk_size=64))
+    ref = streaming_mean(reward_to_go, iter(chunks), POLICY, THETA)
+    assert_same(streaming_mean(reward_to_go, iter(chunks), POLICY, THETA, executor=process_pool), ref)
+    # chunks sampled on the workers as well (rollout_chunks' own executor path)
+    assert_same(
+        streaming_mean(
+            reward_to_go, rollout_chunks(MDP, PI, 500, seed=17, chunk_size=64, executor=process_pool),
+            POLICY, THETA, executor=process_pool,
+        ),
+        ref,
+    )
+
+
+@pytest.mark.parametrize("api", ["rollout_chunks", "rollout", "streaming_estimate"])
+def test_executor_failing_mid_run_names_chunk_and_seed(api):
+    with FlakyExecutor(fail_at=2) as ex:
+        with pytest.raises(ChunkError, match=r"chunk 2 of 5 .*ConnectionError: worker lost.*"
+                                             r"SeedSequence\(entropy=6, spawn_key=\(2,\)\)") as info:
+            if api == "rollout_chunks":
+                list(rollout_chunks(MDP, PI, 18, seed=6, chunk_size=4, executor=ex))
+            elif api == "rollout":
+                pgexact.rollout(MDP, PI, 18, seed=6, chunk_size=4, executor=ex)
+            else:
+                streaming_estimate(discounted_return, MDP, PI, 18, seed=6, chunk_size=4, executor=ex)
+    assert isinstance(info.value.__cause__, ConnectionError)
+    assert info.value.index == 2 and info.value.size == 4

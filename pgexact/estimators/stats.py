@@ -80,12 +80,20 @@ class StreamedMean:
     n: int
 
 
-def streaming_mean(estimator: Callable[..., Any], chunks: Iterable[Any], *args: Any, **kwargs: Any) -> StreamedMean:
+def streaming_mean(
+    estimator: Callable[..., Any], chunks: Iterable[Any], *args: Any, executor: Any = None, **kwargs: Any
+) -> StreamedMean:
     r"""Apply ``estimator(chunk, *args, **kwargs)`` to each batch of ``chunks`` and merge the results.
 
     Memory is bounded by one chunk. Merging uses the pairwise update of Chan, Golub & LeVeque
     (1983) for the mean and the sum of squared deviations, so the result equals (to rounding)
     the mean and standard error of the per-episode terms of the concatenated batches.
+
+    With an ``executor`` (any ``concurrent.futures.Executor``; scale-out, issue 7) the estimator
+    is applied to the chunks on its workers and the per-chunk moments are merged in chunk order:
+    bit-identical to ``executor=None``. The chunks travel to the workers; to sample them there
+    too, use :func:`pgexact.distributed.streaming_estimate`. A failing chunk raises
+    :class:`pgexact.distributed.ChunkError` naming its index.
 
     Examples
     --------
@@ -99,6 +107,10 @@ def streaming_mean(estimator: Callable[..., Any], chunks: Iterable[Any], *args: 
     >>> res.n
     1000
     """
+    if executor is not None:  # scale-out (issue 7)
+        from ..distributed import streaming_mean_on  # deferred: pgexact.distributed imports this module
+
+        return streaming_mean_on(executor, estimator, chunks, args, kwargs)
     return merge_moments(chunk_moments(estimator(chunk, *args, **kwargs).samples) for chunk in chunks)
 
 

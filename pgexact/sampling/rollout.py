@@ -414,6 +414,13 @@ def _run_chunk(
     )
 
 
+def _chunk_error(index: int, size: int, seed: np.random.SeedSequence, n_chunks: int, exc: BaseException) -> Exception:
+    """:class:`pgexact.distributed.ChunkError` naming a failed chunk and its seed (scale-out, issue 7)."""
+    from ..distributed import ChunkError  # deferred: pgexact.distributed imports this module
+
+    return ChunkError(index, size, seed, n_chunks, exc)
+
+
 def rollout_chunks(
     mdp: FiniteMDP,
     pi: Any,
@@ -435,7 +442,9 @@ def rollout_chunks(
 
     With an ``executor`` (any :class:`concurrent.futures.Executor`), chunks are computed by its
     workers, at most ``prefetch`` at a time, and yielded in order: the result is bit-identical
-    whatever the number of workers, since chunk i depends only on child seed i.
+    whatever the number of workers, since chunk i depends only on child seed i. A chunk that
+    fails raises :class:`pgexact.distributed.ChunkError` naming its index and seed (chained to
+    the original error); the chunks still pending are cancelled.
 
     Examples
     --------
@@ -468,11 +477,20 @@ def rollout_chunks(
         # at most `prefetch` chunks in flight: memory stays bounded, order is preserved
         pending: deque[Future] = deque()
         nxt = 0
-        while nxt < len(sizes) or pending:
-            while nxt < len(sizes) and len(pending) < prefetch:
-                pending.append(executor.submit(_run_chunk, *job(nxt)))  # type: ignore[union-attr]
-                nxt += 1
-            yield pending.popleft().result()
+        try:
+            while nxt < len(sizes) or pending:
+                while nxt < len(sizes) and len(pending) < prefetch:
+                    pending.append(executor.submit(_run_chunk, *job(nxt)))  # type: ignore[union-attr]
+                    nxt += 1
+                i = nxt - len(pending)
+                try:
+                    chunk = pending.popleft().result()
+                except Exception as exc:  # scale-out (issue 7): name the failing chunk and its seed
+                    raise _chunk_error(i, sizes[i], chunk_seed(ss, i), len(sizes), exc) from exc
+                yield chunk
+        finally:
+            for fut in pending:  # nothing keeps running after a failure or an abandoned stream
+                fut.cancel()
 
     return serial() if executor is None else parallel()
 
@@ -545,7 +563,15 @@ def rollout(
             executor.submit(_run_chunk, sampler, chunk_seed(ss, i), size, T, objective, mdp.gamma)
             for i, size in enumerate(sizes)
         ]
-        return Trajectories.concatenate([f.result() for f in futures])
+        parts = []
+        for i, f in enumerate(futures):
+            try:
+                parts.append(f.result())
+            except Exception as exc:  # scale-out (issue 7): name the failing chunk and its seed
+                for g in futures[i + 1 :]:
+                    g.cancel()
+                raise _chunk_error(i, sizes[i], chunk_seed(ss, i), len(sizes), exc) from exc
+        return Trajectories.concatenate(parts)
     if len(sizes) == 1:
         return _run_chunk(sampler, chunk_seed(ss, 0), n, T, objective, mdp.gamma)
     if objective != "geometric":
