@@ -89,10 +89,13 @@ def policy_gradient(
     return policy.score_contract(theta, gradient_weights(mdp, pi, ev))
 
 
-def value_and_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> tuple[float, np.ndarray]:
+def value_and_gradient(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, tol: float | None = None
+) -> tuple[float, np.ndarray]:
     r"""``(J(theta), grad J(theta))`` from a single exact evaluation (one LU factorization).
 
     Same formulas as :func:`policy_gradient`; J is :math:`\mu_0^\top V` of the same solve.
+    ``tol``: sparse ``P`` only, relative residual of the Krylov solves (see :func:`evaluate`).
 
     Returns
     -------
@@ -101,7 +104,7 @@ def value_and_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> tup
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     pi = policy.probs(theta)
-    ev = evaluate(mdp, pi)
+    ev = evaluate(mdp, pi, tol=tol)
     return ev.J, policy.score_contract(theta, gradient_weights(mdp, pi, ev))
 
 
