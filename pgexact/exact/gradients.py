@@ -23,7 +23,7 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from .._validation import check_positive_int
 from ._checks import check_policy_theta
-from .evaluation import Evaluation, _marginals, evaluate
+from .evaluation import Evaluation, evaluate
 
 __all__ = [
     "policy_gradient",

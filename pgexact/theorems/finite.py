@@ -11,7 +11,6 @@ are O(1) to O(1/(1-γ)^2) ≈ 400 here, so a residual of 1e-9 allows roughly
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
