@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from ._random import Seed, as_generator
-from ._validation import as_float_array, check_positive_int
-from .models.finite_mdp import FiniteMDP
-from .policies.softmax import LinearSoftmax
+from .._random import Seed, as_generator
+from .._validation import as_float_array, check_positive_int
+from ..models.finite_mdp import FiniteMDP
+from ..policies.softmax import LinearSoftmax
 
 __all__ = ["random_mdp", "chain", "gridworld", "bandit", "short_corridor", "ShortCorridor"]
 
