@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from ._chunks import ChunkError, _rebuild_chunk_error, chunk_seed, chunk_sizes
 from ._random import Seed, as_seed_sequence
 from ._validation import check_positive_int
 from .estimators.stats import StreamedMean, chunk_moments, merge_moments
@@ -42,60 +43,9 @@ from .sampling.rollout import (
     TransitionSampler,
     _run_chunk,
     _setup,
-    chunk_seed,
-    chunk_sizes,
 )
 
 __all__ = ["ChunkError", "map_chunks", "streaming_estimate", "streaming_mean_on", "replay_chunk"]
-
-
-class ChunkError(RuntimeError):
-    """A chunk of a distributed Monte Carlo run failed.
-
-    Attributes
-    ----------
-    index : int
-        The chunk's index (0-based) in the run.
-    size : int
-        Its number of episodes.
-    seed : numpy.random.SeedSequence or None
-        The chunk's own seed (child ``index`` of the run's seed); ``None`` when the chunks were
-        given as data (``streaming_mean(..., executor=...)``), whose seeds are not known here.
-    n_chunks : int or None
-        Number of chunks of the run (``None`` if the chunks came from an iterator).
-    """
-
-    def __init__(
-        self,
-        index: int,
-        size: int,
-        seed: np.random.SeedSequence | None,
-        n_chunks: int | None,
-        cause: BaseException,
-    ):
-        self.index, self.size, self.seed = int(index), int(size), seed
-        self.n_chunks = None if n_chunks is None else int(n_chunks)
-        of = "" if n_chunks is None else f" of {n_chunks}"
-        where = (
-            f"its seed is SeedSequence(entropy={seed.entropy}, spawn_key={tuple(seed.spawn_key)}) "
-            "(replay it alone with pgexact.distributed.replay_chunk)"
-            if seed is not None
-            else "the chunk was passed as data (its seed is the one it was sampled with)"
-        )
-        super().__init__(
-            f"chunk {index}{of} ({size} episodes) failed with {type(cause).__name__}: {cause}; "
-            f"{where}; no partial result is returned"
-        )
-
-    def __reduce__(self) -> Any:  # picklable, for executors that re-raise across processes
-        return (_rebuild_chunk_error, (self.index, self.size, self.seed, self.n_chunks, str(self)))
-
-
-def _rebuild_chunk_error(index: int, size: int, seed: Any, n_chunks: int, message: str) -> ChunkError:
-    err = ChunkError.__new__(ChunkError)
-    err.index, err.size, err.seed, err.n_chunks = index, size, seed, n_chunks
-    RuntimeError.__init__(err, message)
-    return err
 
 
 def _chunk_task(

@@ -7,19 +7,8 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_theta
-
-from ..models.finite_mdp import FiniteMDP, validate_policy_matrix
+from ..models.finite_mdp import FiniteMDP, check_mdp, check_pi
 from ..policies.softmax import SoftmaxPolicy
-
-
-def check_mdp(mdp: Any) -> FiniteMDP:
-    if not isinstance(mdp, FiniteMDP):
-        raise TypeError(f"mdp must be a pgexact.FiniteMDP, got {type(mdp).__name__}")
-    return mdp
-
-
-def check_pi(mdp: FiniteMDP, pi: Any, name: str = "pi") -> np.ndarray:
-    return validate_policy_matrix(pi, mdp.n_states, mdp.n_actions, name=name)
 
 
 def check_policy(mdp: FiniteMDP, policy: Any, name: str = "policy") -> SoftmaxPolicy:

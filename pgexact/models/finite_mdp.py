@@ -16,7 +16,7 @@ from .._validation import (
     check_horizon,
 )
 
-__all__ = ["FiniteMDP", "validate_policy_matrix"]
+__all__ = ["FiniteMDP", "validate_policy_matrix", "check_mdp", "check_pi"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -286,3 +286,15 @@ def validate_policy_matrix(
     arr = as_float_array(name, pi, shape=(n_states, n_actions))
     check_distribution(name, arr, atol=atol)
     return arr
+
+
+def check_mdp(mdp: Any, name: str = "mdp") -> FiniteMDP:
+    """Return ``mdp`` if it is a :class:`FiniteMDP`; ``TypeError`` naming ``name`` otherwise."""
+    if not isinstance(mdp, FiniteMDP):
+        raise TypeError(f"{name} must be a pgexact.FiniteMDP, got {type(mdp).__name__}")
+    return mdp
+
+
+def check_pi(mdp: FiniteMDP, pi: Any, name: str = "pi") -> np.ndarray:
+    """Validate a policy matrix for ``mdp`` (shape (S, A), rows that are distributions)."""
+    return validate_policy_matrix(pi, mdp.n_states, mdp.n_actions, name=name)

@@ -1,12 +1,11 @@
 """Sampling: the batched rollout kernel, alias tables and streaming. Never computes a closed form."""
 
+from .._chunks import chunk_seed, chunk_sizes
 from .alias import AliasTable, alias_probabilities, build_alias
 from .rollout import (
     DEFAULT_CHUNK_SIZE,
     Trajectories,
     TransitionSampler,
-    chunk_seed,
-    chunk_sizes,
     rollout,
     rollout_chunks,
 )

@@ -40,7 +40,8 @@ import scipy.sparse
 
 from .._random import Seed, as_seed_sequence
 from .._validation import check_positive_int
-from ..exact._checks import check_mdp, check_pi
+from .._chunks import ChunkError, chunk_seed, chunk_sizes
+from ..models.finite_mdp import check_mdp, check_pi
 from ..models.finite_mdp import FiniteMDP
 from .alias import AliasTable
 
@@ -176,19 +177,6 @@ class Trajectories:
             n_states=first.n_states,
             n_actions=first.n_actions,
         )
-
-
-def chunk_seed(seed: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
-    """Child ``index`` of ``seed`` (what ``seed.spawn`` yields), without mutating ``seed``."""
-    return np.random.SeedSequence(
-        seed.entropy, spawn_key=tuple(seed.spawn_key) + (int(index),), pool_size=seed.pool_size
-    )
-
-
-def chunk_sizes(n_episodes: int, chunk_size: int) -> list[int]:
-    """Sizes of the chunks: ``chunk_size`` each, the last one smaller."""
-    full, rest = divmod(n_episodes, chunk_size)
-    return [chunk_size] * full + ([rest] if rest else [])
 
 
 class TransitionSampler:
@@ -415,9 +403,7 @@ def _run_chunk(
 
 
 def _chunk_error(index: int, size: int, seed: np.random.SeedSequence, n_chunks: int, exc: BaseException) -> Exception:
-    """:class:`pgexact.distributed.ChunkError` naming a failed chunk and its seed (scale-out, issue 7)."""
-    from ..distributed import ChunkError  # deferred: pgexact.distributed imports this module
-
+    """:class:`pgexact.distributed.ChunkError` naming a failed chunk and its seed."""
     return ChunkError(index, size, seed, n_chunks, exc)
 
 
