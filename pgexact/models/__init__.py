@@ -2,4 +2,4 @@
 
 from .finite_mdp import FiniteMDP, check_mdp, check_pi, validate_policy_matrix
 
-__all__ = ["FiniteMDP", "check_mdp", "check_pi", "validate_policy_matrix"]
+__all__ = ["FiniteMDP", "validate_policy_matrix"]

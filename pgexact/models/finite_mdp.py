@@ -16,7 +16,7 @@ from .._validation import (
     check_horizon,
 )
 
-__all__ = ["FiniteMDP", "validate_policy_matrix", "check_mdp", "check_pi"]
+__all__ = ["FiniteMDP", "validate_policy_matrix"]
 
 
 @dataclass(frozen=True, eq=False)
