@@ -96,3 +96,23 @@ def test_failure_midway_leaves_nothing(tmp_path: Path) -> None:
 def test_render_all(tmp_path: Path) -> None:
     paths = render(out_dir=tmp_path, progress=False)
     assert [p.stem for p in paths] == list(FIGURES)
+
+
+def test_committed_pngs_are_what_pgexact_figures_produces(tmp_path: Path) -> None:
+    """Every registered figure is committed in figures/, and matches a fresh rendering.
+
+    Compared as images (RMS difference over 0..255 at most 1), so that a different freetype or
+    matplotlib patch release does not fail it while any change of content does.
+    """
+    from matplotlib.testing.compare import compare_images
+
+    committed = Path(__file__).resolve().parents[1] / "figures"
+    assert sorted(p.stem for p in committed.glob("*.png")) == sorted(FIGURES)
+    for path in render(out_dir=tmp_path, progress=False):
+        diff = compare_images(str(committed / path.name), str(path), tol=1.0)
+        assert diff is None, f"figures/{path.name} differs from `pgexact figures`: {diff}"
+
+
+def test_every_figure_has_a_gallery_example() -> None:
+    examples = Path(__file__).resolve().parents[1] / "examples" / "figures"
+    assert sorted(p.stem.removeprefix("plot_") for p in examples.glob("plot_*.py")) == sorted(FIGURES)

@@ -91,7 +91,7 @@ _SPECS: list[FigureSpec] = [
         "walker, and softmax policies on a random near-deterministic 6-state MDP), against the coupling bound min(2εt, 2) with ε = max_s TV(π'(·|s), π(·|s)), and the printed "
         "'bound' 2t·max_s KL, which fails. Sources: Levine, CS285 Lecture 9 (coupling argument); Schulman et al. "
         "(2015), Appendix A; erratum drift-bound-kl.",
-        _core.make_marginal_drift, (11.0, 4.6),
+        _core.make_marginal_drift, (11.0, 5.4),
     ),
     FigureSpec(
         "kl_quadratic", "Exact KL vs its Fisher quadratic approximation",

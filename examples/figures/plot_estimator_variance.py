@@ -1,0 +1,17 @@
+"""
+Estimator variance against the horizon
+======================================
+
+The figure ``estimator_variance`` of ``pgexact figures``, drawn from the closed forms; its caption, printed
+below, names the source of every plotted formula.
+"""
+
+import matplotlib.pyplot as plt
+
+from pgexact.figures import get
+
+spec = get("estimator_variance")
+print(spec.caption)
+fig = plt.figure(figsize=spec.figsize)
+spec.make(fig)
+plt.show()

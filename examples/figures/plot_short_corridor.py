@@ -1,0 +1,17 @@
+"""
+Short corridor J(p)
+===================
+
+The figure ``short_corridor`` of ``pgexact figures``, drawn from the closed forms; its caption, printed
+below, names the source of every plotted formula.
+"""
+
+import matplotlib.pyplot as plt
+
+from pgexact.figures import get
+
+spec = get("short_corridor")
+print(spec.caption)
+fig = plt.figure(figsize=spec.figsize)
+spec.make(fig)
+plt.show()

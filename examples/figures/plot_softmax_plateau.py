@@ -1,0 +1,17 @@
+"""
+Softmax-PG plateau vs NPG
+=========================
+
+The figure ``softmax_plateau`` of ``pgexact figures``, drawn from the closed forms; its caption, printed
+below, names the source of every plotted formula.
+"""
+
+import matplotlib.pyplot as plt
+
+from pgexact.figures import get
+
+spec = get("softmax_plateau")
+print(spec.caption)
+fig = plt.figure(figsize=spec.figsize)
+spec.make(fig)
+plt.show()

@@ -1,0 +1,17 @@
+"""
+TRPO lower bound vs true improvement
+====================================
+
+The figure ``trpo_bound`` of ``pgexact figures``, drawn from the closed forms; its caption, printed
+below, names the source of every plotted formula.
+"""
+
+import matplotlib.pyplot as plt
+
+from pgexact.figures import get
+
+spec = get("trpo_bound")
+print(spec.caption)
+fig = plt.figure(figsize=spec.figsize)
+spec.make(fig)
+plt.show()
