@@ -100,7 +100,6 @@ print(f"true improvement J(π') − J(π) = {gain:.6f}, surrogate = {reference.s
 # upper bound last), so the objective is wrong everywhere and Step 1 already fails: its value at
 # θ_old is −ε Σ w A⁺ < 0 instead of 0.
 
-pi = pi_old
 ratio = np.ones(S * A)
 swapped = np.sum(weights * np.minimum(adv * ratio, adv * np.clip(ratio, 1.2, 0.8)))
 print(f"objective at θ_old with the clip bounds swapped: {swapped:.4f} = −0.2 Σ w A⁺ = "
