@@ -109,6 +109,18 @@ def test_errata_sources_do_not_point_at_the_notes_files() -> None:
         assert "shared/seeds" not in text and ".txt" not in text, f.name
 
 
+def test_references_list_every_note_and_every_cited_section() -> None:
+    path = Path(__file__).resolve().parents[1] / "REFERENCES.md"
+    text = " ".join(path.read_text(encoding="utf-8").split())  # lines are wrapped
+    for note in NOTES:
+        assert note in text, note
+    for e in ERRATA:
+        assert f"`{e.id}`" in text, e.id
+        for loc in e.locations:
+            assert loc.section in text, (e.id, loc.section)
+    assert not re.search(r"seeds|[0-9a-f]{12,}|\.txt\b", text)
+
+
 def test_every_erratum_has_the_required_fields() -> None:
     assert len(ERRATA) >= 20
     for e in ERRATA:
