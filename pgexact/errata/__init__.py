@@ -1,18 +1,23 @@
-r"""Errata of the course notes (``shared/seeds``): formulas that are wrong as printed.
+r"""Errata of the course notes: formulas and statements that are wrong as printed.
 
-Each :class:`Erratum` quotes the claim as printed, gives the corrected statement and its
-location, and carries a numerical witness: a concrete instance on which the library computes
-the printed value, the corrected value and an independent reference, and shows that the
-corrected statement holds there while the printed one does not. Only mathematical errors with a
-witness are listed; notation and style are not.
+Each :class:`Erratum` quotes the claim as printed, cites where it is printed (the note's title
+and section heading; see REFERENCES.md), gives the corrected statement and, where a number can
+show it, a :class:`Witness`: a concrete instance on which the printed and the corrected
+statements give different values, with the truth computed independently of both (pgexact's
+closed forms or a generic solver, confirmed by central differences, enumeration, an ODE solver
+or a linear program). Errors that no number can show (a wrong word) are listed too, marked as
+not numerically witnessable. Conventions are not errata: only statements that are false.
 
 ``pgexact errata`` prints :func:`format_errata`.
 
 Examples
 --------
->>> from pgexact.errata import ERRATA
->>> all(e.witness().separates for e in ERRATA)
+>>> from pgexact.errata import ERRATA, get
+>>> all(e.witness().separates for e in ERRATA if e.witnessable)
 True
+>>> w = get("ddpg-gradient").witness()
+>>> round(w.printed, 3), round(w.corrected, 3), round(w.reference, 3)
+(1.784, 2.689, 2.689)
 """
 
 from __future__ import annotations
@@ -20,165 +25,327 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import _catalogue as _c
-from ._catalogue import ppo_clipped_objective
+from . import _algorithms as _a
+from . import _continuous as _c
+from . import _finite as _f
+from ._finite import ppo_clipped_objective
+from ._notes import ADVANCED_PG, CS285_LEC9, NOTES, PG_CHAPTER, PG_FUNDAMENTALS, PG_SURVEY, Location
 from ._witness import Witness
 
-__all__ = ["Erratum", "Witness", "ERRATA", "get", "format_errata", "ppo_clipped_objective"]
+__all__ = ["Erratum", "Witness", "Location", "NOTES", "ERRATA", "get", "format_errata", "ppo_clipped_objective"]
 
 
 @dataclass(frozen=True)
 class Erratum:
-    """One formula of the notes that is wrong as printed.
+    """One statement of the course notes that is wrong as printed.
 
     Attributes
     ----------
     id : str
         Short unique name.
-    location : str
-        File of ``shared/seeds`` and section heading (several when the error is repeated).
+    locations : tuple of Location
+        Where the claim is printed (note title and section heading; several when repeated).
     printed : str
-        The claim as printed (abridged).
+        The claim as printed (abridged, formulas in plain text).
     corrected : str
         The corrected statement.
     why : str
-        One line on where the printed formula goes wrong.
-    witness : callable
-        ``witness() -> Witness``; deterministic, a few milliseconds.
+        Where the printed statement goes wrong.
+    witness : callable or None
+        ``witness() -> Witness``, deterministic; ``None`` when no number can show the error.
+    not_witnessable : str
+        Why there is no numerical witness (empty when there is one).
     """
 
     id: str
-    location: str
+    locations: tuple[Location, ...]
     printed: str
     corrected: str
     why: str
-    witness: Callable[[], Witness]
+    witness: Callable[[], Witness] | None = None
+    not_witnessable: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.locations:
+            raise ValueError(f"erratum {self.id!r} needs at least one location")
+        if (self.witness is None) == (not self.not_witnessable):
+            raise ValueError(f"erratum {self.id!r}: give a witness or say why there is none, not both")
+
+    @property
+    def witnessable(self) -> bool:
+        """True when a numerical witness shows the error."""
+        return self.witness is not None
+
+    @property
+    def location(self) -> str:
+        """All locations as one line."""
+        return "; ".join(str(loc) for loc in self.locations)
+
+
+def _L(note: str, section: str, detail: str = "") -> Location:
+    return Location(note, section, detail)
 
 
 ERRATA: tuple[Erratum, ...] = (
+    # ------------------------------------------------------------------ Advanced Policy Gradients
     Erratum(
         "drift-bound-kl",
-        f'{_c.F000}, § "Bounding the Error"',
-        "|p_θ'(s) − p_θ(s)| ≤ 2εt with ε ≈ max_s D_KL(π_θ'(·|s) ‖ π_θ(·|s))",
+        (_L(ADVANCED_PG, "Bounding the Error"),),
+        "|p_θ'(s) − p_θ(s)| ≤ 2εt, where ε ≈ max_s D_KL(π_θ'(·|s) ‖ π_θ(·|s))",
         "Σ_s |p_θ'(s_t) − p_θ(s_t)| ≤ 2εt with ε = max_s D_TV(π_θ'(·|s), π_θ(·|s)) (coupling argument); "
-        "a KL bound follows only through Pinsker, ε ≤ √(½ max_s D_KL)",
-        "KL ≈ 2 TV² for close policies, so 2t·KL is far below the drift",
-        _c._w_drift_kl_vs_tv,
+        "in terms of the KL only through Pinsker's inequality, ε ≤ √(½ max_s D_KL)",
+        "for close policies D_KL ≈ 2 D_TV², so 2t·max_s D_KL falls far below the actual drift",
+        _f.w_drift_kl,
+    ),
+    # ------------------------------------------------------------------ Policy Gradients (chapter)
+    Erratum(
+        "sgd-rate",
+        (_L(PG_CHAPTER, "(Stochastic) Policy Gradient Ascent"),),
+        "with step size η_h = O(1/√h), J bounded and β-smooth and a gradient estimator of finite "
+        "variance σ²: after H steps ‖∇_θ J(θ)‖² ≤ O(Mβσ²/H)",
+        "min_(h<H) E‖∇J(θ_h)‖² = O(1/√H) (up to a log H factor with the decaying step; Ghadimi & Lan "
+        "2013); O(1/H) is the rate of exact gradients, without noise",
+        "with σ² > 0 the iterates keep a variance of order η_h σ², so E‖∇J(θ_h)‖² decays only like η_h ∝ h^(−1/2)",
+        _c.w_sgd_rate,
     ),
     Erratum(
-        "softmax-normalizer",
-        f'{_c.F001}, § "Example policy parameterizations"',
-        "π_θ(a|s) = exp(θ_{s,a}) / Σ_{s,a'} exp(θ_{s,a'})",
-        "π_θ(a|s) = exp(θ_{s,a}) / Σ_{a'} exp(θ_{s,a'}) (normalize over the actions of state s only)",
-        "summing over states too makes every row sum to less than 1",
-        _c._w_softmax_normalizer,
+        "convex-for-concave",
+        (_L(PG_CHAPTER, "(Stochastic) Policy Gradient Ascent"),),
+        "Notice that our parameters will stop changing once ∇J(θ) = 0 ... If J is convex, then the only "
+        "point where this happens is the global optimum",
+        "if J is concave (J is maximized), every point with ∇J(θ) = 0 is a global maximum; a stationary "
+        "point of a convex J is a global minimum (J(θ) = θ²: ∇J(0) = 0 at the minimum, and gradient "
+        "ascent moves away from it)",
+        "maximization needs concavity; convexity is the condition for minimization",
+        not_witnessable="a wrong word (convex for concave): the claim is about a class of functions",
     ),
     Erratum(
         "pg-baseline-index",
-        f'{_c.F001}, § "Baselines and advantages" (definition "PG with baseline")',
-        "∇J = E[Σ_h ∇log π(a_h|s_h) ((Σ_{h'=h}^{H-1} r_h) − b_h(s_h))]",
-        "∇J = E[Σ_h ∇log π(a_h|s_h) ((Σ_{h'=h}^{H-1} r_{h'}) − b_h(s_h))]",
+        (_L(PG_CHAPTER, "Baselines and advantages", "definition 'PG with baseline'"),),
+        "∇J(θ) = E_(τ~ρ_θ)[Σ_h ∇log π_θ(a_h|s_h)((Σ_(h'=h)^(H−1) r_h) − b_h(s_h))]",
+        "∇J(θ) = E_(τ~ρ_θ)[Σ_h ∇log π_θ(a_h|s_h)((Σ_(h'=h)^(H−1) r_h') − b_h(s_h))]",
         "the printed inner sum is (H − h)·r_h, not the reward-to-go",
-        _c._w_baseline_index,
+        _f.w_baseline_index,
     ),
     Erratum(
-        "npg-step-size-001",
-        f'{_c.F001}, § "Natural policy gradient" (Lagrangian derivation)',
-        "θ^{k+1} = θ^k + η F⁻¹∇J with η = √(δ / (∇Jᵀ F ∇J))",
-        "η = √(2δ / (∇Jᵀ F⁻¹ ∇J)) for the constraint ½ dθᵀ F dθ ≤ δ",
-        "½ η² (F⁻¹∇J)ᵀ F (F⁻¹∇J) = ½ η² ∇JᵀF⁻¹∇J must equal δ",
-        _c._w_npg_step_001,
+        "softmax-normalizer",
+        (_L(PG_CHAPTER, "Example policy parameterizations"),),
+        "π^softmax_θ(a|s) = exp(θ_(s,a)) / Σ_(s,a') exp(θ_(s,a'))",
+        "π^softmax_θ(a|s) = exp(θ_(s,a)) / Σ_(a') exp(θ_(s,a')) (normalize over the actions of state s only)",
+        "summing over states too makes every row sum to less than 1",
+        _f.w_softmax_normalizer,
+    ),
+    Erratum(
+        "npg-step-size-chapter",
+        (_L(PG_CHAPTER, "Natural policy gradient", "Lagrangian derivation"),),
+        "θ^(k+1) = θ^k + η F⁻¹∇J, where η = √(δ / (∇JᵀF∇J))",
+        "η = √(2δ / (∇JᵀF⁻¹∇J)) for the constraint ½ (θ − θ^k)ᵀF(θ − θ^k) ≤ δ",
+        "the step η F⁻¹∇J has ½ η² ∇JᵀF⁻¹∇J as quadratic KL model; setting it to δ gives the corrected η",
+        _f.w_npg_step_chapter,
+    ),
+    # ------------------------------------------------------------------ CS285 lecture 9
+    Erratum(
+        "ascent-called-descent",
+        (_L(CS285_LEC9, "Why does the policy gradient work?"),
+         _L(PG_SURVEY, "Why Off-Policy? Experience Replay in DDPG"),
+         _L(PG_SURVEY, "But Why Natural Policy Gradient Improves Performance?"),
+         _L(ADVANCED_PG, "Why This is Better")),
+        "use Â to improve the policy by calculating the policy gradient and doing a step of gradient "
+        "descent; 'Deterministic policies update using gradient descent'; vanilla PG called 'standard "
+        "gradient descent'",
+        "gradient ascent, θ ← θ + α∇_θ J (the return, and Q in DDPG's actor update, is maximized)",
+        "a descent step θ − α∇J lowers J to first order: the policy gets worse",
+        not_witnessable="a wrong word (descent for ascent) in the prose; the formulas next to it are right",
     ),
     Erratum(
         "coupling-probability",
-        f'{_c.F002}, § "General case"; {_c.F003}, § "Policy Improvement" (proof)',
-        "if |p_X(x) − p_Y(x)| = ε, a coupling with p(x = y) = 1 − ε exists ⇒ p_X 'agrees' with p_Y with probability ε",
-        "if D_TV(p_X, p_Y) = ½ Σ_x |p_X(x) − p_Y(x)| = ε, the maximal coupling has Pr(X = Y) = 1 − ε: "
-        "X and Y agree with probability 1 − ε (disagree with probability ε)",
+        (_L(CS285_LEC9, "General case"), _L(PG_SURVEY, "Policy Improvement", "proof")),
+        "if |p_X(x) − p_Y(x)| = ε, there is a coupling with p(x = y) = 1 − ε ⇒ p_X(x) 'agrees' with "
+        "p_Y(y) with probability ε",
+        "if D_TV(p_X, p_Y) = ½ Σ_x |p_X(x) − p_Y(x)| = ε, the maximal coupling has Pr(X = Y) = 1 − ε: X and "
+        "Y agree with probability 1 − ε and disagree with probability ε",
         "the maximal coupling puts min(p_X, p_Y) on the diagonal, total mass 1 − D_TV",
-        _c._w_coupling,
+        _f.w_coupling,
     ),
     Erratum(
         "expectation-bound-max-f",
-        f'{_c.F002}, § "General case"; {_c.F003}, § "Policy Improvement" (proof)',
-        "E_{p_θ'}[f(s_t)] ≥ E_{p_θ}[f(s_t)] − 2εt max_s f(s)",
-        "E_{p_θ'}[f(s_t)] ≥ E_{p_θ}[f(s_t)] − 2εt max_s |f(s)|",
-        "Σ_s (p' − p) f ≥ −Σ_s |p' − p| |f| needs |f|; with f < 0 the printed bound fails",
-        _c._w_max_f,
+        (_L(CS285_LEC9, "General case"), _L(PG_SURVEY, "Policy Improvement", "proof")),
+        "E_(p_θ'(s_t))[f(s_t)] ≥ E_(p_θ(s_t))[f(s_t)] − 2εt max_(s_t) f(s_t)",
+        "E_(p_θ'(s_t))[f(s_t)] ≥ E_(p_θ(s_t))[f(s_t)] − 2εt max_(s_t) |f(s_t)|",
+        "Σ_s (p' − p) f ≥ −Σ_s |p' − p| |f| needs |f|; for f < 0 the printed bound fails",
+        _f.w_max_f,
     ),
     Erratum(
-        "npg-step-size-002",
-        f'{_c.F002}, § "Natural Gradient"',
-        "α = √(2ε / (∇Jᵀ F ∇J))",
-        "α = √(2ε / (∇Jᵀ F⁻¹ ∇J))",
+        "dual-update-projection",
+        (_L(CS285_LEC9, "How do we enforce the constraint?"), _L(PG_SURVEY, "Solving the Constrained Problem")),
+        "maximize L(θ', λ) = Ā(θ') − λ(D_KL(π_θ' ‖ π_θ) − ε) in θ', then λ ← λ + α(D_KL(π_θ' ‖ π_θ) − ε)",
+        "λ ← max(0, λ + α(D_KL − ε)): the multiplier of an inequality constraint must stay ≥ 0 "
+        "(projected dual descent)",
+        "while the constraint is slack the update drives λ below 0; the Lagrangian then rewards a large KL, "
+        "and the next primal step jumps away from π_θ (to the worst action on the witness)",
+        _a.w_dual_projection,
+    ),
+    Erratum(
+        "npg-step-size-lecture",
+        (_L(CS285_LEC9, "Natural Gradient"),),
+        "α = √(2ε / (∇_θJ(θ)ᵀ F ∇_θJ(θ)))",
+        "α = √(2ε / (∇_θJ(θ)ᵀ F⁻¹ ∇_θJ(θ)))",
         "the step is α F⁻¹∇J, whose quadratic KL model is ½ α² ∇JᵀF⁻¹∇J",
-        _c._w_npg_step_002,
+        _f.w_npg_step_lecture,
+    ),
+    # ------------------------------------------------------------------ Policy Gradient (survey)
+    Erratum(
+        "pg-proof-dropped-gamma",
+        (_L(PG_SURVEY, "Policy Gradient Theorem", "proof, 'Extend Q^π with future state value'"),),
+        "∇V^π(s) = Σ_a(∇π_θ(a|s) Q^π(s,a) + π_θ(a|s) ∇ Σ_(s',r) P(s',r|s,a)(r + V^π(s'))), i.e. "
+        "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + V^π(s'))",
+        "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + γV^π(s')) (the notes define G_t = Σ_k γ^k R_(t+k+1)); "
+        "unrolling then weights states by η(s) = Σ_k γ^k ρ^π(s_0 → s, k); the printed proof holds for γ = 1 only",
+        "the Bellman step drops the discount of the note's own return",
+        _f.w_pg_proof_gamma,
     ),
     Erratum(
-        "objective-stationary",
-        f'{_c.F003}, § "Policy Gradient Theorem"',
-        "J(θ) = E_τ[R(τ)] = Σ_s d^π(s) V^π(s), d^π the stationary distribution of the chain",
-        "J(θ) = E_τ[R(τ)] = Σ_s μ0(s) V^π(s) (start distribution); Σ_s d^π(s) V^π(s) is a different objective",
-        "V^π(s) is a return from s; averaging it over the stationary distribution forgets s0 ~ μ0",
-        _c._w_objective_stationary,
+        "pg-stationary-weighting",
+        (_L(PG_SURVEY, "Policy Gradient Theorem", "proof, last step"),
+         _L(PG_SURVEY, "Policy Gradient in Continuous Action Space")),
+        "∇J(θ) ∝ Σ_s d^π(s) Σ_a Q^π(s,a) ∇π_θ(a|s), where d^π(s) = η(s)/Σ_s η(s) 'is stationary "
+        "distribution' (of the Markov chain under π_θ)",
+        "with discounted Q^π (0 < γ < 1) the weights are the discounted visitation η(s) = Σ_k γ^k "
+        "Pr(s_k = s), normalized d_π = (1 − γ) μ0ᵀ(I − γP_π)⁻¹ (Sutton et al. 2000, Theorem 1); with γ = 1 "
+        "in an episodic task, η/Ση is the on-policy distribution (Sutton & Barto 2018, sec. 13.2)",
+        "the stationary distribution ν = νP_π forgets s_0 and the discount: weighted by it, the vector is not "
+        "even parallel to ∇J",
+        _f.w_pg_stationary_weighting,
     ),
     Erratum(
-        "pg-theorem-constant",
-        f'{_c.F003}, § "Policy Gradient Theorem" (end of proof)',
-        "∇J(θ) = E_{s~d^π, a~π}[Q^π(s,a) ∇ln π(a|s)], d^π the stationary distribution (∝ replaced by =)",
-        "∇J(θ) = 1/(1−γ) · E_{s~d_π, a~π}[Q^π(s,a) ∇ln π(a|s)], d_π = (1−γ) μ0ᵀ(I − γP_π)⁻¹ the "
-        "normalized discounted occupancy (Sutton et al. 2000, Thm 1; Kakade 2002)",
-        "the proof sums discounted visits from s0 (not the stationary law) and the sum has mass 1/(1−γ)",
-        _c._w_pg_theorem_constant,
+        "gaussian-score-covariance",
+        (_L(PG_SURVEY, "Policy Gradient in Continuous Action Space", "example 'Gaussian Policy Example'"),),
+        "π_θ(a|s) = N(μ_θ(s), Σ_θ(s)); ∇_θ ln π_θ(a|s) = Σ_θ⁻¹(a − μ_θ(s)) ∇_θ μ_θ(s), and ∇J = "
+        "E[Q^π(s,a) Σ_θ⁻¹(a − μ_θ(s)) ∇_θ μ_θ(s)]",
+        "∂ ln π/∂θ_k = (∂_k μ)ᵀ Σ⁻¹(a − μ) + ½ (a − μ)ᵀ Σ⁻¹(∂_k Σ)Σ⁻¹(a − μ) − ½ tr(Σ⁻¹ ∂_k Σ): in vector "
+        "form J_μᵀ Σ⁻¹(a − μ) (the Jacobian J_μ = ∂μ/∂θ transposed, on the left) plus the covariance terms; "
+        "for σ = e^ℓ, ∂ ln π/∂ℓ = (a − μ)²/σ² − 1",
+        "the printed score differentiates through the mean only, although Σ_θ depends on θ; the policy "
+        "gradient after it misses the same terms",
+        _c.w_gaussian_score,
+    ),
+    Erratum(
+        "reinforce-variance-order",
+        (_L(PG_SURVEY, "Understanding the Variance Problem in REINFORCE"),),
+        "Var(R(τ)) ≈ ρσ²T²; 'if we approximate Var(g) ∝ Var(R(τ)) (since the score function terms are "
+        "multipliers)': Var(g) = O(T²)",
+        "Var(g) = Θ(T³) in general: the summed score Σ_t ∇log π(a_t|s_t) has variance Θ(T) and multiplies "
+        "a return of size Θ(T); O(T³) is also the general bound for bounded rewards",
+        "the score sum is not a constant multiplier: its variance grows linearly in T",
+        _c.w_reinforce_variance_order,
     ),
     Erratum(
         "batch-mean-baseline",
-        f'{_c.F003}, § "Variance Reduction: Baseline Subtraction"',
-        "b = (1/N) Σ_i G_i ... since b is independent of actions, it does not introduce bias",
-        "with b the mean of the same batch, E[ĝ] = (1 − 1/N) ∇J; use a leave-one-out mean "
-        "b_i = (1/(N−1)) Σ_{j≠i} G_j (or a baseline independent of the batch) for an unbiased estimator",
+        (_L(PG_SURVEY, "Variance Reduction: Baseline Subtraction"),),
+        "b = (1/N) Σ_i G_i ... Since b is independent of actions, it does not introduce bias",
+        "with b the mean of the same batch, E[ĝ] = (1 − 1/N)∇J; a leave-one-out mean b_i = (1/(N−1)) "
+        "Σ_(j≠i) G_j (or a baseline independent of the batch) keeps the estimator unbiased",
         "b contains G_i, which depends on a_i, so E[∇log π(a_i) b] = ∇J/N ≠ 0",
-        _c._w_batch_mean_baseline,
-    ),
-    Erratum(
-        "npg-lagrange-substitution",
-        f'{_c.F003}, § "Natural Policy Gradient" (Lagrange multipliers)',
-        "½ ((1/λ) ∇JᵀF⁻¹∇J) ≤ ε",
-        "½ (1/λ²) ∇JᵀF⁻¹∇J ≤ ε (which gives the printed λ = √(∇JᵀF⁻¹∇J / 2ε))",
-        "dθ = F⁻¹∇J/λ enters the quadratic form twice",
-        _c._w_npg_lagrange_003,
-    ),
-    Erratum(
-        "expected-hessian-log-pi",
-        f'{_c.F003}, § "Natural Policy Gradient" (proof that the KL Hessian is F)',
-        "E_{a~π}[∇²_θ log π_θ(a|s)] = ∫ π ∇² log π da = ∫ ∇² π da = 0",
-        "E_{a~π}[∇²_θ log π_θ(a|s)] = −F(s) (information identity); ∫ π ∇² log π ≠ ∫ ∇² π because "
-        "∇²π = π(∇² log π + ∇log π ∇log πᵀ). The Hessian of KL(π_θ ‖ π_θ') in θ' at θ is −E[∇² log π] = F",
-        "the printed step drops the outer product of the scores",
-        _c._w_hessian_log_pi,
-    ),
-    Erratum(
-        "ppo-clip-outside",
-        f'{_c.F003}, § "Proximal Policy Optimization (PPO)" ("Why Does This Work?")',
-        "if r_t(θ) moves outside 1 ± ε, the clipped term stops further updates",
-        "the objective is flat only for A > 0, r > 1 + ε and for A < 0, r < 1 − ε; for A > 0, r < 1 − ε "
-        "(and A < 0, r > 1 + ε) the unclipped term rA is the minimum and its gradient A is kept",
-        "min(rA, clip(r)A) selects the unclipped branch on the side that worsens the objective",
-        _c._w_ppo_clip,
+        _f.w_batch_mean_baseline,
     ),
     Erratum(
         "reward-to-go-discount",
-        f'{_c.F004}, § "2. The Policy Gradient Theorem" (table of Ψ_t)',
-        "∇J = E[Σ_t ∇log π(a_t|s_t) Ψ_t] with Ψ_t = R̂_t = Σ_{t'≥t} γ^{t'−t} r_{t'} (reward-to-go)",
-        "Ψ_t = γ^t R̂_t = Σ_{t'≥t} γ^{t'} r_{t'} (and γ^t A_t for the advantage); without γ^t the "
-        "estimator is biased for γ < 1 (Thomas 2014)",
-        "dropping past rewards is unbiased, but the discount from time 0 must stay",
-        _c._w_reward_to_go_discount,
+        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, row 'Reward-to-go'"),
+         _L(PG_FUNDAMENTALS, "3. The REINFORCE Algorithm"),
+         _L(PG_FUNDAMENTALS, "3.1 Variance reduction via baselines"),
+         _L(PG_SURVEY, "REINFORCE")),
+        "∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) R̂_t], R̂_t = Σ_(t'≥t) γ^(t'−t) r_t' (J = E[Σ_t γ^t r_t]); "
+        "∇J = E_π[G_t ∇ln π_θ(A_t|S_t)]",
+        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) R̂_t] (REINFORCE with the γ^t of Sutton & Barto 2018, sec. 13.3)",
+        "dropping the rewards before t is unbiased (causality), but the discount from time 0 to t must stay; "
+        "without γ^t the estimator is biased for γ < 1 (Thomas 2014)",
+        _f.w_reward_to_go_discount,
+    ),
+    Erratum(
+        "advantage-discount",
+        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, row 'Advantage'"),
+         _L(PG_FUNDAMENTALS, "4. The Vanilla Policy Gradient Algorithm"),
+         _L(PG_SURVEY, "Recap: The Policy Gradient Update Using the Advantage Function")),
+        "∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) Â_t], Â_t = Q(s_t, a_t) − V(s_t), for the discounted J",
+        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) A(s_t, a_t)]",
+        "the same missing γ^t as for the reward-to-go: the advantage form is biased for γ < 1",
+        _f.w_advantage_discount,
+    ),
+    Erratum(
+        "npg-lagrange-substitution",
+        (_L(PG_SURVEY, "Natural Policy Gradient", "method of Lagrange multipliers"),),
+        "substituting θ' − θ = (1/λ)F⁻¹∇J into the constraint: ½((1/λ) ∇JᵀF⁻¹∇J) ≤ ε",
+        "½ (1/λ²) ∇JᵀF⁻¹∇J ≤ ε (which is what gives the printed λ = √(∇JᵀF⁻¹∇J / 2ε))",
+        "the step enters the quadratic form twice",
+        _f.w_npg_lagrange,
+    ),
+    Erratum(
+        "expected-hessian-log-pi",
+        (_L(PG_SURVEY, "Natural Policy Gradient", "proof that the Hessian of the KL is F"),),
+        "E[∇²_θ log π_θ] = ∫ π_θ ∇²_θ log π_θ da = ∫ ∇²_θ π_θ da = ∇²_θ 1 = 0",
+        "E_(a~π_θ)[∇²_θ log π_θ(a|s)] = −F(s) (information identity): ∇²π = π(∇² log π + ∇log π ∇log πᵀ), so "
+        "∫ π ∇² log π ≠ ∫ ∇² π; the Hessian of the KL at θ' = θ is −E[∇² log π] = F",
+        "the printed step drops the outer product of the scores",
+        _f.w_hessian_log_pi,
+    ),
+    Erratum(
+        "trpo-line-search-start",
+        (_L(PG_SURVEY, "Trust Region Policy Optimization (TRPO)", "backtracking line search"),),
+        "candidate step θ' = θ + αF⁻¹∇J; 'Start with the full step-size α = 1'; reduce α while the KL "
+        "constraint is violated",
+        "start from the step that saturates the quadratic model of the constraint, α_0 = √(2ε / (∇JᵀF⁻¹∇J)), "
+        "and shrink it geometrically until the KL constraint holds and the surrogate improves (Schulman et "
+        "al. 2015, Appendix C)",
+        "F⁻¹∇J has no intrinsic length: α = 1 ignores ε, so the search accepts a step far inside the trust "
+        "region (it never grows α) or starts far outside it",
+        _a.w_trpo_line_search,
+    ),
+    Erratum(
+        "ppo-clip-outside",
+        (_L(PG_SURVEY, "Proximal Policy Optimization (PPO)", "'Why Does This Work?'"),),
+        "if r_t(θ) moves outside 1 ± ε, the clipped term stops further updates",
+        "the objective is flat only for A > 0, r > 1 + ε and for A < 0, r < 1 − ε; for A > 0, r < 1 − ε "
+        "(and A < 0, r > 1 + ε) the unclipped term rA is the minimum and its gradient A is kept",
+        "min(rA, clip(r)A) selects the unclipped branch on the side where the objective got worse",
+        _f.w_ppo_clip,
+    ),
+    Erratum(
+        "ddpg-gradient",
+        (_L(PG_SURVEY, "Deep Deterministic Policy Gradient (DDPG): Off-Policy Actor-Critic", "proof"),),
+        "J(θ) = E_(s~D)[Q^(μ_θ)(s, μ_θ(s))]; with D fixed, ∇_θ Q^(μ_θ)(s, μ_θ(s)) = ∇_a Q^μ(s,a)|_(a=μ_θ(s)) "
+        "∇_θ μ_θ(s), so ∇J(θ) = E_(s~D)[∇_a Q^μ(s,a)|_(a=μ_θ(s)) ∇_θ μ_θ(s)]",
+        "Q^(μ_θ) depends on θ through the policy followed after the first action; the deterministic policy "
+        "gradient theorem (Silver et al. 2014, Theorem 1) weights the states by the discounted visitation "
+        "from D: ∇J = Σ_t γ^t E_(s_t)[∇_θ μ_θ(s_t) ∇_a Q^μ(s_t, a)|_(a=μ_θ(s_t))], s_0 ~ D. The printed "
+        "expression is the off-policy approximation (Degris et al. 2012; Silver et al. 2014, sec. 4.2), not ∇J",
+        "the chain rule through the action alone drops ∂Q^(μ_θ)/∂θ",
+        _c.w_ddpg_gradient,
+    ),
+    Erratum(
+        "ou-process",
+        (_L(PG_SURVEY, "Why Does Deterministic Policy Affect Exploration?", "Ornstein-Uhlenbeck (OU) noise"),),
+        "N_(t+1) = θ(μ − N_t) + σW_t, where W_t is a Wiener process",
+        "N_(t+1) = N_t + θ(μ − N_t)Δt + σ(W_(t+Δt) − W_t) (Euler–Maruyama for dN = θ(μ − N)dt + σ dW); "
+        "exactly, N_(t+1) = μ + e^(−θΔt)(N_t − μ) + σ√((1 − e^(−2θΔt))/(2θ)) ξ_t, ξ_t ~ N(0, 1)",
+        "the printed update drops N_t itself (and uses the Wiener process instead of its increment): with "
+        "white noise it is anti-correlated (coefficient −θ), not time-correlated; with W_t itself its "
+        "variance grows without bound",
+        _c.w_ou_process,
+    ),
+    Erratum(
+        "sac-backup-gamma",
+        (_L(PG_SURVEY, "Soft Actor-Critic (SAC)", "box 'SAC main steps', Q-function update"),),
+        "Q(s,a) ← r(s,a) + E_(s'~p, a'~π)[Q(s',a') − log π(a'|s')]. This update converges to Q^π",
+        "Q(s,a) ← r(s,a) + γ E_(s'~p, a'~π)[Q(s',a') − log π(a'|s')] (the note's own operator T^π in "
+        "'Soft Policy Evaluation (Critic Update)')",
+        "without γ the backup is not a contraction: on a continuing task its iterates grow without bound",
+        _a.w_sac_backup_gamma,
     ),
 )
 
 _BY_ID = {e.id: e for e in ERRATA}
-assert len(_BY_ID) == len(ERRATA), "erratum ids must be unique"
+if len(_BY_ID) != len(ERRATA):  # pragma: no cover
+    raise RuntimeError("erratum ids must be unique")
 
 
 def get(erratum_id: str) -> Erratum:
@@ -194,26 +361,36 @@ def _fmt(x: float) -> str:
 
 
 def format_errata() -> str:
-    """The text ``pgexact errata`` prints: every erratum with its witness, computed now."""
+    """The text ``pgexact errata`` prints: every erratum, with its witness computed now."""
+    n_num = sum(e.witnessable for e in ERRATA)
     lines = [
-        f"Errata in the course notes (shared/seeds): {len(ERRATA)} formulas wrong as printed.",
-        "Each witness computes, on the instance shown, the value per the printed statement, per the",
-        "corrected statement, and an independent reference; 'separates' means the corrected one",
-        "matches the reference (or its bound holds) and the printed one does not.",
+        f"Errata in the course notes: {len(ERRATA)} statements wrong as printed "
+        f"({n_num} with a numerical witness).",
+        "The notes are cited by title and section heading (see REFERENCES.md). Each witness evaluates, on",
+        "the instance shown, the printed and the corrected statements, and the truth twice, independently",
+        "of both; 'separates' means the two computations of the truth agree, the corrected statement",
+        "holds and the printed one misses by far more than their error.",
         "",
     ]
     for i, e in enumerate(ERRATA, 1):
-        w = e.witness()
         lines += [
             f"[E{i:02d}] {e.id}",
             f"  where:     {e.location}",
             f"  printed:   {e.printed}",
             f"  corrected: {e.corrected}",
             f"  why:       {e.why}",
+        ]
+        if e.witness is None:
+            lines += [f"  witness:   not numerically witnessable ({e.not_witnessable})", ""]
+            continue
+        w = e.witness()
+        lines += [
             f"  witness:   {w.quantity}",
             f"             on {w.instance}",
             f"             printed {_fmt(w.printed)} | corrected {_fmt(w.corrected)} | "
-            f"reference {_fmt(w.reference)} ({w.kind}) -> {'separates' if w.separates else 'DOES NOT SEPARATE'}",
+            f"truth {_fmt(w.reference)} and {_fmt(w.reference_check)} ({w.kind}) -> "
+            f"{'separates' if w.separates else 'DOES NOT SEPARATE'}",
+            f"             truth by {w.reference_method}",
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"
