@@ -49,7 +49,7 @@ def test_gradient_check_is_sharp():
     floor = 1e-3 * evaluate(lqr, K, Su).cost
     good = -cost_gradient(lqr, K, Su).reshape(-1)
     assert relative_error(good, fd, floor=floor) < FD_TOL
-    quiet = type(lqr)(lqr.A, lqr.B, lqr.Q, lqr.R, lqr.Sigma0, gamma=lqr.gamma)  # W = 0
+    quiet = type(lqr)(lqr.A, lqr.B, lqr.Q, lqr.R, Sigma0=lqr.Sigma0, gamma=lqr.gamma)  # W = 0
     wrong_noise = -cost_gradient(quiet, K).reshape(-1)  # and Su = 0
     assert relative_error(wrong_noise, fd, floor=floor) > 1e3 * FD_TOL
     ev = evaluate(lqr, K, Su)

@@ -70,7 +70,7 @@ def random_lqr(
     Hm = rng.standard_normal((m, m))
     noise = bool(rng.integers(2)) if noise is None else noise
     g = float(rng.uniform(0.5, 0.95)) if gamma is None else gamma
-    return LQR(A, B, np.eye(n) + G @ G.T / n, np.eye(m) + Hm @ Hm.T / m, np.eye(n), gamma=g,
+    return LQR(A, B, np.eye(n) + G @ G.T / n, np.eye(m) + Hm @ Hm.T / m, Sigma0=np.eye(n), gamma=g,
                noise_cov=0.1 * np.eye(n) if noise else None, horizon=horizon)
 
 
@@ -82,7 +82,7 @@ def random_problem(
     inf = lqr if lqr.horizon is None else lqr.with_horizon(None, gamma=min(lqr.gamma, 0.95))
     Kstar = exact.optimal_gain(inf)
     K = _stable_gain(inf, Kstar, rng)
-    n, m = lqr.n_state, lqr.n_action
+    n, m = lqr.n_states, lqr.n_actions
     if learn_log_std:
         pol = LinearGaussian(n, m, learn_log_std=True)
         theta = pol.params(K, log_std=np.log(rng.uniform(0.3, 0.8, size=m)))
