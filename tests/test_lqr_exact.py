@@ -205,7 +205,7 @@ def test_bellman_identities(horizon):
         assert EQ == pytest.approx(float(ev.V(x, t)), rel=1e-12)
         assert abs(_expect_quadratic(lambda u: float(ev.A(x, u, t)), mu, e_pts)) < 1e-12 * abs(EQ)
         u = rng.standard_normal(2)
-        c = x @ lqr.Q @ x + u @ lqr.R @ u
+        c = x @ lqr.Q @ x + u @ lqr.R @ u + 2 * x @ lqr.N @ u
         last = horizon is not None and t == horizon - 1
         nxt = 0.0 if last else _expect_quadratic(
             lambda y: float(ev.V(y, 0 if horizon is None else t + 1)), lqr.A @ x + lqr.B @ u, w_pts)
