@@ -26,6 +26,12 @@ __all__ = [
     "check_positive_finite",
     "check_theta",
     "format_index",
+    "SYMMETRY_RTOL",
+    "PSD_RTOL",
+    "check_square",
+    "check_symmetric",
+    "check_semidefinite",
+    "check_covariance",
 ]
 
 
@@ -170,4 +176,61 @@ def check_theta(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
         raise ValueError(f"{name} must be a flat (1-D) vector of length {n_params}, got shape {arr.shape}")
     if arr.shape[0] != n_params:
         raise ValueError(f"{name} must have length n_params={n_params}, got {arr.shape[0]}")
+    return arr
+
+
+#: Relative tolerance on symmetry: ``|M[i, j] - M[j, i]| <= SYMMETRY_RTOL * max(1, max|M|)``.
+SYMMETRY_RTOL = 1e-10
+#: Relative tolerance on semi-definiteness: smallest eigenvalue ``>= -PSD_RTOL * max(1, max|M|)``
+#: (an exactly PSD matrix has computed eigenvalues down to about ``-n * eps * |M|``).
+PSD_RTOL = 1e-10
+
+
+def check_square(name: str, value: Any, n: int | None = None, what: str = "") -> np.ndarray:
+    """A float64 square matrix (of size ``n`` if given; ``what`` says what n must match)."""
+    arr = as_float_array(name, value, ndim=2)
+    if arr.shape[0] != arr.shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n}, {n}){what}, got {arr.shape}")
+    return arr
+
+
+def check_symmetric(name: str, arr: np.ndarray) -> np.ndarray:
+    """Check symmetry to :data:`SYMMETRY_RTOL` (first offending index) and return the symmetrized copy."""
+    scale = max(1.0, float(np.max(np.abs(arr)))) if arr.size else 1.0
+    bad = np.abs(arr - arr.T) > SYMMETRY_RTOL * scale
+    if bad.any():
+        i, j = _first(bad)
+        raise ValueError(
+            f"{name} must be symmetric: {name}[{i}, {j}] = {arr[i, j]:.17g} but "
+            f"{name}[{j}, {i}] = {arr[j, i]:.17g} (relative tolerance {SYMMETRY_RTOL:g})"
+        )
+    return 0.5 * (arr + arr.T)
+
+
+def check_semidefinite(name: str, arr: np.ndarray, strict: bool = False) -> None:
+    """Positive semi-definite to :data:`PSD_RTOL` (``strict``: positive definite, by Cholesky)."""
+    scale = max(1.0, float(np.max(np.abs(arr)))) if arr.size else 1.0
+    lam = np.linalg.eigvalsh(arr)
+    lo = float(lam[0]) if lam.size else 0.0
+    if strict:
+        try:
+            np.linalg.cholesky(arr)
+            ok = lo > 0.0
+        except np.linalg.LinAlgError:
+            ok = False
+        if not ok:
+            raise ValueError(f"{name} must be positive definite, got smallest eigenvalue {lo:.6g}")
+    elif lo < -PSD_RTOL * scale:
+        raise ValueError(
+            f"{name} must be positive semi-definite, got smallest eigenvalue {lo:.6g} "
+            f"(tolerance {-PSD_RTOL * scale:.3g})"
+        )
+
+
+def check_covariance(name: str, value: Any, n: int, what: str = "") -> np.ndarray:
+    """A symmetric positive semi-definite (n, n) matrix (symmetrized float64 copy)."""
+    arr = check_symmetric(name, check_square(name, value, n, what))
+    check_semidefinite(name, arr)
     return arr

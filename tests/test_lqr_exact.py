@@ -40,7 +40,7 @@ def test_altair_dlqr_example():
     Q = [2, 1; 1, 2], R = 1 prints K = [394.61003 16.76761],
     X = [1.04036e+07 2.34349e+05; 2.34349e+05 5.34387e+03], closed-loop poles 0.11073, 0.12166.
     gamma = 1, no noise: our K*, P* must agree to the printed digits (half a unit of the last)."""
-    lqr = LQR(A=[[9, 0.2], [0, 8]], B=[[0], [1]], Q=[[2, 1], [1, 2]], R=[[1]], Sigma0=np.eye(2))
+    lqr = LQR(A=[[9, 0.2], [0, 8]], B=[[0], [1]], Q=[[2, 1], [1, 2]], R=[[1]], gamma=1.0, Sigma0=np.eye(2))
     oc = riccati(lqr)
     np.testing.assert_allclose(oc.K, [[394.61003, 16.76761]], rtol=0, atol=0.5e-5)
     np.testing.assert_allclose(oc.P, [[1.04036e7, 2.34349e5], [2.34349e5, 5.34387e3]], rtol=0.5e-5)
@@ -56,7 +56,7 @@ def test_altair_dare_example():
     q = [10, -1], r = 3 prints X = [1704.70115 -5616.08147; -5616.08147 19597.56409],
     L = [0.00296; 0.02222], G = [-0.01271 2.00364]."""
     q = np.array([[10.0, -1.0]])
-    lqr = LQR(A=[[4, 1.7], [0.9, 38]], B=[[8], [21]], Q=q.T @ q, R=[[3]], Sigma0=np.eye(2))
+    lqr = LQR(A=[[4, 1.7], [0.9, 38]], B=[[8], [21]], Q=q.T @ q, R=[[3]], gamma=1.0)
     oc = riccati(lqr)
     np.testing.assert_allclose(oc.P, [[1704.70115, -5616.08147], [-5616.08147, 19597.56409]], rtol=0, atol=0.5e-5)
     np.testing.assert_allclose(oc.K, [[-0.01271, 2.00364]], rtol=0, atol=0.5e-5)
@@ -126,7 +126,7 @@ def test_unstable_gain_raises_with_spectral_radius(n):
     rng = np.random.default_rng(0)
     A = rng.standard_normal((n, n))
     A *= 1.5 / np.max(np.abs(np.linalg.eigvals(A)))
-    lqr = LQR(A, np.eye(n)[:, :1], np.eye(n), np.eye(1), np.eye(n), gamma=0.9)
+    lqr = LQR(A, np.eye(n)[:, :1], np.eye(n), np.eye(1), Sigma0=np.eye(n), gamma=0.9)
     K = np.zeros((1, n))
     rho = np.sqrt(0.9) * 1.5
     with pytest.raises(UnstableGainError, match=r"spectral radius of sqrt\(gamma\) \(A - B K\) is 1\.4230") as exc:
@@ -155,7 +155,7 @@ def test_discount_changes_stability_and_gamma_one():
 
 
 def test_bad_input_exact():
-    lqr = LQR(np.eye(2) * 0.5, np.ones((2, 1)), np.eye(2), np.eye(1), np.eye(2), gamma=0.9)
+    lqr = LQR(np.eye(2) * 0.5, np.ones((2, 1)), np.eye(2), np.eye(1), Sigma0=np.eye(2), gamma=0.9)
     with pytest.raises(ValueError, match=r"K must have shape \(1, 2\)"):
         evaluate(lqr, np.zeros((2, 1)))
     with pytest.raises(ValueError, match=r"K\[0, 1\] is nan"):
@@ -164,7 +164,7 @@ def test_bad_input_exact():
         evaluate(lqr, np.zeros((1, 2)), noise_cov=np.eye(2))
     with pytest.raises(ValueError, match="theta must have length n_params=2"):
         policy_gradient(lqr, LinearGaussian(2, 1), np.zeros(3))
-    with pytest.raises(ValueError, match=r"policy has \(n_state, n_action\) = \(3, 1\)"):
+    with pytest.raises(ValueError, match=r"policy has \(n_states, n_actions\) = \(3, 1\)"):
         policy_gradient(lqr, LinearGaussian(3, 1), np.zeros(3))
     with pytest.raises(TypeError, match="lqr must be a pgexact.LQR"):
         evaluate("lqr", np.zeros((1, 2)))
@@ -205,7 +205,7 @@ def test_bellman_identities(horizon):
         assert EQ == pytest.approx(float(ev.V(x, t)), rel=1e-12)
         assert abs(_expect_quadratic(lambda u: float(ev.A(x, u, t)), mu, e_pts)) < 1e-12 * abs(EQ)
         u = rng.standard_normal(2)
-        c = x @ lqr.Q @ x + u @ lqr.R @ u
+        c = x @ lqr.Q @ x + u @ lqr.R @ u + 2 * x @ lqr.N @ u
         last = horizon is not None and t == horizon - 1
         nxt = 0.0 if last else _expect_quadratic(
             lambda y: float(ev.V(y, 0 if horizon is None else t + 1)), lqr.A @ x + lqr.B @ u, w_pts)
@@ -369,7 +369,7 @@ def test_npg_and_gauss_newton_converge():
 def test_stein_residual_check_triggers():
     """A gain at the edge of stability (rho = 1 - 1e-12) is accepted only if the solves stay
     accurate; a NumericalError (never an inaccurate cost) otherwise."""
-    lqr = LQR(A=[[1.0 - 1e-12]], B=[[1.0]], Q=[[1.0]], R=[[1.0]], Sigma0=[[1.0]], gamma=1.0)
+    lqr = LQR(A=[[1.0 - 1e-12]], B=[[1.0]], Q=[[1.0]], R=[[1.0]], gamma=1.0, Sigma0=[[1.0]])
     try:
         c = evaluate(lqr, [[0.0]]).cost
     except NumericalError:

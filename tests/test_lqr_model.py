@@ -51,7 +51,7 @@ def test_bad_model_input(over, match):
 
 def test_model_accepts_and_freezes():
     lqr = LQR(**_ok(gamma=1.0))  # gamma = 1 without process noise is allowed (Fazel et al.)
-    assert lqr.n_state == 2 and lqr.n_action == 1 and not lqr.has_noise
+    assert lqr.n_states == 2 and lqr.n_actions == 1 and not lqr.has_noise
     with pytest.raises(ValueError):
         lqr.A[0, 0] = 5.0
     assert LQR(**_ok(gamma=1.0, noise_cov=np.eye(2), horizon=3)).horizon == 3
@@ -63,7 +63,7 @@ def test_policy_bad_input():
         pol.gain(np.zeros(3))
     with pytest.raises(ValueError, match=r"theta\[1\] is nan"):
         pol.gain([0.0, np.nan])
-    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., n_state=2\)"):
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., n_states=2\)"):
         pol.mean([0.0, 0.0], np.zeros((4, 3)))
     with pytest.raises(ValueError, match="noise_cov must be positive semi-definite"):
         LinearGaussian(2, 1, noise_cov=[[-1.0]])

@@ -61,7 +61,7 @@ def test_rollout_shapes_seed_and_dynamics():
     with pytest.raises(TypeError, match="seed must be"):
         rollout(lqr, pol, th, 3, seed=None)
     # deterministic policy, no noise at all: x_{t+1} = (A - BK) x_t exactly
-    det = LQR(lqr.A, lqr.B, lqr.Q, lqr.R, lqr.Sigma0, gamma=0.9, horizon=3)
+    det = LQR(lqr.A, lqr.B, lqr.Q, lqr.R, Sigma0=lqr.Sigma0, gamma=0.9, horizon=3)
     _, dpol, dth = _problem(deterministic=True)
     r = rollout(det, dpol, dth, 4, seed=0)
     AK = det.A - det.B @ dpol.gain(dth)
@@ -94,22 +94,22 @@ def test_score_function_estimators_unbiased(learn):
     ev = evaluate(lqr, pol.gain(th), pol.action_cov(th))
     ro = rollout(lqr, pol, th, n_episodes=100_000, seed=2024 + learn)
     ests = {
-        "reinforce": reinforce(pol, th, ro),
-        "to_go": reinforce_to_go(pol, th, ro),
-        "baseline": reinforce_baseline(pol, th, ro, lambda t, x: ev.V(x, t)),
+        "reinforce": reinforce(ro, pol, th),
+        "to_go": reinforce_to_go(ro, pol, th),
+        "baseline": reinforce_baseline(ro, pol, th, lambda t, x: ev.V(x, t)),
     }
     z = _z_threshold(len(ests) * exact.size)
     scale = np.max(np.abs(exact))
     for name, est in ests.items():
-        dev = np.abs(est.mean - exact) / est.stderr
+        dev = np.abs(est.mean - exact) / est.std_error
         assert np.all(dev < z), (name, est.mean, exact, dev)
         # power: a factor-2, missing-discount or sign error (>= 20% of the largest entry) is detected
         if name != "reinforce":
-            assert np.all(z * est.stderr < 0.2 * scale), (name, est.stderr, scale)
+            assert np.all(z * est.std_error < 0.2 * scale), (name, est.std_error, scale)
         else:  # plain REINFORCE is noisier: it still detects a sign error (a shift of 2 x scale)
-            assert np.all(z * est.stderr < 1.0 * scale), (name, est.stderr, scale)
+            assert np.all(z * est.std_error < 1.0 * scale), (name, est.std_error, scale)
     # variance reduction (not a statistical claim about means, just the usual ordering, by far)
-    assert np.all(ests["baseline"].stderr < ests["reinforce"].stderr)
+    assert np.all(ests["baseline"].std_error < ests["reinforce"].std_error)
 
 
 @pytest.mark.parametrize("deterministic", [True, False])
@@ -120,19 +120,19 @@ def test_dpg_estimator_unbiased(deterministic):
     exact = policy_gradient(lqr, pol, th)
     ev = evaluate(lqr, pol.gain(th), pol.action_cov(th))
     ro = rollout(lqr, pol, th, n_episodes=20_000, seed=77)
-    est = dpg(pol, th, ro, lambda t, x, u: ev.grad_u_Q(x, u, t))
+    est = dpg(ro, pol, th, lambda t, x, u: ev.grad_u_Q(x, u, t))
     z = _z_threshold(exact.size)
-    assert np.all(np.abs(est.mean - exact) < z * est.stderr), (est.mean, exact)
-    assert np.all(z * est.stderr < 0.05 * np.max(np.abs(exact)))
+    assert np.all(np.abs(est.mean - exact) < z * est.std_error), (est.mean, exact)
+    assert np.all(z * est.std_error < 0.05 * np.max(np.abs(exact)))
 
 
 def test_estimator_bad_input():
     lqr, pol, th = _problem()
     ro = rollout(lqr, pol, th, 5, seed=0)
     with pytest.raises(ValueError, match=r"baseline\(t, x\) must return shape \(5,\)"):
-        reinforce_baseline(pol, th, ro, lambda t, x: np.zeros(3))
+        reinforce_baseline(ro, pol, th, lambda t, x: np.zeros(3))
     with pytest.raises(ValueError, match="learn_log_std=False"):
-        dpg(LinearGaussian(2, 1, learn_log_std=True), np.zeros(3), ro, lambda t, x, u: u)
+        dpg(ro, LinearGaussian(2, 1, learn_log_std=True), np.zeros(3), lambda t, x, u: u)
     _, dpol, dth = _problem(deterministic=True)
     with pytest.raises(ValueError, match="singular"):
-        reinforce(dpol, dth, ro)
+        reinforce(ro, dpol, dth)

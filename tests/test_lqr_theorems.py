@@ -11,24 +11,51 @@ from hypothesis import strategies as st
 import pgexact.theorems.lqr as lqr_theorems  # noqa: F401  (registers the theorems)
 from pgexact.lqr import cost_gradient, evaluate
 from pgexact.theorems.lqr import FD_TOL, _J, central_difference, random_problem
-from pgexact.theorems.registry import _REGISTRY, relative_error
+from pgexact.theorems.registry import _REGISTRY, CONTROL_FACTOR, relative_error
 
 LQR_IDS = [
     "lqr.gradient_formula",
     "lqr.noise_gradient",
-    "lqr.optimal_stationary",
+    "lqr.riccati",
     "lqr.deterministic_pg",
     "lqr.stochastic_pg",
     "lqr.gauss_newton_convergence",
     "lqr.npg_contraction",
     "lqr.cost_duality",
+    "lqr.gradient_domination",
+    "lqr.smoothness",
 ]
 
 
 def test_registered():
     for tid in LQR_IDS:
         th = _REGISTRY[tid]
-        assert th.tolerance > 0 and th.tolerance_reason and th.source
+        assert th.tolerance > 0 and th.tolerance_reason and th.source and th.reference and th.controls
+    assert sorted(t for t in _REGISTRY if t.startswith("lqr.")) == sorted(LQR_IDS)
+
+
+@pytest.mark.parametrize("tid", LQR_IDS)
+def test_controls_are_rejected_on_90_percent(tid):
+    """Every negative control's residual is >= CONTROL_FACTOR x tolerance on >= 90% of 20 instances
+    (deterministic seed), while the theorem itself holds on all of them."""
+    th = _REGISTRY[tid]
+    rng = np.random.default_rng(12345)
+    insts = [th.instance(rng) for _ in range(20)]
+    for inst in insts:
+        assert th.outcome(inst).residual <= th.tolerance
+    for c in th.controls:
+        rejected = sum(c.residual(inst) >= CONTROL_FACTOR * th.tolerance for inst in insts)
+        assert rejected >= 18, (tid, c.name, rejected)
+
+
+@pytest.mark.parametrize("tid", ["lqr.npg_contraction", "lqr.gradient_domination", "lqr.smoothness"])
+def test_inequalities_nearly_bind(tid):
+    """The constants are checked where they matter: the tightest ratio lhs/rhs over 20 instances
+    exceeds 0.99 (observed 0.9999 for the NPG rate, 1.0000 for gradient domination)."""
+    th = _REGISTRY[tid]
+    rng = np.random.default_rng(7)
+    ratios = [th.outcome(th.instance(rng)).ratio for _ in range(20)]
+    assert 0.99 < max(ratios) <= 1 + 1e-9
 
 
 @pytest.mark.parametrize("tid", LQR_IDS)
@@ -49,7 +76,7 @@ def test_gradient_check_is_sharp():
     floor = 1e-3 * evaluate(lqr, K, Su).cost
     good = -cost_gradient(lqr, K, Su).reshape(-1)
     assert relative_error(good, fd, floor=floor) < FD_TOL
-    quiet = type(lqr)(lqr.A, lqr.B, lqr.Q, lqr.R, lqr.Sigma0, gamma=lqr.gamma)  # W = 0
+    quiet = type(lqr)(lqr.A, lqr.B, lqr.Q, lqr.R, Sigma0=lqr.Sigma0, gamma=lqr.gamma)  # W = 0
     wrong_noise = -cost_gradient(quiet, K).reshape(-1)  # and Su = 0
     assert relative_error(wrong_noise, fd, floor=floor) > 1e3 * FD_TOL
     ev = evaluate(lqr, K, Su)

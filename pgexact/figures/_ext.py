@@ -124,7 +124,7 @@ def make_estimator_variance(fig: Figure) -> None:
 
 # --------------------------------------------------------------------------- LQR
 def make_lqr_convergence(fig: Figure) -> None:
-    lqr = L.LQR(A=[[1.0, 1.0], [0.0, 1.0]], B=[[0.0], [1.0]], Q=np.eye(2), R=[[1.0]], Sigma0=np.eye(2), gamma=0.9)
+    lqr = L.LQR(A=[[1.0, 1.0], [0.0, 1.0]], B=[[0.0], [1.0]], Q=np.eye(2), R=[[1.0]], gamma=0.9, Sigma0=np.eye(2))
     c_star = L.riccati(lqr).cost
     K0 = np.array([[0.2, 0.5]])
     c0 = L.evaluate(lqr, K0).cost
@@ -143,8 +143,16 @@ def make_lqr_convergence(fig: Figure) -> None:
         for k in range(n + 1):
             gaps[k] = L.evaluate(lqr, K).cost - c_star
             K = K - eta * direction(lqr, K)
-        ax.semilogy(np.arange(n + 1), np.maximum(gaps, 1e-15), color=color, lw=2, label=label)
-    ax.set_ylim(1e-15, 2 * (c0 - c_star))
+        # stop each curve where the gap reaches rounding (1e-13 C*): below that it is noise, not data
+        floor = 1e-13 * c_star
+        k_end = int(np.argmax(gaps <= floor)) if np.any(gaps <= floor) else n + 1
+        ks = np.arange(k_end)
+        ax.semilogy(ks, gaps[:k_end], color=color, lw=2, label=label)
+        if k_end <= n:
+            ax.semilogy([k_end - 1], [gaps[k_end - 1]], "o", color=color, ms=5)
+    ax.axhline(1e-13 * c_star, color="0.6", lw=0.8, ls=":")
+    ax.text(n, 1.5e-13 * c_star, "rounding level of C", ha="right", va="bottom", fontsize=7, color="0.4")
+    ax.set_ylim(1e-14 * c_star, 2 * (c0 - c_star))
     ax.set_xlabel("iteration k")
     ax.set_ylabel(r"$C(K_k) - C(K^\star)$")
     ax.set_title("LQR policy optimization: gradient descent, natural gradient and Gauss-Newton\n"

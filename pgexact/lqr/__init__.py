@@ -2,29 +2,26 @@ r"""LQR with linear-Gaussian policies: model, policy, exact closed forms and Mon
 
 Cost convention: the LQR cost :math:`C` is minimized; wherever a reward is meant (``J``, ``V``,
 ``Q``, ``A``, :func:`policy_gradient`, the estimators) pgexact reports :math:`J = -C`.
+Modules: :mod:`~pgexact.lqr.model`, :mod:`~pgexact.lqr.policy`, :mod:`~pgexact.lqr.evaluation`,
+:mod:`~pgexact.lqr.gradients`, :mod:`~pgexact.lqr.riccati`, :mod:`~pgexact.lqr.sampling`.
 """
 
-from .exact import (
-    LQREvaluation,
-    OptimalControl,
+from .evaluation import LQREvaluation, evaluate, spectral_radius
+from .gradients import (
     cost_and_gradient,
     cost_gradient,
-    evaluate,
     fisher,
     gauss_newton_direction,
     natural_gradient,
     noise_gradient,
     npg_direction,
-    optimal_gain,
     policy_gradient,
-    riccati,
-    spectral_radius,
 )
 from .model import LQR
 from .policy import LinearGaussian
+from .riccati import OptimalControl, optimal_gain, riccati
 from .sampling import (
-    GradientSamples,
-    LQRRollout,
+    LQRTrajectories,
     dpg,
     reinforce,
     reinforce_baseline,
@@ -37,8 +34,7 @@ __all__ = [
     "LinearGaussian",
     "LQREvaluation",
     "OptimalControl",
-    "GradientSamples",
-    "LQRRollout",
+    "LQRTrajectories",
     "evaluate",
     "spectral_radius",
     "cost_gradient",

@@ -26,8 +26,8 @@ import numpy as np
 import scipy.linalg
 
 from .._random import Seed, as_generator
-from .._validation import as_float_array, check_positive_int, check_theta
-from .model import check_covariance
+from .._validation import as_float_array, check_covariance, check_positive_int, check_theta
+from ..errors import NumericalError
 
 __all__ = ["LinearGaussian", "psd_sqrt"]
 
@@ -43,9 +43,9 @@ class LinearGaussian:
 
     Parameters
     ----------
-    n_state : int
+    n_states : int
         State dimension n.
-    n_action : int
+    n_actions : int
         Action dimension m.
     noise_cov : array_like of shape (m, m), or None
         Fixed action covariance :math:`\Sigma_u` (symmetric PSD). ``None`` (default) is the
@@ -75,18 +75,18 @@ class LinearGaussian:
 
     def __init__(
         self,
-        n_state: int,
-        n_action: int,
+        n_states: int,
+        n_actions: int,
         *,
         noise_cov: Any = None,
         learn_log_std: bool = False,
     ) -> None:
-        self.n_state = check_positive_int("n_state", n_state)
-        self.n_action = check_positive_int("n_action", n_action)
+        self.n_states = check_positive_int("n_states", n_states)
+        self.n_actions = check_positive_int("n_actions", n_actions)
         if not isinstance(learn_log_std, bool):
             raise TypeError(f"learn_log_std must be a bool, got {learn_log_std!r}")
         self.learn_log_std = learn_log_std
-        m = self.n_action
+        m = self.n_actions
         if learn_log_std:
             if noise_cov is not None:
                 raise ValueError("noise_cov must be None when learn_log_std=True (Sigma_u comes from theta)")
@@ -95,13 +95,13 @@ class LinearGaussian:
             cov = np.zeros((m, m)) if noise_cov is None else check_covariance("noise_cov", noise_cov, m)
             cov.flags.writeable = False
             self._fixed_cov = cov
-        self.n_gain = m * self.n_state
+        self.n_gain = m * self.n_states
         self.n_params = self.n_gain + (m if learn_log_std else 0)
 
     def __repr__(self) -> str:
         kind = "learn_log_std=True" if self.learn_log_std else (
             "deterministic" if self.is_deterministic else "fixed noise_cov")
-        return f"LinearGaussian(n_state={self.n_state}, n_action={self.n_action}, {kind})"
+        return f"LinearGaussian(n_states={self.n_states}, n_actions={self.n_actions}, {kind})"
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -115,11 +115,11 @@ class LinearGaussian:
 
     def params(self, K: Any, log_std: Any = None) -> np.ndarray:
         r"""The parameter vector of gain ``K`` (m, n) (and ``log_std`` (m,) with ``learn_log_std``)."""
-        K = as_float_array("K", K, shape=(self.n_action, self.n_state))
+        K = as_float_array("K", K, shape=(self.n_actions, self.n_states))
         if self.learn_log_std:
             if log_std is None:
                 raise ValueError("log_std is required (shape (m,)) when learn_log_std=True")
-            ls = as_float_array("log_std", log_std, shape=(self.n_action,))
+            ls = as_float_array("log_std", log_std, shape=(self.n_actions,))
             return np.concatenate([K.reshape(-1), ls])
         if log_std is not None:
             raise ValueError("log_std given but learn_log_std=False")
@@ -128,27 +128,38 @@ class LinearGaussian:
     def gain(self, theta: Any) -> np.ndarray:
         """The gain K, shape (m, n)."""
         theta = self.check_theta(theta)
-        return theta[: self.n_gain].reshape(self.n_action, self.n_state).copy()
+        return theta[: self.n_gain].reshape(self.n_actions, self.n_states).copy()
 
     def action_cov(self, theta: Any) -> np.ndarray:
         r"""The action covariance :math:`\Sigma_u`, shape (m, m)."""
         theta = self.check_theta(theta)
         if self.learn_log_std:
-            return np.diag(np.exp(2.0 * theta[self.n_gain:]))
+            log_std = theta[self.n_gain:]
+            with np.errstate(over="ignore", under="ignore"):
+                var = np.exp(2.0 * log_std)
+            bad = ~(np.isfinite(var) & (var > 0.0))
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise NumericalError(
+                    f"the action variance exp(2 log_std) of theta[{self.n_gain + i}] (log_std[{i}] = "
+                    f"{log_std[i]:.6g}) is not a positive float64 (|log_std| must stay below about "
+                    "354): choose log standard deviations in a representable range"
+                )
+            return np.diag(var)
         return np.array(self._fixed_cov)
 
     # ------------------------------------------------------------------ distribution
     def _x(self, x: Any) -> np.ndarray:
         x = as_float_array("x", x)
-        if x.ndim < 1 or x.shape[-1] != self.n_state:
-            raise ValueError(f"x must have shape (..., n_state={self.n_state}), got {x.shape}")
+        if x.ndim < 1 or x.shape[-1] != self.n_states:
+            raise ValueError(f"x must have shape (..., n_states={self.n_states}), got {x.shape}")
         return x
 
     def _u(self, u: Any, x: np.ndarray) -> np.ndarray:
         u = as_float_array("u", u)
-        if u.shape != x.shape[:-1] + (self.n_action,):
+        if u.shape != x.shape[:-1] + (self.n_actions,):
             raise ValueError(
-                f"u must have shape {x.shape[:-1] + (self.n_action,)} (batch of x, n_action), got {u.shape}"
+                f"u must have shape {x.shape[:-1] + (self.n_actions,)} (batch of x, n_actions), got {u.shape}"
             )
         return u
 
@@ -166,7 +177,7 @@ class LinearGaussian:
                 "the policy's action covariance is singular (deterministic or degenerate policy): "
                 "its density, log_prob and score do not exist"
             ) from None
-        flat = diff.reshape(-1, self.n_action).T
+        flat = diff.reshape(-1, self.n_actions).T
         return scipy.linalg.cho_solve(cf, flat, check_finite=False).T.reshape(diff.shape)
 
     def log_prob(self, theta: Any, x: Any, u: Any) -> np.ndarray:
@@ -178,7 +189,7 @@ class LinearGaussian:
         z = self._prec_times(theta, diff)
         cov = self.action_cov(theta)
         _, logdet = np.linalg.slogdet(cov)
-        m = self.n_action
+        m = self.n_actions
         return -0.5 * np.sum(diff * z, axis=-1) - 0.5 * logdet - 0.5 * m * np.log(2.0 * np.pi)
 
     def score(self, theta: Any, x: Any, u: Any) -> np.ndarray:
@@ -211,12 +222,12 @@ class LinearGaussian:
         theta = self.check_theta(theta)
         x = self._x(x)
         g = as_float_array("g", g)
-        if g.shape != x.shape[:-1] + (self.n_action,):
-            raise ValueError(f"g must have shape {x.shape[:-1] + (self.n_action,)}, got {g.shape}")
+        if g.shape != x.shape[:-1] + (self.n_actions,):
+            raise ValueError(f"g must have shape {x.shape[:-1] + (self.n_actions,)}, got {g.shape}")
         gK = -(g[..., :, None] * x[..., None, :]).reshape(x.shape[:-1] + (self.n_gain,))
         if not self.learn_log_std:
             return gK
-        return np.concatenate([gK, np.zeros(x.shape[:-1] + (self.n_action,))], axis=-1)
+        return np.concatenate([gK, np.zeros(x.shape[:-1] + (self.n_actions,))], axis=-1)
 
     def sample(self, theta: Any, x: Any, seed: Seed) -> np.ndarray:
         r"""Draw :math:`u \sim N(-Kx, \Sigma_u)` for a batch ``x`` (..., n); returns (..., m)."""

@@ -1,14 +1,24 @@
-r"""Batched LQR rollouts and Monte Carlo policy-gradient estimators for linear-Gaussian policies.
+r"""Batched, chunked LQR rollouts and Monte Carlo policy-gradient estimators for linear-Gaussian policies.
 
-All episodes advance together by matrix products (a Python loop over time only). Every
-estimator returns per-episode samples :math:`g_i` of :math:`\nabla_\theta J` (reward convention,
-:math:`r_t = -c_t`, :math:`J = -C`) whose mean is unbiased for the gradient of the objective
-*truncated at the rollout length T*: for a discounted model, the exact reference is
-``lqr.with_horizon(T)`` (the truncation bias is :math:`O(\gamma^T)`). Nothing here computes a
-closed form; critics and baselines are passed in as callables.
+**Reproducible sampling.** Episodes are drawn in *seed blocks* of :data:`SEED_BLOCK` episodes:
+block ``i`` (episodes ``i·SEED_BLOCK`` to ``(i+1)·SEED_BLOCK − 1``) draws from child ``i`` of the
+seed's :class:`~numpy.random.SeedSequence` (:func:`pgexact._chunks.chunk_seed`), first the
+initial states of the whole block, then the noise of each episode in turn (episode-major), so an
+episode's random numbers do not depend on how many others are drawn. Every matrix product runs
+on whole blocks (padded with zeros), so its rounding does not depend on how many blocks are
+simulated together. Hence the episodes are bit-identical whatever ``chunk_size`` (how many
+episodes are simulated at once) and whatever ``executor`` and number of workers computes the
+chunks. All episodes of a chunk advance together by matrix products (a Python loop over time only).
 
-Estimators (trajectory :math:`\tau`, score :math:`s_t = \nabla_\theta\log\pi_\theta(u_t|x_t)`,
-discounted reward-to-go :math:`G_t = \sum_{t'\ge t}\gamma^{t'-t} r_{t'}`):
+**Estimators.** Every estimator takes ``(samples, policy, theta, ...)`` and returns an
+:class:`pgexact.estimators.Estimate` of per-episode samples :math:`g_i` of :math:`\nabla_\theta J`
+(reward convention, :math:`r_t = -c_t`, :math:`J = -C`) whose mean is unbiased for the gradient
+of the objective *truncated at the rollout length T*: for a discounted model the exact
+reference is ``lqr.with_horizon(T)`` (the truncation bias is :math:`O(\gamma^T)`). Nothing here
+computes a closed form; critics and baselines are passed in as callables.
+
+Score :math:`s_t = \nabla_\theta\log\pi_\theta(u_t|x_t)`, discounted reward-to-go
+:math:`G_t = \sum_{t'\ge t}\gamma^{t'-t} r_{t'}`:
 
 * REINFORCE (Williams 1992): :math:`g = (\sum_t s_t)(\sum_t \gamma^t r_t)`;
 * reward-to-go: :math:`g = \sum_t \gamma^t s_t G_t`;
@@ -18,29 +28,47 @@ discounted reward-to-go :math:`G_t = \sum_{t'\ge t}\gamma^{t'-t} r_{t'}`):
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 
-from .._random import Seed, as_generator
+from .._chunks import ChunkError, chunk_seed, chunk_sizes
+from .._random import Seed, as_seed_sequence
 from .._validation import check_positive_int
+from ..errors import NumericalError
+from ..estimators._base import Estimate
 from .model import LQR
 from .policy import LinearGaussian, psd_sqrt
 
 __all__ = [
-    "LQRRollout",
-    "GradientSamples",
+    "LQRTrajectories",
     "rollout",
     "reinforce",
     "reinforce_to_go",
     "reinforce_baseline",
     "dpg",
+    "SEED_BLOCK",
+    "DEFAULT_CHUNK_SIZE",
+    "MAX_BYTES",
+    "MAX_TIME_STEPS",
 ]
+
+#: Episodes per child seed (the unit of reproducibility; see the module docstring).
+SEED_BLOCK = 64
+#: Episodes simulated together unless told otherwise.
+DEFAULT_CHUNK_SIZE = 1 << 13
+#: Largest accepted size of the returned arrays (states, actions, costs), in bytes.
+MAX_BYTES = 4 * 2**30
+#: Largest accepted number of time steps summed over chunks (the Python loop's length); each
+#: costs about 20-60 µs whatever the chunk's size.
+MAX_TIME_STEPS = 10**6
+_SECONDS_PER_STEP = 3e-5
 
 
 @dataclass(frozen=True, eq=False)
-class LQRRollout:
+class LQRTrajectories:
     r"""A batch of LQR episodes (arrays read-only, batch-first).
 
     Attributes
@@ -49,7 +77,7 @@ class LQRRollout:
         :math:`x_t`, t = 0..T-1.
     actions : numpy.ndarray, shape (N, T, m)
     costs : numpy.ndarray, shape (N, T)
-        :math:`c_t = x_t^\top Q x_t + u_t^\top R u_t` (undiscounted).
+        :math:`c_t = x_t^\top Q x_t + u_t^\top R u_t + 2x_t^\top N u_t` (undiscounted).
     final_states : numpy.ndarray, shape (N, n)
         :math:`x_T`.
     gamma : float
@@ -75,33 +103,114 @@ class LQRRollout:
         return int(self.costs.shape[0])
 
     @property
-    def length(self) -> int:
+    def n_steps(self) -> int:
+        """Episode length T."""
         return int(self.costs.shape[1])
+
+    @property
+    def n_states(self) -> int:
+        return int(self.states.shape[2])
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.actions.shape[2])
 
     def discounted_returns(self) -> np.ndarray:
         r""":math:`\sum_t \gamma^t r_t` per episode, shape (N,)."""
-        return self.rewards @ (self.gamma ** np.arange(self.length))
+        return self.rewards @ (self.gamma ** np.arange(self.n_steps))
 
 
-@dataclass(frozen=True, eq=False)
-class GradientSamples:
-    r"""Per-episode gradient samples, shape (N, n_params), with their mean and standard error."""
+# ---------------------------------------------------------------------------- the kernel
+@dataclass(frozen=True)
+class _Dynamics:
+    """Everything a chunk needs (picklable, for process executors)."""
 
-    samples: np.ndarray
-
-    def __post_init__(self) -> None:
-        self.samples.flags.writeable = False
+    At: np.ndarray
+    Bt: np.ndarray
+    mKt: np.ndarray  # -K^T
+    LuT: np.ndarray | None  # action-noise factor^T (None: deterministic policy)
+    CT: np.ndarray | None  # process-noise factor^T (None: no noise)
+    L0T: np.ndarray
+    Q: np.ndarray
+    R: np.ndarray
+    N2: np.ndarray | None  # 2 N (None: no cross cost)
+    T: int
 
     @property
-    def mean(self) -> np.ndarray:
-        """Sample mean, shape (n_params,): the gradient estimate."""
-        return self.samples.mean(axis=0)
+    def n(self) -> int:
+        return self.At.shape[0]
 
     @property
-    def stderr(self) -> np.ndarray:
-        """Standard error of the mean per coordinate, ``std(ddof=1) / sqrt(N)``."""
-        N = self.samples.shape[0]
-        return self.samples.std(axis=0, ddof=1) / np.sqrt(N)
+    def m(self) -> int:
+        return self.Bt.shape[0]
+
+    @property
+    def d(self) -> int:
+        return (0 if self.LuT is None else self.LuT.shape[0]) + (0 if self.CT is None else self.CT.shape[0])
+
+
+def _draw_block(dyn: _Dynamics, ss: np.random.SeedSequence, block: int, lo: int, hi: int) -> tuple:
+    """Initial-state normals of the whole block (B, n) and the noise of its episodes lo..hi-1 (hi-lo, T, d)."""
+    gen = np.random.Generator(np.random.PCG64(chunk_seed(ss, block)))
+    z0 = gen.standard_normal((SEED_BLOCK, dyn.n))
+    z = gen.standard_normal((hi, dyn.T, dyn.d))[lo:] if dyn.d else np.zeros((hi - lo, dyn.T, 0))
+    return z0, z
+
+
+def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int) -> tuple:
+    B, T, n, m = SEED_BLOCK, dyn.T, dyn.n, dyn.m
+    first, last = start // B, (stop - 1) // B
+    nb = last - first + 1
+    z0 = np.zeros((nb, B, n))
+    Z = np.zeros((nb, B, T, dyn.d))
+    used = np.zeros((nb, B), dtype=bool)
+    for k, b in enumerate(range(first, last + 1)):
+        lo, hi = max(start - b * B, 0), min(stop - b * B, B)
+        z0[k], Z[k, lo:hi] = _draw_block(dyn, ss, b, lo, hi)
+        used[k, lo:hi] = True
+    sel = used.reshape(-1)
+    size = stop - start
+    states = np.empty((size, T, n))
+    actions = np.empty((size, T, m))
+    costs = np.empty((size, T))
+    mu = 0 if dyn.LuT is None else dyn.LuT.shape[0]
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = z0 @ dyn.L0T  # (nb, B, n): fixed-shape products per block
+        for t in range(T):
+            zt = Z[:, :, t]
+            u = x @ dyn.mKt
+            if dyn.LuT is not None:
+                u = u + zt[..., :mu] @ dyn.LuT
+            c = np.sum((x @ dyn.Q) * x, axis=-1) + np.sum((u @ dyn.R) * u, axis=-1)
+            if dyn.N2 is not None:
+                c = c + np.sum((x @ dyn.N2) * u, axis=-1)
+            states[:, t] = x.reshape(-1, n)[sel]
+            actions[:, t] = u.reshape(-1, m)[sel]
+            costs[:, t] = c.reshape(-1)[sel]
+            x = x @ dyn.At + u @ dyn.Bt
+            if dyn.CT is not None:
+                x = x + zt[..., mu:] @ dyn.CT
+    final = x.reshape(-1, n)[sel]
+    bad = ~np.isfinite(costs)
+    if bad.any() or not np.all(np.isfinite(final)):
+        t_bad = int(np.argmax(bad.any(axis=0))) if bad.any() else T
+        rho = float(np.max(np.abs(np.linalg.eigvals(dyn.At.T + dyn.Bt.T @ dyn.mKt.T))))
+        raise NumericalError(
+            f"the rollout overflowed float64 at step t={t_bad} of {T}: the closed loop A - B K has "
+            f"spectral radius {rho:.6g} (largest |K| entry {np.max(np.abs(dyn.mKt)):.3g}), so the "
+            f"state grows like {rho:.3g}^t; use a stabilizing gain or a shorter horizon"
+        )
+    return states, actions, costs, final
+
+
+def _check_model_policy(lqr: Any, policy: Any) -> None:
+    if not isinstance(lqr, LQR):
+        raise TypeError(f"lqr must be a pgexact.LQR, got {type(lqr).__name__}")
+    if not isinstance(policy, LinearGaussian):
+        raise TypeError(f"policy must be a pgexact.LinearGaussian, got {type(policy).__name__}")
+    if (policy.n_states, policy.n_actions) != (lqr.n_states, lqr.n_actions):
+        raise ValueError(f"policy has (n_states, n_actions) = ({policy.n_states}, {policy.n_actions}), "
+                         f"the LQR has ({lqr.n_states}, {lqr.n_actions})")
 
 
 def rollout(
@@ -109,40 +218,65 @@ def rollout(
     policy: LinearGaussian,
     theta: Any,
     n_episodes: int,
+    *,
     seed: Seed,
     horizon: int | None = None,
-) -> LQRRollout:
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    executor: Executor | None = None,
+) -> LQRTrajectories:
     r"""Simulate ``n_episodes`` episodes of :math:`x_{t+1} = Ax_t + Bu_t + w_t`, :math:`u_t\sim N(-Kx_t,\Sigma_u)`.
+
+    .. math::
+
+        x_0 = L_0 z_0,\quad u_t = -Kx_t + L_u \epsilon_t,\quad x_{t+1} = Ax_t + Bu_t + C\xi_t,
+        \qquad L_0L_0^\top = \Sigma_0,\ L_uL_u^\top = \Sigma_u,\ CC^\top = W
+
+    with standard normal :math:`z_0, \epsilon_t, \xi_t`.
 
     Parameters
     ----------
     lqr : LQR
+        Must have ``Sigma0``.
     policy : LinearGaussian
     theta : array_like, shape (n_params,)
     n_episodes : int
     seed : int, SeedSequence or Generator
-        The only source of randomness. Draw order: :math:`x_0` (N, n), then per step the action
-        noise (N, m) and the process noise (N, n).
+        Required; the only source of randomness (seed blocks, module docstring).
     horizon : int, optional
         Episode length T; defaults to ``lqr.horizon`` and is required for an infinite horizon
         (the rollout then estimates the truncated objective ``lqr.with_horizon(T)``).
+    chunk_size : int
+        Episodes simulated together (memory and executor granularity only: the episodes do not
+        depend on it).
+    executor : concurrent.futures.Executor, optional
+        Computes the chunks on its workers; bit-identical to the serial result. A failing chunk
+        raises :class:`pgexact._chunks.ChunkError` naming it and its seed.
+
+    Returns
+    -------
+    LQRTrajectories
+
+    Raises
+    ------
+    ValueError
+        If the result would exceed :data:`MAX_BYTES` or the time loop :data:`MAX_TIME_STEPS`
+        (the message says how much the call would need).
+    NumericalError
+        If the simulated states overflow float64 (an unstable closed loop over a long horizon).
 
     Examples
     --------
     >>> import numpy as np
     >>> from pgexact import LQR, LinearGaussian
-    >>> lqr = LQR(A=[[0.5]], B=[[1.0]], Q=[[1.0]], R=[[1.0]], Sigma0=[[1.0]], horizon=3)
+    >>> lqr = LQR(A=[[0.5]], B=[[1.0]], Q=[[1.0]], R=[[1.0]], gamma=1.0, Sigma0=[[1.0]], horizon=3)
     >>> ro = rollout(lqr, LinearGaussian(1, 1), [0.5], n_episodes=4, seed=0)
     >>> ro.states.shape, bool(np.allclose(ro.states[:, 1, 0], 0.0))  # x1 = (0.5 - 0.5) x0
     ((4, 3, 1), True)
+    >>> same = rollout(lqr, LinearGaussian(1, 1), [0.5], n_episodes=4, seed=0, chunk_size=1)
+    >>> bool(np.array_equal(ro.states, same.states))
+    True
     """
-    if not isinstance(lqr, LQR):
-        raise TypeError(f"lqr must be a pgexact.LQR, got {type(lqr).__name__}")
-    if not isinstance(policy, LinearGaussian):
-        raise TypeError(f"policy must be a pgexact.LinearGaussian, got {type(policy).__name__}")
-    if (policy.n_state, policy.n_action) != (lqr.n_state, lqr.n_action):
-        raise ValueError(f"policy has (n_state, n_action) = ({policy.n_state}, {policy.n_action}), "
-                         f"the LQR has ({lqr.n_state}, {lqr.n_action})")
+    _check_model_policy(lqr, policy)
     theta = policy.check_theta(theta)
     N = check_positive_int("n_episodes", n_episodes)
     if horizon is None:
@@ -151,90 +285,174 @@ def rollout(
         T = lqr.horizon
     else:
         T = check_positive_int("horizon", horizon)
-    rng = as_generator(seed)
-    n, m = lqr.n_state, lqr.n_action
+    chunk_size = check_positive_int("chunk_size", chunk_size)
+    if executor is not None and not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a concurrent.futures.Executor or None, got {type(executor).__name__}")
+    n, m = lqr.n_states, lqr.n_actions
+    sizes = chunk_sizes(N, chunk_size)
+    nbytes = N * T * (n + m + 1) * 8
+    steps = T * len(sizes)
+    if nbytes > MAX_BYTES or steps > MAX_TIME_STEPS:
+        raise ValueError(
+            f"rollout of {N} episodes x horizon {T} would need {nbytes / 2**30:.3g} GiB for the "
+            f"returned arrays (limit {MAX_BYTES / 2**30:.3g} GiB) and {steps} time steps of the "
+            f"simulation loop, about {steps * _SECONDS_PER_STEP:.3g} s (limit {MAX_TIME_STEPS}); "
+            "use fewer episodes, a shorter horizon or a larger chunk_size"
+        )
+    Sigma0 = lqr.initial_cov("rollout")
+    Su = policy.action_cov(theta)
     K = policy.gain(theta)
-    Lu = psd_sqrt(policy.action_cov(theta))
-    Lw = psd_sqrt(lqr.noise_cov)
-    L0 = psd_sqrt(lqr.Sigma0)
-    At, Bt, mKt = lqr.A.T, lqr.B.T, -K.T
-    states = np.empty((N, T, n))
-    actions = np.empty((N, T, m))
-    costs = np.empty((N, T))
-    x = rng.standard_normal((N, n)) @ L0
-    for t in range(T):
-        u = x @ mKt + rng.standard_normal((N, m)) @ Lu
-        states[:, t] = x
-        actions[:, t] = u
-        costs[:, t] = np.einsum("ni,ni->n", x @ lqr.Q, x) + np.einsum("ni,ni->n", u @ lqr.R, u)
-        x = x @ At + u @ Bt + rng.standard_normal((N, n)) @ Lw
-    return LQRRollout(states=states, actions=actions, costs=costs, final_states=x, gamma=lqr.gamma)
+    dyn = _Dynamics(
+        At=np.array(lqr.A.T), Bt=np.array(lqr.B.T), mKt=-K.T,
+        LuT=psd_sqrt(Su).T if np.any(Su) else None,
+        CT=np.array(lqr.noise_factor.T) if lqr.has_noise else None,
+        L0T=psd_sqrt(Sigma0).T, Q=np.array(lqr.Q), R=np.array(lqr.R),
+        N2=2.0 * lqr.N if lqr.has_cross else None, T=T,
+    )
+    ss = as_seed_sequence(seed)
+    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    if executor is None:
+        parts = [_run_chunk(dyn, ss, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    else:
+        futures = [executor.submit(_run_chunk, dyn, ss, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        parts = []
+        for i, f in enumerate(futures):
+            try:
+                parts.append(f.result())
+            except NumericalError:
+                for g in futures[i + 1:]:
+                    g.cancel()
+                raise
+            except Exception as exc:
+                for g in futures[i + 1:]:
+                    g.cancel()
+                first_block = int(bounds[i]) // SEED_BLOCK  # the chunk's first seed block
+                raise ChunkError(i, sizes[i], chunk_seed(ss, first_block), len(sizes), exc) from exc
+    if len(parts) == 1:
+        states, actions, costs, final = parts[0]
+    else:
+        states, actions, costs, final = (np.concatenate(p) for p in zip(*parts))
+    return LQRTrajectories(states=states, actions=actions, costs=costs, final_states=final, gamma=lqr.gamma)
 
 
-def _scores(policy: LinearGaussian, theta: Any, ro: LQRRollout) -> np.ndarray:
-    if not isinstance(ro, LQRRollout):
-        raise TypeError(f"rollout must be an LQRRollout, got {type(ro).__name__}")
-    return policy.score(theta, ro.states, ro.actions)  # (N, T, d)
+# ---------------------------------------------------------------------------- estimators
+def _check_args(fn: str, samples: Any, policy: Any, theta: Any) -> tuple[LQRTrajectories, LinearGaussian, np.ndarray]:
+    """Validate ``(samples, policy, theta)``; a permutation of them is named as such."""
+    args = {"samples": samples, "policy": policy, "theta": theta}
+    if not isinstance(samples, LQRTrajectories) or not isinstance(policy, LinearGaussian):
+        kinds = {k: ("samples" if isinstance(v, LQRTrajectories) else "policy" if isinstance(v, LinearGaussian)
+                     else None) for k, v in args.items()}
+        misplaced = [f"{k} is {_kind(kinds[k])}" for k in args if kinds[k] is not None and kinds[k] != k]
+        if misplaced:
+            raise TypeError(
+                f"{fn} takes (samples, policy, theta, ...) in this order: "
+                + ", ".join(misplaced)
+                + " (samples: pgexact.lqr.LQRTrajectories from pgexact.lqr.rollout; policy: a "
+                "LinearGaussian; theta: its parameter vector)"
+            )
+        if not isinstance(samples, LQRTrajectories):
+            raise TypeError(f"samples must be pgexact.lqr.LQRTrajectories (from pgexact.lqr.rollout), "
+                            f"got {type(samples).__name__}")
+        raise TypeError(f"policy must be a pgexact.LinearGaussian, got {type(policy).__name__}")
+    if (policy.n_states, policy.n_actions) != (samples.n_states, samples.n_actions):
+        raise ValueError(f"policy has (n_states, n_actions) = ({policy.n_states}, {policy.n_actions}), the "
+                         f"samples have ({samples.n_states}, {samples.n_actions})")
+    return samples, policy, policy.check_theta(theta)
 
 
-def _to_go(ro: LQRRollout) -> np.ndarray:
+def _kind(kind: str | None) -> str:
+    return {"samples": "the LQRTrajectories", "policy": "the LinearGaussian policy"}.get(kind or "", "")
+
+
+def _to_go(ro: LQRTrajectories) -> np.ndarray:
     """:math:`\\gamma^t G_t = \\sum_{t' \\ge t} \\gamma^{t'} r_{t'}`, shape (N, T)."""
-    disc = ro.rewards * ro.gamma ** np.arange(ro.length)
+    disc = ro.rewards * ro.gamma ** np.arange(ro.n_steps)
     return np.cumsum(disc[:, ::-1], axis=1)[:, ::-1]
 
 
-def reinforce(policy: LinearGaussian, theta: Any, rollout: LQRRollout) -> GradientSamples:
+def _callback(name: str, value: Any, t: int, shape: tuple) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must return real numbers, got {type(value).__name__} at t={t}") from None
+    if arr.shape != shape:
+        raise ValueError(f"{name} must return shape {shape}, got {arr.shape} at t={t}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        i = tuple(int(k) for k in np.argwhere(bad)[0])
+        raise ValueError(f"{name} returned {arr[i]} at t={t}, episode {i[0]}: expected finite values")
+    return arr
+
+
+def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""REINFORCE with the Gaussian score: :math:`g = (\sum_t \nabla\log\pi(u_t|x_t))\sum_t\gamma^t r_t`.
 
     Unbiased for :math:`\nabla_\theta J` of the T-step objective (Williams 1992).
+
+    Parameters
+    ----------
+    samples : LQRTrajectories
+        States (N, T, n), actions (N, T, m), costs (N, T).
+    policy : LinearGaussian
+        The (stochastic) policy that generated the samples.
+    theta : array_like, shape (n_params,)
+
+    Returns
+    -------
+    Estimate
+        ``samples`` of shape (N, n_params).
     """
-    sc = _scores(policy, theta, rollout)
-    return GradientSamples(sc.sum(axis=1) * rollout.discounted_returns()[:, None])
+    samples, policy, theta = _check_args("reinforce", samples, policy, theta)
+    sc = policy.score(theta, samples.states, samples.actions)
+    return Estimate(sc.sum(axis=1) * samples.discounted_returns()[:, None])
 
 
-def reinforce_to_go(policy: LinearGaussian, theta: Any, rollout: LQRRollout) -> GradientSamples:
+def reinforce_to_go(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""Reward-to-go REINFORCE: :math:`g = \sum_t \nabla\log\pi(u_t|x_t)\sum_{t'\ge t}\gamma^{t'} r_{t'}`.
 
     Unbiased because :math:`E[\nabla\log\pi(u_t|x_t) r_{t'}] = 0` for :math:`t' < t` (causality).
+    Arguments and result as :func:`reinforce`.
     """
-    sc = _scores(policy, theta, rollout)
-    return GradientSamples(np.einsum("ntk,nt->nk", sc, _to_go(rollout)))
+    samples, policy, theta = _check_args("reinforce_to_go", samples, policy, theta)
+    sc = policy.score(theta, samples.states, samples.actions)
+    return Estimate(np.einsum("ntk,nt->nk", sc, _to_go(samples)))
 
 
 def reinforce_baseline(
+    samples: LQRTrajectories,
     policy: LinearGaussian,
     theta: Any,
-    rollout: LQRRollout,
     baseline: Callable[[int, np.ndarray], np.ndarray],
-) -> GradientSamples:
+) -> Estimate:
     r"""Reward-to-go with a state-dependent baseline: :math:`g = \sum_t \gamma^t \nabla\log\pi(u_t|x_t)(G_t - b_t(x_t))`.
 
     Parameters
     ----------
+    samples, policy, theta
+        As :func:`reinforce`.
     baseline : callable
-        ``baseline(t, x)`` with ``x`` of shape (N, n) returns (N,) values in reward units (e.g.
-        an exact ``LQREvaluation.V`` of the truncated problem). It must not depend on the actions
-        at or after t, which keeps the estimator unbiased: :math:`E_u[\nabla\log\pi(u|x)] = 0`.
+        ``baseline(t, x)`` with ``x`` of shape (N, n) returns (N,) finite values in reward units
+        (e.g. an exact ``LQREvaluation.V`` of the truncated problem). It must not depend on the
+        actions at or after t, which keeps the estimator unbiased: :math:`E_u[\nabla\log\pi(u|x)] = 0`.
     """
-    sc = _scores(policy, theta, rollout)
-    T = rollout.length
-    disc = rollout.gamma ** np.arange(T)
-    b = np.empty_like(rollout.costs)
+    samples, policy, theta = _check_args("reinforce_baseline", samples, policy, theta)
+    if not callable(baseline):
+        raise TypeError(f"baseline must be a callable baseline(t, x), got {type(baseline).__name__}")
+    sc = policy.score(theta, samples.states, samples.actions)
+    T = samples.n_steps
+    b = np.empty_like(samples.costs)
     for t in range(T):
-        bt = np.asarray(baseline(t, rollout.states[:, t]), dtype=np.float64)
-        if bt.shape != (rollout.n_episodes,):
-            raise ValueError(f"baseline(t, x) must return shape ({rollout.n_episodes},), got {bt.shape}")
-        b[:, t] = bt
-    adv = _to_go(rollout) - disc * b
-    return GradientSamples(np.einsum("ntk,nt->nk", sc, adv))
+        b[:, t] = _callback("baseline(t, x)", baseline(t, samples.states[:, t]), t, (samples.n_episodes,))
+    adv = _to_go(samples) - samples.gamma ** np.arange(T) * b
+    return Estimate(np.einsum("ntk,nt->nk", sc, adv))
 
 
 def dpg(
+    samples: LQRTrajectories,
     policy: LinearGaussian,
     theta: Any,
-    rollout: LQRRollout,
     grad_q: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
-) -> GradientSamples:
+) -> Estimate:
     r"""Deterministic policy gradient estimator :math:`g = \sum_t\gamma^t \nabla_\theta\mu(x_t)^\top \nabla_u Q_t(x_t, \mu(x_t))`.
 
     Silver et al. 2014, Theorem 1 (discounted-visitation form: :math:`\sum_t \gamma^t E_{x_t}`).
@@ -245,23 +463,21 @@ def dpg(
 
     Parameters
     ----------
+    samples, policy, theta
+        As :func:`reinforce`.
     grad_q : callable
         ``grad_q(t, x, u)`` with x (N, n), u (N, m) returns :math:`\nabla_u Q_t` (N, m), reward
         units (e.g. an exact ``LQREvaluation.grad_u_Q``).
     """
-    if not isinstance(policy, LinearGaussian):
-        raise TypeError(f"policy must be a pgexact.LinearGaussian, got {type(policy).__name__}")
+    samples, policy, theta = _check_args("dpg", samples, policy, theta)
     if policy.learn_log_std:
         raise ValueError("dpg estimates the gain block only: use a policy with learn_log_std=False")
-    if not isinstance(rollout, LQRRollout):
-        raise TypeError(f"rollout must be an LQRRollout, got {type(rollout).__name__}")
-    theta = policy.check_theta(theta)
-    out = np.zeros((rollout.n_episodes, policy.n_params))
-    for t in range(rollout.length):
-        x = rollout.states[:, t]
+    if not callable(grad_q):
+        raise TypeError(f"grad_q must be a callable grad_q(t, x, u), got {type(grad_q).__name__}")
+    out = np.zeros((samples.n_episodes, policy.n_params))
+    for t in range(samples.n_steps):
+        x = samples.states[:, t]
         mu = policy.mean(theta, x)
-        gq = np.asarray(grad_q(t, x, mu), dtype=np.float64)
-        if gq.shape != mu.shape:
-            raise ValueError(f"grad_q(t, x, u) must return shape {mu.shape}, got {gq.shape}")
-        out += rollout.gamma ** t * policy.mean_jacobian_t(theta, x, gq)
-    return GradientSamples(out)
+        gq = _callback("grad_q(t, x, u)", grad_q(t, x, mu), t, mu.shape)
+        out += samples.gamma ** t * policy.mean_jacobian_t(theta, x, gq)
+    return Estimate(out)
