@@ -2,7 +2,7 @@
 
 Instance: dense random MDP, S = 2000, A = 8, gamma = 0.99, TabularSoftmax with random theta.
 Reference (same run): ``numpy.linalg.solve(I - gamma P_pi, r_pi)`` for the same S x S system,
-i.e. the cost of computing V alone. Targets (issue 2): both ratios <= 1.3.
+i.e. the cost of computing V alone. Targets: both ratios <= 1.3.
 Each timing is the median of ``--repeat`` runs.
 
 Usage: python benchmarks/bench_exact.py [--states 2000] [--actions 8] [--repeat 7]

@@ -14,6 +14,7 @@ from .errors import NotUniqueError, NumericalError, SingularSystemError, Unstabl
 # --- models and parametrizations (exact core)
 from .models import FiniteMDP
 from .policies import LinearSoftmax, TabularSoftmax
+from . import policies
 from . import mdps
 
 # --- exact closed forms (exact core)
@@ -37,19 +38,19 @@ from .exact import (
     value_and_gradient,
 )
 
-# --- LQR (issue 3)
+# --- LQR
 from . import lqr
 from .lqr import LQR, LinearGaussian
 
-# --- sampling: rollout kernel and estimators (issue 4)
+# --- sampling: rollout kernel and estimators
 from .sampling import Trajectories, rollout, rollout_chunks
 from . import estimators
 
-# --- updates (issue 5)
+# --- updates
 from . import updates
 from .updates import ExactSource
 
-# --- scale-out (issue 7)
+# --- scale-out
 # pgexact.gym does not import gymnasium (make_env does, on first call): optional extra "gym".
 # pgexact.distributed works with any concurrent.futures.Executor (Dask: optional extra "dask").
 from . import distributed, gym
