@@ -89,7 +89,7 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
     S = mdp.n_states
     M = mdp.policy_transition(pi)
     M *= -mdp.gamma
-    M[np.diag_indices(S)] += 1.0
+    M.reshape(-1)[:: S + 1] += 1.0  # the diagonal (M is a fresh C-contiguous array)
     # Factor M^T: the C-ordered M is M^T in Fortran order, so LAPACK factors it in place with
     # no copy. Then M V = r_pi is the transposed solve and M^T rho = mu0 the plain one. The
     # LAPACK routines are called directly (getrf, getrs): for small S the checking layers of

@@ -45,7 +45,7 @@ def gradient_weights(mdp: FiniteMDP, pi: np.ndarray, ev: Evaluation, use: str = 
     X = ev.A if use == "A" else ev.Q
     if mdp.horizon is None:
         rho = ev.d / (1.0 - mdp.gamma)  # type: ignore[operator]
-        return rho[:, None] * pi * X
+        return rho[:, None] * (pi * X)
     disc = mdp.gamma ** np.arange(mdp.horizon)
     return pi * np.einsum("t,ts,tsa->sa", disc, ev.p, X)
 

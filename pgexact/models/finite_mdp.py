@@ -195,7 +195,7 @@ class FiniteMDP:
 
     def policy_reward(self, pi: np.ndarray) -> np.ndarray:
         r"""Expected one-step reward under ``pi``: :math:`r_\pi[s] = \sum_a \pi(a|s) r(s, a)`, shape (S,)."""
-        return np.einsum("sa,sa->s", pi, self.r)
+        return (pi * self.r).sum(axis=1)
 
     def expected_next(self, values: np.ndarray) -> np.ndarray:
         r""":math:`(P v)[s, a] = \sum_{s'} P(s'|s, a) v(s')` for ``values`` of shape (S,); returns (S, A).

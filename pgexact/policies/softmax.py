@@ -30,7 +30,8 @@ def softmax_rows(z: np.ndarray) -> np.ndarray:
     Equal to ``scipy.special.softmax(z, axis=1)`` to rounding, with less call overhead on
     small arrays.
     """
-    e = np.exp(z - z.max(axis=1, keepdims=True))
+    e = z - z.max(axis=1, keepdims=True)
+    np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
@@ -192,6 +193,11 @@ class TabularSoftmax(SoftmaxPolicy):
 
     def _logits(self, theta: np.ndarray) -> np.ndarray:
         return theta.reshape(self.n_states, self.n_actions)
+
+    def _masked_logits(self, theta: np.ndarray) -> np.ndarray:
+        # the logits are the entries of a validated (finite) theta: nothing can overflow
+        z = theta.reshape(self.n_states, self.n_actions)
+        return z if self.action_mask is None else np.where(self.action_mask, z, -np.inf)
 
     def _logit_jacobian_t(self, weights: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(weights).reshape(-1).copy()
