@@ -15,6 +15,7 @@ from .errors import NotUniqueError, NumericalError, SingularSystemError, Unstabl
 # --- models and parametrizations (exact core)
 from .models import FiniteMDP
 from .policies import LinearSoftmax, TabularSoftmax
+from . import policies
 from . import mdps
 
 # --- exact closed forms (exact core)

@@ -8,6 +8,7 @@ Validation happens once, at the boundary; internal code trusts validated arrays.
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -19,6 +20,9 @@ PROBABILITY_ATOL = 1e-9
 __all__ = [
     "PROBABILITY_ATOL",
     "as_float_array",
+    "as_probabilities",
+    "check_action_mask",
+    "check_feasible",
     "check_distribution",
     "check_gamma",
     "check_horizon",
@@ -171,6 +175,12 @@ def check_gamma(gamma: Any, horizon: int | None) -> float:
 
 def check_theta(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
     """A flat float64 parameter vector of length ``n_params`` with finite entries."""
+    if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == (n_params,):
+        # fast path for the common case: theta . theta is finite only if every entry is (BLAS
+        # raises no floating-point warnings; an overflow of finite entries falls through to
+        # the exact check below)
+        if math.isfinite(theta @ theta):
+            return theta.copy()
     arr = as_float_array(name, theta)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be a flat (1-D) vector of length {n_params}, got shape {arr.shape}")
@@ -234,3 +244,114 @@ def check_covariance(name: str, value: Any, n: int, what: str = "") -> np.ndarra
     arr = check_symmetric(name, check_square(name, value, n, what))
     check_semidefinite(name, arr)
     return arr
+
+
+def check_feasible(name: str, pi: np.ndarray, action_mask: np.ndarray | None) -> None:
+    """Raise ``ValueError`` naming the first ``(s, a)`` where ``pi`` puts mass on an infeasible action."""
+    if action_mask is None:
+        return
+    bad = (pi > 0) & ~action_mask
+    if bad.any():
+        s, a = _first(bad)
+        raise ValueError(
+            f"{name}[{s}, {a}] is {pi[s, a]:.6g}, but action {a} is infeasible in state {s} "
+            f"(action_mask[{s}, {a}] is False): expected probability 0"
+        )
+
+
+def _is_policy_object(value: Any) -> bool:
+    return callable(getattr(value, "probs", None)) and hasattr(value, "n_params")
+
+
+def as_probabilities(
+    pi: Any,
+    name: str = "pi",
+    *,
+    n_states: int | None = None,
+    n_actions: int | None = None,
+    action_mask: np.ndarray | None = None,
+    atol: float = PROBABILITY_ATOL,
+) -> np.ndarray:
+    r"""Resolve a policy given as a probability matrix or as a pair ``(policy, theta)``.
+
+    The one mechanism by which every function of a policy's action probabilities reads its
+    ``pi`` argument (public as :func:`pgexact.policies.as_probabilities`).
+
+    Parameters
+    ----------
+    pi : array_like, shape (S, A), or tuple (policy, theta)
+        A matrix whose rows are distributions :math:`\pi(\cdot|s)` (tolerance ``atol``), or a
+        parametrized policy (any object with ``probs(theta)`` and ``n_params``, e.g.
+        :class:`pgexact.TabularSoftmax`) with its parameters, shape (n_params,).
+    name : str
+        The argument's name, used in error messages.
+    n_states, n_actions : int, optional
+        Required shape (S, A).
+    action_mask : numpy.ndarray of bool, shape (S, A), optional
+        Feasible actions; mass on an infeasible action raises ``ValueError`` naming (s, a).
+
+    Returns
+    -------
+    numpy.ndarray, shape (S, A)
+        A new float64 array.
+
+    Raises
+    ------
+    TypeError
+        ``pi`` is neither form (e.g. a bare policy object: pass ``(policy, theta)``).
+    ValueError
+        Wrong shape, a negative entry, a row not summing to 1, mass on an infeasible action.
+    """
+    shape = (n_states, n_actions)
+    if _is_policy_object(pi):
+        raise TypeError(
+            f"{name} is a {type(pi).__name__} without parameters: pass {name}=(policy, theta), "
+            "or a probability matrix of shape (S, A)"
+        )
+    if isinstance(pi, tuple) and len(pi) == 2 and _is_policy_object(pi[0]):
+        policy, theta = pi
+        got = (getattr(policy, "n_states", None), getattr(policy, "n_actions", None))
+        if any(w is not None and g != w for g, w in zip(got, shape)):
+            raise ValueError(
+                f"the policy in {name}=(policy, theta) is for (n_states, n_actions)={got}, "
+                f"expected {shape}"
+            )
+        arr = np.asarray(policy.probs(check_theta(theta, policy.n_params, name=f"theta in {name}=(policy, theta)")))
+    else:
+        raw = pi if isinstance(pi, np.ndarray) else None
+        if raw is None and not isinstance(pi, (str, bytes)) and pi is not None:
+            try:
+                raw = np.asarray(pi)
+            except Exception:  # ragged nested sequences and the like
+                raw = None
+        if raw is None or raw.dtype == object:
+            raise TypeError(
+                f"{name} must be a probability matrix of shape (S, A) (an array of real numbers) "
+                f"or a pair (policy, theta), got {type(pi).__name__}"
+                + ("" if raw is None else f" of dtype {raw.dtype}")
+            )
+        arr = as_float_array(name, raw, shape=shape)
+        check_distribution(name, arr, atol=atol)
+    check_feasible(name, arr, action_mask)
+    return arr
+
+
+def check_action_mask(action_mask: Any, n_states: int, n_actions: int, name: str = "action_mask") -> np.ndarray | None:
+    """``None``, or a read-only boolean (S, A) copy with at least one feasible action per state."""
+    if action_mask is None:
+        return None
+    try:
+        mask = np.asarray(action_mask)
+    except Exception as exc:  # ragged nested sequences and the like
+        raise TypeError(f"{name} must be a boolean array of shape (S, A): {exc}") from None
+    if mask.dtype != bool:
+        raise TypeError(f"{name} must be a boolean array of shape (S, A), got dtype {mask.dtype}")
+    if mask.shape != (n_states, n_actions):
+        raise ValueError(f"{name} must have shape (S, A)=({n_states}, {n_actions}), got {mask.shape}")
+    empty = ~mask.any(axis=1)
+    if empty.any():
+        s = int(np.argmax(empty))
+        raise ValueError(f"{name}[{s}, :] has no feasible action, expected at least one True per state")
+    mask = np.array(mask, dtype=bool, copy=True)
+    mask.flags.writeable = False
+    return mask

@@ -1,6 +1,6 @@
 r"""Gymnasium interop: exact MDPs from toy-text environments, and any FiniteMDP as a ``gymnasium.Env``.
 
-* :func:`from_gymnasium` (also :meth:`pgexact.FiniteMDP.from_gymnasium`) reads the exact
+* :func:`from_gymnasium` reads the exact
   transition tables ``env.unwrapped.P[s][a] = [(prob, next_state, reward, terminated), ...]``
   that gymnasium's toy-text environments expose (FrozenLake, CliffWalking, Taxi) and returns
   the :class:`~pgexact.FiniteMDP` whose J is the expected episode return.
@@ -25,25 +25,28 @@ episode return — provided no state reachable from ``mu0`` enters a terminal st
 that is checked, and violated tables raise ``ValueError``. (Taxi's tables contain such
 transitions only from states with the passenger already delivered, which no episode reaches.)
 
-A ``TimeLimit`` (``env.spec.max_episode_steps``: 100 for FrozenLake 4x4, 200 for Taxi) becomes
-the finite ``horizon`` with ``gamma = 1`` by default, i.e. J is exactly the expected return of
-gymnasium's (truncated) episodes.
+``gamma`` is required and, by default (``horizon=None``), the result is the discounted
+infinite-horizon problem: an environment's ``TimeLimit`` is a training device, not part of the
+task. ``horizon="time_limit"`` asks for the time limit instead (``env.spec.max_episode_steps``:
+100 for FrozenLake 4x4, 200 for Taxi) and, with ``gamma=1``, J is then exactly the expected
+return of gymnasium's truncated episodes.
 """
 
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
 from ._validation import as_float_array
-from .models.finite_mdp import FiniteMDP
+from .models.finite_mdp import FiniteMDP, check_mdp
 
 __all__ = ["TIME_LIMIT", "from_gymnasium", "make_env", "FiniteMDPEnv"]
 
-#: Default ``horizon`` of :func:`from_gymnasium`: the environment's ``max_episode_steps``.
+#: ``horizon`` value of :func:`from_gymnasium` that asks for the environment's ``max_episode_steps``.
 TIME_LIMIT = "time_limit"
 
 _NO_TABLES = (
@@ -66,8 +69,8 @@ def _discrete_n(space: Any, name: str) -> int:
 def from_gymnasium(
     env: Any,
     *,
-    gamma: float = 1.0,
-    horizon: int | None | str = TIME_LIMIT,
+    gamma: float,
+    horizon: int | None | str = None,
     mu0: Any = None,
     sparse: bool = False,
 ) -> FiniteMDP:
@@ -88,11 +91,13 @@ def from_gymnasium(
         ``observation_space`` (S) and ``action_space`` (A), and ``initial_state_distrib``
         (shape (S,)) unless ``mu0`` is given.
     gamma : float
-        Discount factor. The default 1 is the undiscounted episode return gymnasium reports.
-    horizon : int, None or ``"time_limit"``
-        ``"time_limit"`` (default): ``env.spec.max_episode_steps``; if the environment has no
-        time limit (CliffWalking) this is ``None`` and ``gamma < 1`` is then required.
-        ``None``: discounted, infinite horizon.
+        Discount factor (required): ``0 <= gamma < 1`` for the default infinite horizon;
+        ``gamma=1`` with ``horizon="time_limit"`` is the undiscounted return gymnasium reports.
+    horizon : None, int or ``"time_limit"``
+        ``None`` (default): discounted, infinite horizon, whatever the environment's time limit.
+        An int: that finite horizon. ``"time_limit"``: ``env.spec.max_episode_steps``; if the
+        environment has no time limit (CliffWalking) this is ``None`` and ``gamma < 1`` is then
+        required.
     mu0 : array_like, shape (S,), optional
         Initial distribution; default ``env.unwrapped.initial_state_distrib``.
     sparse : bool
@@ -109,9 +114,11 @@ def from_gymnasium(
     Examples
     --------
     >>> import gymnasium as gym
-    >>> mdp = from_gymnasium(gym.make("FrozenLake-v1"))
+    >>> mdp = from_gymnasium(gym.make("FrozenLake-v1"), gamma=0.99)
     >>> mdp.n_states, mdp.n_actions, mdp.horizon, mdp.gamma
-    (16, 4, 100, 1.0)
+    (16, 4, None, 0.99)
+    >>> from_gymnasium(gym.make("FrozenLake-v1"), gamma=1.0, horizon="time_limit").horizon
+    100
     >>> sorted(int(s) for s in mdp.terminal.nonzero()[0])  # the four holes and the goal
     [5, 7, 11, 12, 15]
     """
@@ -134,12 +141,18 @@ def from_gymnasium(
             for k, entry in enumerate(entries):
                 try:
                     p, nxt, rew, done = entry[:4]
-                    p, nxt, rew, done = float(p), int(nxt), float(rew), bool(done)
+                    p, rew, done = float(p), float(rew), bool(done)
                 except (TypeError, ValueError):
                     raise ValueError(
                         f"env.unwrapped.P[{s}][{a}][{k}] is {entry!r}, expected "
                         "(prob, next_state, reward, terminated)"
                     ) from None
+                if not isinstance(nxt, numbers.Integral) or isinstance(nxt, (bool, np.bool_)):
+                    raise ValueError(
+                        f"env.unwrapped.P[{s}][{a}][{k}] has next state {nxt!r}, expected an "
+                        f"integer state index in 0..{S - 1}"
+                    )
+                nxt = int(nxt)
                 if not (0.0 <= p <= 1.0):
                     raise ValueError(f"env.unwrapped.P[{s}][{a}][{k}] has probability {p}, expected in [0, 1]")
                 if not (0 <= nxt < S):
@@ -186,7 +199,12 @@ def from_gymnasium(
                 "gamma < 1 for a discounted objective, or an explicit horizon"
             )
     elif isinstance(horizon, str):
-        raise ValueError(f"horizon must be an int, None or {TIME_LIMIT!r}, got {horizon!r}")
+        raise ValueError(f"horizon must be None, an int or {TIME_LIMIT!r}, got {horizon!r}")
+    elif horizon is None and isinstance(gamma, numbers.Real) and gamma == 1.0:
+        raise ValueError(
+            "gamma is 1.0, expected 0 <= gamma < 1 for the default infinite horizon (horizon=None); "
+            f"pass horizon={TIME_LIMIT!r} for the environment's time limit, or an int"
+        )
     if sparse:
         return FiniteMDP(P, r, mu0, gamma, horizon)
     return FiniteMDP(P.toarray().reshape(S, A, S), r, mu0, gamma, horizon)
@@ -238,7 +256,8 @@ def make_env(
     The environment does not discount: agents should use ``mdp.gamma``. Randomness comes only
     from ``reset(seed=...)`` (gymnasium's ``np_random``). The environment also exposes the
     toy-text table ``env.unwrapped.P`` (built on first access), so
-    ``from_gymnasium(make_env(mdp), gamma=mdp.gamma, horizon=mdp.horizon)`` returns ``mdp``.
+    ``from_gymnasium(make_env(mdp), gamma=mdp.gamma, horizon=mdp.horizon)`` returns ``mdp``
+    (without its ``action_mask``: the environment accepts every action).
 
     Parameters
     ----------
@@ -260,7 +279,6 @@ def make_env(
     0
     """
     from ._validation import check_positive_int
-    from .exact._checks import check_mdp
 
     mdp = check_mdp(mdp)
     if max_episode_steps is not None:

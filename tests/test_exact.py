@@ -11,7 +11,7 @@ from pgexact.errors import NotUniqueError
 from pgexact.mdps import bandit, random_mdp, short_corridor
 from pgexact.testing import finite_mdps, linear_problems, policy_problems, tabular_problems
 
-RTOL = 1e-9  # issue 2: identities hold to <= 1e-9 relative (observed ~1e-14)
+RTOL = 1e-9  # identities hold to <= 1e-9 relative (observed ~1e-14)
 
 
 def rel(a, b):
@@ -119,7 +119,7 @@ def test_short_corridor_optimum():
     sc = short_corridor()
 
     def J(p):
-        return pg.evaluate(sc.mdp, sc.policy.probs(sc.theta_for(p))).J
+        return pg.evaluate(sc.mdp, pg.LinearSoftmax(sc.features).probs(sc.theta_for(p))).J
 
     opt = minimize_scalar(lambda p: -J(p), bounds=(0.05, 0.95), method="bounded", options={"xatol": 1e-6})
     assert abs(opt.x - 0.59) <= 0.005
@@ -129,7 +129,7 @@ def test_short_corridor_optimum():
     ps = np.array([0.05, 0.3, 0.5, 0.7, 0.95])
     np.testing.assert_allclose([J(p) for p in ps], (2 * ps - 4) / (ps * (1 - ps)), rtol=1e-12)
     p_star = 2 - np.sqrt(2)
-    g = pg.policy_gradient(sc.mdp, sc.policy, sc.theta_for(p_star))
+    g = pg.policy_gradient(sc.mdp, pg.LinearSoftmax(sc.features), sc.theta_for(p_star))
     assert np.max(np.abs(g)) < 1e-11
 
 
@@ -240,3 +240,175 @@ def test_huge_parameters_give_finite_results(problem):
     J, g = exact.value_and_gradient(mdp, policy, theta)
     w = pg.natural_gradient(mdp, policy, theta)
     assert np.isfinite(J) and np.all(np.isfinite(g)) and np.all(np.isfinite(w))
+
+
+# ----------------------------------------------------------------------------- extreme theta
+def test_tied_huge_logits_give_the_exact_gradient():
+    """One state, three self-loop actions, theta = [1e8, 1e8, 0]: pi = (1/2, 1/2, 0) exactly.
+
+    J = r_pi / (1 - gamma) = 5 and dJ/dtheta_a = pi_a (r_a - r_pi) / (1 - gamma) (tabular softmax
+    on a bandit with a self-loop), i.e. (2.5, -2.5, 0): computed by hand.
+    """
+    mdp = pg.FiniteMDP([[[1.0], [1.0], [1.0]]], [[1.0, 0.0, 0.0]], [1.0], 0.9)
+    pol = pg.TabularSoftmax(1, 3)
+    for scale in (1e8, 1e16, 1e300):
+        J, g = exact.value_and_gradient(mdp, pol, [scale, scale, 0.0])
+        assert abs(J - 5.0) <= 4e-15 * 5
+        np.testing.assert_allclose(g, [2.5, -2.5, 0.0], rtol=4e-15, atol=0)
+        np.testing.assert_array_equal(pg.policy_gradient(mdp, pol, [scale, scale, 0.0]), g)
+
+
+def mp_J(mdp, theta, dps=50):
+    """J of a tabular softmax policy in 50-digit arithmetic (mpmath), independent of pgexact."""
+    import mpmath
+
+    S, A = mdp.n_states, mdp.n_actions
+    with mpmath.workdps(dps):
+        z = [[mpmath.mpf(float(theta[s * A + a])) for a in range(A)] for s in range(S)]
+        pi = []
+        for row in z:
+            m = max(row)
+            e = [mpmath.exp(v - m) for v in row]
+            tot = mpmath.fsum(e)
+            pi.append([x / tot for x in e])
+        M = mpmath.matrix(S, S)
+        r_pi = mpmath.matrix(S, 1)
+        for s in range(S):
+            r_pi[s] = mpmath.fsum(pi[s][a] * float(mdp.r[s, a]) for a in range(A))
+            for t in range(S):
+                M[s, t] = (1 if s == t else 0) - float(mdp.gamma) * mpmath.fsum(
+                    pi[s][a] * float(mdp.P[s, a, t]) for a in range(A))
+        V = mpmath.lu_solve(M, r_pi)
+        return float(mpmath.fsum(float(mdp.mu0[s]) * V[s] for s in range(S)))
+
+
+@pytest.mark.parametrize("scale", [1e6, 1e12])
+def test_J_at_huge_tied_theta_against_mpmath(scale):
+    """|theta| = 1e6 and beyond with ties in every state: J correct to rounding (vs 50 digits)."""
+    mdp = random_mdp(4, 3, gamma=0.9, seed=11)
+    theta = scale * np.array([1, 1, 0, -1, 0.5, 0.5, 1, -1, 1, 0.3, 0.3, 0.3])
+    J = exact.value_and_gradient(mdp, pg.TabularSoftmax(4, 3), theta)[0]
+    ref = mp_J(mdp, theta)
+    assert abs(J - ref) <= 1e-13 * max(1.0, abs(ref)), (J, ref)  # cond(I - 0.9 P) <= 19
+
+
+# ----------------------------------------------------------------------------- divergences
+def test_kl_infinite_where_q_vanishes_and_empty_input():
+    p = np.array([[0.5, 0.5], [1.0, 0.0]])
+    q = np.array([[1.0, 0.0], [1.0, 0.0]])
+    kl = pg.kl_per_state(p, q)
+    assert kl[0] == np.inf and kl[1] == 0.0
+    assert pg.kl_max(p, q) == np.inf
+    assert pg.kl_expected(p, q, [0.0, 1.0]) == 0.0  # a state of weight 0 contributes nothing
+    for fn in (pg.kl_max, exact.tv_max):
+        with pytest.raises(ValueError, match="p and q have no state"):
+            fn(np.zeros((0, 2)), np.zeros((0, 2)))
+    # (policy, theta) pairs are accepted for p and q
+    pol = pg.TabularSoftmax(2, 2)
+    t = np.array([0.0, 1.0, -1.0, 2.0])
+    np.testing.assert_array_equal(pg.kl_per_state((pol, t), p), pg.kl_per_state(pol.probs(t), p))
+
+
+# ----------------------------------------------------------------------------- one API
+def test_pi_accepts_policy_theta_pairs_everywhere():
+    mdp = random_mdp(4, 3, gamma=0.9, seed=2)
+    pol = pg.TabularSoftmax(4, 3)
+    t = np.linspace(-1, 1, 12)
+    pi = pol.probs(t)
+    assert pg.evaluate(mdp, (pol, t)).J == pg.evaluate(mdp, pi).J
+    np.testing.assert_array_equal(pg.occupancy(mdp, (pol, t)), pg.occupancy(mdp, pi))
+    np.testing.assert_array_equal(pg.state_marginals(mdp, (pol, t), 3), pg.state_marginals(mdp, pi, 3))
+    assert pg.surrogate(mdp, (pol, t), (pol, 2 * t)) == pg.surrogate(mdp, pi, pol.probs(2 * t))
+    with pytest.raises(TypeError, match=r"pi is a TabularSoftmax without parameters: pass pi=\(policy, theta\)"):
+        pg.evaluate(mdp, pol)
+    with pytest.raises(TypeError, match=r"pi_new must be a probability matrix .* or a pair \(policy, theta\)"):
+        pg.surrogate(mdp, pi, [pol, t])
+    with pytest.raises(TypeError, match=r"pi must be a probability matrix .*got ndarray of dtype object"):
+        pg.evaluate(mdp, np.array([pol, t], dtype=object))
+
+
+def test_deterministic_policy_evaluation():
+    """evaluate(mdp, deterministic(actions)) vs V solved by hand from the chosen rows of P and r."""
+    mdp = random_mdp(5, 3, gamma=0.8, seed=3)
+    actions = np.array([2, 0, 1, 1, 0])
+    idx = np.arange(5)
+    V = np.linalg.solve(np.eye(5) - 0.8 * mdp.P[idx, actions], mdp.r[idx, actions])
+    np.testing.assert_allclose(pg.evaluate(mdp, pg.policies.deterministic(actions, 3)).V, V, rtol=1e-13)
+
+
+def test_model_is_not_revalidated_inside_calls(monkeypatch):
+    """A frozen FiniteMDP is validated once: the exact core never re-runs the array checks."""
+    import pgexact._validation as v
+    import pgexact.models.finite_mdp as fm
+
+    mdp = random_mdp(4, 3, gamma=0.9, seed=2)
+    pol = pg.TabularSoftmax(4, 3)
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("re-validation inside a call")
+
+    for mod in (v, fm):
+        monkeypatch.setattr(mod, "check_distribution", forbidden)
+    exact.value_and_gradient(mdp, pol, np.zeros(12))
+    pg.natural_gradient(mdp, pol, np.zeros(12))
+    pg.policy_gradient(mdp, pol, np.zeros(12))
+
+
+# ----------------------------------------------------------------------------- infeasible actions
+def masked_problem():
+    mask = np.array([[True, True, False], [False, True, True], [True, False, False], [True, True, True]])
+    base = random_mdp(4, 3, gamma=0.9, seed=7)
+    r = np.where(mask, base.r, -np.inf)  # QuantEcon's convention for infeasible actions
+    return pg.FiniteMDP(base.P, r, base.mu0, 0.9, action_mask=mask), base, mask
+
+
+def test_masked_mdp_evaluation_and_errors():
+    mdp, base, mask = masked_problem()
+    assert np.all(mdp.r[~mask] == 0.0) and np.array_equal(mdp.action_mask, mask)
+    pol = pg.TabularSoftmax(4, 3, action_mask=mask)
+    t = np.linspace(-1, 1, 12)
+    pi = pol.probs(t)
+    # on the feasible actions the masked MDP is the base MDP: same J for a feasible policy
+    assert abs(pg.evaluate(mdp, pi).J - pg.evaluate(base, pi).J) <= 1e-14 * abs(pg.evaluate(base, pi).J)
+    bad = np.full((4, 3), 1 / 3)
+    with pytest.raises(ValueError, match=r"pi\[0, 2\] is 0.333333, but action 2 is infeasible in state 0"):
+        pg.evaluate(mdp, bad)
+    with pytest.raises(ValueError, match=r"policy gives probability to actions .* action_mask=mdp.action_mask"):
+        pg.policy_gradient(mdp, pg.TabularSoftmax(4, 3), t)
+    with pytest.raises(ValueError, match=r"r\[0, 2\] is -inf, expected a finite number \(-inf marks an infeasible"):
+        pg.FiniteMDP(base.P, np.where(mask, base.r, -np.inf), base.mu0, 0.9)
+    with pytest.raises(ValueError, match=r"r\[0, 0\] is -inf"):
+        pg.FiniteMDP(base.P, np.where(mask, -np.inf, 0.0), base.mu0, 0.9, action_mask=mask)
+    # all-zero rows of P for infeasible actions are accepted (stored as self-loops)
+    P = base.P.copy()
+    P[~mask] = 0.0
+    m2 = pg.FiniteMDP(P, np.where(mask, base.r, -np.inf), base.mu0, 0.9, action_mask=mask)
+    assert abs(pg.evaluate(m2, pi).J - pg.evaluate(mdp, pi).J) <= 1e-14 * abs(pg.evaluate(mdp, pi).J)
+    with pytest.raises(ValueError, match=r"P\[0, 2, :\] sums to 0"):
+        pg.FiniteMDP(P, base.r, base.mu0, 0.9)
+    assert m2.with_horizon(5).action_mask is m2.action_mask or np.array_equal(m2.with_horizon(5).action_mask, mask)
+
+
+@pytest.mark.parametrize("make", [lambda m: pg.TabularSoftmax(4, 3, action_mask=m),
+                                  lambda m: pg.LinearSoftmax(np.random.default_rng(1).standard_normal((4, 3, 3)), action_mask=m)])
+def test_masked_gradient_matches_complex_step(make):
+    """Masked policy gradient vs the complex step of J computed with the feasible softmax."""
+    mdp, base, mask = masked_problem()
+    pol = make(mask)
+    theta = np.random.default_rng(2).standard_normal(pol.n_params)
+
+    def J(th):
+        z = pol._logits(th)
+        e = np.where(mask, np.exp(z - z.real.max(axis=1, keepdims=True)), 0.0)
+        p = e / e.sum(axis=1, keepdims=True)
+        P_pi = np.einsum("sa,sat->st", p, base.P)
+        return base.mu0 @ np.linalg.solve(np.eye(4) - 0.9 * P_pi, np.einsum("sa,sa->s", p, base.r))
+
+    cs = np.array([J(theta + 1e-30j * np.eye(pol.n_params)[k]).imag / 1e-30 for k in range(pol.n_params)])
+    J0, g = exact.value_and_gradient(mdp, pol, theta)
+    assert rel(g, cs) < RTOL and abs(J0 - J(theta).real) < 1e-12
+    f = exact.policy_gradient_forms(mdp, pol, theta)
+    assert rel(f.bellman_derivative, cs) < RTOL and rel(f.occupancy_form, cs) < RTOL
+    # natural gradient: F w = grad J with F the masked Fisher
+    w = pg.natural_gradient(mdp, pol, theta)
+    np.testing.assert_allclose(pg.fisher(mdp, pol, theta) @ w, g, rtol=1e-8, atol=1e-10)

@@ -1,4 +1,4 @@
-"""Gymnasium interop (issue 7): exact MDPs from toy-text tables, FiniteMDPs exported as Envs.
+"""Gymnasium interop: exact MDPs from toy-text tables, FiniteMDPs exported as Envs.
 
 Independent references: gymnasium's own ``step`` (deterministic environments and policies give
 the exact return, which must equal the exact value V_0(s0) computed from the converted tables),
@@ -60,7 +60,7 @@ def gym_return(env, s0: int, choice: np.ndarray, gamma: float, max_steps: int) -
 def test_deterministic_envs_exact_return_matches_gym_step(name, kwargs, gamma, horizon):
     """Deterministic dynamics + deterministic policy: gymnasium's return is V_0(s0) exactly."""
     env = gym.make(name, **kwargs)
-    mdp = FiniteMDP.from_gymnasium(env, gamma=gamma, horizon=horizon)
+    mdp = from_gymnasium(env, gamma=gamma, horizon=horizon)
     S, A = mdp.n_states, mdp.n_actions
     rng = np.random.default_rng(3)
     for trial in range(3):
@@ -77,7 +77,7 @@ def test_deterministic_envs_exact_return_matches_gym_step(name, kwargs, gamma, h
 
 def test_frozenlake_structure_and_terminal_choice():
     env = gym.make("FrozenLake-v1")  # 4x4, slippery, TimeLimit 100
-    mdp = from_gymnasium(env)
+    mdp = from_gymnasium(env, gamma=1.0, horizon="time_limit")
     assert (mdp.n_states, mdp.n_actions, mdp.gamma, mdp.horizon) == (16, 4, 1.0, 100)
     # holes H at 5, 7, 11, 12 and the goal G at 15 ("SFFF/FHFH/FFFH/HFFG")
     assert np.flatnonzero(mdp.terminal).tolist() == [5, 7, 11, 12, 15]
@@ -88,7 +88,7 @@ def test_frozenlake_structure_and_terminal_choice():
     assert np.allclose(mdp.P[14, 2, [10, 14, 15]], 1 / 3, atol=1e-15)
     assert mdp.r[14, 2] == pytest.approx(1 / 3, abs=1e-15)
     assert mdp.mu0.tolist() == [1.0] + [0.0] * 15
-    sp = from_gymnasium(env, sparse=True)
+    sp = from_gymnasium(env, gamma=1.0, horizon="time_limit", sparse=True)
     assert sp.is_sparse and np.array_equal(sp.P.toarray().reshape(16, 4, 16), mdp.P)
 
 
@@ -98,7 +98,7 @@ def test_frozenlake_slippery_monte_carlo_matches_exact_J():
     z-test on the success indicator (returns are 0/1), false-alarm probability 1e-6.
     """
     env = gym.make("FrozenLake-v1")
-    mdp = from_gymnasium(env)
+    mdp = from_gymnasium(env, gamma=1.0, horizon="time_limit")  # gymnasium's truncated episodes
     # LEFT=0, DOWN=1, RIGHT=2, UP=3: the classic optimal policy of the 4x4 map
     choice = np.array([0, 3, 3, 3, 0, 0, 0, 0, 3, 1, 0, 0, 0, 2, 1, 0])
     J = evaluate(mdp, deterministic_pi(16, 4, choice)).J
@@ -119,7 +119,7 @@ def test_frozenlake_slippery_monte_carlo_matches_exact_J():
 
 
 def test_taxi_structure():
-    mdp = from_gymnasium(gym.make("Taxi-v4"))
+    mdp = from_gymnasium(gym.make("Taxi-v4"), gamma=1.0, horizon="time_limit")
     assert (mdp.n_states, mdp.n_actions, mdp.horizon) == (500, 6, 200)
     # terminal: passenger delivered, taxi at the destination (one state per destination)
     assert int(mdp.terminal.sum()) == 4
@@ -143,7 +143,7 @@ class _FakeEnv:
 
 def test_env_without_tables_is_rejected():
     with pytest.raises(TypeError, match=r"no exact transition table.*CartPoleEnv has none"):
-        from_gymnasium(gym.make("CartPole-v1"))
+        from_gymnasium(gym.make("CartPole-v1"), gamma=0.9)
 
 
 def test_malformed_tables_are_rejected():
@@ -162,9 +162,36 @@ def test_malformed_tables_are_rejected():
         from_gymnasium(_FakeEnv(ok, mu0=None), gamma=0.9, horizon=None)
     assert from_gymnasium(_FakeEnv(ok, mu0=None), gamma=0.9, horizon=None, mu0=[0.5, 0.5]).n_states == 2
     with pytest.raises(ValueError, match=r"no time limit.*pass gamma < 1"):
-        from_gymnasium(_FakeEnv(ok))
+        from_gymnasium(_FakeEnv(ok), gamma=1.0, horizon="time_limit")
     with pytest.raises(ValueError, match=r"no time limit"):
-        from_gymnasium(gym.make("CliffWalking-v1"))  # no TimeLimit, gamma=1 by default
+        from_gymnasium(gym.make("CliffWalking-v1"), gamma=1.0, horizon="time_limit")  # no TimeLimit
+    with pytest.raises(ValueError, match=r"gamma is 1.0.*horizon='time_limit'"):
+        from_gymnasium(gym.make("FrozenLake-v1"), gamma=1.0)  # default: infinite horizon
+    with pytest.raises(TypeError, match="gamma"):
+        from_gymnasium(gym.make("FrozenLake-v1"))  # gamma is required
+    # a next state that is not an integer is refused, not truncated
+    for bad in (1.5, 1.0, "1", True):
+        with pytest.raises(ValueError, match=r"P\[0\]\[0\]\[0\] has next state .*expected an integer"):
+            from_gymnasium(_FakeEnv({0: {0: [(1.0, bad, 0.0, True)]}, 1: ok[1]}), gamma=0.9)
+    assert from_gymnasium(_FakeEnv({0: {0: [(1.0, np.int64(1), 0.0, True)]}, 1: ok[1]}), gamma=0.9).n_states == 2
+
+
+def test_frozenlake_default_is_the_discounted_problem():
+    """from_gymnasium(env, gamma=...) drops the TimeLimit unless a horizon is asked for.
+
+    Reference values from outside the project: the optimal J of slippery FrozenLake 4x4 at
+    gamma = 0.99 is 0.5420 (infinite horizon) and 0.5223 with the 100-step limit kept.
+    """
+    from pgexact.updates import policy_iteration, value_iteration
+
+    env = gym.make("FrozenLake-v1")
+    mdp = from_gymnasium(env, gamma=0.99)
+    assert mdp.horizon is None and mdp.gamma == 0.99
+    opt = policy_iteration(mdp)
+    assert abs(opt.J - 0.5420) < 5e-5
+    limited = from_gymnasium(env, gamma=0.99, horizon="time_limit")
+    assert limited.horizon == 100
+    assert abs(value_iteration(limited).J - 0.5223) < 5e-5  # backward induction, 100 steps
 
 
 def test_state_dependent_termination_is_rejected_when_reachable():

@@ -4,9 +4,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+import scipy.special
 from scipy.special import logsumexp
 
 from pgexact import LinearSoftmax, TabularSoftmax
+from pgexact.policies import as_probabilities, deterministic, log_softmax_rows, softmax_rows
 
 
 def complex_step_score(policy, theta, h=1e-30):
@@ -86,3 +89,148 @@ def test_theta_validation_messages():
         LinearSoftmax(np.full((1, 1, 1), np.inf))
     with pytest.raises(TypeError, match="n_states must be a positive integer"):
         TabularSoftmax(2.0, 2)
+
+
+# ----------------------------------------------------------------------------- extreme logits
+def mp_softmax_row(z, dps=60):
+    """Probabilities and log-probabilities of one row in 60-digit arithmetic (mpmath)."""
+    import mpmath
+
+    with mpmath.workdps(dps):
+        zs = [mpmath.mpf(float(v)) for v in z]
+        m = max(zs)
+        total = mpmath.fsum(mpmath.exp(v - m) for v in zs)
+        logp = [v - m - mpmath.log(total) for v in zs]
+        return [float(mpmath.exp(v)) for v in logp], [float(v) for v in logp]
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e6, 1e12, 1e15, 1e16, 1e300])
+def test_tied_large_logits_probabilities_exact(scale):
+    """Tied top logits: rows sum to 1 within a few ulps, probabilities and log-probs exact.
+
+    Reference: mpmath at 60 digits, rounded once to float64, so the tolerance is a few ulps.
+    """
+    pol = TabularSoftmax(3, 3)
+    theta = np.array([scale, scale, 0.0, -scale, 0.5 * scale, 0.5 * scale, scale, -scale, scale])
+    pi, logp = pol.probs(theta), pol.log_probs(theta)
+    assert np.all(np.abs(pi.sum(axis=1) - 1.0) <= 4 * np.finfo(float).eps)
+    for s in range(3):
+        p_ref, l_ref = mp_softmax_row(theta[3 * s: 3 * s + 3])
+        np.testing.assert_allclose(pi[s], p_ref, rtol=4 * np.finfo(float).eps, atol=0)
+        np.testing.assert_allclose(logp[s], l_ref, rtol=4 * np.finfo(float).eps, atol=0)
+
+
+def test_tied_top_logits_sum_to_one():
+    assert TabularSoftmax(1, 3).probs([1e16, 1e16, 0]).sum() == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    hnp.arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 6)),
+               elements=st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)),
+    st.integers(0, 2**31),
+)
+def test_numpy_softmax_matches_scipy(z, seed):
+    """The numpy kernel equals scipy.special.softmax (the reference) to a few ulps, with -inf too."""
+    mask = np.random.default_rng(seed).random(z.shape) < 0.3
+    mask[np.arange(z.shape[0]), np.random.default_rng(seed).integers(0, z.shape[1], z.shape[0])] = False
+    z = np.where(mask, -np.inf, z)
+    got = softmax_rows(z)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = scipy.special.softmax(z, axis=1)
+    np.testing.assert_allclose(got, ref, rtol=8 * np.finfo(float).eps, atol=1e-300)
+    assert np.all(np.abs(got.sum(axis=1) - 1.0) <= z.shape[1] * np.finfo(float).eps)
+    with np.errstate(divide="ignore"):
+        np.testing.assert_allclose(log_softmax_rows(z), scipy.special.log_softmax(z, axis=1), rtol=1e-15, atol=1e-300)
+
+
+def test_linear_softmax_overflow_names_theta():
+    pol = LinearSoftmax(np.full((2, 2, 2), 1e300))
+    for method in (pol.probs, pol.log_probs, pol.score):
+        with pytest.raises(ValueError, match=r"theta gives a logit z\[0, 0\] = inf .*rescale theta"):
+            method(np.array([1e10, 1e10]))
+    # inf - inf inside the dot product is NaN: also refused, never returned
+    with pytest.raises(ValueError, match=r"theta gives a logit z\[0, 0\] = nan"):
+        LinearSoftmax(np.array([[[1e300, -1e300]]])).probs(np.array([1e10, 1e10]))
+
+
+# ----------------------------------------------------------------------------- action masks
+MASK = np.array([[True, False, True], [False, True, False]])
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [TabularSoftmax(2, 3, action_mask=MASK),
+     LinearSoftmax(np.random.default_rng(4).standard_normal((2, 3, 2)), action_mask=MASK)],
+)
+def test_masked_policy_probabilities_and_scores(policy):
+    theta = np.random.default_rng(5).standard_normal(policy.n_params)
+    pi = policy.probs(theta)
+    assert np.all(pi[~MASK] == 0.0) and np.allclose(pi.sum(axis=1), 1.0, atol=1e-15)
+    # feasible entries: the softmax over the feasible logits alone (independent computation)
+    z = policy._logits(theta)
+    for s in range(2):
+        zs = z[s, MASK[s]]
+        np.testing.assert_allclose(pi[s, MASK[s]], np.exp(zs - logsumexp(zs)), rtol=1e-14)
+    assert np.all(policy.log_probs(theta)[~MASK] == -np.inf)
+    # score: complex step of the feasible log-softmax on feasible entries, 0 elsewhere
+    S = policy.score(theta)
+    cs = np.zeros_like(S)
+    for k in range(policy.n_params):
+        t = theta.astype(complex)
+        t[k] += 1e-30j
+        zc = policy._logits(t)
+        for s in range(2):
+            zs = zc[s, MASK[s]]
+            cs[s, MASK[s], k] = (zs - np.log(np.sum(np.exp(zs)))).imag / 1e-30
+    np.testing.assert_allclose(S, cs, rtol=1e-12, atol=1e-13)
+    w = np.random.default_rng(6).standard_normal((2, 3))
+    v = np.random.default_rng(7).standard_normal(policy.n_params)
+    np.testing.assert_allclose(policy.score_contract(theta, w), np.einsum("sa,sak->k", w, S), atol=1e-13)
+    np.testing.assert_allclose(policy.score_dot(theta, v), S @ v, atol=1e-13)
+
+
+def test_mask_validation():
+    with pytest.raises(ValueError, match=r"action_mask\[1, :\] has no feasible action"):
+        TabularSoftmax(2, 2, action_mask=[[True, False], [False, False]])
+    with pytest.raises(TypeError, match="action_mask must be a boolean array"):
+        TabularSoftmax(2, 2, action_mask=[[1, 0], [0, 1]])
+    with pytest.raises(ValueError, match=r"action_mask must have shape \(S, A\)=\(2, 2\)"):
+        TabularSoftmax(2, 2, action_mask=[True, False])
+
+
+# ----------------------------------------------------------------------------- pi as input
+def test_deterministic_policy():
+    np.testing.assert_array_equal(deterministic(np.array([1, 0, 2]), 3), np.eye(3)[[1, 0, 2]])
+    np.testing.assert_array_equal(deterministic([1.0, 0.0], 2), [[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(ValueError, match=r"actions\[1\] is 3, expected an action in 0..2"):
+        deterministic([0, 3], 3)
+    with pytest.raises(ValueError, match=r"actions\[0\] is -1"):
+        deterministic([-1], 3)
+    with pytest.raises(ValueError, match=r"actions\[1\] is 0.5, expected an integer"):
+        deterministic([0.0, 0.5], 3)
+    with pytest.raises(TypeError, match="actions must be a vector of integers, got booleans"):
+        deterministic([True, False], 2)
+    with pytest.raises(ValueError, match="1-D vector"):
+        deterministic([[0, 1]], 2)
+    with pytest.raises(TypeError, match="n_actions must be a positive integer"):
+        deterministic([0], 2.0)
+
+
+def test_as_probabilities_forms_and_errors():
+    pol = TabularSoftmax(2, 2)
+    theta = np.array([0.0, 1.0, 2.0, -1.0])
+    np.testing.assert_array_equal(as_probabilities((pol, theta)), pol.probs(theta))
+    np.testing.assert_array_equal(as_probabilities([[0.5, 0.5], [1.0, 0.0]]), [[0.5, 0.5], [1.0, 0.0]])
+    with pytest.raises(TypeError, match=r"pi is a TabularSoftmax without parameters: pass pi=\(policy, theta\)"):
+        as_probabilities(pol)
+    with pytest.raises(TypeError, match=r"pi_new must be a probability matrix .* or a pair \(policy, theta\)"):
+        as_probabilities([pol, theta], name="pi_new")
+    with pytest.raises(ValueError, match=r"theta in pi=\(policy, theta\) must have length n_params=4"):
+        as_probabilities((pol, np.zeros(3)))
+    with pytest.raises(ValueError, match=r"policy in pi=\(policy, theta\) is for \(n_states, n_actions\)=\(2, 2\)"):
+        as_probabilities((pol, theta), n_states=3, n_actions=2)
+    with pytest.raises(ValueError, match=r"pi\[0, 1\] is 0.5, but action 1 is infeasible in state 0"):
+        as_probabilities([[0.5, 0.5], [1.0, 0.0]], action_mask=np.array([[True, False], [True, True]]))
+    with pytest.raises(ValueError, match=r"pi\[1, :\] sums to 0.9"):
+        as_probabilities([[0.5, 0.5], [0.9, 0.0]])

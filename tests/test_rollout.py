@@ -230,7 +230,7 @@ def test_seed_forms_and_global_state():
 # --------------------------------------------------------------------------- absorption, padding
 def test_absorption_padding_and_masks():
     sc = short_corridor(horizon=30)
-    pi = sc.policy.probs(sc.theta_for(0.6))
+    pi = pg.LinearSoftmax(sc.features).probs(sc.theta_for(0.6))
     tr = rollout(sc.mdp, pi, 2000, seed=0)
     term = sc.mdp.terminal[tr.states]
     first = np.where(term.any(axis=1), term.argmax(axis=1), 30)

@@ -22,6 +22,13 @@ def check_policy(mdp: FiniteMDP, policy: Any, name: str = "policy") -> SoftmaxPo
             f"{name} is for (n_states, n_actions)=({policy.n_states}, {policy.n_actions}), "
             f"but mdp has ({mdp.n_states}, {mdp.n_actions})"
         )
+    if mdp.action_mask is not None and (
+        policy.action_mask is None or np.any(policy.action_mask & ~mdp.action_mask)
+    ):
+        raise ValueError(
+            f"{name} gives probability to actions that mdp.action_mask marks infeasible: build it "
+            f"with action_mask=mdp.action_mask"
+        )
     return policy
 
 

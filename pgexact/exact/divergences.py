@@ -4,7 +4,10 @@ Direction is explicit: every function takes ``p`` and ``q`` and computes a diver
 from ``q``, :math:`KL(p \| q) = E_p[\log p - \log q]`. TRPO's constraint is
 ``kl_expected(pi_old, pi_new, d_old)`` = :math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{new}(\cdot|s))`
 (Schulman et al. 2015, eq. 12). Elementwise terms use ``scipy.special.rel_entr``, so
-:math:`0 \log 0 = 0` and a KL is ``inf`` (never NaN) when q puts zero mass where p does not.
+:math:`0 \log 0 = 0` and a KL is ``+inf`` (never NaN) when q puts zero mass where p does not:
+that is the divergence's true value (p is not absolutely continuous with respect to q).
+``p`` and ``q`` are policy matrices or ``(policy, theta)`` pairs
+(:func:`pgexact.policies.as_probabilities`).
 """
 
 from __future__ import annotations
@@ -14,18 +17,14 @@ from typing import Any
 import numpy as np
 from scipy.special import rel_entr
 
-from .._validation import as_float_array, check_distribution
+from .._validation import as_float_array, as_probabilities, check_distribution
 
 __all__ = ["kl_per_state", "kl_expected", "kl_expected_gradient", "kl_max", "tv_per_state", "tv_max"]
 
 
 def _pair(p: Any, q: Any) -> tuple[np.ndarray, np.ndarray]:
-    p = as_float_array("p", p, ndim=2)
-    q = as_float_array("q", q, ndim=2)
-    if p.shape != q.shape:
-        raise ValueError(f"p and q must have the same shape (S, A), got {p.shape} and {q.shape}")
-    check_distribution("p", p)
-    check_distribution("q", q)
+    p = as_probabilities(p, "p")
+    q = as_probabilities(q, "q", n_states=p.shape[0], n_actions=p.shape[1])
     return p, q
 
 
@@ -34,12 +33,14 @@ def kl_per_state(p: Any, q: Any) -> np.ndarray:
 
     Parameters
     ----------
-    p, q : array_like, shape (S, A)
-        Policy matrices (rows are distributions). The divergence is *of p from q*.
+    p, q : array_like, shape (S, A), or tuple (policy, theta)
+        Policy matrices (rows are distributions) or parametrized policies with their
+        parameters. The divergence is *of p from q*.
 
     Returns
     -------
     numpy.ndarray, shape (S,)
+        ``+inf`` in a state where ``q(a|s) = 0 < p(a|s)`` for some a (the exact value).
 
     Examples
     --------
@@ -62,8 +63,17 @@ def kl_expected(p: Any, q: Any, weights: Any) -> float:
 
 
 def kl_max(p: Any, q: Any) -> float:
-    r""":math:`\max_s KL(p(\cdot|s) \| q(\cdot|s))` (Schulman et al. 2015, the :math:`D_{KL}^{max}` of Theorem 1)."""
-    return float(np.max(kl_per_state(p, q)))
+    r""":math:`\max_s KL(p(\cdot|s) \| q(\cdot|s))` (Schulman et al. 2015, the :math:`D_{KL}^{max}` of Theorem 1).
+
+    ``p``, ``q``: as in :func:`kl_per_state`, with at least one state. The result is ``+inf``
+    when, in some state, q puts zero probability on an action p takes (the exact value).
+
+    Examples
+    --------
+    >>> kl_max([[1.0, 0.0], [0.5, 0.5]], [[1.0, 0.0], [1.0, 0.0]])
+    inf
+    """
+    return float(np.max(kl_per_state(*_nonempty(p, q))))
 
 
 def tv_per_state(p: Any, q: Any) -> np.ndarray:
@@ -73,8 +83,19 @@ def tv_per_state(p: Any, q: Any) -> np.ndarray:
 
 
 def tv_max(p: Any, q: Any) -> float:
-    r""":math:`\max_s D_{TV}(p(\cdot|s), q(\cdot|s))`, the α of Schulman et al. 2015, Theorem 1."""
-    return float(np.max(tv_per_state(p, q)))
+    r""":math:`\max_s D_{TV}(p(\cdot|s), q(\cdot|s))`, the α of Schulman et al. 2015, Theorem 1.
+
+    ``p``, ``q``: as in :func:`tv_per_state`, with at least one state.
+    """
+    return float(np.max(tv_per_state(*_nonempty(p, q))))
+
+
+def _nonempty(p: Any, q: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The validated pair, refusing zero states (a maximum over no state is undefined)."""
+    p, q = _pair(p, q)
+    if p.shape[0] == 0:
+        raise ValueError(f"p and q have no state (shape {p.shape}): the maximum over states needs S >= 1")
+    return p, q
 
 
 def kl_expected_gradient(policy: Any, theta_p: Any, theta_q: Any, weights: Any) -> np.ndarray:

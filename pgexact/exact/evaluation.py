@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from scipy.linalg.lapack import dgetrf, dgetrs
 
 from .._validation import check_positive_int
-from ..errors import NotUniqueError
+from ..errors import NotUniqueError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
 from ._krylov import check_tol, sparse_discounted_solve
@@ -83,17 +84,24 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
     triangular solves. A sparse ``P`` is routed to the Krylov solver of
     :mod:`pgexact.exact._krylov` (default tolerance). The matrix is strictly diagonally dominant for γ < 1, hence nonsingular.
     """
-    if mdp.is_sparse:  # Krylov path (scale-out, issue 7), default tolerance
+    if mdp.is_sparse:  # Krylov path, default tolerance
         return sparse_discounted_solve(mdp, pi, check_tol(None))[:2]
     S = mdp.n_states
     M = mdp.policy_transition(pi)
     M *= -mdp.gamma
-    M[np.diag_indices(S)] += 1.0
+    M.reshape(-1)[:: S + 1] += 1.0  # the diagonal (M is a fresh C-contiguous array)
     # Factor M^T: the C-ordered M is M^T in Fortran order, so LAPACK factors it in place with
-    # no copy. Then M V = r_pi is the transposed solve and M^T rho = mu0 the plain one.
-    lu = scipy.linalg.lu_factor(M.T, overwrite_a=True, check_finite=False)
-    V = scipy.linalg.lu_solve(lu, mdp.policy_reward(pi), trans=1, check_finite=False)
-    rho = scipy.linalg.lu_solve(lu, mdp.mu0, check_finite=False)
+    # no copy. Then M V = r_pi is the transposed solve and M^T rho = mu0 the plain one. The
+    # LAPACK routines are called directly (getrf, getrs): for small S the checking layers of
+    # scipy.linalg.lu_factor / lu_solve cost more than the arithmetic.
+    lu, piv, info = dgetrf(M.T, overwrite_a=True)
+    if info != 0:  # exactly singular pivot: impossible for gamma < 1 (strict diagonal dominance)
+        raise SingularSystemError(
+            f"I - gamma P_pi is singular to working precision (LAPACK getrf info={info}); "
+            "lower gamma"
+        )
+    V, _ = dgetrs(lu, piv, mdp.policy_reward(pi), trans=1)
+    rho, _ = dgetrs(lu, piv, mdp.mu0)
     return V, rho
 
 
@@ -112,7 +120,7 @@ def _finite_values(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 
 def _marginals(mdp: FiniteMDP, pi: np.ndarray, T: int) -> np.ndarray:
-    if mdp.is_sparse:  # p_{t+1} = P_pi^T p_t with a CSR transpose (scale-out, issue 7)
+    if mdp.is_sparse:  # p_{t+1} = P_pi^T p_t with a CSR transpose
         step = _sparse_policy_transition(mdp.P, pi).T.tocsr()
         p = np.empty((T, mdp.n_states))
         p[0] = mdp.mu0
@@ -141,8 +149,10 @@ def evaluate(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> Evaluation
     Parameters
     ----------
     mdp : FiniteMDP
-    pi : array_like, shape (S, A)
-        Policy matrix, rows are distributions (tolerance 1e-9).
+    pi : array_like, shape (S, A), or tuple (policy, theta)
+        Policy matrix, rows are distributions (tolerance 1e-9), or a parametrized policy with
+        its parameters (see :func:`pgexact.policies.as_probabilities`). No probability on an
+        action that ``mdp.action_mask`` marks infeasible.
     tol : float, optional
         Sparse ``P`` only: relative residual to which the two discounted systems are solved by
         BiCGSTAB (GMRES fallback); default 1e-10. The achieved value is
@@ -169,11 +179,15 @@ def evaluate(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> Evaluation
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
-    tol = check_tol(tol)
+    return _evaluate(mdp, pi, check_tol(tol))
+
+
+def _evaluate(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> Evaluation:
+    """:func:`evaluate` on a validated model and policy matrix (no checks)."""
     if mdp.horizon is None:
         residual = None
         if mdp.is_sparse:
-            V, rho, residual = sparse_discounted_solve(mdp, pi, tol)
+            V, rho, residual = sparse_discounted_solve(mdp, pi, check_tol(tol))
         else:
             V, rho = _discounted_solve(mdp, pi)
         Q = mdp.r + mdp.gamma * mdp.expected_next(V)

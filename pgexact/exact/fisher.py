@@ -23,7 +23,8 @@ from .._validation import check_horizon, check_theta
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy, TabularSoftmax
 from ._checks import check_policy_theta
-from .evaluation import _marginals, _visitation, _visitation_mass, evaluate
+from ._krylov import check_tol
+from .evaluation import _evaluate, _marginals, _visitation, _visitation_mass
 from .gradients import gradient_weights
 
 __all__ = ["fisher", "trajectory_fisher", "fisher_vector_product", "natural_gradient"]
@@ -53,7 +54,7 @@ def fisher(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.ndarray:
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    pi = policy.probs(theta)
+    pi = policy._probs(theta)
     d = _visitation(mdp, pi) / _visitation_mass(mdp)
     score = policy.score(theta)
     return np.einsum("s,sa,sak,sal->kl", d, pi, score, score)
@@ -79,7 +80,7 @@ def trajectory_fisher(
     T = check_horizon(horizon) if horizon is not None else mdp.horizon
     if T is None:
         raise ValueError("horizon is None and mdp.horizon is None: the trajectory Fisher needs a horizon T")
-    pi = policy.probs(theta)
+    pi = policy._probs(theta)
     p = _marginals(mdp, pi, T).sum(axis=0)
     score = policy.score(theta)
     return np.einsum("s,sa,sak,sal->kl", p, pi, score, score)
@@ -92,9 +93,9 @@ def fisher_vector_product(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, v: 
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     v = check_theta(v, policy.n_params, name="v")
-    pi = policy.probs(theta)
+    pi = policy._probs(theta)
     d = _visitation(mdp, pi) / _visitation_mass(mdp)
-    return policy.score_contract(theta, d[:, None] * pi * policy.score_dot(theta, v))
+    return policy._score_contract(pi, d[:, None] * pi * policy.score_dot(theta, v))
 
 
 def natural_gradient(
@@ -134,8 +135,8 @@ def natural_gradient(
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    pi = policy.probs(theta)
-    ev = evaluate(mdp, pi, tol=tol)
+    pi = policy._probs(theta)
+    ev = _evaluate(mdp, pi, check_tol(tol))
     if isinstance(policy, TabularSoftmax):
         if mdp.horizon is None:
             d = ev.d
@@ -152,7 +153,7 @@ def natural_gradient(
         mean = np.where(support, u, 0.0).sum(axis=1, keepdims=True) / counts
         w = np.where(support & (d[:, None] > 0), u - mean, 0.0)
         return w.reshape(-1)
-    g = policy.score_contract(theta, gradient_weights(mdp, pi, ev))
+    g = policy._score_contract(pi, gradient_weights(mdp, pi, ev))
     score = policy.score(theta)
     d = ev.d if mdp.horizon is None else _visitation(mdp, pi) / _visitation_mass(mdp)
     F = np.einsum("s,sa,sak,sal->kl", d, pi, score, score)

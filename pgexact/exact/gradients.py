@@ -23,7 +23,8 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from .._validation import check_positive_int
 from ._checks import check_policy_theta
-from .evaluation import Evaluation, evaluate
+from ._krylov import check_tol
+from .evaluation import Evaluation, _evaluate
 
 __all__ = [
     "policy_gradient",
@@ -44,7 +45,7 @@ def gradient_weights(mdp: FiniteMDP, pi: np.ndarray, ev: Evaluation, use: str = 
     X = ev.A if use == "A" else ev.Q
     if mdp.horizon is None:
         rho = ev.d / (1.0 - mdp.gamma)  # type: ignore[operator]
-        return rho[:, None] * pi * X
+        return rho[:, None] * (pi * X)
     disc = mdp.gamma ** np.arange(mdp.horizon)
     return pi * np.einsum("t,ts,tsa->sa", disc, ev.p, X)
 
@@ -84,9 +85,9 @@ def policy_gradient(
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    pi = policy.probs(theta)
-    ev = evaluate(mdp, pi, tol=tol)
-    return policy.score_contract(theta, gradient_weights(mdp, pi, ev))
+    pi = policy._probs(theta)
+    ev = _evaluate(mdp, pi, check_tol(tol))
+    return policy._score_contract(pi, gradient_weights(mdp, pi, ev))
 
 
 def value_and_gradient(
@@ -103,9 +104,9 @@ def value_and_gradient(
     gradient : numpy.ndarray, shape (n_params,)
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    pi = policy.probs(theta)
-    ev = evaluate(mdp, pi, tol=tol)
-    return ev.J, policy.score_contract(theta, gradient_weights(mdp, pi, ev))
+    pi = policy._probs(theta)
+    ev = _evaluate(mdp, pi, check_tol(tol))
+    return ev.J, policy._score_contract(pi, gradient_weights(mdp, pi, ev))
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,8 +169,8 @@ def policy_gradient_forms(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> 
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    pi = policy.probs(theta)
-    ev = evaluate(mdp, pi)
+    pi = policy._probs(theta)
+    ev = _evaluate(mdp, pi)
     score = policy.score(theta)  # (S, A, n)
     dpi = pi[:, :, None] * score  # d pi(a|s) / d theta_k
     S = mdp.n_states
@@ -204,8 +205,8 @@ def policy_gradient_forms(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> 
         T = H
     return PolicyGradientForms(
         bellman_derivative=np.asarray(bellman),
-        q_form=policy.score_contract(theta, gradient_weights(mdp, pi, ev, use="Q")),
-        advantage_form=policy.score_contract(theta, gradient_weights(mdp, pi, ev, use="A")),
+        q_form=policy._score_contract(pi, gradient_weights(mdp, pi, ev, use="Q")),
+        advantage_form=policy._score_contract(pi, gradient_weights(mdp, pi, ev, use="A")),
         occupancy_form=occ,
         reward_to_go_form=np.asarray(rtg),
         truncation=int(T),
@@ -256,7 +257,7 @@ def reinforce_by_enumeration(
     max_trajectories = check_positive_int("max_trajectories", max_trajectories)
     if mdp.horizon is None:
         raise ValueError("mdp.horizon is None: trajectory enumeration needs a finite horizon")
-    pi = policy.probs(theta)
+    pi = policy._probs(theta)
     score = policy.score(theta)
     S, A, n = mdp.n_states, mdp.n_actions, policy.n_params
     H, g = mdp.horizon, mdp.gamma
@@ -293,7 +294,7 @@ def reinforce_by_enumeration(
             )
         nxt = np.tile(np.arange(S), m)
         idx = np.repeat(np.arange(m), S)
-        if mdp.is_sparse:  # P of shape (S*A, S) (scale-out, issue 7)
+        if mdp.is_sparse:  # P of shape (S*A, S)
             pt = np.asarray(mdp.P[st[idx] * A + at[idx], nxt]).reshape(-1)
         else:
             pt = mdp.P[st[idx], at[idx], nxt]

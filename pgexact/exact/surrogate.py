@@ -33,7 +33,7 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from ._checks import check_mdp, check_pi, check_policy_theta
 from .._validation import check_theta
-from .evaluation import Evaluation, evaluate
+from .evaluation import Evaluation, _evaluate
 
 __all__ = ["surrogate", "surrogate_gradient", "PerformanceDifference", "performance_difference"]
 
@@ -52,7 +52,9 @@ def surrogate(mdp: FiniteMDP, pi_old: Any, pi_new: Any) -> float:
     Parameters
     ----------
     mdp : FiniteMDP
-    pi_old, pi_new : array_like, shape (S, A)
+    pi_old, pi_new : array_like, shape (S, A), or tuple (policy, theta)
+        Policy matrices or parametrized policies with their parameters
+        (:func:`pgexact.policies.as_probabilities`).
 
     Examples
     --------
@@ -66,7 +68,7 @@ def surrogate(mdp: FiniteMDP, pi_old: Any, pi_new: Any) -> float:
     mdp = check_mdp(mdp)
     pi_old = check_pi(mdp, pi_old, name="pi_old")
     pi_new = check_pi(mdp, pi_new, name="pi_new")
-    return float(np.sum(_advantage_weights(mdp, evaluate(mdp, pi_old)) * pi_new))
+    return float(np.sum(_advantage_weights(mdp, _evaluate(mdp, pi_old)) * pi_new))
 
 
 def surrogate_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta_old: Any, theta_new: Any) -> np.ndarray:
@@ -79,8 +81,9 @@ def surrogate_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta_old: Any, th
     """
     mdp, policy, theta_old = check_policy_theta(mdp, policy, theta_old, name="theta_old")
     theta_new = check_theta(theta_new, policy.n_params, name="theta_new")
-    weights = _advantage_weights(mdp, evaluate(mdp, policy.probs(theta_old)))
-    return policy.score_contract(theta_new, weights * policy.probs(theta_new))
+    weights = _advantage_weights(mdp, _evaluate(mdp, policy._probs(theta_old)))
+    pi_new = policy._probs(theta_new)
+    return policy._score_contract(pi_new, weights * pi_new)
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,7 +123,7 @@ def performance_difference(mdp: FiniteMDP, pi_old: Any, pi_new: Any) -> Performa
     mdp = check_mdp(mdp)
     pi_old = check_pi(mdp, pi_old, name="pi_old")
     pi_new = check_pi(mdp, pi_new, name="pi_new")
-    ev_old, ev_new = evaluate(mdp, pi_old), evaluate(mdp, pi_new)
+    ev_old, ev_new = _evaluate(mdp, pi_old), _evaluate(mdp, pi_new)
     if mdp.horizon is None:
         rhs = float(ev_new.d @ np.sum(pi_new * ev_old.A, axis=1)) / (1.0 - mdp.gamma)
     else:

@@ -253,9 +253,9 @@ def short_corridor_closed_form(p: np.ndarray) -> np.ndarray:
 def make_short_corridor(fig: Figure) -> None:
     sc = short_corridor()
     p_lib = np.linspace(0.05, 0.95, 37)
-    J_lib = np.array([evaluate(sc.mdp, sc.policy.probs(sc.theta_for(p))).J for p in p_lib])
+    J_lib = np.array([evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(p))).J for p in p_lib])
     p = np.linspace(0.05, 0.95, 500)
-    res = scipy.optimize.minimize_scalar(lambda q: -evaluate(sc.mdp, sc.policy.probs(sc.theta_for(q))).J,
+    res = scipy.optimize.minimize_scalar(lambda q: -evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(q))).J,
                                          bounds=(0.05, 0.95), method="bounded", options={"xatol": 1e-10})
     ax = fig.subplots()
     ax.plot(p, short_corridor_closed_form(p), color="0.4", lw=1.5, label=r"closed form $J(p) = (2p-4)/(p(1-p))$")
@@ -263,7 +263,7 @@ def make_short_corridor(fig: Figure) -> None:
     ax.plot([res.x], [-res.fun], "*", ms=16, color=C_NPG,
             label=rf"optimum $p^\star$ = {res.x:.4f} ($2-\sqrt{{2}}$), $J^\star$ = {-res.fun:.3f}")
     for p_det, lab in [(0.05, "≈ always left"), (0.95, "≈ always right")]:
-        ax.annotate(lab, (p_det, evaluate(sc.mdp, sc.policy.probs(sc.theta_for(p_det))).J), textcoords="offset points",
+        ax.annotate(lab, (p_det, evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(p_det))).J), textcoords="offset points",
                     xytext=(10 if p_det < 0.5 else -80, -4), fontsize=8)
     ax.set_ylim(-100, 0)
     ax.set_xlabel(r"probability of 'right' $p$ (same in every state)")

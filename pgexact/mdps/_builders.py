@@ -15,7 +15,6 @@ import scipy.sparse
 from .._random import Seed, as_generator
 from .._validation import as_float_array, check_positive_int
 from ..models.finite_mdp import FiniteMDP
-from ..policies.softmax import LinearSoftmax
 
 __all__ = ["random_mdp", "chain", "gridworld", "bandit", "short_corridor", "ShortCorridor"]
 
@@ -28,6 +27,7 @@ def random_mdp(
     horizon: int | None = None,
     seed: Seed,
     concentration: float = 1.0,
+    action_mask: Any = None,
 ) -> FiniteMDP:
     r"""A dense random MDP: rows of P and mu0 from Dirichlet(concentration), rewards N(0, 1).
 
@@ -39,6 +39,8 @@ def random_mdp(
     seed : int, SeedSequence or Generator
     concentration : float
         Dirichlet concentration of every transition row (1: uniform on the simplex).
+    action_mask : array_like of bool, shape (S, A), optional
+        Feasible actions (see :class:`pgexact.FiniteMDP`); the random draws do not depend on it.
 
     Examples
     --------
@@ -54,7 +56,7 @@ def random_mdp(
     P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
     r = rng.standard_normal((S, A))
     mu0 = rng.dirichlet(np.ones(S))
-    return FiniteMDP(P, r, mu0, gamma, horizon)
+    return FiniteMDP(P, r, mu0, gamma, horizon, action_mask=action_mask)
 
 
 def chain(
@@ -170,7 +172,7 @@ def _sparse_gridworld(
     step_reward: float,
     goal_reward: float,
 ) -> FiniteMDP:
-    """:func:`gridworld` with ``P`` built directly in CSR form, shape (S*4, S) (scale-out, issue 7)."""
+    """:func:`gridworld` with ``P`` built directly in CSR form, shape (S*4, S)."""
     Hh = check_positive_int("height", height)
     W = check_positive_int("width", width)
     slip = _check_probability("slip", slip)
@@ -229,24 +231,25 @@ class ShortCorridor:
     r"""Sutton & Barto (2018), Example 13.1: short corridor with switched actions.
 
     States 0, 1, 2 and the terminal state 3; actions 0 = left, 1 = right; reward −1 per step;
-    in state 1 the actions' effects are switched. The policy uses the two features
+    in state 1 the actions' effects are switched. The book's policy uses the two features
     :math:`x(s, \text{right}) = (1, 0)`, :math:`x(s, \text{left}) = (0, 1)` in every state, so
-    it cannot tell states apart and picks right with one probability p in all of them.
+    it cannot tell states apart and picks right with one probability p in all of them:
+    ``pgexact.LinearSoftmax(corridor.features)`` with ``p = sigmoid(theta[0] - theta[1])``.
 
     Attributes
     ----------
     mdp : FiniteMDP
         Undiscounted (γ = 1) with a finite horizon standing in for the episodic task.
-    policy : LinearSoftmax
-        The two-feature parametrization; ``p = sigmoid(theta[0] - theta[1])``.
+    features : numpy.ndarray, shape (4, 2, 2)
+        The feature array :math:`x(s, a)` of the book's parametrization (read-only).
     """
 
     mdp: FiniteMDP
-    policy: LinearSoftmax
+    features: np.ndarray
 
     @staticmethod
     def theta_for(p: float) -> np.ndarray:
-        """Parameters with Pr(right) = p, shape (2,): ``[logit(p), 0]``."""
+        """Parameters of ``LinearSoftmax(features)`` with Pr(right) = p, shape (2,): ``[logit(p), 0]``."""
         if not (0.0 < p < 1.0):
             raise ValueError(f"p must be in (0, 1), got {p}")
         return np.array([np.log(p) - np.log1p(-p), 0.0])
@@ -260,6 +263,20 @@ def short_corridor(*, horizon: int = 10_000) -> ShortCorridor:
     below 1e-60 (it decays like exp(-0.0144 t) at p = 0.05), so J equals the episodic value
     to rounding error there. Sutton & Barto report
     the optimum p ≈ 0.59 with value ≈ −11.6.
+
+    Returns
+    -------
+    ShortCorridor
+        The MDP and the feature array of the book's two-feature policy.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import LinearSoftmax, evaluate
+    >>> corridor = short_corridor()
+    >>> pi = LinearSoftmax(corridor.features).probs(corridor.theta_for(0.5))
+    >>> round(evaluate(corridor.mdp, pi).J, 9)  # (2p - 4) / (p (1 - p)) at p = 1/2
+    -12.0
     """
     H = check_positive_int("horizon", horizon)
     P = np.zeros((4, 2, 4))
@@ -278,7 +295,8 @@ def short_corridor(*, horizon: int = 10_000) -> ShortCorridor:
     features = np.zeros((4, 2, 2))
     features[:, RIGHT, 0] = 1.0
     features[:, LEFT, 1] = 1.0
-    return ShortCorridor(mdp=mdp, policy=LinearSoftmax(features))
+    features.flags.writeable = False
+    return ShortCorridor(mdp=mdp, features=features)
 
 
 def _check_probability(name: str, value: Any) -> float:

@@ -11,9 +11,13 @@ import scipy.sparse
 from .._validation import (
     PROBABILITY_ATOL,
     as_float_array,
+    as_probabilities,
+    check_action_mask,
     check_distribution,
+    check_feasible,
     check_gamma,
     check_horizon,
+    format_index,
 )
 
 __all__ = ["FiniteMDP", "validate_policy_matrix"]
@@ -43,6 +47,14 @@ class FiniteMDP:
         ``None`` for the discounted infinite-horizon objective
         :math:`J = E[\sum_{t \ge 0} \gamma^t r(s_t, a_t)]`; a positive integer ``H`` for
         :math:`J = E[\sum_{t < H} \gamma^t r(s_t, a_t)]`.
+    action_mask : array_like of bool, shape (S, A), optional
+        Feasible actions (``True``); every state needs one. Every function of a policy on this
+        MDP refuses probability on an infeasible action (naming the first such (s, a)); build
+        parametrized policies with ``action_mask=mdp.action_mask``. For infeasible actions the
+        reward may be ``-inf`` (QuantEcon's convention) and the row ``P[s, a, :]`` may be all
+        zero; both are ignored and stored as a zero-reward self-loop, so ``Q`` and ``A`` at an
+        infeasible action are those of that placeholder, not of a real action. Without a mask
+        every reward must be finite.
 
     Notes
     -----
@@ -66,10 +78,11 @@ class FiniteMDP:
     mu0: np.ndarray
     gamma: float
     horizon: int | None = None
+    action_mask: np.ndarray | None = None
     terminal: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if scipy.sparse.issparse(self.P):  # scale-out (issue 7): P of shape (S*A, S)
+        if scipy.sparse.issparse(self.P):  # P of shape (S*A, S)
             self._init_sparse()
             return
         P = as_float_array("P", self.P, ndim=3)
@@ -78,35 +91,54 @@ class FiniteMDP:
             raise ValueError(f"P must have at least one state and one action, got shape {P.shape}")
         if S2 != S:
             raise ValueError(f"P must have shape (S, A, S), got {P.shape} (last axis {S2} != S={S})")
+        mask = check_action_mask(self.action_mask, S, A)
+        if mask is not None:  # all-zero rows of infeasible actions become self-loops
+            empty = ~mask & np.all(P == 0.0, axis=2)
+            s_idx, a_idx = np.nonzero(empty)
+            P[s_idx, a_idx, s_idx] = 1.0
         check_distribution("P", P)
-        r = as_float_array("r", self.r)
+        r = as_float_array("r", self.r, allow_nonfinite=True)
         if r.shape == (S, A, S):
+            _check_reward(r, None)
             r = np.einsum("sat,sat->sa", P, r)
         elif r.shape != (S, A):
             raise ValueError(f"r must have shape (S, A)=({S}, {A}) or (S, A, S), got {r.shape}")
+        else:
+            r = _check_reward(r, mask)
         mu0 = as_float_array("mu0", self.mu0, shape=(S,))
         check_distribution("mu0", mu0)
         horizon = check_horizon(self.horizon)
         gamma = check_gamma(self.gamma, horizon)
         diag = P[np.arange(S), :, np.arange(S)]  # (S, A): P[s, a, s]
-        terminal = np.all(diag == 1.0, axis=1) & np.all(r == 0.0, axis=1)
-        for arr in (P, r, mu0, terminal):
+        self._store(P, r, mu0, gamma, horizon, mask, diag)
+
+    def _store(self, P, r, mu0, gamma, horizon, mask, diag) -> None:  # noqa: ANN001
+        """Set the validated fields; ``terminal``: every feasible action a zero-reward self-loop."""
+        if mask is None:
+            terminal = np.all(diag == 1.0, axis=1) & np.all(r == 0.0, axis=1)
+        else:
+            terminal = np.all((diag == 1.0) | ~mask, axis=1) & np.all((r == 0.0) | ~mask, axis=1)
+        arrays = (P.data, P.indices, P.indptr) if scipy.sparse.issparse(P) else (P,)
+        for arr in arrays + (r, mu0, terminal):
             arr.flags.writeable = False
         object.__setattr__(self, "P", P)
         object.__setattr__(self, "r", r)
         object.__setattr__(self, "mu0", mu0)
         object.__setattr__(self, "gamma", gamma)
         object.__setattr__(self, "horizon", horizon)
+        object.__setattr__(self, "action_mask", mask)
         object.__setattr__(self, "terminal", terminal)
 
     def _init_sparse(self) -> None:
         """Validate and store a sparse ``P`` of shape (S*A, S) (vectorized over all rows)."""
         P, S, A = _as_sparse_transitions(self.P)
-        r = as_float_array("r", self.r)
+        mask = check_action_mask(self.action_mask, S, A)
+        r = as_float_array("r", self.r, allow_nonfinite=True)
         if r.shape != (S, A):
             raise ValueError(
                 f"r must have shape (S, A)=({S}, {A}) when P is sparse (shape (S*A, S)), got {r.shape}"
             )
+        r = _check_reward(r, mask)
         mu0 = as_float_array("mu0", self.mu0, shape=(S,))
         check_distribution("mu0", mu0)
         horizon = check_horizon(self.horizon)
@@ -116,15 +148,7 @@ class FiniteMDP:
         rows = np.searchsorted(P.indptr, ones, side="right") - 1
         diag = np.zeros(S * A, dtype=bool)
         diag[rows[P.indices[ones] == rows // A]] = True
-        terminal = np.all(diag.reshape(S, A), axis=1) & np.all(r == 0.0, axis=1)
-        for arr in (P.data, P.indices, P.indptr, r, mu0, terminal):
-            arr.flags.writeable = False
-        object.__setattr__(self, "P", P)
-        object.__setattr__(self, "r", r)
-        object.__setattr__(self, "mu0", mu0)
-        object.__setattr__(self, "gamma", gamma)
-        object.__setattr__(self, "horizon", horizon)
-        object.__setattr__(self, "terminal", terminal)
+        self._store(P, r, mu0, gamma, horizon, mask, diag.reshape(S, A).astype(float))
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -171,7 +195,7 @@ class FiniteMDP:
 
     def policy_reward(self, pi: np.ndarray) -> np.ndarray:
         r"""Expected one-step reward under ``pi``: :math:`r_\pi[s] = \sum_a \pi(a|s) r(s, a)`, shape (S,)."""
-        return np.einsum("sa,sa->s", pi, self.r)
+        return (pi * self.r).sum(axis=1)
 
     def expected_next(self, values: np.ndarray) -> np.ndarray:
         r""":math:`(P v)[s, a] = \sum_{s'} P(s'|s, a) v(s')` for ``values`` of shape (S,); returns (S, A).
@@ -188,21 +212,12 @@ class FiniteMDP:
             return self.P @ values
         return out.reshape((S, A) + values.shape[1:])
 
-    @classmethod
-    def from_gymnasium(cls, env: Any, **kwargs: Any) -> "FiniteMDP":
-        """The exact MDP of a gymnasium toy-text environment (FrozenLake, CliffWalking, Taxi).
-
-        Reads ``env.unwrapped.P``; terminal states are made absorbing. See
-        :func:`pgexact.gym.from_gymnasium` for the keyword arguments (``gamma``, ``horizon``,
-        ``mu0``, ``sparse``) and the treatment of terminal states.
-        """
-        from ..gym import from_gymnasium  # scale-out (issue 7); gymnasium itself is not imported
-
-        return from_gymnasium(env, **kwargs)
-
     def with_horizon(self, horizon: int | None, gamma: float | None = None) -> "FiniteMDP":
         """The same dynamics and rewards with another horizon (and optionally another gamma)."""
-        return FiniteMDP(self.P, self.r, self.mu0, self.gamma if gamma is None else gamma, horizon)
+        return FiniteMDP(
+            self.P, self.r, self.mu0, self.gamma if gamma is None else gamma, horizon,
+            action_mask=self.action_mask,
+        )
 
 
 def _sparse_policy_transition(
@@ -276,15 +291,40 @@ def _as_sparse_transitions(value: Any) -> tuple[scipy.sparse.csr_array, int, int
     return P, S, A
 
 
+def _check_reward(r: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Finite rewards, except ``-inf`` at infeasible actions (then stored as 0)."""
+    bad = ~np.isfinite(r)
+    if mask is not None:
+        allowed = (r == -np.inf) & ~mask
+        bad &= ~allowed
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        hint = (
+            "" if r[idx] != -np.inf else
+            " (-inf marks an infeasible action only together with action_mask[s, a] = False)"
+        )
+        raise ValueError(f"r{format_index(idx)} is {r[idx]}, expected a finite number{hint}")
+    if mask is not None:
+        r[~mask] = 0.0
+    return r
+
+
 def validate_policy_matrix(
-    pi: Any, n_states: int, n_actions: int, name: str = "pi", atol: float = PROBABILITY_ATOL
+    pi: Any,
+    n_states: int,
+    n_actions: int,
+    name: str = "pi",
+    atol: float = PROBABILITY_ATOL,
+    action_mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Check that ``pi`` is an (S, A) matrix of probability rows and return it as float64.
 
-    Raises ``ValueError`` naming the first row that is not a distribution.
+    Raises ``ValueError`` naming the first row that is not a distribution, or the first
+    ``(s, a)`` where ``pi`` puts mass on an action that ``action_mask`` marks infeasible.
     """
     arr = as_float_array(name, pi, shape=(n_states, n_actions))
     check_distribution(name, arr, atol=atol)
+    check_feasible(name, arr, action_mask)
     return arr
 
 
@@ -296,5 +336,11 @@ def check_mdp(mdp: Any, name: str = "mdp") -> FiniteMDP:
 
 
 def check_pi(mdp: FiniteMDP, pi: Any, name: str = "pi") -> np.ndarray:
-    """Validate a policy matrix for ``mdp`` (shape (S, A), rows that are distributions)."""
-    return validate_policy_matrix(pi, mdp.n_states, mdp.n_actions, name=name)
+    """The policy matrix of ``pi`` (a matrix or a ``(policy, theta)`` pair) for ``mdp``.
+
+    Shape (S, A), rows that are distributions, no mass on an infeasible action
+    (see :func:`pgexact.policies.as_probabilities`).
+    """
+    return as_probabilities(
+        pi, name, n_states=mdp.n_states, n_actions=mdp.n_actions, action_mask=mdp.action_mask
+    )

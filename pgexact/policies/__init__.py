@@ -1,5 +1,18 @@
-"""Parametrizations: a flat parameter vector theta -> a policy and its score. No dynamics here."""
+"""Parametrizations: a flat parameter vector theta -> a policy and its score. No dynamics here.
 
-from .softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
+Also the two ways of giving a policy directly as probabilities: :func:`as_probabilities` (the
+resolver of ``pi`` arguments: a matrix or a ``(policy, theta)`` pair) and :func:`deterministic`.
+"""
 
-__all__ = ["LinearSoftmax", "SoftmaxPolicy", "TabularSoftmax"]
+from .matrices import as_probabilities, deterministic
+from .softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax, log_softmax_rows, softmax_rows
+
+__all__ = [
+    "LinearSoftmax",
+    "SoftmaxPolicy",
+    "TabularSoftmax",
+    "as_probabilities",
+    "deterministic",
+    "log_softmax_rows",
+    "softmax_rows",
+]
