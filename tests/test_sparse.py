@@ -21,6 +21,7 @@ import warnings
 
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 from hypothesis import given, settings
@@ -36,6 +37,7 @@ from pgexact import (
     occupancy,
     policy_gradient,
     state_marginals,
+    stationary_distribution,
 )
 from pgexact.errors import NumericalError
 from pgexact.exact import discounted_visitation, fisher, fisher_vector_product
@@ -501,3 +503,76 @@ def test_blas_limited_to_one_thread_inside_the_solve():
     op = scipy.sparse.linalg.LinearOperator(M.shape, matvec=matvec, dtype=float)
     x, res = krylov_solve(op, np.ones(100) + np.arange(100), 1e-10, "test", gamma=0.9)
     assert res <= 1e-10 and seen and set(seen) == {1}
+
+
+# ---------------------------------------------------------------- stationary distribution
+def _dense_twin(mdp: FiniteMDP) -> FiniteMDP:
+    S, A = mdp.n_states, mdp.n_actions
+    return FiniteMDP(mdp.P.toarray().reshape(S, A, S), mdp.r, mdp.mu0, mdp.gamma)
+
+
+@pytest.mark.parametrize("k, seed", [(1, 0), (2, 1), (3, 2), (6, 3)])
+def test_sparse_stationary_distribution_matches_dense(k, seed):
+    mdp = sparse_random_mdp(60, 3, k, 0.9, seed=seed)
+    pi = np.random.default_rng(seed).dirichlet(np.ones(3), size=60)
+    dense = _dense_twin(mdp)
+    try:
+        nu_d = stationary_distribution(dense, pi)
+    except pgexact.errors.NotUniqueError:
+        with pytest.raises(pgexact.errors.NotUniqueError):
+            stationary_distribution(mdp, pi)
+        return
+    nu = stationary_distribution(mdp, pi)
+    # both sides solve a well-conditioned system of size <= 60 (rounding ~ 1e3 S eps)
+    assert np.max(np.abs(nu - nu_d)) <= 1e-10
+    assert np.max(np.abs(nu @ mdp.policy_transition(pi) - nu)) <= 1e-13
+
+
+def test_sparse_stationary_distribution_with_transient_states_and_gridworld():
+    # a slippery gridworld with its absorbing goal: all mass ends on the goal
+    g = gridworld(6, 7, gamma=0.9, sparse=True, goal=(2, 3))
+    pi = np.random.default_rng(0).dirichlet(np.ones(4), size=42)
+    nu = stationary_distribution(g, pi)
+    assert nu[2 * 7 + 3] == 1.0 and np.count_nonzero(nu) == 1
+    # a chain with transient states 0, 1 feeding a closed 3-cycle-with-slack {2, 3, 4}
+    P = np.zeros((5, 1, 5))
+    P[0, 0, [0, 1]] = 0.5
+    P[1, 0, [2, 0]] = [0.7, 0.3]
+    P[2, 0, [3, 2]] = [0.9, 0.1]
+    P[3, 0, 4] = 1.0
+    P[4, 0, [2, 3]] = [0.6, 0.4]
+    dense = FiniteMDP(P, np.zeros((5, 1)), np.full(5, 0.2), 0.9)
+    sp = to_sparse(dense)
+    nu_d, nu_s = stationary_distribution(dense, np.ones((5, 1))), stationary_distribution(sp, np.ones((5, 1)))
+    assert np.max(np.abs(nu_s - nu_d)) <= 1e-13 and nu_s[0] == nu_s[1] == 0.0
+    # by hand: nu3 = 0.9 nu2 + 0.4 nu4, nu4 = nu3, nu2 = 0.1 nu2 + 0.6 nu4 -> nu2 = 2/3 nu4
+    assert np.allclose(nu_s[2:], np.array([2 / 3, 1, 1]) / (8 / 3), atol=1e-15, rtol=0)
+
+
+def test_sparse_stationary_distribution_not_unique_and_never_dense(monkeypatch):
+    P = np.zeros((4, 1, 4))
+    P[0, 0, 1] = P[1, 0, 0] = 1.0  # closed class {0, 1}
+    P[2, 0, 2] = 1.0  # closed class {2}
+    P[3, 0, [0, 2]] = 0.5  # transient
+    sp = to_sparse(FiniteMDP(P, np.zeros((4, 1)), np.full(4, 0.25), 0.9))
+    with pytest.raises(pgexact.errors.NotUniqueError, match="2 closed classes"):
+        stationary_distribution(sp, np.ones((4, 1)))
+    # no dense (S, S) array is formed on the sparse path
+    monkeypatch.setattr(scipy.linalg, "svd", lambda *a, **k: pytest.fail("dense SVD used"))
+    # a 200 x 200 gridworld whose goal sends the agent back to the start: irreducible, S = 40000
+    g = gridworld(200, 200, gamma=0.9, sparse=True, slip=0.5)
+    P = g.P.tocoo()
+    goal_rows = np.arange(4 * 39999, 4 * 40000)
+    keep = ~np.isin(P.row, goal_rows)
+    P = scipy.sparse.csr_array(
+        (np.concatenate((P.data[keep], np.ones(4))),
+         (np.concatenate((P.row[keep], goal_rows)), np.concatenate((P.col[keep], np.zeros(4, int))))),
+        shape=P.shape,
+    )
+    loop = FiniteMDP(P, g.r, g.mu0, 0.9)
+    W = np.random.default_rng(1).dirichlet(np.ones(4), size=40000)
+    nu = stationary_distribution(loop, W)
+    P_pi = loop.policy_transition(W)
+    assert np.all(nu > 0) and abs(nu.sum() - 1) <= 1e-12
+    # balance to rounding: ||nu P - nu||_1 ~ S eps max(nu) (LU backward error)
+    assert np.abs(nu @ P_pi - nu).sum() <= 1e3 * 40000 * EPS * nu.max()
