@@ -1,32 +1,28 @@
-"""Exact J and grad J on a sparse 1000 x 1000 slippery gridworld (S = 1e6, A = 4, gamma = 0.99).
+"""Exact J and grad J on a sparse slippery gridworld (1000 x 1000: S = 1e6, A = 4, gamma = 0.99).
 
-Target (issue 7): exact J and grad J of a random TabularSoftmax policy to a relative residual of
-1e-8 in <= 20 s and <= 3 GB peak memory on a 2-core machine. The time is printed against one
-BiCGSTAB solve of the same system (I - gamma P_pi) V = r_pi, measured in the same run.
+Targets: J and grad J of a random TabularSoftmax policy to a relative residual of 1e-8 within 20 s
+on a 2-core machine, for any instance (rewards r[s, a] ~ N(0, 1), mu0 proportional to uniform
+random weights, theta ~ N(0, 2^2): all drawn from ``--seed``), and at most 2x slower while one
+other CPU-bound process runs on the machine. The benchmark interleaves runs without and with a
+competing process (a Python busy loop, started and stopped by the benchmark) and reports the
+medians, their ratio, the CPU time (user + sys) of each run, the achieved residuals recomputed
+from an independently assembled I - gamma P_pi, and the peak RSS.
 
-J and grad J come from one :func:`pgexact.evaluate` (two Krylov solves: V and the occupancy),
-then the policy gradient theorem's weights contracted with the tabular score, exactly as
-:func:`pgexact.policy_gradient` does. The achieved residuals are recomputed here from an
-independently assembled I - gamma P_pi.
-
-Usage: ``python benchmarks/bench_sparse.py [--side 1000] [--tol 1e-8]``
-
-Note: the Krylov loop is dominated by memory-bound vector operations; on a machine whose cores
-are busy, a multi-threaded BLAS can make these much slower (set OPENBLAS_NUM_THREADS=1 then).
+Usage: ``python benchmarks/bench_sparse.py [--side 1000] [--tol 1e-8] [--seed 0] [--repeats 1]``
 """
 
 from __future__ import annotations
 
 import argparse
 import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
 import scipy.sparse
-import scipy.sparse.linalg
 
-from pgexact import FiniteMDP, TabularSoftmax, evaluate
-from pgexact.exact.gradients import gradient_weights
+from pgexact import FiniteMDP, TabularSoftmax, value_and_gradient
 from pgexact.mdps import gridworld
 
 
@@ -34,61 +30,83 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def build(side: int, gamma: float, seed: int) -> tuple[FiniteMDP, TabularSoftmax, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    S = side * side
+    grid = gridworld(side, side, gamma=gamma, slip=0.1, sparse=True,
+                     goal=tuple(int(c) for c in rng.integers(0, side, 2)))
+    w = rng.random(S)
+    mdp = FiniteMDP(grid.P, rng.standard_normal((S, 4)), w / w.sum(), gamma)
+    policy = TabularSoftmax(S, 4)
+    theta = 2.0 * rng.standard_normal(policy.n_params)
+    return mdp, policy, theta
+
+
+def residuals(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, rho: np.ndarray) -> tuple[float, float]:
+    """Relative residuals of both systems, with I - gamma P_pi assembled by a sparse product."""
+    S, A = mdp.n_states, mdp.n_actions
+    rows = np.repeat(np.arange(S), A)
+    avg = scipy.sparse.csr_array((pi.reshape(-1), (rows, np.arange(S * A))), shape=(S, S * A))
+    M = scipy.sparse.eye_array(S, format="csr") - mdp.gamma * (avg @ mdp.P)
+    r_pi = np.einsum("sa,sa->s", pi, mdp.r)
+    return (float(np.linalg.norm(r_pi - M @ V) / np.linalg.norm(r_pi)),
+            float(np.linalg.norm(mdp.mu0 - M.T @ rho) / np.linalg.norm(mdp.mu0)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=1000)
     ap.add_argument("--tol", type=float, default=1e-8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gamma", type=float, default=0.99)
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved pairs (quiet, loaded)")
     args = ap.parse_args()
-    side, tol, gamma = args.side, args.tol, 0.99
 
     t0 = time.perf_counter()
-    # goal 20 cells right and down of the centre; every non-goal step costs 0.01; episodes start
-    # uniformly anywhere on the grid (so the occupancy covers the whole grid)
-    c = side // 2
-    goal = (min(c + 20, side - 1), min(c + 20, side - 1))
-    grid = gridworld(side, side, gamma=gamma, slip=0.1, sparse=True, goal=goal, step_reward=-0.01)
-    mdp = FiniteMDP(grid.P, grid.r, np.full(side * side, 1.0 / (side * side)), gamma)
-    del grid
-    t_build = time.perf_counter() - t0
-    S, A = mdp.n_states, mdp.n_actions
-    policy = TabularSoftmax(S, A)
-    theta = np.random.default_rng(args.seed).standard_normal(policy.n_params)
-    print(f"sparse gridworld {side}x{side}: S={S}, A={A}, gamma={gamma}, nnz(P)={mdp.P.nnz}, "
-          f"built and validated in {t_build:.2f} s")
+    mdp, policy, theta = build(args.side, args.gamma, args.seed)
+    print(f"slippery gridworld {args.side}x{args.side}: S={mdp.n_states}, A=4, gamma={args.gamma}, "
+          f"nnz(P)={mdp.P.nnz}, seed={args.seed}; built in {time.perf_counter() - t0:.1f} s")
 
-    # --- exact J and grad J (the library)
-    t0 = time.perf_counter()
+    def run() -> tuple[float, float, object]:
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        J, grad = value_and_gradient(mdp, policy, theta, tol=args.tol)
+        return time.perf_counter() - t0, cpu_seconds() - c0, (J, grad)
+
+    quiet, loaded = [], []
+    for _ in range(args.repeats):
+        wall, cpu, (J, grad) = run()
+        quiet.append(wall)
+        print(f"  quiet : {wall:6.2f} s wall, {cpu:6.2f} s CPU", flush=True)
+        hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            time.sleep(0.5)
+            wall, cpu, _ = run()
+        finally:
+            hog.kill()
+            hog.wait()
+        loaded.append(wall)
+        print(f"  loaded: {wall:6.2f} s wall, {cpu:6.2f} s CPU (one busy process running)",
+              flush=True)
+
+    # the achieved residuals, from the library's own V and occupancy
+    from pgexact import evaluate
+
     pi = policy.probs(theta)
-    ev = evaluate(mdp, pi, tol=tol)
-    grad = policy.score_contract(theta, gradient_weights(mdp, pi, ev))
-    t_exact = time.perf_counter() - t0
-
-    # --- reference: one BiCGSTAB solve of the same system, assembled independently
-    rows = np.repeat(np.arange(S), A)
-    P_pi = scipy.sparse.csr_array(
-        scipy.sparse.diags_array(pi.reshape(-1)) @ mdp.P, copy=False
-    )  # rows s*A + a scaled by pi(a|s)
-    P_pi = scipy.sparse.csr_array((np.ones(S * A), (rows, np.arange(S * A))), shape=(S, S * A)) @ P_pi
-    M = (scipy.sparse.eye_array(S, format="csr") - gamma * P_pi).tocsr()
-    r_pi = np.einsum("sa,sa->s", pi, mdp.r)
-    t0 = time.perf_counter()
-    V_ref, info = scipy.sparse.linalg.bicgstab(M, r_pi, rtol=tol, atol=0.0, maxiter=100_000)
-    t_ref = time.perf_counter() - t0
-    rho = ev.d / (1 - gamma)
-    res_V = np.linalg.norm(r_pi - M @ ev.V) / np.linalg.norm(r_pi)
-    res_rho = np.linalg.norm(mdp.mu0 - M.T @ rho) / np.linalg.norm(mdp.mu0)
-    peak = peak_rss_mb()
-
-    print(f"exact J and grad J (evaluate + policy gradient theorem): {t_exact:.2f} s")
-    print(f"one BiCGSTAB solve of (I - gamma P_pi) V = r_pi (reference, info={info}): {t_ref:.2f} s")
-    print(f"ratio exact / one solve: {t_exact / t_ref:.2f}x")
-    print(f"J = {ev.J:.12g}; |J - mu0 . V_ref| = {abs(ev.J - mdp.mu0 @ V_ref):.3g}; "
-          f"||grad J||_2 = {np.linalg.norm(grad):.6g}")
+    ev = evaluate(mdp, pi, tol=args.tol)
+    res_V, res_rho = residuals(mdp, pi, ev.V, ev.d / (1.0 - mdp.gamma))
+    tq, tl = float(np.median(quiet)), float(np.median(loaded))
+    print(f"J = {J:.12g}, ||grad J||_2 = {np.linalg.norm(grad):.6g}, J - mu0.V = "
+          f"{abs(J - mdp.mu0 @ ev.V):.2g}")
     print(f"achieved relative residuals: reported {ev.residual:.3g}; recomputed V {res_V:.3g}, "
-          f"occupancy {res_rho:.3g} (target {tol:g})")
-    print(f"peak RSS: {peak:.0f} MB (target <= 3072 MB); exact time target <= 20 s: "
-          f"{'met' if t_exact <= 20 and peak <= 3072 else 'NOT met'}")
+          f"occupancy {res_rho:.3g} (tol {args.tol:g})")
+    print(f"J + grad J: {tq:.2f} s (median, target <= 20 s: {'met' if tq <= 20 else 'NOT met'}); "
+          f"with one CPU-bound competitor {tl:.2f} s, slowdown {tl / tq:.2f}x (target <= 2x: "
+          f"{'met' if tl <= 2 * tq else 'NOT met'}); peak RSS {peak_rss_mb():.0f} MB")
 
 
 if __name__ == "__main__":

@@ -17,9 +17,13 @@ Finite horizons involve no solve: sparse and dense agree to rounding.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+import scipy.linalg
 import scipy.sparse
+import scipy.sparse.linalg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,6 +37,7 @@ from pgexact import (
     occupancy,
     policy_gradient,
     state_marginals,
+    stationary_distribution,
 )
 from pgexact.errors import NumericalError
 from pgexact.exact import discounted_visitation, fisher, fisher_vector_product
@@ -313,7 +318,7 @@ def test_bad_tol(tol, exc):
 def test_unreachable_tol_raises_numerical_error():
     """A relative residual of 1e-30 is below rounding (~1e-16): the solve must say it failed."""
     mdp = gridworld(8, 8, gamma=0.99, slip=0.2, sparse=True, step_reward=-1.0)
-    with pytest.raises(NumericalError, match=r"did not reach the relative residual tol=1e-30"):
+    with pytest.raises(NumericalError, match=r"tol=1e-30 is below the relative accuracy.*loosen tol"):
         evaluate(mdp, np.full((64, 4), 0.25), tol=1e-30)
 
 
@@ -348,3 +353,226 @@ def test_verification_tools_accept_sparse(mdp, data):
         mdp, policy, theta
     )
     assert_close(fa.bellman_derivative, fb.bellman_derivative, 1e-12, "bellman derivative")
+
+
+# ---------------------------------------------------------------- convergence on hard instances
+def independent_residuals(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, rho: np.ndarray):
+    """Relative residuals of both systems with I - gamma P_pi assembled by a sparse product
+    (not the row-regrouping the solver uses)."""
+    S, A = mdp.n_states, mdp.n_actions
+    avg = scipy.sparse.csr_array(
+        (pi.reshape(-1), (np.repeat(np.arange(S), A), np.arange(S * A))), shape=(S, S * A)
+    )
+    M = scipy.sparse.eye_array(S, format="csr") - mdp.gamma * (avg @ scipy.sparse.csr_array(mdp.P))
+    r_pi = np.einsum("sa,sa->s", pi, mdp.r)
+    return (np.linalg.norm(r_pi - M @ V) / np.linalg.norm(r_pi),
+            np.linalg.norm(mdp.mu0 - M.T @ rho) / np.linalg.norm(mdp.mu0))
+
+
+def sparse_random_mdp(S: int, A: int, k: int, gamma: float, seed: int) -> FiniteMDP:
+    """Random MDP with k next states per (s, a): P (S*A, S) CSR, Dirichlet(1) probabilities."""
+    rng = np.random.default_rng(seed)
+    cols = np.stack([rng.choice(S, size=k, replace=False) for _ in range(S * A)])
+    P = scipy.sparse.csr_array(
+        (rng.dirichlet(np.ones(k), size=S * A).ravel(), cols.ravel(), np.arange(0, S * A * k + 1, k)),
+        shape=(S * A, S),
+    )
+    return FiniteMDP(P, rng.standard_normal((S, A)), rng.dirichlet(np.ones(S)), gamma)
+
+
+def grid_instance(side, gamma, seed, *, slip=0.1, mu0="uniform", theta_scale=2.0, r_scale=1.0):
+    rng = np.random.default_rng(seed)
+    S = side * side
+    g = gridworld(side, side, gamma=gamma, slip=slip, sparse=True,
+                  goal=tuple(int(c) for c in rng.integers(0, side, 2)))
+    if mu0 == "uniform":
+        m = np.full(S, 1.0 / S)
+    elif mu0 == "corner":
+        m = np.zeros(S)
+        m[0] = 1.0
+    else:
+        m = rng.dirichlet(np.full(S, 0.1))
+    mdp = FiniteMDP(g.P, r_scale * rng.standard_normal((S, 4)), m, gamma)
+    pol = TabularSoftmax(S, 4)
+    return mdp, pol.probs(theta_scale * rng.standard_normal(pol.n_params))
+
+
+def check_converged(mdp, pi, tol):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no scipy or numpy warning may leak
+        ev = evaluate(mdp, pi, tol=tol)
+    res_V, res_rho = independent_residuals(mdp, pi, ev.V, ev.d / (1 - mdp.gamma))
+    # the recomputed residuals differ from the reported ones by rounding only
+    assert res_V <= tol * (1 + 1e-6) + 1e-14 and res_rho <= tol * (1 + 1e-6) + 1e-14, (res_V, res_rho)
+    assert ev.residual <= tol
+    return ev
+
+
+def test_adjoint_with_uniform_mu0_breaks_scipy_bicgstab_and_converges_here():
+    """300 x 300 slippery gridworld, gamma = 0.99, random rewards, uniform mu0: the adjoint system
+    makes BiCGSTAB with the default shadow residual r0 break down (1 is a left eigenvector of
+    (I - gamma P_pi)^T); the solver converges on both systems."""
+    mdp, pi = grid_instance(300, 0.99, seed=0, theta_scale=1.0)
+    P_pi = mdp.policy_transition(pi)
+    MT = (scipy.sparse.eye_array(mdp.n_states, format="csr") - 0.99 * P_pi).T.tocsr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        x, info = scipy.sparse.linalg.bicgstab(MT, mdp.mu0, rtol=1e-8, atol=0.0, maxiter=2000)
+    assert info != 0 or np.linalg.norm(mdp.mu0 - MT @ x) > 1e-8 * np.linalg.norm(mdp.mu0)
+    check_converged(mdp, pi, 1e-8)
+
+
+@pytest.mark.parametrize("gamma", [0.9, 0.99, 0.999])
+@pytest.mark.parametrize("seed, case", enumerate([
+    dict(side=40),                                          # uniform mu0
+    dict(side=40, mu0="corner", theta_scale=6.0),           # point mass, near-deterministic policy
+    dict(side=30, slip=0.0, theta_scale=20.0),              # deterministic: cycles of P_pi
+    dict(side=25, mu0="dirichlet", r_scale=1e150),          # huge rewards
+    dict(side=25, mu0="dirichlet", r_scale=1e-150),         # tiny rewards
+]))
+def test_gridworlds_converge(seed, case, gamma):
+    mdp, pi = grid_instance(gamma=gamma, seed=seed + int(1000 * gamma), **case)
+    check_converged(mdp, pi, 1e-10)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 0.99, 0.999])
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_random_sparse_mdps_converge_and_match_dense(k, gamma):
+    mdp = sparse_random_mdp(400, 3, k, gamma, seed=10 * k + int(1000 * gamma))
+    rng = np.random.default_rng(k)
+    pi = rng.dirichlet(np.full(3, 0.3), size=400)
+    ev = check_converged(mdp, pi, 1e-10)
+    dense = FiniteMDP(mdp.P.toarray().reshape(400, 3, 400), mdp.r, mdp.mu0, gamma)
+    ev_d = evaluate(dense, pi)
+    eV, erho = solve_error_bounds(dense, pi, 1e-10)
+    assert_close(ev.V, ev_d.V, eV, "V")
+    assert_close(ev.d, ev_d.d, (1 - gamma) * erho, "d")
+
+
+def test_constant_rewards_and_mu0_on_an_absorbing_state():
+    """r_pi proportional to 1 (an eigenvector of I - gamma P_pi: the exact answer after one step)
+    and mu0 a point mass on the absorbing goal (rho = e_goal / (1 - gamma))."""
+    g = gridworld(20, 20, gamma=0.99, sparse=True)
+    mu0 = np.zeros(400)
+    mu0[-1] = 1.0
+    mdp = FiniteMDP(g.P, np.full((400, 4), -1.0), mu0, 0.99)
+    ev = check_converged(mdp, np.full((400, 4), 0.25), 1e-12)
+    assert np.allclose(ev.V, -100.0, rtol=1e-10)
+    assert np.allclose(ev.d, mu0, atol=1e-12)
+
+
+@pytest.mark.parametrize("skip", [("bicgstab",), ("bicgstab", "lgmres")])
+def test_fallbacks_converge_on_their_own(monkeypatch, skip):
+    """Each later method of the chain reaches tol by itself from where the earlier one stopped."""
+    from pgexact.exact import _krylov
+
+    if "bicgstab" in skip:
+        monkeypatch.setattr(_krylov, "_bicgstab", lambda sv, tol, alpha, max_iter: "no progress (test)")
+    if "lgmres" in skip:
+        monkeypatch.setattr(_krylov, "_lgmres", lambda sv, tol, max_products: "no progress (test)")
+    mdp, pi = grid_instance(15, 0.99, seed=3)
+    check_converged(mdp, pi, 1e-9)
+
+
+def test_failure_names_the_system_and_gives_advice(monkeypatch):
+    from pgexact.exact import _krylov
+
+    monkeypatch.setattr(_krylov, "_bicgstab", lambda sv, tol, alpha, max_iter: "breakdown (test)")
+    monkeypatch.setattr(_krylov, "_lgmres", lambda sv, tol, max_products: "no progress (test)")
+    monkeypatch.setattr(_krylov, "_MAX_RICHARDSON_WORK", 0.0)
+    mdp, pi = grid_instance(10, 0.99, seed=4)
+    with pytest.raises(NumericalError, match=r"\(I - gamma P_pi\) V = r_pi.*BiCGSTAB: breakdown"
+                                             r".*fixed-point iteration not tried.*loosen tol"):
+        evaluate(mdp, pi, tol=1e-8)
+
+
+def test_blas_limited_to_one_thread_inside_the_solve():
+    from threadpoolctl import threadpool_info
+
+    from pgexact.exact._krylov import krylov_solve
+
+    mdp, pi = grid_instance(10, 0.9, seed=5)
+    M = scipy.sparse.eye_array(100, format="csr") - 0.9 * mdp.policy_transition(pi)
+    seen = []
+
+    def matvec(x):
+        seen.append(max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"),
+                        default=1))
+        return M @ x
+
+    op = scipy.sparse.linalg.LinearOperator(M.shape, matvec=matvec, dtype=float)
+    x, res = krylov_solve(op, np.ones(100) + np.arange(100), 1e-10, "test", gamma=0.9)
+    assert res <= 1e-10 and seen and set(seen) == {1}
+
+
+# ---------------------------------------------------------------- stationary distribution
+def _dense_twin(mdp: FiniteMDP) -> FiniteMDP:
+    S, A = mdp.n_states, mdp.n_actions
+    return FiniteMDP(mdp.P.toarray().reshape(S, A, S), mdp.r, mdp.mu0, mdp.gamma)
+
+
+@pytest.mark.parametrize("k, seed", [(1, 0), (2, 1), (3, 2), (6, 3)])
+def test_sparse_stationary_distribution_matches_dense(k, seed):
+    mdp = sparse_random_mdp(60, 3, k, 0.9, seed=seed)
+    pi = np.random.default_rng(seed).dirichlet(np.ones(3), size=60)
+    dense = _dense_twin(mdp)
+    try:
+        nu_d = stationary_distribution(dense, pi)
+    except pgexact.errors.NotUniqueError:
+        with pytest.raises(pgexact.errors.NotUniqueError):
+            stationary_distribution(mdp, pi)
+        return
+    nu = stationary_distribution(mdp, pi)
+    # both sides solve a well-conditioned system of size <= 60 (rounding ~ 1e3 S eps)
+    assert np.max(np.abs(nu - nu_d)) <= 1e-10
+    assert np.max(np.abs(nu @ mdp.policy_transition(pi) - nu)) <= 1e-13
+
+
+def test_sparse_stationary_distribution_with_transient_states_and_gridworld():
+    # a slippery gridworld with its absorbing goal: all mass ends on the goal
+    g = gridworld(6, 7, gamma=0.9, sparse=True, goal=(2, 3))
+    pi = np.random.default_rng(0).dirichlet(np.ones(4), size=42)
+    nu = stationary_distribution(g, pi)
+    assert nu[2 * 7 + 3] == 1.0 and np.count_nonzero(nu) == 1
+    # a chain with transient states 0, 1 feeding a closed 3-cycle-with-slack {2, 3, 4}
+    P = np.zeros((5, 1, 5))
+    P[0, 0, [0, 1]] = 0.5
+    P[1, 0, [2, 0]] = [0.7, 0.3]
+    P[2, 0, [3, 2]] = [0.9, 0.1]
+    P[3, 0, 4] = 1.0
+    P[4, 0, [2, 3]] = [0.6, 0.4]
+    dense = FiniteMDP(P, np.zeros((5, 1)), np.full(5, 0.2), 0.9)
+    sp = to_sparse(dense)
+    nu_d, nu_s = stationary_distribution(dense, np.ones((5, 1))), stationary_distribution(sp, np.ones((5, 1)))
+    assert np.max(np.abs(nu_s - nu_d)) <= 1e-13 and nu_s[0] == nu_s[1] == 0.0
+    # by hand: nu3 = 0.9 nu2 + 0.4 nu4, nu4 = nu3, nu2 = 0.1 nu2 + 0.6 nu4 -> nu2 = 2/3 nu4
+    assert np.allclose(nu_s[2:], np.array([2 / 3, 1, 1]) / (8 / 3), atol=1e-15, rtol=0)
+
+
+def test_sparse_stationary_distribution_not_unique_and_never_dense(monkeypatch):
+    P = np.zeros((4, 1, 4))
+    P[0, 0, 1] = P[1, 0, 0] = 1.0  # closed class {0, 1}
+    P[2, 0, 2] = 1.0  # closed class {2}
+    P[3, 0, [0, 2]] = 0.5  # transient
+    sp = to_sparse(FiniteMDP(P, np.zeros((4, 1)), np.full(4, 0.25), 0.9))
+    with pytest.raises(pgexact.errors.NotUniqueError, match="2 closed classes"):
+        stationary_distribution(sp, np.ones((4, 1)))
+    # no dense (S, S) array is formed on the sparse path
+    monkeypatch.setattr(scipy.linalg, "svd", lambda *a, **k: pytest.fail("dense SVD used"))
+    # a 200 x 200 gridworld whose goal sends the agent back to the start: irreducible, S = 40000
+    g = gridworld(200, 200, gamma=0.9, sparse=True, slip=0.5)
+    P = g.P.tocoo()
+    goal_rows = np.arange(4 * 39999, 4 * 40000)
+    keep = ~np.isin(P.row, goal_rows)
+    P = scipy.sparse.csr_array(
+        (np.concatenate((P.data[keep], np.ones(4))),
+         (np.concatenate((P.row[keep], goal_rows)), np.concatenate((P.col[keep], np.zeros(4, int))))),
+        shape=P.shape,
+    )
+    loop = FiniteMDP(P, g.r, g.mu0, 0.9)
+    W = np.random.default_rng(1).dirichlet(np.ones(4), size=40000)
+    nu = stationary_distribution(loop, W)
+    P_pi = loop.policy_transition(W)
+    assert np.all(nu > 0) and abs(nu.sum() - 1) <= 1e-12
+    # balance to rounding: ||nu P - nu||_1 ~ S eps max(nu) (LU backward error)
+    assert np.abs(nu @ P_pi - nu).sum() <= 1e3 * 40000 * EPS * nu.max()

@@ -24,6 +24,7 @@ from ..errors import NotUniqueError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
 from ._krylov import check_tol, sparse_discounted_solve
+from ._sparse_stationary import sparse_stationary_distribution
 
 __all__ = [
     "Evaluation",
@@ -275,7 +276,10 @@ def _visitation_mass(mdp: FiniteMDP) -> float:
 def stationary_distribution(mdp: FiniteMDP, pi: Any) -> np.ndarray:
     r"""The stationary distribution :math:`\nu = \nu P_\pi` of the chain under ``pi``, shape (S,).
 
-    Computed as the null space of :math:`(P_\pi^\top - I)` (SVD, ``scipy.linalg.null_space``).
+    Computed as the null space of :math:`(P_\pi^\top - I)` (SVD, ``scipy.linalg.null_space``);
+    for a sparse ``P``, from the closed classes of the chain's graph and a sparse LU of the balance
+    equations, never forming an S x S dense matrix (see
+    :mod:`pgexact.exact._sparse_stationary`).
 
     Raises
     ------
@@ -295,6 +299,8 @@ def stationary_distribution(mdp: FiniteMDP, pi: Any) -> np.ndarray:
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
+    if mdp.is_sparse:  # graph of the chain + sparse LU (no S x S dense matrix)
+        return sparse_stationary_distribution(mdp.policy_transition(pi))
     P_pi = mdp.policy_transition(pi)
     S = mdp.n_states
     # Singular values of P_pi^T - I below 1e3 * S * eps * max(sv) count as zero: P_pi is exactly
