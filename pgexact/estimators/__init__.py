@@ -34,6 +34,7 @@ from .exact_moments import (
     gae_expected_advantage,
     gae_expected_gradient,
 )
+from .baselines import OptimalBaselines, optimal_baselines
 from .moments import ESTIMATORS, EstimatorMoments, estimator_moments
 from .stats import MeanTest, StreamedMean, mean_test, streaming_mean
 
@@ -42,6 +43,7 @@ __all__ = [
     "Estimate",
     "EstimatorMoments",
     "MeanTest",
+    "OptimalBaselines",
     "StreamedMean",
     "advantage",
     "constant_baseline",
@@ -60,6 +62,7 @@ __all__ = [
     "n_step",
     "n_step_returns",
     "normalized_advantage",
+    "optimal_baselines",
     "reinforce",
     "reward_to_go",
     "rewards_to_go",
