@@ -40,6 +40,7 @@ from .exact import (
 # --- LQR (issue 3)
 from . import lqr
 from .lqr import LQR, LinearGaussian
+from . import average  # the average-reward objective (unichain)
 
 # --- sampling: rollout kernel and estimators (issue 4)
 from .sampling import Trajectories, rollout, rollout_chunks
