@@ -42,6 +42,7 @@ from .exact import (
 # --- LQR
 from . import lqr
 from .lqr import LQR, LinearGaussian
+from . import average  # the average-reward objective (unichain)
 
 # --- sampling: rollout kernel and estimators
 from .sampling import Trajectories, rollout, rollout_chunks

@@ -4,7 +4,8 @@ Gradient estimators take sampled :class:`~pgexact.Trajectories` (from :func:`pge
 a softmax parametrization and θ, and return an :class:`Estimate` (per-episode terms, mean,
 standard error). Advantage targets (:func:`gae`, :func:`n_step_returns`, :func:`td_errors`) work
 on plain arrays. :mod:`~pgexact.estimators.exact_moments` computes estimators' exact means and
-variances (enumeration, recursions); :mod:`~pgexact.estimators.stats` tests sampled means
+variances by enumeration, :mod:`~pgexact.estimators.moments` by recursions over time and state
+(:func:`estimator_moments`); :mod:`~pgexact.estimators.stats` tests sampled means
 against exact values with a stated false-alarm probability.
 """
 
@@ -33,15 +34,21 @@ from .exact_moments import (
     gae_expected_advantage,
     gae_expected_gradient,
 )
+from .baselines import OptimalBaselines, optimal_baselines
+from .moments import ESTIMATORS, EstimatorMoments, estimator_moments
 from .stats import MeanTest, StreamedMean, mean_test, streaming_mean
 
 __all__ = [
+    "ESTIMATORS",
     "Estimate",
+    "EstimatorMoments",
     "MeanTest",
+    "OptimalBaselines",
     "StreamedMean",
     "advantage",
     "constant_baseline",
     "enumerate_trajectories",
+    "estimator_moments",
     "exact_covariance",
     "exact_mean",
     "fisher_estimate",
@@ -55,6 +62,7 @@ __all__ = [
     "n_step",
     "n_step_returns",
     "normalized_advantage",
+    "optimal_baselines",
     "reinforce",
     "reward_to_go",
     "rewards_to_go",

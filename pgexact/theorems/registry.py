@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 #: Modules (relative to ``pgexact.theorems``) whose import registers theorems.
-THEOREM_MODULES: tuple[str, ...] = ("finite", "lqr", "estimators", "updates")
+THEOREM_MODULES: tuple[str, ...] = ("finite", "lqr", "estimators", "updates", "baselines", "average", "convergence")
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
 #: the theorem's tolerance.

@@ -1,0 +1,226 @@
+r"""The average-reward objective on unichain finite MDPs: gain, bias, differential values, gradient.
+
+For a stationary policy π with transition matrix :math:`P_\pi` and reward :math:`r_\pi`:
+
+.. math::
+    \rho_\pi = \lim_{T\to\infty} \frac1T E\sum_{t<T} r(s_t, a_t) = d_\pi^\top r_\pi, \qquad
+    h + \rho 1 = r_\pi + P_\pi h,\quad d_\pi^\top h = 0,
+
+    Q(s, a) = r(s, a) - \rho + \sum_{s'} P(s'|s, a) h(s'), \qquad A = Q - h,
+
+with :math:`d_\pi` the stationary distribution (:math:`d_\pi^\top P_\pi = d_\pi^\top`), which is the
+occupancy measure of this objective, and the gradient (Sutton, McAllester, Singh & Mansour 2000,
+Theorem 1, average-reward formulation)
+
+.. math:: \nabla_\theta\rho = \sum_s d_\pi(s) \sum_a \nabla_\theta\pi(a|s)\, Q(s, a).
+
+Sources: Puterman (1994), "Markov Decision Processes", sec. 8.2 (gain, bias, the Laurent
+expansion :math:`V_\gamma = \rho/(1-\gamma) + h + O(1-\gamma)`) and sec. 8.3 (unichain models);
+the course notes, "Policy gradient" notes, the remark that the objective is an expectation over
+the stationary distribution — exact in this setting. **The model's γ and horizon are ignored**:
+this objective has no discount (the γ of a :class:`~pgexact.FiniteMDP` is required by its
+constructor and is only used by the discounted functions).
+
+The formulas need a *unichain* policy: a single closed (recurrent) class of :math:`P_\pi`,
+plus any transient states. Otherwise the gain depends on the start state and
+:class:`MultichainError` is raised, naming the closed classes found (strongly connected
+components of the support of :math:`P_\pi` that no transition leaves).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+from scipy.sparse.csgraph import connected_components
+
+from .exact._checks import check_policy_theta
+from .models.finite_mdp import FiniteMDP, check_mdp, check_pi
+from .policies.softmax import SoftmaxPolicy
+
+__all__ = ["AverageEvaluation", "MultichainError", "closed_classes", "evaluate", "policy_gradient", "MAX_DENSE_STATES"]
+
+#: Largest number of states solved with dense LU (the chain is densified).
+MAX_DENSE_STATES = 8000
+
+
+class MultichainError(ValueError):
+    """The chain under the policy has more than one closed class: the gain is not a single number.
+
+    Attributes
+    ----------
+    classes : list of numpy.ndarray
+        The closed classes (state indices), at least two.
+    """
+
+    def __init__(self, classes: list[np.ndarray]) -> None:
+        self.classes = classes
+        shown = "; ".join(
+            "{" + ", ".join(str(int(s)) for s in c[:8]) + (", ..." if len(c) > 8 else "") + "}" for c in classes[:4]
+        )
+        more = f" and {len(classes) - 4} more" if len(classes) > 4 else ""
+        super().__init__(
+            f"the chain under pi is multichain: {len(classes)} closed classes of states ({shown}{more}); "
+            "the average reward depends on the start state and pgexact.average needs a unichain policy "
+            "(one closed class). Use a policy that reaches one class from everywhere, or the discounted objective"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class AverageEvaluation:
+    r"""Exact average-reward quantities of a unichain policy (arrays read-only).
+
+    Attributes
+    ----------
+    rho : float
+        The gain :math:`\rho = d^\top r_\pi`.
+    h : numpy.ndarray, shape (S,)
+        The bias (differential value), normalized by :math:`d^\top h = 0`.
+    Q : numpy.ndarray, shape (S, A)
+        Differential action values :math:`r - \rho + P h`.
+    A : numpy.ndarray, shape (S, A)
+        Advantages :math:`Q - h`.
+    d : numpy.ndarray, shape (S,)
+        The stationary distribution (the occupancy measure of the objective).
+    """
+
+    rho: float
+    h: np.ndarray
+    Q: np.ndarray
+    A: np.ndarray
+    d: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("h", "Q", "A", "d"):
+            getattr(self, name).flags.writeable = False
+
+
+def _dense_chain(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
+    S = mdp.n_states
+    if S > MAX_DENSE_STATES:
+        raise MemoryError(
+            f"pgexact.average solves dense S x S systems; S={S} > MAX_DENSE_STATES={MAX_DENSE_STATES} "
+            f"would need {8 * S * S / 2**30:.1f} GiB per matrix"
+        )
+    P_pi = mdp.policy_transition(pi)
+    return P_pi.toarray() if scipy.sparse.issparse(P_pi) else np.asarray(P_pi)
+
+
+def closed_classes(P_pi: Any) -> list[np.ndarray]:
+    r"""The closed classes of a stochastic matrix: strongly connected components no transition leaves.
+
+    Parameters
+    ----------
+    P_pi : array_like or sparse matrix, shape (S, S)
+
+    Returns
+    -------
+    list of numpy.ndarray
+        Sorted state indices of each closed (recurrent) class; the chain is unichain iff there
+        is exactly one. The number of classes is the multiplicity of the eigenvalue 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> closed_classes(np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]]))
+    [array([0]), array([2])]
+    """
+    G = scipy.sparse.csr_array(P_pi)
+    G.data = (G.data > 0).astype(np.int8)
+    G.eliminate_zeros()
+    n, label = connected_components(G, directed=True, connection="strong")
+    coo = G.tocoo()
+    leaves = np.zeros(n, dtype=bool)
+    cross = label[coo.row] != label[coo.col]
+    leaves[label[coo.row[cross]]] = True
+    return [np.flatnonzero(label == c) for c in range(n) if not leaves[c]]
+
+
+def evaluate(mdp: FiniteMDP, pi: Any) -> AverageEvaluation:
+    r"""Gain, bias, differential Q and advantages, and the stationary distribution of a unichain policy.
+
+    .. math::
+        d^\top (I - P_\pi + 1 1^\top) = 1^\top, \quad \rho = d^\top r_\pi, \quad
+        (I - P_\pi + 1 d^\top) h = r_\pi - \rho 1
+
+    (the second matrix is nonsingular exactly for unichain :math:`P_\pi`, and its solution has
+    :math:`d^\top h = 0`; Puterman 1994, sec. 8.2 and Theorem A.7). The model's γ and horizon are
+    ignored (module docstring).
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+        Dense or sparse P (densified: at most :data:`MAX_DENSE_STATES` states).
+    pi : array_like, shape (S, A)
+        Policy matrix.
+
+    Returns
+    -------
+    AverageEvaluation
+
+    Raises
+    ------
+    MultichainError
+        If :math:`P_\pi` has more than one closed class.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import FiniteMDP
+    >>> P = np.array([[[0.0, 1.0]], [[1.0, 0.0]]])  # a 2-cycle, one action
+    >>> mdp = FiniteMDP(P, r=[[1.0], [3.0]], mu0=[1.0, 0.0], gamma=0.9)  # gamma is ignored
+    >>> ev = evaluate(mdp, np.ones((2, 1)))
+    >>> float(ev.rho), ev.d.round(12).tolist(), ev.h.round(12).tolist()
+    (2.0, [0.5, 0.5], [-0.5, 0.5])
+    """
+    mdp = check_mdp(mdp)
+    pi = check_pi(mdp, pi)
+    P_pi = _dense_chain(mdp, pi)
+    classes = closed_classes(P_pi)
+    if len(classes) > 1:
+        raise MultichainError(classes)
+    S = mdp.n_states
+    r_pi = mdp.policy_reward(pi)
+    one = np.ones(S)
+    with np.errstate(all="raise"):
+        d = scipy.linalg.solve((np.eye(S) - P_pi + 1.0).T, one)
+        d = np.clip(d, 0.0, None)
+        d /= d.sum()
+        rho = float(d @ r_pi)
+        h = scipy.linalg.solve(np.eye(S) - P_pi + np.outer(one, d), r_pi - rho)
+        Q = mdp.r - rho + mdp.expected_next(h)
+    return AverageEvaluation(rho=rho, h=h, Q=Q, A=Q - h[:, None], d=d)
+
+
+def policy_gradient(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.ndarray:
+    r"""The gradient of the gain, :math:`\nabla_\theta\rho = \sum_s d(s)\sum_a \nabla\pi(a|s) Q(s, a)`, shape (n_params,).
+
+    Computed as :math:`\sum_{s,a} d(s)\pi(a|s)\nabla\log\pi(a|s) Q(s, a)` (Sutton et al. 2000,
+    Theorem 1, average-reward case); the model's γ and horizon are ignored.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    policy : TabularSoftmax or LinearSoftmax
+    theta : array_like, shape (n_params,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(4, 2, gamma=0.9, seed=0)
+    >>> pol, theta = TabularSoftmax(4, 2), np.linspace(-1, 1, 8)
+    >>> g = policy_gradient(mdp, pol, theta)
+    >>> e = 1e-6 * np.eye(8)[3]
+    >>> fd = (evaluate(mdp, pol.probs(theta + e)).rho - evaluate(mdp, pol.probs(theta - e)).rho) / 2e-6
+    >>> bool(np.isclose(g[3], fd, rtol=1e-6, atol=1e-9))
+    True
+    """
+    mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+    pi = policy.probs(theta)
+    ev = evaluate(mdp, pi)
+    return policy.score_contract(theta, ev.d[:, None] * pi * ev.Q)

@@ -1,0 +1,73 @@
+"""Convergence theorems: the helpers against the exact core, the bounds on random instances, control power."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pgexact import FiniteMDP, TabularSoftmax, evaluate, occupancy, policy_gradient
+from pgexact.theorems import convergence as C
+from pgexact.theorems.registry import CONTROL_FACTOR, all_theorems, get
+from pgexact.updates import value_iteration
+
+IDS = ["convergence.softmax_pg_rate", "convergence.npg_rate", "convergence.gradient_domination",
+       "convergence.entropy_npg_linear", "convergence.pmd_linear", "convergence.cpi_improvement"]
+
+
+def _model(m: C.Tabular, start: np.ndarray) -> FiniteMDP:
+    return FiniteMDP(m.P, m.r, start, m.gamma)
+
+
+def test_helpers_agree_with_the_exact_core() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        m = C.random_tabular(rng, (0.5, 0.95))
+        theta = rng.standard_normal(m.r.shape)
+        pi = C.softmax(theta)
+        mdp = _model(m, m.mu)
+        ev = evaluate(mdp, pi)
+        V, Q = C.values(m, pi)
+        assert np.allclose(V, ev.V, atol=1e-12) and np.allclose(Q, ev.Q, atol=1e-12)
+        assert np.allclose(C.occupancy(m, pi, m.mu), occupancy(mdp, pi), atol=1e-12)
+        # the softmax PG step of softmax_pg_run is eta * grad V(mu)
+        d = C.occupancy(m, pi, m.mu)
+        grad = (d[:, None] * pi * (Q - V[:, None]) / (1 - m.gamma)).reshape(-1)
+        pol = TabularSoftmax(*m.r.shape)
+        assert np.allclose(grad, policy_gradient(mdp, pol, theta.reshape(-1)), atol=1e-12)
+        V_star, _ = C.optimal(m)
+        assert np.allclose(V_star, value_iteration(mdp).V, atol=1e-9)
+
+
+def test_soft_optimum_is_a_fixed_point_of_the_soft_npg_update() -> None:
+    rng = np.random.default_rng(1)
+    m = C.random_tabular(rng, (0.5, 0.9))
+    tau = 0.1
+    Q_star, logpi_star = C.soft_optimal(m, tau)
+    run = C.soft_npg_run(m, tau, 0.5 * (1 - m.gamma) / tau, logpi_star, 3)
+    assert np.max(run.errors) < 1e-11 and np.max(run.log_errors) < 1e-11
+    V, Q = C.values(m, np.exp(logpi_star), tau)
+    assert np.allclose(Q, Q_star, atol=1e-11)
+
+
+@pytest.mark.parametrize("theorem_id", IDS)
+def test_bound_holds_and_controls_have_power(theorem_id: str) -> None:
+    thm = get(theorem_id)
+    rng = np.random.default_rng(2024)
+    insts = [thm.instance(rng) for _ in range(40)]
+    outs = [thm.outcome(i) for i in insts]
+    assert max(o.residual for o in outs) <= thm.tolerance
+    assert 0 < max(o.ratio for o in outs) <= 1.0 + thm.tolerance  # the tightest ratio is reported
+    for c in thm.controls:
+        assert np.mean([c.residual(i) >= CONTROL_FACTOR * thm.tolerance for i in insts]) >= 0.9, c.name
+
+
+def test_registered() -> None:
+    ids = {t.id for t in all_theorems()}
+    assert set(IDS) <= ids
+
+
+def test_npg_bound_nearly_binds_somewhere() -> None:
+    # instances are chosen so that the bound is informative: some ratio above 0.2
+    thm = get("convergence.npg_rate")
+    rng = np.random.default_rng(3)
+    assert max(thm.outcome(thm.instance(rng)).ratio for _ in range(30)) > 0.2
