@@ -120,6 +120,14 @@ def test_values_advantages_occupancy_gradients_equal_central_differences() -> No
     assert abs((W.grad * E).sum().item() - fd) < 1e-8 * (1 + abs(fd))
 
 
+def test_works_under_torch_func_grad() -> None:
+    mdp = gridworld(3, 3, gamma=0.9, slip=0.2, step_reward=-0.1)
+    theta = np.random.default_rng(9).normal(size=36)
+    g = torch.func.grad(lambda W: pt.expected_return(mdp, torch.softmax(W, -1)))(torch.tensor(theta.reshape(9, 4)))
+    ref = policy_gradient(mdp, TabularSoftmax(9, 4), theta)
+    assert np.allclose(g.numpy().reshape(-1), ref, rtol=0, atol=1e-12 * np.abs(ref).max())
+
+
 def test_bad_input_is_refused_clearly() -> None:
     mdp = gridworld(3, 3, gamma=0.9)
     with pytest.raises(TypeError, match="pi has dtype torch.float32; pgexact computes in float64"):
