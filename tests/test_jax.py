@@ -177,3 +177,26 @@ def test_fisher_vector_product_of_an_mlp_matches_score_outer_products() -> None:
     pi = np.asarray(_policy(params, obs))
     ref = np.einsum("s,sa,sak,sal->kl", occupancy(mdp, pi), pi, score, score)
     assert np.allclose(F, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+
+
+def test_trust_region_scaling_on_an_mlp_matches_the_exact_kl() -> None:
+    """TRPO's step size sqrt(2 delta / x^T F x) with the exact FVP gives E_d KL(pi_old || pi_new) = delta + O(delta^1.5)."""
+    from pgexact import kl_expected
+
+    mdp = gridworld(3, 3, gamma=0.9, slip=0.2, step_reward=-0.1)
+    obs = _obs()
+    params = _init_mlp(8, sizes=(2, 8, 4))
+    flat, unravel = ravel_pytree(params)
+    pi_of = jax.jit(lambda x: _policy(unravel(x), obs))
+    g = np.asarray(jax.jit(jax.grad(lambda x: pj.expected_return(mdp, pi_of(x))))(flat))
+    fvp = jax.jit(lambda x: ravel_pytree(pj.fisher_vector_product(mdp, lambda p: _policy(p, obs), params, unravel(x)))[0])
+    gFg = float(g @ np.asarray(fvp(jnp.asarray(g))))
+    pi_old = np.asarray(pi_of(flat))
+    d = occupancy(mdp, pi_old)
+    errs = []
+    for delta in (1e-3, 1e-5):
+        beta = np.sqrt(2 * delta / gFg)
+        kl = kl_expected(pi_old, np.asarray(pi_of(flat + beta * g)), d)
+        errs.append(abs(kl / delta - 1))
+    # the quadratic model's relative error is O(beta) = O(sqrt(delta)): 10x smaller for 100x smaller delta
+    assert errs[1] < 0.03 and errs[1] < errs[0] / 5, errs
