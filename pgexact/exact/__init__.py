@@ -18,6 +18,16 @@ from .gradients import (
     reinforce_by_enumeration,
     value_and_gradient,
 )
+from .policy_free import (
+    advantage_vjp,
+    fisher_pi_metric,
+    fisher_vector_product_jvp,
+    minimum_norm_solve,
+    occupancy_vjp,
+    pi_gradient,
+    value_and_pi_gradient,
+    value_vjp,
+)
 from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
 
 __all__ = [
@@ -47,4 +57,12 @@ __all__ = [
     "value_and_gradient",
     "tv_max",
     "tv_per_state",
+    "advantage_vjp",
+    "fisher_pi_metric",
+    "fisher_vector_product_jvp",
+    "minimum_norm_solve",
+    "occupancy_vjp",
+    "pi_gradient",
+    "value_and_pi_gradient",
+    "value_vjp",
 ]

@@ -130,6 +130,10 @@ from . import _ext  # figures that need the estimators, the update rules and the
 
 _SPECS.extend(_ext.specs(FigureSpec))
 
+from . import _classic_control  # noqa: E402 - discretized classic-control tasks
+
+_SPECS.extend(_classic_control.specs(FigureSpec))
+
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
 FIGURES: tuple[str, ...] = tuple(REGISTRY)

@@ -1,0 +1,195 @@
+"""Discretized classic control: gymnasium's dynamics, exact interpolation, convergence of exact J.
+
+References: gymnasium's own ``env.step`` (the vectorized steps must reproduce it), the first
+moment of the interpolation weights, and Monte Carlo returns of the continuous process
+(vectorized gymnasium dynamics here; the real gymnasium environments in the slow test and in
+``benchmarks/classic_control_convergence.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pgexact import evaluate
+from pgexact.mdps import cartpole, mountain_car, pendulum
+from pgexact.mdps.classic_control import (
+    cartpole_step,
+    mountain_car_step,
+    multilinear_weights,
+    pendulum_step,
+)
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+# Smooth stochastic policies of the continuous state, used on the grid and in the simulator.
+def pendulum_policy(x, torques):  # push along the angular velocity
+    return _softmax(1.5 * torques[None, :] * np.tanh(x[:, 1:2]))
+
+
+def mountain_car_policy(x, actions):  # push along the velocity (energy pumping)
+    return _softmax(3.0 * (actions[None, :] - 1) * np.tanh(x[:, 1:2] / 0.01))
+
+
+def cartpole_policy(x, actions):  # push the cart under the falling pole
+    return _softmax(3.0 * (2 * actions[None, :] - 1) * np.tanh(2 * x[:, 2:3] + 0.5 * x[:, 3:4] + 0.2 * x[:, 1:2]))
+
+
+RESETS = {
+    "pendulum": lambda rng, n: np.stack([rng.uniform(-np.pi, np.pi, n), rng.uniform(-1, 1, n)], 1),
+    "mountain_car": lambda rng, n: np.stack([rng.uniform(-0.6, -0.4, n), np.zeros(n)], 1),
+    "cartpole": lambda rng, n: rng.uniform(-0.05, 0.05, (n, 4)),
+}
+STEPS = {"pendulum": pendulum_step, "mountain_car": mountain_car_step, "cartpole": cartpole_step}
+POLICIES = {"pendulum": pendulum_policy, "mountain_car": mountain_car_policy, "cartpole": cartpole_policy}
+
+
+def monte_carlo_return(name: str, actions: np.ndarray, H: int, n: int, seed: int) -> tuple[float, float]:
+    """Mean and standard error of the H-step return of the continuous process (vectorized)."""
+    rng = np.random.default_rng(seed)
+    x = RESETS[name](rng, n)
+    G, alive = np.zeros(n), np.ones(n, dtype=bool)
+    for _ in range(H):
+        p = POLICIES[name](x, actions)
+        a = np.minimum((rng.random((n, 1)) > np.cumsum(p, axis=1)).sum(axis=1), len(actions) - 1)
+        x, r, done = STEPS[name](x, actions[a])
+        G += alive * r
+        alive &= ~done
+    return float(G.mean()), float(G.std(ddof=1) / np.sqrt(n))
+
+
+# ----------------------------------------------------------------- gymnasium's dynamics
+@pytest.mark.parametrize("name", ["pendulum", "mountain_car", "cartpole"])
+def test_vectorized_step_reproduces_gymnasium(name: str) -> None:
+    gym = pytest.importorskip("gymnasium")
+    env_id = {"pendulum": "Pendulum-v1", "mountain_car": "MountainCar-v0", "cartpole": "CartPole-v1"}[name]
+    env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    box = {"pendulum": [(-4, 4), (-9, 9)], "mountain_car": [(-1.2, 0.6), (-0.07, 0.07)],
+           "cartpole": [(-2.4, 2.4), (-2, 2), (-0.2, 0.2), (-2, 2)]}[name]
+    x = np.stack([rng.uniform(lo, hi, 200) for lo, hi in box], axis=1)
+    if name == "mountain_car":
+        x[:5, 0] = -1.2  # the left wall
+        x[:5, 1] = -0.01
+    acts = np.linspace(-2, 2, 5)[rng.integers(5, size=200)] if name == "pendulum" else rng.integers(2 if name == "cartpole" else 3, size=200)
+    nxt, rew, done = STEPS[name](x, acts)
+    for i in range(200):
+        env.state = tuple(x[i]) if name == "mountain_car" else x[i].copy()
+        if name == "cartpole":
+            env.steps_beyond_terminated = None
+        a = np.array([acts[i]]) if name == "pendulum" else int(acts[i])
+        _, r, term, _, _ = env.step(a)
+        assert np.allclose(np.asarray(env.state, dtype=float), nxt[i], rtol=1e-13, atol=1e-15)
+        assert abs(r - rew[i]) <= 1e-12 * (1 + abs(r)) and term == done[i]
+
+
+# ----------------------------------------------------------------- the discretization
+def test_interpolation_weights_reproduce_the_point() -> None:
+    rng = np.random.default_rng(2)
+    axes = (np.linspace(-1, 1, 5), np.linspace(0, 3, 4), np.linspace(-2, 2, 7))
+    verts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    pts = np.stack([rng.uniform(-1, 1, 100), rng.uniform(0, 3, 100), rng.uniform(-2, 2, 100)], 1)
+    idx, w = multilinear_weights(pts, axes, (False,) * 3)
+    assert idx.shape == (100, 8) and np.all(w >= 0)
+    assert np.allclose(w.sum(1), 1, atol=1e-15)
+    assert np.allclose(np.einsum("nk,nkd->nd", w, verts[idx]), pts, atol=1e-14)
+    # a periodic axis wraps: pi + 0.1 is -pi + 0.1
+    ax = (-np.pi + 2 * np.pi * np.arange(8) / 8,)
+    i1, w1 = multilinear_weights(np.array([[np.pi + 0.1]]), ax, (True,))
+    i2, w2 = multilinear_weights(np.array([[-np.pi + 0.1]]), ax, (True,))
+    assert np.array_equal(i1, i2) and np.allclose(w1, w2, atol=1e-14)
+
+
+@pytest.mark.parametrize("builder,name", [(pendulum, "pendulum"), (mountain_car, "mountain_car"), (cartpole, "cartpole")])
+def test_transitions_are_exact_interpolations_and_terminals_absorb(builder, name) -> None:
+    env = builder(*((7, 5) if name != "cartpole" else (3, 3, 5, 5)), gamma=0.95)
+    mdp = env.mdp
+    S, A = mdp.n_states, mdp.n_actions
+    V = S - (env.terminal is not None)
+    verts = env.observations[:V]
+    x = np.repeat(verts, A, axis=0)
+    nxt, rew, done = STEPS[name](x, env.actions[np.tile(np.arange(A), V)])
+    P = mdp.P.toarray()  # (S*A, S)
+    assert np.allclose(mdp.r[:V].reshape(-1), rew, atol=1e-14)
+    if env.terminal is not None:
+        assert bool(mdp.terminal[env.terminal]) and np.array_equal(P[:V * A, env.terminal] == 1.0, done)
+    live = ~done
+    mean = P[:V * A][live][:, :V] @ verts  # first moment of the interpolated next state
+    target = nxt[live].copy()
+    for k, (ax, per) in enumerate(zip(env.axes, env.periodic)):
+        if per:  # compare angles on the circle
+            mean[:, k] = np.angle(P[:V * A][live][:, :V] @ np.exp(1j * verts[:, k]))
+            target[:, k] = np.angle(np.exp(1j * target[:, k]))
+        else:
+            target[:, k] = np.clip(target[:, k], ax[0], ax[-1])
+    if name == "pendulum":  # the circular mean of two neighbours is not linear: compare on the chord
+        assert np.allclose(np.abs(mean[:, 1] - target[:, 1]), 0, atol=1e-12)
+        assert np.max(np.abs(np.angle(np.exp(1j * (mean[:, 0] - target[:, 0]))))) < (2 * np.pi / 7) ** 2
+    else:
+        assert np.allclose(mean, target, atol=1e-12)
+    assert abs(mdp.mu0.sum() - 1) < 1e-15
+
+
+def test_initial_distribution_is_the_exact_mean_of_the_reset_box() -> None:
+    env = mountain_car(10, 5, gamma=0.9)
+    mu = env.mdp.mu0[:-1]
+    # E[interpolated position] = E[position] = -0.5 (the weights reproduce the point, linearity)
+    assert abs(mu @ env.observations[:-1, 0] + 0.5) < 1e-14
+    assert abs(mu @ env.observations[:-1, 1]) < 1e-15
+    env = pendulum(12, 9, 3, gamma=0.9)
+    assert np.allclose(env.mdp.mu0.reshape(12, 9).sum(1), 1 / 12, atol=1e-15)  # uniform angle
+    assert abs(env.mdp.mu0 @ env.observations[:, 1]) < 1e-15
+
+
+# ----------------------------------------------------------------- convergence of exact J
+# Measured gaps J_grid - J_MC (H = 200, gamma = 1; benchmarks/classic_control_convergence.py):
+# pendulum 21^2: +23.7, 41^2: +1.9, 81^2: +0.33, 161^2: +0.06 (J ~ -1551).
+@pytest.mark.parametrize("name,grid,tol", [("pendulum", (41, 41), 4.0), ("mountain_car", (81, 81), 10.0)])
+def test_exact_J_on_the_grid_is_close_to_monte_carlo(name, grid, tol) -> None:
+    builder = {"pendulum": pendulum, "mountain_car": mountain_car}[name]
+    H = 200
+    env = builder(*grid, gamma=1.0, horizon=H)
+    J = evaluate(env.mdp, POLICIES[name](env.observations, env.actions)).J
+    m, se = monte_carlo_return(name, env.actions, H, 10_000, seed=3)
+    # tol: discretization bias measured above with margin ~2x; 6 se: false alarm < 1e-8 (CLT)
+    assert abs(J - m) < tol + 6 * se, (J, m, se)
+
+
+def test_refinement_shrinks_the_gap_pendulum() -> None:
+    H = 200
+    gaps = []
+    m, se = monte_carlo_return("pendulum", np.linspace(-2, 2, 5), H, 5_000, seed=4)
+    for n in (15, 31, 61):
+        env = pendulum(n, n, gamma=1.0, horizon=H)
+        gaps.append(abs(evaluate(env.mdp, pendulum_policy(env.observations, env.actions)).J - m))
+    assert gaps[0] > gaps[1] > gaps[2], gaps  # measured: 45, 7.3, 0.02 (se 0.5)
+
+
+@pytest.mark.slow
+def test_exact_J_converges_to_monte_carlo_in_gymnasium_pendulum() -> None:
+    gym = pytest.importorskip("gymnasium")
+    H, n_ep = 200, 2000
+    env_grid = pendulum(161, 161, gamma=1.0, horizon=H)
+    J = evaluate(env_grid.mdp, pendulum_policy(env_grid.observations, env_grid.actions)).J
+    env = gym.make("Pendulum-v1")
+    rng = np.random.default_rng(5)
+    G = np.zeros(n_ep)
+    for i in range(n_ep):
+        env.reset(seed=int(rng.integers(2**31)))
+        x = np.array(env.unwrapped.state, dtype=float)
+        for _ in range(H):
+            p = pendulum_policy(x[None, :], env_grid.actions)[0]
+            u = env_grid.actions[min(int((rng.random() > np.cumsum(p)).sum()), 4)]
+            _, r, term, trunc, _ = env.step(np.array([u]))
+            G[i] += r
+            x = np.array(env.unwrapped.state, dtype=float)
+            if term or trunc:
+                break
+    se = G.std(ddof=1) / np.sqrt(n_ep)
+    assert abs(J - G.mean()) < 0.2 + 5 * se  # measured discretization gap 0.06 at 161^2
