@@ -33,7 +33,7 @@ from .exact_moments import (
     gae_expected_advantage,
     gae_expected_gradient,
 )
-from .stats import MeanTest, StreamedMean, mean_test, streaming_mean
+from .stats import MeanTest, StreamedMean, episodes_needed, mean_test, mean_test_power, streaming_mean
 
 __all__ = [
     "Estimate",
@@ -42,6 +42,7 @@ __all__ = [
     "advantage",
     "constant_baseline",
     "enumerate_trajectories",
+    "episodes_needed",
     "exact_covariance",
     "exact_mean",
     "fisher_estimate",
@@ -52,6 +53,7 @@ __all__ = [
     "gae_gradient",
     "learned_baseline",
     "mean_test",
+    "mean_test_power",
     "n_step",
     "n_step_returns",
     "normalized_advantage",

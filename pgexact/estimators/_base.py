@@ -31,11 +31,30 @@ class Estimate:
     samples: np.ndarray
 
     def __post_init__(self) -> None:
-        self.samples.flags.writeable = False
+        x = self.samples
+        if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
+            x = as_float_array("samples", x)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"samples must have shape (N, ...) with N >= 1 episodes, got shape {x.shape}")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"samples{list(idx)} is {x[idx]}: estimates must be finite (an overflow in the "
+                "estimator's weights, or a NaN in its inputs)"
+            )
+        if x is not self.samples:
+            object.__setattr__(self, "samples", x)
+        x.flags.writeable = False
 
     @property
     def n(self) -> int:
         """Number of episodes N."""
+        return int(self.samples.shape[0])
+
+    @property
+    def n_episodes(self) -> int:
+        """Number of episodes N (same as :attr:`n`)."""
         return int(self.samples.shape[0])
 
     @property
