@@ -10,21 +10,22 @@ against exact values with a stated false-alarm probability.
 
 from ._advantage import gae, n_step_returns, td_errors
 from ._base import Estimate, rewards_to_go, value_array, weighted_score
-from ._gradients import (
+from ._baselines import fit_value_baseline, learned_baseline
+from ._fisher_surrogate import (
+    fisher_estimate,
+    surrogate_estimate,
+    surrogate_gradient_estimate,
+    trajectory_fisher_estimate,
+)
+from ._policy_gradients import (
     advantage,
     constant_baseline,
-    fisher_estimate,
-    fit_value_baseline,
     gae_gradient,
-    learned_baseline,
     n_step,
     normalized_advantage,
     reinforce,
     reward_to_go,
     state_baseline,
-    surrogate_estimate,
-    surrogate_gradient_estimate,
-    trajectory_fisher_estimate,
 )
 from .exact_moments import (
     enumerate_trajectories,
