@@ -1,17 +1,93 @@
-"""Chunked Monte Carlo: chunk sizes, the child seed of each chunk, and the error naming a failed chunk.
+"""Chunked Monte Carlo: chunk sizes, the child seed of each chunk, ordered execution, failed chunks.
 
 Episodes are drawn in chunks; chunk ``i`` uses child ``i`` of the run's ``SeedSequence``, so a
-result is bit-identical whatever the chunk size's split across workers. Shared by
-:func:`pgexact.rollout`, the LQR rollout and :mod:`pgexact.distributed`.
+result is bit-identical whatever the chunk size's split across workers. :func:`ordered_map` runs
+chunk tasks in this process or on any ``concurrent.futures.Executor`` and yields their results in
+chunk order; a failure raises :class:`ChunkError` naming the chunk and its seed. This is the one
+mechanism behind :func:`pgexact.rollout`, :func:`pgexact.rollout_chunks`, the LQR rollout,
+:func:`pgexact.estimators.streaming_mean` and :mod:`pgexact.distributed`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import collections
+from concurrent.futures import Executor, Future
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-__all__ = ["ChunkError", "chunk_seed", "chunk_sizes"]
+__all__ = ["ChunkError", "check_executor", "chunk_seed", "chunk_sizes", "ordered_map"]
+
+
+def check_executor(executor: Any, name: str = "executor") -> None:
+    """``TypeError`` unless ``executor`` is None or has a callable ``submit`` (an Executor)."""
+    if executor is not None and not (
+        isinstance(executor, Executor) or callable(getattr(executor, "submit", None))
+    ):
+        raise TypeError(
+            f"{name} must be None or a concurrent.futures.Executor (e.g. ProcessPoolExecutor, or "
+            f"distributed.Client(...).get_executor()), got {type(executor).__name__}"
+        )
+
+
+def n_workers(executor: Any) -> int:
+    """Best-effort worker count (ProcessPoolExecutor / ThreadPoolExecutor / Dask), default 2."""
+    n = getattr(executor, "_max_workers", None)
+    if isinstance(n, int) and n > 0:
+        return n
+    client = getattr(executor, "_client", None)
+    try:
+        return max(1, sum(client.nthreads().values()))  # type: ignore[union-attr]
+    except Exception:
+        return 2
+
+
+def ordered_map(
+    executor: Any,
+    task: Callable[..., Any],
+    calls: Iterable[tuple],
+    error: Callable[[int, BaseException], Exception],
+    max_in_flight: int | None = None,
+) -> Iterator[Any]:
+    """``task(*call)`` for each tuple of ``calls``, yielded in order.
+
+    ``executor=None``: in this process, one call at a time. Otherwise the calls are submitted to
+    the executor, at most ``max_in_flight`` ahead (default twice its worker count, at least 4;
+    ``calls`` is consumed lazily, so a streamed input stays bounded in memory). The first
+    failure, in order, cancels the pending calls and raises ``error(index, exception)`` from it.
+    """
+    if executor is None:
+        for i, call in enumerate(calls):
+            try:
+                result = task(*call)
+            except Exception as exc:
+                raise error(i, exc) from exc
+            yield result
+        return
+    limit = max_in_flight or max(4, 2 * n_workers(executor))
+    pending: collections.deque[tuple[int, Future]] = collections.deque()
+    it = enumerate(calls)
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and len(pending) < limit:
+                try:
+                    i, call = next(it)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.append((i, executor.submit(task, *call)))
+            if not pending:
+                return
+            i, fut = pending.popleft()
+            try:
+                result = fut.result()
+            except Exception as exc:
+                raise error(i, exc) from exc
+            yield result
+    finally:
+        for _, fut in pending:  # nothing keeps running after a failure or an abandoned stream
+            fut.cancel()
 
 
 def chunk_seed(seed: np.random.SeedSequence, index: int) -> np.random.SeedSequence:

@@ -20,15 +20,21 @@ PROBABILITY_ATOL = 1e-9
 __all__ = [
     "PROBABILITY_ATOL",
     "as_float_array",
+<<<<<<< HEAD
     "as_probabilities",
     "check_action_mask",
     "check_feasible",
+=======
+    "MEMORY_LIMIT",
+>>>>>>> sampling
     "check_distribution",
+    "check_memory",
     "check_gamma",
     "check_horizon",
     "check_positive_int",
     "check_positive_finite",
     "check_theta",
+    "format_bytes",
     "format_index",
     "SYMMETRY_RTOL",
     "PSD_RTOL",
@@ -189,6 +195,7 @@ def check_theta(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
     return arr
 
 
+<<<<<<< HEAD
 #: Relative tolerance on symmetry: ``|M[i, j] - M[j, i]| <= SYMMETRY_RTOL * max(1, max|M|)``.
 SYMMETRY_RTOL = 1e-10
 #: Relative tolerance on semi-definiteness: smallest eigenvalue ``>= -PSD_RTOL * max(1, max|M|)``
@@ -355,3 +362,31 @@ def check_action_mask(action_mask: Any, n_states: int, n_actions: int, name: str
     mask = np.array(mask, dtype=bool, copy=True)
     mask.flags.writeable = False
     return mask
+=======
+#: Largest allocation a call may make before it is refused (bytes); see :func:`check_memory`.
+MEMORY_LIMIT = 16 * 2**30
+
+
+def format_bytes(n_bytes: float) -> str:
+    """``1.5 GB``-style size (powers of 1024)."""
+    value = float(n_bytes)
+    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
+        if value < 1024 or unit == "PB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} EB"  # pragma: no cover
+
+
+def check_memory(what: str, n_bytes: float, limit: float | None = None, advice: str = "") -> None:
+    """Refuse a call whose arrays would need more than ``limit`` bytes (default :data:`MEMORY_LIMIT`).
+
+    The message says how much memory the call would need, e.g.
+    ``ValueError("rollout(..., horizon=1000000000000) would need 3.6e+04 TB for its arrays ...")``.
+    """
+    lim = MEMORY_LIMIT if limit is None else float(limit)
+    if not n_bytes <= lim:
+        raise ValueError(
+            f"{what} would need {format_bytes(n_bytes)} for its arrays, more than the "
+            f"{format_bytes(lim)} allowed (pgexact._validation.MEMORY_LIMIT)" + (f"; {advice}" if advice else "")
+        )
+>>>>>>> sampling

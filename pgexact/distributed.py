@@ -27,16 +27,15 @@ Functions sent to an executor must be picklable: module-level functions for a
 
 from __future__ import annotations
 
-import collections
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ._chunks import ChunkError, _rebuild_chunk_error, chunk_seed, chunk_sizes
+from ._chunks import ChunkError, check_executor, chunk_seed, chunk_sizes, ordered_map
 from ._random import Seed, as_seed_sequence
 from ._validation import check_positive_int
-from .estimators.stats import StreamedMean, chunk_moments, merge_moments
+from .estimators.stats import StreamedMean, merge_moments, moments_of, streaming_mean_on
 from .sampling.rollout import (
     DEFAULT_CHUNK_SIZE,
     Trajectories,
@@ -79,17 +78,7 @@ def _moments_task(
 
     The same arithmetic as :func:`pgexact.estimators.streaming_mean` applies to a chunk.
     """
-    return _moments_of(estimator, _run_chunk(sampler, seed, size, T, objective, gamma), args, kwargs)
-
-
-def _check_executor(executor: Any) -> None:
-    if executor is not None and not (
-        isinstance(executor, Executor) or (callable(getattr(executor, "submit", None)))
-    ):
-        raise TypeError(
-            "executor must be None or a concurrent.futures.Executor (e.g. ProcessPoolExecutor, or "
-            f"distributed.Client(...).get_executor()), got {type(executor).__name__}"
-        )
+    return moments_of(estimator, _run_chunk(sampler, seed, size, T, objective, gamma), args, kwargs)
 
 
 def _run_ordered(
@@ -108,7 +97,7 @@ def _run_ordered(
     max_in_flight: Any,
 ) -> Iterator[Any]:
     """Validate eagerly; return an iterator of ``task(...)`` results in chunk order."""
-    _check_executor(executor)
+    check_executor(executor)
     mdp, sampler, n, T, objective, chunk_size = _setup(mdp, pi, n_episodes, horizon, geometric, chunk_size)
     if max_in_flight is not None:
         max_in_flight = check_positive_int("max_in_flight", max_in_flight)
@@ -117,75 +106,12 @@ def _run_ordered(
     seeds = [chunk_seed(ss, i) for i in range(len(sizes))]
     gamma = mdp.gamma
 
-    def serial() -> Iterator[Any]:
-        for i, (size, sd) in enumerate(zip(sizes, seeds)):
-            try:
-                yield task(fn, args, kwargs, sampler, sd, size, T, objective, gamma)
-            except Exception as exc:
-                raise ChunkError(i, size, sd, len(sizes), exc) from exc
+    calls = ((fn, args, kwargs, sampler, sd, size, T, objective, gamma) for sd, size in zip(seeds, sizes))
 
-    def parallel() -> Iterator[Any]:
-        calls = (
-            (fn, args, kwargs, sampler, sd, size, T, objective, gamma) for sd, size in zip(seeds, sizes)
-        )
+    def error(i: int, exc: BaseException) -> ChunkError:
+        return ChunkError(i, sizes[i], seeds[i], len(sizes), exc)
 
-        def error(i: int, exc: BaseException) -> ChunkError:
-            return ChunkError(i, sizes[i], seeds[i], len(sizes), exc)
-
-        return _ordered_map(executor, task, calls, max_in_flight, error)
-
-    return serial() if executor is None else parallel()
-
-
-def _ordered_map(
-    executor: Any,
-    task: Callable[..., Any],
-    calls: Any,
-    max_in_flight: int | None,
-    error: Callable[[int, BaseException], Exception],
-) -> Iterator[Any]:
-    """``task(*call)`` for each tuple of the iterator ``calls`` on ``executor``, yielded in order.
-
-    At most ``max_in_flight`` calls are submitted ahead (``calls`` is consumed lazily, so a
-    streamed input stays bounded in memory). The first failure, in order, cancels the pending
-    calls and raises ``error(index, exception)`` from it.
-    """
-    limit = max_in_flight or max(4, 2 * _n_workers(executor))
-    pending: collections.deque[tuple[int, Future]] = collections.deque()
-    it = enumerate(calls)
-    exhausted = False
-    try:
-        while True:
-            while not exhausted and len(pending) < limit:
-                try:
-                    i, call = next(it)
-                except StopIteration:
-                    exhausted = True
-                    break
-                pending.append((i, executor.submit(task, *call)))
-            if not pending:
-                return
-            i, fut = pending.popleft()
-            try:
-                result = fut.result()
-            except Exception as exc:
-                raise error(i, exc) from exc
-            yield result
-    finally:
-        for _, fut in pending:
-            fut.cancel()
-
-
-def _n_workers(executor: Any) -> int:
-    """Best-effort worker count (ProcessPoolExecutor / ThreadPoolExecutor / Dask), default 2."""
-    n = getattr(executor, "_max_workers", None)
-    if isinstance(n, int) and n > 0:
-        return n
-    client = getattr(executor, "_client", None)
-    try:
-        return max(1, sum(client.nthreads().values()))  # type: ignore[union-attr]
-    except Exception:
-        return 2
+    return ordered_map(executor, task, calls, error, max_in_flight)
 
 
 def map_chunks(
@@ -321,45 +247,6 @@ def streaming_estimate(
     if result.n != int(n_episodes):  # every chunk is accounted for
         raise RuntimeError(f"internal error: {result.n} of {n_episodes} episodes were merged")
     return result
-
-
-def _moments_of(estimator: Callable[..., Any], chunk: Any, args: tuple, kwargs: dict) -> tuple:
-    """One chunk's ``(n, mean, m2)`` of the estimator's per-episode terms (on a worker)."""
-    return chunk_moments(estimator(chunk, *args, **kwargs).samples)
-
-
-def streaming_mean_on(
-    executor: Any,
-    estimator: Callable[..., Any],
-    chunks: Any,
-    args: tuple,
-    kwargs: dict,
-    max_in_flight: int | None = None,
-) -> StreamedMean:
-    """:func:`pgexact.estimators.streaming_mean` with the estimator applied on ``executor``.
-
-    The code path of ``streaming_mean(..., executor=executor)``: each chunk (any object the
-    estimator accepts, typically :class:`~pgexact.Trajectories`) is sent to the executor, reduced
-    there to ``(n, mean, m2)``, and the reductions are merged in chunk order, so the result is
-    bit-identical to the in-process ``streaming_mean``. The chunks travel to the workers: to sample
-    them there as well, use :func:`streaming_estimate`.
-    """
-    _check_executor(executor)
-    if not callable(estimator):
-        raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
-    if max_in_flight is not None:
-        max_in_flight = check_positive_int("max_in_flight", max_in_flight)
-    sizes: dict[int, int] = {}
-
-    def calls() -> Iterator[tuple]:
-        for i, chunk in enumerate(chunks):
-            sizes[i] = int(getattr(chunk, "n_episodes", 0))  # 0 if unknown (not Trajectories)
-            yield (estimator, chunk, tuple(args), dict(kwargs))
-
-    def error(i: int, exc: BaseException) -> ChunkError:
-        return ChunkError(i, sizes.get(i, 0), None, None, exc)
-
-    return merge_moments(_ordered_map(executor, _moments_of, calls(), max_in_flight, error))
 
 
 def replay_chunk(

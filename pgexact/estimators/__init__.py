@@ -11,21 +11,22 @@ against exact values with a stated false-alarm probability.
 
 from ._advantage import gae, n_step_returns, td_errors
 from ._base import Estimate, rewards_to_go, value_array, weighted_score
-from ._gradients import (
+from ._baselines import fit_value_baseline, learned_baseline
+from ._fisher_surrogate import (
+    fisher_estimate,
+    surrogate_estimate,
+    surrogate_gradient_estimate,
+    trajectory_fisher_estimate,
+)
+from ._policy_gradients import (
     advantage,
     constant_baseline,
-    fisher_estimate,
-    fit_value_baseline,
     gae_gradient,
-    learned_baseline,
     n_step,
     normalized_advantage,
     reinforce,
     reward_to_go,
     state_baseline,
-    surrogate_estimate,
-    surrogate_gradient_estimate,
-    trajectory_fisher_estimate,
 )
 from .exact_moments import (
     enumerate_trajectories,
@@ -36,7 +37,7 @@ from .exact_moments import (
 )
 from .baselines import OptimalBaselines, optimal_baselines
 from .moments import ESTIMATORS, EstimatorMoments, estimator_moments
-from .stats import MeanTest, StreamedMean, mean_test, streaming_mean
+from .stats import MeanTest, StreamedMean, episodes_needed, mean_test, mean_test_power, streaming_mean
 
 __all__ = [
     "ESTIMATORS",
@@ -49,6 +50,7 @@ __all__ = [
     "constant_baseline",
     "enumerate_trajectories",
     "estimator_moments",
+    "episodes_needed",
     "exact_covariance",
     "exact_mean",
     "fisher_estimate",
@@ -59,6 +61,7 @@ __all__ = [
     "gae_gradient",
     "learned_baseline",
     "mean_test",
+    "mean_test_power",
     "n_step",
     "n_step_returns",
     "normalized_advantage",

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import scipy.sparse
 
 from .._validation import as_float_array, check_theta
 from ..policies.softmax import SoftmaxPolicy
-from ..sampling.rollout import Trajectories
+from ..sampling.trajectories import Trajectories
+from . import _steps
 
 __all__ = ["Estimate", "weighted_score", "rewards_to_go", "value_array", "per_step"]
 
@@ -31,11 +31,30 @@ class Estimate:
     samples: np.ndarray
 
     def __post_init__(self) -> None:
-        self.samples.flags.writeable = False
+        x = self.samples
+        if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
+            x = as_float_array("samples", x)
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"samples must have shape (N, ...) with N >= 1 episodes, got shape {x.shape}")
+        bad = ~np.isfinite(x)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(
+                f"samples{list(idx)} is {x[idx]}: estimates must be finite (an overflow in the "
+                "estimator's weights, or a NaN in its inputs)"
+            )
+        if x is not self.samples:
+            object.__setattr__(self, "samples", x)
+        x.flags.writeable = False
 
     @property
     def n(self) -> int:
         """Number of episodes N."""
+        return int(self.samples.shape[0])
+
+    @property
+    def n_episodes(self) -> int:
+        """Number of episodes N (same as :attr:`n`)."""
         return int(self.samples.shape[0])
 
     @property
@@ -77,19 +96,14 @@ def check_policy_for(trajs: Trajectories, policy: Any, theta: Any, name: str = "
     return check_theta(theta, policy.n_params, name=name)
 
 
-def sa_index(trajs: Trajectories) -> np.ndarray:
-    """Flat index ``s_t * A + a_t``, shape (N, T), intp."""
-    return trajs.states[:, :-1].astype(np.intp) * trajs.n_actions + trajs.actions
-
-
-def _episode_matrix(trajs: Trajectories, weights: np.ndarray) -> scipy.sparse.csr_array:
-    """``C[n, s*A + a] = sum_t weights[n, t] 1[s_t = s, a_t = a]``, shape (N, S*A)."""
-    N, T = weights.shape
-    rows = np.repeat(np.arange(N), T)
-    return scipy.sparse.csr_array(
-        (weights.reshape(-1), (rows, sa_index(trajs).reshape(-1))),
-        shape=(N, trajs.n_states * trajs.n_actions),
-    )
+def check_unit_interval(name: str, value: Any) -> float:
+    """A real number in [0, 1] (λ of GAE and the like)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {value!r}")
+    v = float(value)
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} is {v}, expected 0 <= {name} <= 1")
+    return v
 
 
 def weighted_score(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, weights: Any) -> Estimate:
@@ -100,8 +114,9 @@ def weighted_score(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, weigh
     trajs : Trajectories
     policy : TabularSoftmax or LinearSoftmax
     theta : array_like, shape (n_params,)
-    weights : array_like, shape (N, T)
-        Per-step weights; they are used as given (mask padding yourself, e.g. with ``trajs.mask``).
+    weights : array_like, shape (N, T) or (M,)
+        Per-step weights, padded batch-first (``trajs.mask`` marks real steps) or one per
+        simulated step in the order of ``trajs.steps``; used as given (mask padding yourself).
 
     Returns
     -------
@@ -110,24 +125,36 @@ def weighted_score(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, weigh
     """
     trajs = check_trajectories(trajs)
     theta = check_policy_for(trajs, policy, theta)
-    w = as_float_array("weights", weights, shape=(trajs.n_episodes, trajs.n_steps))
-    return Estimate(_score_sums(trajs, policy, theta, w))
+    w = _steps.as_step_weights(trajs, weights, "weights")
+    return Estimate(_steps.score_sums(trajs, policy, theta, w))
 
 
-def _score_sums(trajs: Trajectories, policy: SoftmaxPolicy, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
-    S, A = trajs.n_states, trajs.n_actions
-    score = policy.score(theta).reshape(S * A, policy.n_params)
-    return np.asarray(_episode_matrix(trajs, w) @ score)
+def rewards_to_go(rewards: Any, discount: Any) -> np.ndarray:
+    r""":math:`G_t = \sum_{t' \ge t} \text{discount}^{t'-t} r_{t'}` (discounted from t), shape (N, T).
 
+    Parameters
+    ----------
+    rewards : array_like, shape (N, T)
+        Finite rewards, batch-first (mask padding yourself).
+    discount : float
+        In [0, 1].
 
-def rewards_to_go(rewards: np.ndarray, discount: float) -> np.ndarray:
-    r""":math:`G_t = \sum_{t' \ge t} \text{discount}^{t'-t} r_{t'}` (discounted from t), shape (N, T)."""
-    G = np.empty_like(rewards)
-    acc = np.zeros(rewards.shape[0])
-    for t in range(rewards.shape[1] - 1, -1, -1):
-        acc = rewards[:, t] + discount * acc
-        G[:, t] = acc
-    return G
+    Examples
+    --------
+    >>> rewards_to_go([[1.0, 2.0, 4.0]], 0.5).tolist()
+    [[3.0, 4.0, 4.0]]
+    """
+    r = as_float_array("rewards", rewards, ndim=2)
+    d = check_unit_interval("discount", discount)
+    if r.shape[1] == 0:
+        return r
+    from scipy.signal import lfilter
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        G = lfilter([1.0], [1.0, -d], r[:, ::-1], axis=1)[:, ::-1]
+    if not np.all(np.isfinite(G)):
+        raise ValueError("rewards-to-go overflow float64: rescale the rewards")
+    return np.ascontiguousarray(G)
 
 
 def value_array(trajs: Trajectories, V: Any, name: str = "V") -> np.ndarray:

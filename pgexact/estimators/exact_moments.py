@@ -22,7 +22,7 @@ from ..exact._checks import check_mdp, check_pi, check_policy_theta
 from ..exact.evaluation import evaluate, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
-from ..sampling.rollout import Trajectories, _finish
+from ..sampling.rollout import Trajectories, _finish_full
 
 __all__ = [
     "enumerate_trajectories",
@@ -106,7 +106,7 @@ def enumerate_trajectories(
     rewards = mdp.r[path_s[:, :-1], path_a]
     M = len(prob)
     tables = SimpleNamespace(terminal=np.asarray(mdp.terminal), n_states=S, n_actions=A)
-    trajs = _finish(
+    trajs = _finish_full(
         tables,  # type: ignore[arg-type]
         np.ascontiguousarray(path_s.T.astype(np.int32)),
         np.ascontiguousarray(path_a.T.astype(np.int32)),

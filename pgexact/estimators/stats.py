@@ -1,20 +1,34 @@
-r"""Statistical checks of estimators against exact values, with stated false-alarm probabilities.
+r"""Statistical checks of estimators against exact values, with stated false-alarm probability and power.
 
 :func:`mean_test` is a z-test per coordinate with a Bonferroni correction: under the null
 hypothesis (the estimator's mean is ``expected``) and the central limit theorem, the
 probability that *any* of the k coordinates is flagged is at most ``false_alarm``
-(asymptotically in N). :func:`streaming_mean` accumulates means and standard errors chunk by
-chunk in bounded memory.
+(asymptotically in N). Given the exact covariance of one episode's term (from
+:func:`pgexact.estimators.exact_covariance` or the moment recursions), :func:`mean_test_power`
+gives the probability that the test detects a stated bias, and :func:`episodes_needed` the
+number of episodes it needs to detect it with a given probability.
+:func:`streaming_mean` accumulates means and standard errors chunk by chunk in bounded memory.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
 
-__all__ = ["MeanTest", "mean_test", "StreamedMean", "streaming_mean"]
+from .._chunks import ChunkError, check_executor, ordered_map
+from .._validation import as_float_array, check_positive_int
+
+__all__ = [
+    "MeanTest",
+    "StreamedMean",
+    "episodes_needed",
+    "mean_test",
+    "mean_test_power",
+    "streaming_mean",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,54 +44,394 @@ class MeanTest:
     passed : bool
         ``max |z| <= threshold`` (coordinates with zero sample variance must match to rounding).
     false_alarm : float
+    power : float or None
+        Probability that the test rejects when the estimator's mean is ``expected + bias``
+        (:func:`mean_test_power`), if ``covariance`` and ``bias`` were given.
     """
 
     z: np.ndarray
     threshold: float
     passed: bool
     false_alarm: float
+    power: float | None = None
 
     def __str__(self) -> str:
+        power = "" if self.power is None else f", power {self.power:.3g} against the stated bias"
         return (
             f"mean test {'passed' if self.passed else 'FAILED'}: max |z| = {np.max(np.abs(self.z)):.3f}, "
-            f"threshold {self.threshold:.3f} (k={self.z.size}, false alarm {self.false_alarm:g})"
+            f"threshold {self.threshold:.3f} (k={self.z.size}, false alarm {self.false_alarm:g}{power})"
         )
-
-
-def mean_test(
-    mean: Any, std_error: Any, expected: Any, *, false_alarm: float = 1e-3, atol: float = 1e-12
-) -> MeanTest:
-    r"""Is ``expected`` consistent with an estimated ``mean`` and its ``std_error``?
-
-    .. math:: z_i = (\hat\mu_i - \mu_i) / \widehat{se}_i, \quad \text{reject if } \max_i |z_i| > \Phi^{-1}(1 - \alpha/(2k))
-
-    Coordinates with ``std_error == 0`` (a constant term) pass only if
-    :math:`|\hat\mu_i - \mu_i| \le` ``atol`` :math:`(1 + |\mu_i|)`.
-    """
-    m = np.atleast_1d(np.asarray(mean, dtype=np.float64)).reshape(-1)
-    se = np.atleast_1d(np.asarray(std_error, dtype=np.float64)).reshape(-1)
-    mu = np.broadcast_to(np.asarray(expected, dtype=np.float64), np.shape(mean)).reshape(-1)
-    if not 0 < false_alarm < 1:
-        raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm}")
-    from scipy.stats import norm  # imported here: scipy.stats costs ~0.25 s at `import pgexact`
-
-    thr = float(norm.isf(false_alarm / (2 * m.size)))
-    diff = m - mu
-    const = se == 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(const, 0.0, diff / np.where(const, 1.0, se))
-    ok_const = np.all(np.abs(diff[const]) <= atol * (1 + np.abs(mu[const])))
-    z = np.where(const & (np.abs(diff) > atol * (1 + np.abs(mu))), np.inf, z)
-    return MeanTest(z=z, threshold=thr, passed=bool(ok_const and np.max(np.abs(z)) <= thr), false_alarm=false_alarm)
 
 
 @dataclass(frozen=True, eq=False)
 class StreamedMean:
-    """Mean and standard error of per-episode terms accumulated chunk by chunk."""
+    """Mean and standard error of per-episode terms accumulated chunk by chunk.
+
+    Attributes
+    ----------
+    mean, std_error : numpy.ndarray
+        Shape of one episode's term.
+    n : int
+        Number of episodes.
+    """
 
     mean: np.ndarray
     std_error: np.ndarray
     n: int
+
+    @property
+    def n_episodes(self) -> int:
+        """Number of episodes (same as :attr:`n`)."""
+        return self.n
+
+
+def _check_false_alarm(false_alarm: Any) -> float:
+    if isinstance(false_alarm, bool) or not isinstance(false_alarm, (int, float, np.floating, np.integer)):
+        raise TypeError(f"false_alarm must be a real number in (0, 1), got {false_alarm!r}")
+    a = float(false_alarm)
+    if not 0.0 < a < 1.0:
+        raise ValueError(f"false_alarm must be in (0, 1), got {false_alarm}")
+    return a
+
+
+def _threshold(false_alarm: float, k: int) -> float:
+    from scipy.stats import norm  # imported here: scipy.stats costs ~0.25 s at `import pgexact`
+
+    return float(norm.isf(false_alarm / (2 * k)))
+
+
+def _unpack(estimate: Any, args: tuple, expected: Any, std_error: Any) -> tuple[Any, Any, Any, int | None, str]:
+    """``(mean, std_error, expected, n, name of the mean)`` from either call form of :func:`mean_test`."""
+    n_ep = getattr(estimate, "n_episodes", None)
+    if hasattr(estimate, "mean") and hasattr(estimate, "std_error") and n_ep is not None:
+        if std_error is not None:
+            raise TypeError("std_error is taken from the estimate: pass mean_test(estimate, expected)")
+        if len(args) > 1:
+            raise TypeError(f"mean_test(estimate, expected) takes 2 positional arguments, got {1 + len(args)}")
+        if args:
+            if expected is not None:
+                raise TypeError("expected given twice (positionally and by keyword)")
+            expected = args[0]
+        if expected is None:
+            raise TypeError("mean_test(estimate, expected): expected is missing")
+        n = int(n_ep)
+        if n < 2:
+            raise ValueError(
+                f"estimate has {n} episode{'s' if n != 1 else ''}: a standard error needs at least 2"
+            )
+        return estimate.mean, estimate.std_error, expected, n, "estimate.mean"
+    if len(args) > 2:
+        raise TypeError(f"mean_test(mean, std_error, expected) takes 3 positional arguments, got {1 + len(args)}")
+    if args:
+        if std_error is not None:
+            raise TypeError("std_error given twice (positionally and by keyword)")
+        std_error = args[0]
+    if len(args) == 2:
+        if expected is not None:
+            raise TypeError("expected given twice (positionally and by keyword)")
+        expected = args[1]
+    if std_error is None or expected is None:
+        raise TypeError(
+            "mean_test takes an Estimate (or StreamedMean) and the expected value, "
+            "or mean, std_error and expected"
+        )
+    return estimate, std_error, expected, None, "mean"
+
+
+def mean_test(
+    estimate: Any,
+    *args: Any,
+    expected: Any = None,
+    std_error: Any = None,
+    false_alarm: float = 1e-3,
+    atol: float = 1e-12,
+    covariance: Any = None,
+    bias: Any = None,
+) -> MeanTest:
+    r"""Is ``expected`` consistent with an estimated mean and its standard error?
+
+    .. math::
+        z_i = (\hat\mu_i - \mu_i) / \widehat{se}_i, \quad
+        \text{reject if } \max_i |z_i| > c = \Phi^{-1}(1 - \alpha/(2k))
+
+    Bonferroni over the k coordinates: under the null hypothesis :math:`E\hat\mu = \mu` the
+    probability of a rejection is at most α, asymptotically in the number of episodes N
+    (central limit theorem; the standard error is estimated from the same episodes).
+    Coordinates with ``std_error == 0`` (a constant term) pass only if
+    :math:`|\hat\mu_i - \mu_i| \le` ``atol`` :math:`(1 + |\mu_i|)`.
+
+    Two call forms: ``mean_test(estimate, expected)`` with an
+    :class:`~pgexact.estimators.Estimate` or :class:`StreamedMean` (its ``mean``, ``std_error``
+    and number of episodes are used), or ``mean_test(mean, std_error, expected)`` with arrays.
+
+    Parameters
+    ----------
+    estimate : Estimate, StreamedMean or array_like of shape (k,) or ()
+        The estimate, or the estimated mean (then ``std_error`` follows).
+    std_error : array_like, same shape as the mean
+        Second positional argument in the array form: finite, non-negative standard errors of
+        the mean (at least 2 episodes: with one, the standard error is undefined).
+    expected : array_like, broadcastable to the mean's shape
+        The exact value under the null hypothesis (finite).
+    false_alarm : float
+        α in (0, 1), the bound on the probability of rejecting a correct ``expected``.
+    atol : float
+        Tolerance for coordinates with zero standard error.
+    covariance : array_like, shape (k, k), optional
+        Exact covariance of *one episode's* term (e.g. ``exact_covariance(est.samples, p)`` on
+        enumerated trajectories). With ``bias``, the result carries the test's power.
+    bias : array_like, shape (k,), optional
+        The stated alternative: the estimator's true mean is ``expected + bias``.
+
+    Returns
+    -------
+    MeanTest
+        ``z``, ``threshold``, ``passed``, ``false_alarm`` and ``power`` (None unless
+        ``covariance`` and ``bias`` are given; needs the number of episodes, so an
+        ``Estimate``/``StreamedMean`` as ``estimate``).
+
+    Raises
+    ------
+    ValueError
+        Fewer than 2 episodes, a non-finite or negative standard error, a non-finite mean or
+        expected value, mismatched shapes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact.estimators import Estimate
+    >>> est = Estimate(np.random.default_rng(0).normal(1.0, 2.0, size=(400, 2)))
+    >>> mean_test(est, [1.0, 1.0], false_alarm=1e-4).passed
+    True
+    >>> mean_test(est, [1.0, 3.0], false_alarm=1e-4).passed
+    False
+    """
+    m_raw, se_raw, mu_raw, n, mname = _unpack(estimate, args, expected, std_error)
+    alpha = _check_false_alarm(false_alarm)
+    m = np.atleast_1d(as_float_array(mname, m_raw))
+    shape = m.shape
+    m = m.reshape(-1)
+    if m.size == 0:
+        raise ValueError(f"{mname} is empty: nothing to test")
+    se_name = "estimate.std_error" if n is not None else "std_error"
+    se = np.atleast_1d(as_float_array(se_name, se_raw, allow_nonfinite=True))
+    if se.shape != shape:
+        raise ValueError(f"{se_name} must have the shape of the mean {shape}, got {se.shape}")
+    se = se.reshape(-1)
+    bad = ~np.isfinite(se) | (se < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"{se_name}[{i}] is {se[i]}, expected a finite standard error >= 0 "
+            "(at least 2 episodes are needed to estimate it)"
+        )
+    mu_arr = as_float_array("expected", mu_raw)
+    try:
+        mu = np.broadcast_to(mu_arr.reshape(mu_arr.shape if mu_arr.ndim else ()), shape).reshape(-1)
+    except ValueError:
+        raise ValueError(f"expected must broadcast to the mean's shape {shape}, got {mu_arr.shape}") from None
+    if isinstance(atol, bool) or not isinstance(atol, (int, float, np.floating, np.integer)) or not atol >= 0:
+        raise ValueError(f"atol must be a real number >= 0, got {atol!r}")
+    thr = _threshold(alpha, m.size)
+    diff = m - mu
+    const = se == 0
+    z = diff / np.where(const, 1.0, se)
+    off = const & (np.abs(diff) > atol * (1 + np.abs(mu)))
+    z = np.where(const, np.where(off, np.copysign(np.inf, diff), 0.0), z)
+    passed = bool(not off.any() and np.max(np.abs(z)) <= thr)
+    power = None
+    if covariance is not None or bias is not None:
+        if covariance is None or bias is None:
+            raise TypeError("the power needs both covariance and bias")
+        if n is None:
+            raise TypeError(
+                "the power needs the number of episodes: pass an Estimate or StreamedMean as estimate, "
+                "or call mean_test_power(covariance, bias, n_episodes)"
+            )
+        power = mean_test_power(covariance, bias, n, false_alarm=alpha, atol=atol)
+    return MeanTest(z=z, threshold=thr, passed=passed, false_alarm=alpha, power=power)
+
+
+def _check_cov_bias(covariance: Any, bias: Any) -> tuple[np.ndarray, np.ndarray]:
+    d = np.atleast_1d(as_float_array("bias", bias)).reshape(-1)
+    k = d.size
+    if k == 0:
+        raise ValueError("bias is empty")
+    C = np.atleast_2d(as_float_array("covariance", covariance))
+    if C.shape != (k, k):
+        raise ValueError(f"covariance must have shape (k, k)=({k}, {k}) to match bias, got {C.shape}")
+    if not np.allclose(C, C.T, rtol=1e-10, atol=1e-12 * max(1.0, float(np.max(np.abs(C))))):
+        i, j = np.unravel_index(int(np.argmax(np.abs(C - C.T))), C.shape)
+        raise ValueError(f"covariance must be symmetric: covariance[{i}, {j}] != covariance[{j}, {i}]")
+    diag = np.diag(C)
+    if (diag < 0).any():
+        i = int(np.argmax(diag < 0))
+        raise ValueError(f"covariance[{i}, {i}] is {diag[i]}, expected a variance >= 0")
+    return (C + C.T) / 2, d
+
+
+def mean_test_power(
+    covariance: Any, bias: Any, n_episodes: int, *, false_alarm: float = 1e-3, atol: float = 1e-12
+) -> float:
+    r"""Probability that :func:`mean_test` rejects when the estimator's mean is off by ``bias``.
+
+    With :math:`\Sigma` the covariance of one episode's term, N episodes and the standard errors
+    at their limits :math:`\sigma_i/\sqrt N`, the statistic is asymptotically
+    :math:`z \sim \mathcal N(\delta_i \sqrt N / \sigma_i, R)`, R the correlation matrix of Σ, so
+
+    .. math::
+        \text{power} = 1 - \Pr\big(\max_i |z_i| \le c\big), \qquad c = \Phi^{-1}(1 - \alpha/(2k)),
+
+    a rectangle probability of a correlated normal vector (exact for k = 1; for k > 1 computed by
+    Genz's quasi-Monte Carlo integration with a fixed seed, absolute error about 1e-5, or, when
+    the correlation matrix is singular, as softmax scores make it, by scrambled Sobol points
+    on its range, absolute error about 1e-3).
+    Coordinates of zero variance reject exactly when their bias exceeds ``atol``.
+    Same asymptotics as the test itself: the Studentized statistic is treated as normal.
+
+    Parameters
+    ----------
+    covariance : array_like, shape (k, k)
+        Exact covariance of one episode's term.
+    bias : array_like, shape (k,)
+        True mean minus the value under test.
+    n_episodes : int
+        N.
+    false_alarm : float
+        α of the test.
+
+    Returns
+    -------
+    float
+        The power in [0, 1] (α-ish at zero bias: exactly the test's rejection rate under the null,
+        at most α).
+
+    Examples
+    --------
+    >>> p = mean_test_power([[4.0]], [0.2], 400, false_alarm=0.05)  # bias = 2 standard errors
+    >>> from scipy.stats import norm
+    >>> bool(abs(p - (norm.cdf(2 - 1.959964) + norm.cdf(-2 - 1.959964))) < 1e-6)
+    True
+    """
+    C, d = _check_cov_bias(covariance, bias)
+    n = check_positive_int("n_episodes", n_episodes)
+    alpha = _check_false_alarm(false_alarm)
+    k = d.size
+    thr = _threshold(alpha, k)
+    var = np.diag(C)
+    const = var == 0
+    if np.any(const & (np.abs(d) > atol)):
+        return 1.0
+    live = ~const
+    if not live.any():
+        return 0.0
+    sd = np.sqrt(var[live])
+    shift = d[live] * math.sqrt(n) / sd
+    from scipy.stats import multivariate_normal, norm
+
+    if shift.size == 1:
+        s = float(shift[0])
+        return float(norm.sf(thr - s) + norm.cdf(-thr - s))
+    R = C[np.ix_(live, live)] / np.outer(sd, sd)
+    w, V = np.linalg.eigh(R)
+    if w.min() > 1e-8 * w.max():
+        inside = float(
+            multivariate_normal.cdf(
+                np.full(shift.size, thr) - shift,
+                mean=np.zeros(shift.size),
+                cov=R,
+                lower_limit=np.full(shift.size, -thr) - shift,
+                abseps=1e-6,
+                releps=1e-6,
+                rng=np.random.default_rng(0),
+            )
+        )
+    else:  # singular correlation (e.g. softmax scores summing to 0): integrate on its range
+        inside = _box_probability_qmc(shift, V[:, w > 1e-8 * w.max()] * np.sqrt(w[w > 1e-8 * w.max()]), thr)
+    return float(min(1.0, max(0.0, 1.0 - inside)))
+
+
+def _box_probability_qmc(shift: np.ndarray, L: np.ndarray, thr: float, log2_points: int = 17) -> float:
+    r""":math:`\Pr(\max_i |m_i + (L w)_i| \le c)`, :math:`w \sim N(0, I_r)`, by scrambled Sobol points (seed 0).
+
+    Absolute error about 1e-3 (quasi-Monte Carlo on an indicator, 2^17 points).
+    """
+    from scipy.stats import norm, qmc
+
+    r = L.shape[1]
+    u = qmc.Sobol(r, scramble=True, rng=np.random.default_rng(0)).random_base2(log2_points)
+    hits = 0
+    for block in np.array_split(norm.ppf(u), 16):
+        z = shift[None, :] + block @ L.T
+        hits += int(np.count_nonzero(np.all(np.abs(z) <= thr, axis=1)))
+    return hits / u.shape[0]
+
+
+def episodes_needed(
+    covariance: Any,
+    bias: Any,
+    *,
+    power: float = 0.8,
+    false_alarm: float = 1e-3,
+    max_episodes: int = 10**12,
+) -> int:
+    r"""The smallest N for which :func:`mean_test` detects ``bias`` with probability at least ``power``.
+
+    Uses :func:`mean_test_power`, which increases with N (the rejection region's complement is
+    a centred symmetric box, whose probability under a normal law decreases as the mean moves
+    away along a ray: Anderson 1955), so N is found by doubling and bisection. For one
+    coordinate this is about :math:`\big((c + \Phi^{-1}(\text{power}))\,\sigma/\delta\big)^2`.
+
+    Parameters
+    ----------
+    covariance : array_like, shape (k, k)
+        Exact covariance of one episode's term.
+    bias : array_like, shape (k,)
+        The bias to detect (true mean minus the value under test), not all zero.
+    power : float
+        Required detection probability, in (false_alarm, 1).
+    false_alarm : float
+        α of the test.
+    max_episodes : int
+        ``ValueError`` if more would be needed.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> episodes_needed([[4.0]], [0.2], power=0.8, false_alarm=0.05)  # ((1.96 + 0.84) * 2 / 0.2)^2
+    785
+    """
+    C, d = _check_cov_bias(covariance, bias)
+    alpha = _check_false_alarm(false_alarm)
+    if isinstance(power, bool) or not isinstance(power, (int, float, np.floating, np.integer)):
+        raise TypeError(f"power must be a real number, got {power!r}")
+    if not alpha < float(power) < 1.0:
+        raise ValueError(f"power must be in (false_alarm, 1) = ({alpha}, 1), got {power}")
+    max_episodes = check_positive_int("max_episodes", max_episodes)
+    if not np.any(d != 0):
+        raise ValueError("bias is zero: no number of episodes detects it")
+
+    def ok(n: int) -> bool:
+        return mean_test_power(C, d, n, false_alarm=alpha) >= power
+
+    hi = 1
+    while not ok(hi):
+        if hi >= max_episodes:
+            raise ValueError(
+                f"more than max_episodes={max_episodes} episodes would be needed to detect this bias"
+            )
+        hi = min(2 * hi, max_episodes)
+    lo = hi // 2  # ok(lo) is False (or lo = 0)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def streaming_mean(
@@ -89,11 +443,23 @@ def streaming_mean(
     (1983) for the mean and the sum of squared deviations, so the result equals (to rounding)
     the mean and standard error of the per-episode terms of the concatenated batches.
 
-    With an ``executor`` (any ``concurrent.futures.Executor``; scale-out, issue 7) the estimator
-    is applied to the chunks on its workers and the per-chunk moments are merged in chunk order:
-    bit-identical to ``executor=None``. The chunks travel to the workers; to sample them there
-    too, use :func:`pgexact.distributed.streaming_estimate`. A failing chunk raises
+    With an ``executor`` (any ``concurrent.futures.Executor``) the estimator is applied to the
+    chunks on its workers and the per-chunk moments are merged in chunk order: bit-identical to
+    ``executor=None``. The chunks travel to the workers; to sample them there too, use
+    :func:`pgexact.distributed.streaming_estimate`. A failing chunk raises
     :class:`pgexact.distributed.ChunkError` naming its index.
+
+    Parameters
+    ----------
+    estimator : callable
+        ``estimator(chunk, *args, **kwargs)`` returning an :class:`~pgexact.estimators.Estimate`.
+    chunks : iterable of Trajectories
+        E.g. :func:`pgexact.rollout_chunks`.
+    executor : concurrent.futures.Executor, optional
+
+    Returns
+    -------
+    StreamedMean
 
     Examples
     --------
@@ -107,16 +473,52 @@ def streaming_mean(
     >>> res.n
     1000
     """
-    if executor is not None:  # scale-out (issue 7)
-        from ..distributed import streaming_mean_on  # deferred: pgexact.distributed imports this module
+    return streaming_mean_on(executor, estimator, chunks, args, kwargs)
 
-        return streaming_mean_on(executor, estimator, chunks, args, kwargs)
-    return merge_moments(chunk_moments(estimator(chunk, *args, **kwargs).samples) for chunk in chunks)
+
+def streaming_mean_on(
+    executor: Any,
+    estimator: Callable[..., Any],
+    chunks: Any,
+    args: tuple,
+    kwargs: dict,
+    max_in_flight: int | None = None,
+) -> StreamedMean:
+    """:func:`streaming_mean` with the estimator applied on ``executor`` (None: this process).
+
+    Each chunk is reduced to ``(n, mean, m2)`` where the estimator runs, and the reductions are
+    merged in chunk order, so the result is bit-identical whatever the executor.
+    """
+    check_executor(executor)
+    if not callable(estimator):
+        raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
+    if max_in_flight is not None:
+        max_in_flight = check_positive_int("max_in_flight", max_in_flight)
+    sizes: dict[int, int] = {}
+
+    def calls() -> Iterable[tuple]:
+        for i, chunk in enumerate(chunks):
+            sizes[i] = int(getattr(chunk, "n_episodes", 0))  # 0 if unknown (not Trajectories)
+            yield (estimator, chunk, tuple(args), dict(kwargs))
+
+    def error(i: int, exc: BaseException) -> Exception:
+        return ChunkError(i, sizes.get(i, 0), None, None, exc)
+
+    if executor is None:  # in this process the estimator's own exception is the clearest
+        return merge_moments(moments_of(estimator, chunk, tuple(args), dict(kwargs)) for chunk in chunks)
+    return merge_moments(ordered_map(executor, moments_of, calls(), error, max_in_flight))
+
+
+def moments_of(estimator: Callable[..., Any], chunk: Any, args: tuple, kwargs: dict) -> tuple:
+    """One chunk's ``(n, mean, m2)`` of the estimator's per-episode terms (on a worker)."""
+    return chunk_moments(estimator(chunk, *args, **kwargs).samples)
 
 
 def chunk_moments(samples: Any) -> tuple[int, np.ndarray, np.ndarray]:
     """``(n, mean, sum of squared deviations)`` of per-episode terms, shape (n, ...) -> (...)."""
     x = np.asarray(samples, dtype=np.float64)
+    if x.ndim == 0 or x.shape[0] == 0:
+        raise ValueError("a chunk's samples must have at least one episode (shape (n, ...), n >= 1)")
     mb = x.mean(axis=0)
     return x.shape[0], mb, ((x - mb) ** 2).sum(axis=0)
 
@@ -141,5 +543,5 @@ def merge_moments(parts: Iterable[tuple[int, np.ndarray, np.ndarray]]) -> Stream
         n = tot
     if mean is None:
         raise ValueError("chunks is empty")
-    se = np.sqrt(m2 / (n - 1) / n) if n > 1 else np.full(mean.shape, np.inf)  # type: ignore[operator]
+    se = np.sqrt(m2 / (n - 1) / n) if n > 1 else np.full(np.shape(mean), np.inf)  # type: ignore[operator]
     return StreamedMean(mean=mean, std_error=se, n=n)

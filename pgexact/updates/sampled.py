@@ -30,7 +30,8 @@ import numpy as np
 
 from .._random import Seed, as_seed_sequence
 from .._validation import check_positive_int, check_theta
-from ..estimators import fit_value_baseline, gae, rewards_to_go, value_array, weighted_score
+from ..estimators import _steps as steps
+from ..estimators import fit_value_baseline
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
@@ -54,8 +55,8 @@ class SampledOracle:
     pi : numpy.ndarray, shape (S, A)
     trajectories : Trajectories
         The episodes drawn.
-    advantages : numpy.ndarray, shape (N, T)
-        :math:`\hat A_t` (0 on padding).
+    advantages : numpy.ndarray, shape (M,)
+        :math:`\hat A_t` per simulated step in the order of ``trajectories.steps`` (0 after absorption).
     gradient : numpy.ndarray, shape (n_params,)
     batch : SurrogateBatch
         One row per real step, weight :math:`d^t/N` (aggregated per (t, s, a) or (s, a) when the
@@ -84,37 +85,35 @@ class SampledOracle:
         logp = policy.log_probs(theta)
         self.pi = np.exp(logp)
         self.trajectories = trajs
-        N, T = trajs.n_episodes, trajs.n_steps
-        mask = trajs.mask
-        disc = trajs.discounts()
-        rewards = np.where(mask, trajs.rewards, 0.0)
+        N = trajs.n_episodes
+        sv = trajs.steps  # one entry per simulated step (memory proportional to the transitions)
+        mask = sv.real
+        disc = steps.discounts(trajs)
         if critic == "none":
-            adv = rewards_to_go(rewards, trajs.discount)
+            adv = steps.rewards_to_go(trajs)
         else:
             if critic == "exact":
                 V = evaluate(exact_mdp, self.pi).V
             else:
                 V = fit_value_baseline(trajs)
-            values = value_array(trajs, V)
-            adv = gae(rewards, values, trajs.discount, lam, terminated=trajs.terminated | ~mask)
+            adv = steps.gae(trajs, *steps.values(trajs, V), lam)
         adv = np.where(mask, adv, 0.0)
         self.advantages = adv
-        w_steps = mask * disc[None, :] / N
-        self.gradient = weighted_score(trajs, policy, theta, mask * disc[None, :] * adv).mean
-        s, a = trajs.states[:, :T], trajs.actions
+        w_steps = mask * disc / N
+        self.gradient = steps.score_sums(trajs, policy, theta, mask * disc * adv).mean(axis=0)
+        s, a = sv.state.astype(np.intp), sv.action.astype(np.intp)
         keep = mask & (w_steps > 0)
         # Fisher / KL state-action weights: those of pgexact.estimators.fisher_estimate, averaged
-        fw = trajs.simulated_mask * disc[None, :]
-        fw = fw * (1.0 - trajs.gamma) if trajs.objective == "geometric" else fw / disc.sum()
+        fw = disc * (1.0 - trajs.gamma) if trajs.objective == "geometric" else disc / trajs.discounts().sum()
         S, A = policy.n_states, policy.n_actions
-        c = np.bincount((s * A + a).reshape(-1), weights=fw.reshape(-1) / N, minlength=S * A).reshape(S, A)
+        c = np.bincount(s * A + a, weights=fw / N, minlength=S * A).reshape(S, A)
         self.sa_weights = c
-        states, actions, advs, weights = s[keep].astype(np.intp), a[keep].astype(np.intp), adv[keep], w_steps[keep]
+        states, actions, advs, weights = s[keep], a[keep], adv[keep], w_steps[keep]
         if aggregate:
             # one row per (t, s, a) (fixed horizon: advantages are time-indexed) or per (s, a)
             # (geometric stopping: stationary), with the summed weight and the weighted mean
             # advantage. Linear functionals of the rows (surrogate, gradients) are unchanged.
-            tt = np.broadcast_to(np.arange(T), s.shape)[keep] if trajs.objective != "geometric" else 0
+            tt = sv.time[keep] if trajs.objective != "geometric" else 0
             key = (tt * S + states) * A + actions
             uniq, inv = np.unique(key, return_inverse=True)
             W = np.bincount(inv, weights=weights)

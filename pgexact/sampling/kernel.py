@@ -1,0 +1,258 @@
+r"""The transition kernel: alias tables of one (MDP, policy) pair, advancing many episodes in lock-step.
+
+* **O(1) draws.** For each state s one alias table (:mod:`pgexact.sampling.alias`) over the joint
+  outcome :math:`(a, s')` with probability :math:`\pi(a|s) P(s'|s, a)`, built once per policy.
+  One uniform per transition picks both the action and the next state, whatever S and A.
+  The initial state uses one table over :math:`\mu_0`.
+* **Episodes in lock-step.** The Python loop is over time; every operation inside acts on all
+  the episodes still running (a prefix of the columns, which are sorted by decreasing length).
+* **Long tails.** When few episodes remain (episodes x states small) the rest of each episode is
+  computed without a loop over time: with the uniforms :math:`u_t` fixed, step t is a map
+  :math:`f_t` of the state, tabulated for every state, and the path
+  :math:`s_{t+1} = f_t \circ \dots \circ f_0 (s_0)` comes from a prefix composition of the maps
+  (Hillis & Steele 1986, "Data parallel algorithms", CACM 29(12): the doubling scan), in
+  :math:`O(S \log B)` operations per step. Both ways compute the same function of the same
+  uniforms, so the episodes are bit-identical whichever way is used.
+* **Draw order.** One uniform per episode for :math:`s_0` (in column order), then row by row one
+  uniform per running episode (in column order).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse
+
+from .alias import AliasTable
+
+__all__ = ["TransitionSampler"]
+
+#: Switch to the scan when (running episodes) x (states) is at most this many ...
+TAIL_WORK = 256
+#: ... and at least this many rows remain.
+TAIL_MIN_ROWS = 64
+
+
+class TransitionSampler:
+    r"""Alias tables of one (MDP, policy) pair and the kernel that advances episodes in lock-step.
+
+    Picklable (plain arrays), so chunks can be shipped to workers.
+
+    Parameters
+    ----------
+    P : numpy.ndarray, shape (S, A, S), or scipy.sparse matrix, shape (S*A, S)
+        Dense: one table of A*S columns per state. Sparse (row ``s*A + a`` holds
+        ``P(.|s, a)``): one table per state over its stored (a, s') pairs, padded to the
+        largest row, so memory is O(S * max row nnz) and a draw is still O(1).
+    r : numpy.ndarray, shape (S, A)
+    mu0 : numpy.ndarray, shape (S,)
+    pi : numpy.ndarray, shape (S, A)
+    terminal : numpy.ndarray, shape (S,), bool
+    """
+
+    def __init__(
+        self, P: Any, r: np.ndarray, mu0: np.ndarray, pi: np.ndarray, terminal: np.ndarray
+    ) -> None:
+        S, A = pi.shape
+        self.n_states, self.n_actions = S, A
+        if scipy.sparse.issparse(P):
+            self.joint = _sparse_joint_table(P, pi)
+        else:
+            joint = (pi[:, :, None] * P).reshape(S, A * S)  # joint[s, a*S + s'] = pi(a|s) P(s'|s,a)
+            self.joint = AliasTable.from_probs(joint)
+        K = self.joint.n_columns
+        # j + threshold[s, j]: the coin test becomes x < j + q (saves one subtraction per draw)
+        thr = self.joint.threshold.reshape(S, K)
+        thr += np.arange(K, dtype=np.float64)
+        self.joint_threshold_abs = thr.reshape(-1)
+        self.dense_codes = not scipy.sparse.issparse(P)
+        self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
+        self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
+        self.terminal = np.asarray(terminal, dtype=bool)
+
+    # ------------------------------------------------------------------ one draw, any shape
+    def draw(self, s: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(action, next state)`` from states ``s`` and uniforms ``u`` (broadcast), as the kernel draws them."""
+        S, K = self.n_states, self.joint.n_columns
+        x = u * K
+        j = x.astype(np.intp)
+        flat = s * K + j
+        coin = x < self.joint_threshold_abs[flat]
+        prim = j if self.dense_codes else self.joint.primary[flat]
+        code = np.where(coin, prim, self.joint.alias[flat])
+        return code // S, code % S
+
+    # ------------------------------------------------------------------ the kernel
+    def run(
+        self,
+        gen: np.random.Generator,
+        n: int,
+        counts: np.ndarray,
+        out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Advance ``n`` episodes; row t simulates the first ``counts[t]`` columns (non-increasing).
+
+        Returns flat ``(states (n + M,), actions (M,), rewards (M,))``, row after row,
+        M = ``counts.sum()``. ``out``: time-major buffers ``(states (T+1, n), actions (T, n),
+        rewards (T, n))`` to fill instead (full rows only; views with contiguous rows).
+        """
+        S, A = self.n_states, self.n_actions
+        K = self.joint.n_columns
+        T = int(counts.shape[0])
+        offsets = np.zeros(T + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        M = int(offsets[-1])
+        flat_out = out is None
+        if flat_out:
+            states = np.empty(n + M, dtype=np.int32)
+            actions = np.empty(M, dtype=np.int32)
+            rewards = np.empty(M, dtype=np.float64)
+            s0 = states[:n]
+        else:
+            st2, ac2, rw2 = out
+            s0 = st2[0]
+        thr_abs, alias, reward = self.joint_threshold_abs, self.joint.alias, self.reward
+        primary, dense = self.joint.primary, self.dense_codes
+        # work buffers, allocated once per chunk (no allocation inside the time loop)
+        x = np.empty(n)
+        thv = np.empty(n)
+        coin = np.empty(n, dtype=bool)
+        j, flat, code, a, d, sa = (np.empty(n, dtype=np.intp) for _ in range(6))
+        s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+        s0[:] = s
+        pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
+        shift = S.bit_length() - 1
+        m = -1
+        for t in range(T):
+            m_t = int(counts[t])
+            if m_t != m:  # (re)slice the work buffers only when the running prefix shrinks
+                m = m_t
+                if m * S <= TAIL_WORK and T - t >= TAIL_MIN_ROWS:
+                    bufs = (states, actions, rewards) if flat_out else out
+                    self._tail(gen, s[:m], t, counts, offsets, bufs, flat_out, n)  # type: ignore[arg-type]
+                    break
+                x_, j_, flat_, code_, a_, d_, sa_ = (v[:m] for v in (x, j, flat, code, a, d, sa))
+                s_, thv_, coin_ = s[:m], thv[:m], coin[:m]
+            gen.random(out=x_)
+            x_ *= K  # x < K exactly: for u <= 1 - 2^-53, u * K rounds below K
+            j_[...] = x_  # column = floor(x) (x >= 0)
+            np.multiply(s_, K, out=flat_)
+            flat_ += j_
+            thr_abs.take(flat_, out=thv_)
+            np.less(x_, thv_, out=coin_)  # coin: frac(x) < threshold  <=>  x < j + threshold
+            alias.take(flat_, out=code_)
+            if dense:
+                np.subtract(j_, code_, out=d_)  # code = coin ? j : alias  (branch-free blend)
+            else:
+                primary.take(flat_, out=d_)  # sparse rows: column j stands for primary[s, j]
+                d_ -= code_
+            d_ *= coin_
+            code_ += d_
+            np.multiply(s_, A, out=sa_)
+            if pow2:
+                np.right_shift(code_, shift, out=a_)
+                sa_ += a_
+                np.bitwise_and(code_, S - 1, out=s_)  # next state
+            else:
+                np.floor_divide(code_, S, out=a_)  # code = a * S + s'
+                sa_ += a_
+                np.multiply(a_, S, out=d_)
+                np.subtract(code_, d_, out=s_)  # next state
+            if flat_out:
+                o = int(offsets[t])
+                actions[o : o + m] = a_
+                reward.take(sa_, out=rewards[o : o + m])
+                states[n + o : n + o + m] = s_
+            else:
+                ac2[t, :m] = a_
+                reward.take(sa_, out=rw2[t, :m])
+                st2[t + 1, :m] = s_
+        if out is not None:
+            return out
+        return states, actions, rewards
+
+    def _tail(
+        self,
+        gen: np.random.Generator,
+        s: np.ndarray,
+        t0: int,
+        counts: np.ndarray,
+        offsets: np.ndarray,
+        bufs: tuple[np.ndarray, np.ndarray, np.ndarray],
+        flat_out: bool,
+        n: int,
+    ) -> None:
+        """Rows ``t0..T-1`` of the ``len(s)`` running columns, by prefix composition (module docstring)."""
+        S, A = self.n_states, self.n_actions
+        T = int(counts.shape[0])
+        m0 = s.shape[0]
+        base = int(offsets[t0])
+        u_all = gen.random(int(offsets[T]) - base)  # the same uniforms, in the same order, as row by row
+        col_len = np.searchsorted(-counts[t0:], -np.arange(m0), side="left")  # rows left per column
+        block = 1 << int(np.clip(20 - int(np.ceil(np.log2(max(S, 1)))), 8, 16))
+        every_state = np.arange(S, dtype=np.intp)[None, :]
+        states, actions, rewards = bufs
+        for k in range(m0):
+            L = int(col_len[k])
+            cur = int(s[k])
+            for b0 in range(0, L, block):
+                rows = np.arange(t0 + b0, t0 + min(b0 + block, L))
+                u = u_all[offsets[rows] - base + k]
+                B = u.shape[0]
+                path = self._path(cur, u, every_state)
+                act, _ = self.draw(path[:-1], u)
+                rew = self.reward[path[:-1] * A + act]
+                if flat_out:
+                    idx = offsets[rows] + k
+                    actions[idx] = act
+                    rewards[idx] = rew
+                    states[n + idx] = path[1:]
+                else:
+                    actions[rows, k] = act
+                    rewards[rows, k] = rew
+                    states[rows + 1, k] = path[1:]
+                cur = int(path[-1])
+
+    def _path(self, cur: int, u: np.ndarray, every_state: np.ndarray) -> np.ndarray:
+        r"""States ``s_0 = cur, s_1, ..., s_B`` driven by the uniforms ``u`` (B,), without a loop over time.
+
+        Up-sweep: :math:`C_k[i] = C_{k-1}[2i+1] \circ C_{k-1}[2i]`, the map of :math:`2^k` steps;
+        down-sweep: the state at the start of every block of :math:`2^{k-1}` steps from those of
+        :math:`2^k` steps (Blelloch 1990, "Prefix sums and their applications", the
+        work-efficient scan): O(S) operations per step.
+        """
+        S = self.n_states
+        B = u.shape[0]
+        P = 1 << max(0, (B - 1).bit_length())
+        f = np.empty((P, S), dtype=np.intp)
+        _, f[:B] = self.draw(every_state, u[:, None])  # f[t, s]: the next state from s at step t
+        f[B:] = every_state  # identity maps pad to a power of two
+        levels = [f]
+        while levels[-1].shape[0] > 1:
+            c = levels[-1]
+            h = c.shape[0] // 2
+            levels.append(c[1::2].reshape(-1).take(c[0::2] + (np.arange(h, dtype=np.intp) * S)[:, None]))
+        starts = np.array([cur], dtype=np.intp)
+        for c in reversed(levels[:-1]):
+            h = starts.shape[0]
+            nxt = np.empty(2 * h, dtype=np.intp)
+            nxt[0::2] = starts
+            nxt[1::2] = c.reshape(-1).take(np.arange(h, dtype=np.intp) * (2 * S) + starts)
+            starts = nxt
+        path = np.empty(B + 1, dtype=np.intp)
+        path[:B] = starts[:B]
+        path[B] = f[B - 1, starts[B - 1]]
+        return path
+
+
+def _sparse_joint_table(P: Any, pi: np.ndarray) -> AliasTable:
+    """Joint (action, next-state) tables of a sparse P of shape (S*A, S): codes ``a*S + s'``."""
+    S, A = pi.shape
+    csr = scipy.sparse.csr_array(P)
+    k = np.repeat(np.arange(S * A), np.diff(csr.indptr))
+    joint_sp = scipy.sparse.csr_array(
+        (csr.data * pi.reshape(-1)[k], (k // A, (k % A) * S + csr.indices)),
+        shape=(S, A * S),
+    )
+    return AliasTable.from_sparse_rows(joint_sp)
