@@ -20,13 +20,10 @@ PROBABILITY_ATOL = 1e-9
 __all__ = [
     "PROBABILITY_ATOL",
     "as_float_array",
-<<<<<<< HEAD
     "as_probabilities",
     "check_action_mask",
     "check_feasible",
-=======
     "MEMORY_LIMIT",
->>>>>>> sampling
     "check_distribution",
     "check_memory",
     "check_gamma",
@@ -195,7 +192,6 @@ def check_theta(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
     return arr
 
 
-<<<<<<< HEAD
 #: Relative tolerance on symmetry: ``|M[i, j] - M[j, i]| <= SYMMETRY_RTOL * max(1, max|M|)``.
 SYMMETRY_RTOL = 1e-10
 #: Relative tolerance on semi-definiteness: smallest eigenvalue ``>= -PSD_RTOL * max(1, max|M|)``
@@ -362,7 +358,8 @@ def check_action_mask(action_mask: Any, n_states: int, n_actions: int, name: str
     mask = np.array(mask, dtype=bool, copy=True)
     mask.flags.writeable = False
     return mask
-=======
+
+
 #: Largest allocation a call may make before it is refused (bytes); see :func:`check_memory`.
 MEMORY_LIMIT = 16 * 2**30
 
@@ -389,4 +386,3 @@ def check_memory(what: str, n_bytes: float, limit: float | None = None, advice: 
             f"{what} would need {format_bytes(n_bytes)} for its arrays, more than the "
             f"{format_bytes(lim)} allowed (pgexact._validation.MEMORY_LIMIT)" + (f"; {advice}" if advice else "")
         )
->>>>>>> sampling
