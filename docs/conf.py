@@ -19,6 +19,7 @@ matplotlib.use("Agg")
 
 import pgexact  # noqa: E402
 from api_pages import write_api_pages  # noqa: E402
+from figure_examples import write_figure_examples  # noqa: E402
 
 project = "pgexact"
 author = "the pgexact developers"
@@ -35,7 +36,7 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-exclude_patterns = ["_build", "auto_examples/*.ipynb", "auto_examples/*.py", "**/*.zip"]
+exclude_patterns = ["_build", "_generated", "**/*.ipynb", "**/*.zip"]
 html_theme = "pydata_sphinx_theme"
 html_title = "pgexact"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
@@ -49,9 +50,12 @@ numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()
 numpydoc_xref_param_type = False
 
+FIGURE_EXAMPLES = HERE / "_generated" / "figures"
+write_figure_examples(FIGURE_EXAMPLES)
+
 sphinx_gallery_conf = {
-    "examples_dirs": [str(ROOT / "examples")],
-    "gallery_dirs": ["auto_examples"],
+    "examples_dirs": [str(ROOT / "examples" / "tutorials"), str(FIGURE_EXAMPLES)],
+    "gallery_dirs": ["auto_examples/tutorials", "auto_examples/figures"],
     "filename_pattern": r"/(plot|tutorial)_",
     "download_all_examples": False,
     "remove_config_comments": True,

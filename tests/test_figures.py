@@ -112,7 +112,3 @@ def test_committed_pngs_are_what_pgexact_figures_produces(tmp_path: Path) -> Non
         diff = compare_images(str(committed / path.name), str(path), tol=1.0)
         assert diff is None, f"figures/{path.name} differs from `pgexact figures`: {diff}"
 
-
-def test_every_figure_has_a_gallery_example() -> None:
-    examples = Path(__file__).resolve().parents[1] / "examples" / "figures"
-    assert sorted(p.stem.removeprefix("plot_") for p in examples.glob("plot_*.py")) == sorted(FIGURES)
