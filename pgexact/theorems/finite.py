@@ -73,8 +73,9 @@ def random_problem(
 
 
 def _multi_step(rng: np.random.Generator) -> Problem:
-    """Discounted, or finite horizon H >= 2 (at H = 1 the transition kernel plays no part)."""
-    return random_problem(rng, min_horizon=2)
+    """Discounted, or finite horizon H >= 2 with γ in {0.9, 0.5} (at H = 1 the transition kernel plays no
+    part, and at γ = 1 a dropped γ is invisible)."""
+    return random_problem(rng, min_horizon=2, finite_gammas=(0.9, 0.5))
 
 
 def _discounted(rng: np.random.Generator, **kw) -> Problem:
@@ -685,46 +686,55 @@ identity(
 
 
 # ----------------------------------------------------------------------------- Bellman evaluation
-def _series_values(pr: Problem, P: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    r"""V, Q, A, J by series, not by a solve or a backward recursion.
+def _series_values(pr: Problem, P: np.ndarray | None = None, gamma_in_q: bool = True) -> tuple:
+    r"""V, Q, A, J and the state distribution by series, not by a solve or a backward recursion.
 
     Discounted: :math:`V = \sum_{t<2^{12}} (\gamma P_\pi)^t r_\pi = \prod_{j<12}(I + (\gamma P_\pi)^{2^j}) r_\pi`
-    (tail :math:`\gamma^{4096} \le 10^{-91}`). Finite horizon:
-    :math:`V_t = \sum_{k=0}^{H-1-t} \gamma^k P_\pi^k r_\pi` by powers of :math:`P_\pi`.
-    ``P`` (optional) replaces the transition tensor in :math:`Q = r + \gamma P V`.
+    (tail :math:`\gamma^{4096} \le 10^{-91}`), and the occupancy d by the same product applied to
+    :math:`(1-\gamma)\mu_0`. Finite horizon: :math:`V_t = \sum_{k=0}^{H-1-t} \gamma^k P_\pi^k r_\pi` by powers
+    of :math:`P_\pi`, and the marginals :math:`p_t = \mu_0 P_\pi^t`. ``P`` (optional) replaces the
+    transition tensor in :math:`Q = r + \gamma P V`; ``gamma_in_q=False`` drops its γ (controls).
     """
     mdp, pi = pr.mdp, ref.probs(pr.policy, pr.theta)
     P_pi, r_pi = ref.chain(mdp, pi)
     g = mdp.gamma
+    g_q = g if gamma_in_q else 1.0
     P_q = np.asarray(mdp.P) if P is None else P
     if mdp.horizon is None:
         V = r_pi.copy()
+        d = (1.0 - g) * np.asarray(mdp.mu0, dtype=float)
         M = g * P_pi
         for _ in range(12):
             V = V + M @ V
+            d = d + d @ M
             M = M @ M
-        Q = mdp.r + g * np.einsum("sat,t->sa", P_q, V)
-        return V, Q, Q - V[:, None], float(mdp.mu0 @ V)
+        Q = mdp.r + g_q * np.einsum("sat,t->sa", P_q, V)
+        return V, Q, Q - V[:, None], float(mdp.mu0 @ V), d
     H = mdp.horizon
     terms = [r_pi]
+    p = [np.asarray(mdp.mu0, dtype=float)]
     for _ in range(H - 1):
         terms.append(g * P_pi @ terms[-1])
+        p.append(p[-1] @ P_pi)
     csum = np.cumsum(terms, axis=0)  # csum[k] = sum_{j<=k} gamma^j P^j r
     V = np.stack([csum[H - 1 - t] for t in range(H)])
     V_next = np.vstack([V[1:], np.zeros((1, mdp.n_states))])
-    Q = mdp.r[None] + g * np.einsum("sat,ht->hsa", P_q, V_next)
-    return V, Q, Q - V[:, :, None], float(mdp.mu0 @ V[0])
+    Q = mdp.r[None] + g_q * np.einsum("sat,ht->hsa", P_q, V_next)
+    return V, Q, Q - V[:, :, None], float(mdp.mu0 @ V[0]), np.stack(p)
 
 
-def _library_values(pr: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def _library_values(pr: Problem) -> tuple:
     ev = exact.evaluate(pr.mdp, pr.policy.probs(pr.theta))
-    return ev.V, ev.Q, ev.A, ev.J
+    return ev.V, ev.Q, ev.A, ev.J, ev.d if pr.mdp.horizon is None else ev.p
 
 
-def _values_transposed_q(pr: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    V, _, _, J = _library_values(pr)
-    Q = _series_values(pr, P=ref.transposed(pr.mdp.P))[1]
-    return V, Q, Q - (V[..., None]), J
+def _values_mutant(*, transposed: bool = False, gamma_in_q: bool = True):
+    def mutant(pr: Problem) -> tuple:
+        V, _, _, J, dist = _library_values(pr)
+        Q = _series_values(pr, P=ref.transposed(pr.mdp.P) if transposed else None, gamma_in_q=gamma_in_q)[1]
+        return V, Q, Q - V[..., None], J, dist
+
+    return mutant
 
 
 identity(
@@ -733,11 +743,14 @@ identity(
     r"\text{ (finite horizon: } V_t = \textstyle\sum_{k<H-t}\gamma^k P_\pi^k r_\pi,\ Q_t = r + \gamma P V_{t+1})",
     source="Sutton & Barto 2018, eq. 3.14; Puterman 1994, Theorem 6.1.1 (Neumann series)",
     reference="Neumann series by repeated squaring (discounted) or sums of powers of P_pi (finite horizon), "
-    "never a solve or a backward recursion; checks V, Q, A and J",
+    "never a solve or a backward recursion; checks V, Q, A, J and the occupancy d (finite horizon: marginals p_t)",
     instance=_multi_step,
     computed=_library_values,
     expected=_series_values,
     tolerance=IDENTITY_TOL,
     tolerance_reason=IDENTITY_REASON + "; the squared series has tail gamma^4096 < 1e-91",
-    mutants={"Q = r + gamma P^T V (s and s' swapped in P)": _values_transposed_q},
+    mutants={
+        "Q = r + gamma P^T V (s and s' swapped in P)": _values_mutant(transposed=True),
+        "Q = r + P V (dropped gamma)": _values_mutant(gamma_in_q=False),
+    },
 )

@@ -152,17 +152,19 @@ def _trpo(pr: UpdateProblem):
     return pr.once("trpo", lambda: trpo_step(ExactSource(pr.mdp, pr.policy), pr.theta, pr.knob))
 
 
-def _trpo_full_step(pr: UpdateProblem) -> tuple[float, np.ndarray]:
+def _trpo_full_step(pr: UpdateProblem) -> tuple[float, np.ndarray, np.ndarray]:
     res = _trpo(pr)
     x = res.direction
-    return 0.5 * res.full_step_size**2 * float(x @ _ref_fisher(pr) @ x), res.theta
+    F = _ref_fisher(pr)
+    return 0.5 * res.full_step_size**2 * float(x @ F @ x), res.theta, F @ x
 
 
-def _trpo_full_step_expected(pr: UpdateProblem) -> tuple[float, np.ndarray]:
+def _trpo_full_step_expected(pr: UpdateProblem) -> tuple[float, np.ndarray, np.ndarray]:
     res = _trpo(pr)
+    g = cs_gradient(pr)
     if not res.accepted:
-        return (0.5 * res.full_step_size**2 * float(res.direction @ _ref_fisher(pr) @ res.direction), pr.theta)
-    return pr.knob, pr.theta + res.full_step_size * 0.5**res.n_backtracks * res.direction
+        return (0.5 * res.full_step_size**2 * float(res.direction @ _ref_fisher(pr) @ res.direction), pr.theta, g)
+    return pr.knob, pr.theta + res.full_step_size * 0.5**res.n_backtracks * res.direction, g
 
 
 def _trpo_instance(rng: np.random.Generator) -> UpdateProblem:
@@ -171,19 +173,21 @@ def _trpo_instance(rng: np.random.Generator) -> UpdateProblem:
 
 identity(
     id="updates.trpo_full_step",
-    statement=r"\beta_0 = \sqrt{2\delta / x^\top F x} \;\Rightarrow\; \tfrac12\beta_0^2\, x^\top F x = \delta,\quad \theta' = \theta + \beta_0 r^k x",
+    statement=r"F x = \nabla J,\quad \beta_0 = \sqrt{2\delta / x^\top F x} \;\Rightarrow\; \tfrac12\beta_0^2\, x^\top F x = \delta,\quad \theta' = \theta + \beta_0 r^k x",
     source="Schulman et al. 2015, Appendix C (full step of the quadratic trust region, then backtracking)",
-    reference="x^T F x with the dense Fisher matrix built from the explicit score and the LU occupancy; "
-    "the accepted parameters rebuilt from the reported direction, full step and number of halvings",
+    reference="x^T F x and F x with the dense Fisher matrix built from the explicit score and the LU occupancy, "
+    "F x against the complex-step gradient of J; the accepted parameters rebuilt from the reported direction, "
+    "full step and number of halvings",
     instance=_trpo_instance,
     computed=_trpo_full_step,
     expected=_trpo_full_step_expected,
     tolerance=ROUNDING_TOL,
-    tolerance_reason="relative error of a quadratic form with a dense Fisher matrix: rounding only",
+    tolerance_reason="relative error of a quadratic form with a dense Fisher matrix (rounding); conjugate "
+    "gradient stops at ||F x - g||_2 <= 1e-10 ||g||_2, so max|F x - g| / max|g| <= sqrt(n) 1e-10 <= 5e-10 (n <= 24)",
     mutants={
         "full step sqrt(delta / x^T F x) (factor 2 missing)": lambda pr: (
             _trpo_full_step(pr)[0] / 2,
-            _trpo_full_step(pr)[1],
+            *_trpo_full_step(pr)[1:],
         )
     },
     floor=1e-12,
