@@ -7,7 +7,7 @@ recursions, forward marginals), which use none of the estimator code and none of
 :mod:`pgexact.exact`. Pathwise identities (GAE) are checked on random arrays against sums
 written out term by term.
 
-Instances: random dense MDPs with 2..3 states, 2..3 actions and horizon 1..4 (at most
+Instances: random dense MDPs with 2..3 states, 2..3 actions and horizon 2..4 (at most
 :math:`(S A)^H \cdot S \le 3^8 \cdot 3` trajectories), γ in {0.9, 0.5}, tabular or linear softmax
 with parameters N(0, 1). Residuals are relative errors with an absolute floor of 1; sums over
 at most ~2e4 trajectories of O(10) terms accumulate ~1e-13 of rounding, so 1e-9 leaves a
@@ -30,6 +30,8 @@ from ..sampling import Trajectories
 from . import _reference as ref
 from .finite import CS_REFERENCE, cs_gradient
 from .registry import identity
+
+__all__ = ["EnumProblem", "enum_problem"]
 
 TOL = 1e-9
 REASON = (

@@ -27,6 +27,8 @@ from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
 from . import _reference as ref
 from .registry import identity, inequality
 
+__all__ = ["Problem", "random_problem", "cs_gradient", "CS_REFERENCE"]
+
 IDENTITY_TOL = 1e-9
 IDENTITY_REASON = (
     "floating-point rounding in O(S^3) linear algebra on systems of condition number "

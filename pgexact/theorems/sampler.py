@@ -24,6 +24,8 @@ from ..models.finite_mdp import FiniteMDP
 from . import _reference as ref
 from .registry import identity, statistical
 
+__all__ = ["SamplerProblem", "N_EPISODES", "N_GEOMETRIC", "T_CUT"]
+
 N_EPISODES = 50_000
 N_GEOMETRIC = 10_000  # geometric episodes are ~1/(1-gamma) <= 10 steps long on average
 T_CUT = 6  # time steps checked under geometric stopping
