@@ -7,6 +7,7 @@ import fnmatch
 import json
 import sys
 import time
+import zlib
 from typing import Sequence
 
 import numpy as np
@@ -14,52 +15,95 @@ import numpy as np
 __all__ = ["main", "run_verify"]
 
 
-def run_verify(instances: int, seed: int, only: str | None, progress: bool = True) -> list[dict]:
+#: Default number of random instances per theorem: the default run stays within a few seconds
+#: of CPU time (``--instances`` raises it; ``--controls`` adds the negative controls).
+DEFAULT_INSTANCES = 10
+
+#: Smallest acceptable power of a negative control (fraction of instances on which it is rejected).
+MIN_CONTROL_POWER = 0.9
+
+
+class UsageError(Exception):
+    """A command-line argument that makes no sense; reported on stderr with exit status 2."""
+
+
+def _theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
+    """Seed of one theorem's instances: depends on the root seed and the id only (not on the registry's order)."""
+    return np.random.SeedSequence([seed, zlib.crc32(theorem_id.encode())])
+
+
+def run_verify(
+    instances: int, seed: int, only: str | None, progress: bool = True, controls: bool = False
+) -> list[dict]:
     """Run every registered theorem on ``instances`` random instances; return one row per theorem.
 
-    Instances of theorem k come from ``SeedSequence(seed).spawn(n_theorems)[k]``, so a row is
-    reproducible on its own (``--only``) and independent of the others.
+    Instances of a theorem come from ``SeedSequence([seed, crc32(id)])``, so a row is reproducible
+    on its own (``--only``) and does not change when theorems are added. With ``controls``, every
+    negative control is evaluated on the same instances; its *power* is the fraction of instances
+    on which its residual is at least ``CONTROL_FACTOR`` times the tolerance.
+
+    Returns
+    -------
+    list of dict
+        Keys: ``id, statement, source, reference, kind, instances, max_residual, tolerance,
+        tolerance_reason, tightest_ratio, control_power, passed, seconds`` (and ``error`` when an
+        instance raised). ``tightest_ratio`` is the largest ``lhs / rhs`` seen (inequalities; else
+        None); ``control_power`` maps each control's name to its power (None without ``controls``).
     """
     from tqdm import tqdm
 
-    from .theorems import all_theorems
+    from .theorems.registry import CONTROL_FACTOR, all_theorems
 
     theorems = all_theorems()
     if only is not None:
         selected = [t for t in theorems if fnmatch.fnmatch(t.id, only) or only in t.id]
         if not selected:
             valid = ", ".join(t.id for t in theorems)
-            raise SystemExit(f"pgexact verify: no theorem matches --only {only!r}; valid ids: {valid}")
+            raise UsageError(f"no theorem matches --only {only!r}; valid ids: {valid}")
     else:
         selected = theorems
-    children = np.random.SeedSequence(seed).spawn(len(theorems))
-    seeds = {t.id: children[i] for i, t in enumerate(theorems)}
     rows = []
     bar = tqdm(selected, desc="verify", unit="thm", disable=not progress, file=sys.stderr)
     for thm in bar:
         bar.set_postfix_str(thm.id)
-        rng = np.random.default_rng(seeds[thm.id])
+        rng = np.random.default_rng(_theorem_seed(seed, thm.id))
         start = time.perf_counter()
         worst = 0.0
+        ratio: float | None = None
+        rejected = np.zeros(len(thm.controls))
         error = None
+        done = 0
         for _ in range(instances):
             try:
-                res = thm.check(rng)
+                out, control_residuals = thm.run(thm.instance(rng), controls)
+                res = out.residual
             except Exception as exc:  # a crash is a failure, reported with its message
                 error = f"{type(exc).__name__}: {exc}"
-                res = float("inf")
+                res, out, control_residuals = float("inf"), None, ()
+            done += 1
             if not res <= worst:  # larger, or NaN/inf: NaN residuals count as failures
                 worst = res if np.isfinite(res) else float("inf")
+            if out is not None and out.ratio is not None and (ratio is None or out.ratio > ratio):
+                ratio = out.ratio
+            for k, c in enumerate(control_residuals):
+                rejected[k] += c >= CONTROL_FACTOR * thm.tolerance  # NaN (a control that raised) never counts
             if not np.isfinite(worst):
                 break
         passed = bool(np.isfinite(worst) and worst <= thm.tolerance)
+        power = {c.name: float(rejected[k] / done) for k, c in enumerate(thm.controls)} if controls else None
         rows.append(
             {
                 "id": thm.id,
+                "statement": thm.statement,
                 "source": thm.source,
-                "instances": instances,
+                "reference": thm.reference,
+                "kind": thm.kind,
+                "instances": done,
                 "max_residual": worst,
                 "tolerance": thm.tolerance,
+                "tolerance_reason": thm.tolerance_reason,
+                "tightest_ratio": ratio,
+                "control_power": power,
                 "passed": passed,
                 "seconds": time.perf_counter() - start,
                 **({"error": error} if error else {}),
@@ -68,22 +112,40 @@ def run_verify(instances: int, seed: int, only: str | None, progress: bool = Tru
     return rows
 
 
-def _print_table(rows: list[dict]) -> None:
-    headers = ("theorem", "source", "instances", "max residual", "tolerance", "status")
-    table = [
-        (
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _power_cell(row: dict) -> str:
+    power = row["control_power"]
+    if power is None:
+        return "-"
+    if not power:
+        return "none"
+    return "/".join(f"{p:.2f}" for p in power.values())
+
+
+def _print_table(rows: list[dict], controls: bool) -> None:
+    headers = ["theorem", "reference", "instances", "max residual", "tolerance", "tightest ratio"]
+    if controls:
+        headers.append("control power")
+    headers.append("status")
+    table = []
+    for r in rows:
+        cells = [
             r["id"],
-            r["source"] if len(r["source"]) <= 48 else r["source"][:45] + "...",
+            _short(r["reference"] or "(none stated)", 56),
             str(r["instances"]),
             f"{r['max_residual']:.2e}",
             f"{r['tolerance']:.2g}",
-            "pass" if r["passed"] else "FAIL",
-        )
-        for r in rows
-    ]
+            "-" if r["tightest_ratio"] is None else f"{r['tightest_ratio']:.4f}",
+        ]
+        if controls:
+            cells.append(_power_cell(r))
+        cells.append("pass" if r["passed"] else "FAIL")
+        table.append(cells)
     widths = [max(len(h), *(len(row[i]) for row in table)) if table else len(h) for i, h in enumerate(headers)]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths))
-    print(line)
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths)))
     print("  ".join("-" * w for w in widths))
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
@@ -92,18 +154,45 @@ def _print_table(rows: list[dict]) -> None:
     for r in rows:
         if "error" in r:
             print(f"  {r['id']}: {r['error']}")
+    if controls:
+        weak = _weak_controls(rows)
+        print(
+            f"negative controls: a control is rejected on an instance when its residual is >= 100x the tolerance; "
+            f"{len(weak)} control(s) below power {MIN_CONTROL_POWER:.2f}"
+        )
+        for r in rows:
+            for name, p in (r["control_power"] or {}).items():
+                flag = "" if p >= MIN_CONTROL_POWER else "   <-- weak"
+                print(f"  {r['id']}: {name}: {p:.2f}{flag}")
+            if r["control_power"] == {}:
+                print(f"  {r['id']}: no negative control   <-- weak")
+
+
+def _weak_controls(rows: list[dict]) -> list[tuple[str, str]]:
+    weak = []
+    for r in rows:
+        power = r["control_power"]
+        if power is None:
+            continue
+        if not power:
+            weak.append((r["id"], ""))
+        weak.extend((r["id"], n) for n, p in power.items() if p < MIN_CONTROL_POWER)
+    return weak
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     if args.instances < 1:
-        raise SystemExit("pgexact verify: --instances must be a positive integer")
-    rows = run_verify(args.instances, args.seed, args.only, progress=not args.json)
+        raise UsageError(f"--instances must be a positive integer, got {args.instances}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    rows = run_verify(args.instances, args.seed, args.only, progress=not args.json, controls=args.controls)
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         print()
     else:
-        _print_table(rows)
-    return 0 if all(r["passed"] for r in rows) else 1
+        _print_table(rows, args.controls)
+    ok = all(r["passed"] for r in rows) and not (args.controls and _weak_controls(rows))
+    return 0 if ok else 1
 
 
 def _cmd_errata(args: argparse.Namespace) -> int:
@@ -135,10 +224,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgexact", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("verify", help="check every registered theorem on random instances")
-    v.add_argument("--instances", type=int, default=50, help="random instances per theorem (default 50)")
+    v.add_argument(
+        "--instances", type=int, default=DEFAULT_INSTANCES, help=f"random instances per theorem (default {DEFAULT_INSTANCES})"
+    )
     v.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
     v.add_argument("--only", default=None, help="run only theorems whose id matches this glob or substring")
     v.add_argument("--json", action="store_true", help="print the results as JSON")
+    v.add_argument(
+        "--controls",
+        action="store_true",
+        help="also run every negative control and report its power (fraction of instances on which it is "
+        "rejected); exit 1 if a control's power is below 0.9",
+    )
     v.set_defaults(func=_cmd_verify)
     e = sub.add_parser("errata", help="list the errors of the course notes with numerical witnesses")
     e.set_defaults(func=_cmd_errata)
@@ -152,8 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pgexact`` console script."""
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    args = build_parser().parse_args(argv)  # argparse reports bad flags itself (stderr, exit 2)
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"pgexact {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

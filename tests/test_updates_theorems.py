@@ -1,4 +1,5 @@
-"""The issue-5 entries of the theorem registry hold on random instances, and are not vacuous."""
+"""The update entries of the theorem registry hold on random instances, bind where they should, and are
+not vacuous (their negative controls are rejected)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,17 @@ import numpy as np
 import pytest
 
 import pgexact.theorems.updates as upd
-from pgexact import exact
-from pgexact.theorems.registry import _REGISTRY
+from pgexact.theorems.registry import CONTROL_FACTOR, _REGISTRY, all_theorems
 
 IDS = [
     "updates.npg_tabular_closed_form",
     "updates.npg_quadratic_kl",
+    "updates.trpo_full_step",
     "updates.trpo_lower_bound_tv",
     "updates.trpo_lower_bound_kl",
     "updates.trpo_step_feasible",
-    "updates.ppo_clip_below_surrogate",
-    "updates.ppo_clip_gradient_at_old",
+    "updates.ppo_clipped_objective_value",
+    "updates.ppo_clip_gradient",
     "updates.soft_policy_improvement",
     "updates.soft_optimal_fixed_point",
     "updates.policy_iteration_monotone",
@@ -24,27 +25,40 @@ IDS = [
 
 
 def test_all_update_theorems_are_registered():
+    all_theorems()
     assert set(IDS) <= set(_REGISTRY)
     for tid in IDS:
         th = _REGISTRY[tid]
-        assert th.statement and th.source and th.tolerance > 0 and th.tolerance_reason
+        assert th.statement and th.source and th.tolerance > 0 and th.tolerance_reason and th.reference
+        assert th.controls
 
 
 @pytest.mark.parametrize("tid", IDS)
-def test_update_theorem_holds_on_random_instances(tid):
+def test_update_theorem_holds_and_its_controls_fail(tid):
     th = _REGISTRY[tid]
     rng = np.random.default_rng(20261121)
-    residuals = [th.check(rng) for _ in range(25)]
-    assert max(residuals) <= th.tolerance, (tid, max(residuals))
+    outcomes = [th.run(th.instance(rng), True) for _ in range(8)]
+    assert max(o.residual for o, _ in outcomes) <= th.tolerance, tid
+    for k, control in enumerate(th.controls):
+        rejected = sum(c[k] >= CONTROL_FACTOR * th.tolerance for _, c in outcomes)
+        assert rejected >= 7, (tid, control.name, rejected)
 
 
-def test_trpo_bound_check_has_teeth():
-    """With the constant 4 eps gamma/(1-gamma)^2 divided by 100 the bound is false on some of
-    these instances, so the residual function can detect a wrong constant."""
+def test_trpo_bounds_nearly_bind():
+    """On the binding family the TV bound holds with ratio exactly (1-gamma)^2 >= 0.81 (the family's
+    closed form, see _binding_problem) and the KL bound with 0.25..0.5 of it (Pinsker's factor 2 and the
+    curvature of KL at alpha <= 0.4): a constant 2x smaller would fail."""
     rng = np.random.default_rng(0)
-    violated = 0
-    for _ in range(100):
-        pr = upd._problem(rng)
-        J_new, L, C, p, q = upd._bound_terms(pr)
-        violated += (L - C / 100 * exact.tv_max(p, q) ** 2 - J_new) > 1e-9 * upd._scale(pr.mdp)
-    assert violated > 0
+    tv, kl = _REGISTRY["updates.trpo_lower_bound_tv"], _REGISTRY["updates.trpo_lower_bound_kl"]
+    for _ in range(10):
+        pr = upd._binding_problem(rng)
+        ratio_tv = tv.outcome(pr).ratio
+        assert abs(ratio_tv - (1 - pr.mdp.gamma) ** 2) < 1e-9
+        assert 0.25 <= kl.outcome(pr).ratio <= 0.5
+
+
+def test_trpo_accepted_kl_comes_close_to_the_radius():
+    rng = np.random.default_rng(1)
+    th = _REGISTRY["updates.trpo_step_feasible"]
+    ratios = [th.outcome(th.instance(rng)).ratio for _ in range(10)]
+    assert max(ratios) > 0.9  # the full step is accepted with KL close to delta on some instances

@@ -1,5 +1,32 @@
-"""Theorems as data: statement, source, random instances, residual, tolerance."""
+"""Theorems as data: statement, source, random instances, an independent reference, a tolerance
+justified by theory, and negative controls (:mod:`pgexact.theorems.registry`)."""
 
-from .registry import Theorem, all_theorems, get, register, relative_error
+from .registry import (
+    CONTROL_FACTOR,
+    Control,
+    Outcome,
+    Theorem,
+    all_theorems,
+    bernoulli_statistic,
+    get,
+    identity,
+    inequality,
+    register,
+    relative_error,
+    statistical,
+)
 
-__all__ = ["Theorem", "all_theorems", "get", "register", "relative_error"]
+__all__ = [
+    "CONTROL_FACTOR",
+    "Control",
+    "Outcome",
+    "Theorem",
+    "all_theorems",
+    "bernoulli_statistic",
+    "get",
+    "identity",
+    "inequality",
+    "register",
+    "relative_error",
+    "statistical",
+]

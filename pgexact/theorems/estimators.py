@@ -1,13 +1,14 @@
 r"""Exact (sampling-free) theorems about the Monte Carlo estimators.
 
 Expectations are taken by enumerating every trajectory of a small finite-horizon problem
-(:func:`pgexact.estimators.enumerate_trajectories`) and compared with the exact core
-(:func:`pgexact.policy_gradient`, :func:`pgexact.evaluate`, :func:`pgexact.surrogate`), which
-uses none of the estimator code. Pathwise identities (GAE(0), GAE(1)) are checked on random
-arrays against sums written out term by term.
+(:func:`pgexact.estimators.enumerate_trajectories`) and compared with references written from
+the model's data (:mod:`pgexact.theorems._reference`: complex-step gradients of J, backward
+recursions, forward marginals), which use none of the estimator code and none of
+:mod:`pgexact.exact`. Pathwise identities (GAE) are checked on random arrays against sums
+written out term by term.
 
-Instances: random dense MDPs with 2..3 states, 2..3 actions and horizon 1..4 (at most
-:math:`(S A)^H \cdot S \le 3^8 \cdot 3` trajectories), γ in {0.9, 1}, tabular or linear softmax
+Instances: random dense MDPs with 2..3 states, 2..3 actions and horizon 2..4 (at most
+:math:`(S A)^H \cdot S \le 3^8 \cdot 3` trajectories), γ in {0.9, 0.5}, tabular or linear softmax
 with parameters N(0, 1). Residuals are relative errors with an absolute floor of 1; sums over
 at most ~2e4 trajectories of O(10) terms accumulate ~1e-13 of rounding, so 1e-9 leaves a
 margin of 1e4.
@@ -15,30 +16,22 @@ margin of 1e4.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .. import exact
-from ..estimators import (
-    advantage,
-    constant_baseline,
-    enumerate_trajectories,
-    exact_mean,
-    gae,
-    gae_gradient,
-    reinforce,
-    reward_to_go,
-    state_baseline,
-    surrogate_estimate,
-    surrogate_gradient_estimate,
-)
-from ..estimators._base import value_array
+from .. import estimators as est
 from ..mdps import random_mdp
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
-from .registry import Theorem, register, relative_error
+from ..sampling import Trajectories
+from . import _reference as ref
+from .finite import CS_REFERENCE, cs_gradient
+from .registry import identity
+
+__all__ = ["EnumProblem", "enum_problem"]
 
 TOL = 1e-9
 REASON = (
@@ -53,15 +46,17 @@ class EnumProblem:
     policy: SoftmaxPolicy
     theta: np.ndarray
     lam: float
-    noise: np.ndarray  # (S,) or (H, S): a perturbation of V / a baseline
+    noise: np.ndarray  # (H, S): a perturbation of V / a baseline
 
 
-def enum_problem(rng: np.random.Generator) -> EnumProblem:
+def enum_problem(
+    rng: np.random.Generator, *, max_states: int = 3, max_actions: int = 3, min_horizon: int = 2, max_horizon: int = 4
+) -> EnumProblem:
     """A small finite-horizon instance whose trajectories can all be enumerated."""
-    S = int(rng.integers(2, 4))
-    A = int(rng.integers(2, 4))
-    H = int(rng.integers(1, 5))
-    mdp = random_mdp(S, A, gamma=float(rng.choice([0.9, 1.0])), horizon=H, seed=rng, concentration=0.5)
+    S = int(rng.integers(2, max_states + 1))
+    A = int(rng.integers(2, max_actions + 1))
+    H = int(rng.integers(min_horizon, max_horizon + 1))
+    mdp = random_mdp(S, A, gamma=float(rng.choice([0.9, 0.5])), horizon=H, seed=rng, concentration=0.5)
     if rng.integers(2):
         policy: SoftmaxPolicy = LinearSoftmax(rng.standard_normal((S, A, int(rng.integers(1, 4)))))
     else:
@@ -72,52 +67,112 @@ def enum_problem(rng: np.random.Generator) -> EnumProblem:
 
 def _enum(pr: EnumProblem) -> tuple[Any, np.ndarray, np.ndarray]:
     pi = pr.policy.probs(pr.theta)
-    trajs, prob = enumerate_trajectories(pr.mdp, pi)
+    trajs, prob = est.enumerate_trajectories(pr.mdp, pi)
     return trajs, prob, pi
 
 
-def _gae_unbiased(pr: EnumProblem) -> float:
-    # E[A_hat_t 1{s_t = s, a_t = a}] = p_t(s) pi(a|s) A_t(s, a) for the exact V, every lambda
+def _ref_values(pr: EnumProblem) -> ref.Values:
+    return ref.values(pr.mdp, ref.probs(pr.policy, pr.theta))
+
+
+def _shifted(V: np.ndarray) -> np.ndarray:
+    """V_{t+1} in place of V_t (off by one in time)."""
+    return np.vstack([V[1:], np.zeros((1, V.shape[1]))])
+
+
+# ----------------------------------------------------------------------------- GAE, exact V
+def _gae_table(pr: EnumProblem, V: np.ndarray) -> np.ndarray:
+    # E[A_hat_t 1{s_t = s, a_t = a}] for the given V, every (t, s, a), by enumeration
     trajs, prob, pi = _enum(pr)
-    ev = exact.evaluate(pr.mdp, pi)
-    v = value_array(trajs, ev.V)
-    adv = gae(trajs.rewards * trajs.mask, v, trajs.discount, pr.lam, terminated=trajs.terminated)
+    v = est.value_array(trajs, V)
+    adv = est.gae(trajs.rewards * trajs.mask, v, trajs.discount, pr.lam, terminated=trajs.terminated)
     adv = np.where(trajs.mask, adv, 0.0)
     H, S, A = pr.mdp.horizon, pr.mdp.n_states, pr.mdp.n_actions
-    lhs = np.zeros((H, S, A))
+    out = np.zeros((H, S, A))
     s, a = trajs.states[:, :H], trajs.actions
     for t in range(H):
-        np.add.at(lhs[t], (s[:, t], a[:, t]), prob * adv[:, t])
-    # steps spent in a terminal state are padding: their advantage is 0 there anyway
-    rhs = ev.p[:, :, None] * pi[None] * ev.A
-    return relative_error(lhs, rhs)
+        np.add.at(out[t], (s[:, t], a[:, t]), prob * adv[:, t])
+    return out
 
 
-def _gae_gradient_unbiased(pr: EnumProblem) -> float:
+def _gae_expected(pr: EnumProblem) -> np.ndarray:
+    pi = ref.probs(pr.policy, pr.theta)
+    p = ref.marginals(pr.mdp, pi, pr.mdp.horizon)
+    return p[:, :, None] * pi[None] * _ref_values(pr).A
+
+
+identity(
+    id="estimators.gae_unbiased_exact_v",
+    statement=r"E[\hat A^{GAE(\gamma,\lambda)}_t \mid s_t, a_t] = A^\pi_t(s_t, a_t)\ \forall \lambda \in [0,1] \text{ when } V = V^\pi",
+    source="Schulman et al. 2016 (GAE), sec. 3, Proposition 1 and eq. 16",
+    reference="p_t(s) pi(a|s) A_t(s, a) from forward marginals and the backward recursion written from the model's data",
+    instance=enum_problem,
+    computed=lambda pr: _gae_table(pr, _ref_values(pr).V),
+    expected=_gae_expected,
+    tolerance=TOL,
+    tolerance_reason=REASON,
+    mutants={"V off by one in time (V_{t+1} for V_t)": lambda pr: _gae_table(pr, _shifted(_ref_values(pr).V))},
+)
+
+
+def _gae_gradient(pr: EnumProblem, V: np.ndarray) -> np.ndarray:
     trajs, prob, pi = _enum(pr)
-    ev = exact.evaluate(pr.mdp, pi)
-    est = gae_gradient(trajs, pr.policy, pr.theta, ev.V, pr.lam)
-    return relative_error(exact_mean(est.samples, prob), exact.policy_gradient(pr.mdp, pr.policy, pr.theta))
+    return est.exact_mean(est.gae_gradient(trajs, pr.policy, pr.theta, V, pr.lam).samples, prob)
 
 
+identity(
+    id="estimators.gae_gradient_unbiased_exact_v",
+    statement=r"E\Big[\sum_t \gamma^t \nabla\log\pi(a_t|s_t) \hat A^{GAE(\gamma,\lambda)}_t\Big] = \nabla J \text{ when } V = V^\pi",
+    source="Schulman et al. 2016 (GAE), sec. 3; Sutton et al. 2000, Theorem 1",
+    reference=CS_REFERENCE,
+    instance=enum_problem,
+    computed=lambda pr: _gae_gradient(pr, _ref_values(pr).V),
+    expected=cs_gradient,
+    tolerance=TOL,
+    tolerance_reason=REASON,
+    mutants={"V off by one in time (V_{t+1} for V_t)": lambda pr: _gae_gradient(pr, _shifted(_ref_values(pr).V))},
+)
+
+
+# ----------------------------------------------------------------------------- GAE, pathwise
 def _random_arrays(rng: np.random.Generator) -> dict[str, Any]:
     N, T = int(rng.integers(1, 6)), int(rng.integers(1, 8))
     return {
         "r": rng.standard_normal((N, T)),
         "v": rng.standard_normal((N, T + 1)),
-        "gamma": float(rng.uniform(0, 1)),
+        "gamma": float(rng.uniform(0.05, 0.95)),
+        "lam": float(rng.choice([0.0, rng.uniform(0, 1), 1.0])),
         "done": rng.random((N, T)) < 0.25,
     }
 
 
-def _gae1_mc(x: dict[str, Any]) -> float:
+def _td_sum(x: dict[str, Any], lam: float) -> np.ndarray:
+    r""":math:`\sum_l (\gamma\lambda)^l \delta_{t+l}` term by term, stopping after a terminated step."""
+    r, v, g, done = x["r"], x["v"], x["gamma"], x["done"]
+    N, T = r.shape
+    out = np.zeros((N, T))
+    for n in range(N):
+        for t in range(T):
+            total, weight = 0.0, 1.0
+            for k in range(t, T):
+                boot = 0.0 if done[n, k] else g * v[n, k + 1]
+                total += weight * (r[n, k] + boot - v[n, k])
+                if done[n, k]:
+                    break
+                weight *= g * lam
+            out[n, t] = total
+    return out
+
+
+def _mc_return(x: dict[str, Any]) -> np.ndarray:
+    """Discounted rewards until a terminated step or the end of the arrays (then bootstrap), minus V_t."""
     r, v, g, done = x["r"], x["v"], x["gamma"], x["done"]
     N, T = r.shape
     mc = np.empty((N, T))
     for n in range(N):
         for t in range(T):
             total, k = 0.0, t
-            while True:  # sum rewards until a terminated step or the end of the arrays
+            while True:
                 total += g ** (k - t) * r[n, k]
                 if done[n, k]:
                     break
@@ -126,109 +181,158 @@ def _gae1_mc(x: dict[str, Any]) -> float:
                     total += g ** (T - t) * v[n, T]  # truncation: bootstrap
                     break
             mc[n, t] = total - v[n, t]
-    return relative_error(gae(r, v, g, 1.0, terminated=done), mc)
+    return mc
 
 
-def _gae0_td(x: dict[str, Any]) -> float:
-    r, v, g, done = x["r"], x["v"], x["gamma"], x["done"]
-    td = r + g * v[:, 1:] * (1 - done) - v[:, :-1]
-    return relative_error(gae(r, v, g, 0.0, terminated=done), td)
+identity(
+    id="estimators.gae1_is_monte_carlo",
+    statement=r"\hat A^{GAE(\gamma,1)}_t = \sum_{l} \gamma^l r_{t+l} + \gamma^{k} V_{t+k} 1[\text{truncated}] - V_t \text{ (pathwise)}",
+    source="Schulman et al. 2016 (GAE), eq. 18",
+    reference="discounted return minus V_t summed term by term in Python loops",
+    instance=_random_arrays,
+    computed=lambda x: est.gae(x["r"], x["v"], x["gamma"], 1.0, terminated=x["done"]),
+    expected=_mc_return,
+    tolerance=1e-12,
+    tolerance_reason="the same O(T) sums in another order: rounding ~T eps relative to the largest term",
+    mutants={"dropped gamma (gamma = 1)": lambda x: est.gae(x["r"], x["v"], 1.0, 1.0, terminated=x["done"])},
+)
+identity(
+    id="estimators.gae_sum_of_td_errors",
+    statement=r"\hat A^{GAE(\gamma,\lambda)}_t = \sum_{l\ge 0} (\gamma\lambda)^l \delta_{t+l},\ \delta_t = r_t + \gamma (1-d_t) V_{t+1} - V_t \text{ (pathwise; } \lambda = 0: \hat A_t = \delta_t)",
+    source="Schulman et al. 2016 (GAE), eqs. 16-17",
+    reference="the sum of TD errors written term by term in Python loops (the library uses the backward recursion)",
+    instance=_random_arrays,
+    computed=lambda x: est.gae(x["r"], x["v"], x["gamma"], x["lam"], terminated=x["done"]),
+    expected=lambda x: _td_sum(x, x["lam"]),
+    tolerance=1e-12,
+    tolerance_reason="the same O(T) sums in another order: rounding ~T eps relative to the largest term",
+    mutants={"dropped gamma in the TD error (gamma = 1)": lambda x: est.gae(x["r"], x["v"], 1.0, x["lam"], terminated=x["done"])},
+)
 
 
-def _baseline_causality(pr: EnumProblem) -> float:
+# ----------------------------------------------------------------------------- baselines
+def _baseline_means(pr: EnumProblem) -> tuple[np.ndarray, ...]:
     trajs, prob, pi = _enum(pr)
-    g = exact.policy_gradient(pr.mdp, pr.policy, pr.theta)
-    ev = exact.evaluate(pr.mdp, pi)
-    means = [
-        exact_mean(reinforce(trajs, pr.policy, pr.theta).samples, prob),
-        exact_mean(reward_to_go(trajs, pr.policy, pr.theta).samples, prob),
-        exact_mean(constant_baseline(trajs, pr.policy, pr.theta, float(pr.noise[0, 0]) * 5).samples, prob),
-        exact_mean(state_baseline(trajs, pr.policy, pr.theta, pr.noise).samples, prob),
-        exact_mean(state_baseline(trajs, pr.policy, pr.theta, ev.V).samples, prob),
-        exact_mean(advantage(trajs, pr.policy, pr.theta, ev.Q).samples, prob),
-    ]
-    return max(relative_error(m, g) for m in means)
+    rv = _ref_values(pr)
+    return (
+        est.exact_mean(est.reinforce(trajs, pr.policy, pr.theta).samples, prob),
+        est.exact_mean(est.reward_to_go(trajs, pr.policy, pr.theta).samples, prob),
+        est.exact_mean(est.constant_baseline(trajs, pr.policy, pr.theta, float(pr.noise[0, 0]) * 5).samples, prob),
+        est.exact_mean(est.state_baseline(trajs, pr.policy, pr.theta, pr.noise).samples, prob),
+        est.exact_mean(est.state_baseline(trajs, pr.policy, pr.theta, rv.V).samples, prob),
+        est.exact_mean(est.advantage(trajs, pr.policy, pr.theta, rv.Q).samples, prob),
+    )
 
 
+def _action_baseline(pr: EnumProblem) -> tuple[np.ndarray, ...]:
+    """The mistake: a baseline that depends on the action (Q plus noise in (s, a))."""
+    trajs, prob, pi = _enum(pr)
+    rv = _ref_values(pr)
+    bias = np.zeros_like(rv.Q)
+    bias[..., 0] = 1.0  # b(s, a) = 1{a = 0}
+    g = est.exact_mean(est.advantage(trajs, pr.policy, pr.theta, rv.Q + bias).samples, prob)
+    return (g,) * 6
+
+
+identity(
+    id="estimators.baseline_causality_unbiased",
+    statement=r"E\big[\textstyle\sum_t \psi_t R\big] = E\big[\sum_t \psi_t \gamma^t (G_t - b(s_t))\big] = E\big[\sum_t \gamma^t \psi_t Q_t\big] = \nabla J \ \forall b",
+    source="Williams 1992 (reinforcement baselines); course notes 'Policy Gradient', sections 'Variance Reduction: Baseline Subtraction' and 'Variance Reduction: Causality Trick and Reward-to-Go Estimation'",
+    reference=CS_REFERENCE,
+    instance=enum_problem,
+    computed=_baseline_means,
+    expected=lambda pr: (cs_gradient(pr),) * 6,
+    tolerance=TOL,
+    tolerance_reason=REASON,
+    mutants={"baseline depending on the action (Q - 1{a = 0} as the advantage)": _action_baseline},
+)
+
+
+# ----------------------------------------------------------------------------- learned baseline
+def _episode(trajs: Trajectories, i: int) -> Trajectories:
+    """Episode i of a batch as a batch of one (every per-episode array sliced)."""
+    n = trajs.n_episodes
+    changes = {}
+    for f in dataclasses.fields(trajs):
+        value = getattr(trajs, f.name)
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
+            changes[f.name] = value[i : i + 1].copy()
+    return dataclasses.replace(trajs, **changes)
+
+
+def _learned_instance(rng: np.random.Generator) -> tuple[EnumProblem, Trajectories]:
+    pr = enum_problem(rng, max_states=2, max_actions=2, min_horizon=2, max_horizon=2)
+    from ..sampling import rollout
+
+    critic = rollout(pr.mdp, pr.policy.probs(pr.theta), 3, seed=int(rng.integers(2**31)))
+    return pr, critic
+
+
+def _learned_mean(inst: tuple[EnumProblem, Trajectories], reuse: bool = False) -> np.ndarray:
+    """Exact mean over a one-episode gradient batch of the learned-baseline estimate (critic fixed)."""
+    pr, critic = inst
+    trajs, prob, _ = _enum(pr)
+    total = np.zeros(pr.policy.n_params)
+    for i in range(trajs.n_episodes):
+        one = _episode(trajs, i)
+        fit_on = one if reuse else critic
+        total += prob[i] * est.learned_baseline(fit_on, one, pr.policy, pr.theta).mean
+    return total
+
+
+identity(
+    id="estimators.learned_baseline_independent",
+    statement=r"E_{\tau\sim\pi}\Big[\sum_t \psi_t \gamma^t\big(G_t - \tilde b(s_t)\big)\Big] = \nabla J \text{ for a critic } \tilde b \text{ fitted on episodes independent of } \tau",
+    source="course notes 'Policy Gradients', section 'Baselines and advantages' (fit the baseline on separate episodes to avoid correlations)",
+    reference=CS_REFERENCE + "; the expectation enumerates every one-episode gradient batch with a critic fitted on 3 sampled episodes",
+    instance=_learned_instance,
+    computed=_learned_mean,
+    expected=lambda inst: cs_gradient(inst[0]),
+    tolerance=TOL,
+    tolerance_reason=REASON,
+    mutants={"baseline fitted on the gradient episodes themselves": lambda inst: _learned_mean(inst, reuse=True)},
+)
+
+
+# ----------------------------------------------------------------------------- importance sampling
 def _is_problem(rng: np.random.Generator) -> tuple[EnumProblem, np.ndarray]:
     pr = enum_problem(rng)
     return pr, pr.theta + rng.standard_normal(pr.policy.n_params)
 
 
-def _is_unbiased(inst: tuple[EnumProblem, np.ndarray]) -> float:
+def _is_estimates(inst: tuple[EnumProblem, np.ndarray], swap: bool = False) -> tuple[float, np.ndarray]:
     pr, theta_new = inst
     trajs, prob, pi = _enum(pr)
-    A_old = exact.evaluate(pr.mdp, pi).A
-    s_hat = exact_mean(surrogate_estimate(trajs, pr.policy, pr.theta, theta_new, A_old).samples, prob)
-    s_ex = exact.surrogate(pr.mdp, pi, pr.policy.probs(theta_new))
-    g_hat = exact_mean(surrogate_gradient_estimate(trajs, pr.policy, pr.theta, theta_new, A_old).samples, prob)
-    g_ex = exact.surrogate_gradient(pr.mdp, pr.policy, pr.theta, theta_new)
-    return max(relative_error(s_hat, s_ex), relative_error(g_hat, g_ex))
+    A_old = _ref_values(pr).A
+    a, b = (theta_new, pr.theta) if swap else (pr.theta, theta_new)
+    s_hat = est.exact_mean(est.surrogate_estimate(trajs, pr.policy, a, b, A_old).samples, prob)
+    g_hat = est.exact_mean(est.surrogate_gradient_estimate(trajs, pr.policy, pr.theta, theta_new, A_old).samples, prob)
+    return float(s_hat), g_hat
 
 
-register(
-    Theorem(
-        id="estimators.gae_unbiased_exact_v",
-        statement=r"E[\hat A^{GAE(\gamma,\lambda)}_t \mid s_t, a_t] = A^\pi_t(s_t, a_t)\ \forall \lambda \in [0,1] \text{ when } V = V^\pi",
-        source="Schulman et al. 2016 (GAE), sec. 3, Proposition 1 and eq. 16",
-        instance=enum_problem,
-        residual=_gae_unbiased,
-        tolerance=TOL,
-        tolerance_reason=REASON,
-    )
-)
-register(
-    Theorem(
-        id="estimators.gae_gradient_unbiased_exact_v",
-        statement=r"E\Big[\sum_t \gamma^t \nabla\log\pi(a_t|s_t) \hat A^{GAE(\gamma,\lambda)}_t\Big] = \nabla J \text{ when } V = V^\pi",
-        source="Schulman et al. 2016 (GAE), sec. 3; Sutton et al. 2000, Theorem 1",
-        instance=enum_problem,
-        residual=_gae_gradient_unbiased,
-        tolerance=TOL,
-        tolerance_reason=REASON,
-    )
-)
-register(
-    Theorem(
-        id="estimators.gae1_is_monte_carlo",
-        statement=r"\hat A^{GAE(\gamma,1)}_t = \sum_{l} \gamma^l r_{t+l} + \gamma^{k} V_{t+k} 1[\text{truncated}] - V_t \text{ (pathwise)}",
-        source="Schulman et al. 2016 (GAE), eq. 18",
-        instance=_random_arrays,
-        residual=_gae1_mc,
-        tolerance=1e-12,
-        tolerance_reason="the same O(T) sums in another order: rounding ~T eps relative to the largest term",
-    )
-)
-register(
-    Theorem(
-        id="estimators.gae0_is_td_error",
-        statement=r"\hat A^{GAE(\gamma,0)}_t = \delta_t = r_t + \gamma (1-d_t) V_{t+1} - V_t \text{ (pathwise)}",
-        source="Schulman et al. 2016 (GAE), eq. 17",
-        instance=_random_arrays,
-        residual=_gae0_td,
-        tolerance=1e-14,
-        tolerance_reason="identical arithmetic up to one rounding per operation",
-    )
-)
-register(
-    Theorem(
-        id="estimators.baseline_causality_unbiased",
-        statement=r"E\big[\textstyle\sum_t \psi_t R\big] = E\big[\sum_t \psi_t \gamma^t (G_t - b(s_t))\big] = E\big[\sum_t \gamma^t \psi_t Q_t\big] = \nabla J \ \forall b",
-        source="Williams 1992 (reinforcement baselines); lecture notes, 'PG with baseline' and 'Policy gradient with Q-function'",
-        instance=enum_problem,
-        residual=_baseline_causality,
-        tolerance=TOL,
-        tolerance_reason=REASON,
-    )
-)
-register(
-    Theorem(
-        id="estimators.importance_sampling_unbiased",
-        statement=r"E_{\pi_{old}}\Big[\sum_t \gamma^t \tfrac{\pi'(a_t|s_t)}{\pi(a_t|s_t)} A^{\pi}_t\Big] = \bar A(\pi'),\ \text{and the same for } \nabla_{\theta'}",
-        source="Schulman et al. 2015 (TRPO), eq. 14; Kakade & Langford 2002, sec. 4",
-        instance=_is_problem,
-        residual=_is_unbiased,
-        tolerance=TOL,
-        tolerance_reason=REASON,
-    )
+def _is_expected(inst: tuple[EnumProblem, np.ndarray]) -> tuple[float, np.ndarray]:
+    r""":math:`\bar A(\theta') = \sum_t \gamma^t \sum_s p_t(s)\sum_a \pi_{\theta'}(a|s) A_t(s,a)` and its complex-step gradient."""
+    pr, theta_new = inst
+    pi = ref.probs(pr.policy, pr.theta)
+    H = pr.mdp.horizon
+    w = (pr.mdp.gamma ** np.arange(H))[:, None] * ref.marginals(pr.mdp, pi, H)
+    A_old = _ref_values(pr).A
+
+    def sur(X: np.ndarray) -> np.ndarray:
+        return np.einsum("ts,...sa,tsa->...", w, ref.probs(pr.policy, X), A_old)
+
+    return float(sur(theta_new)), ref.complex_step_gradient(sur, theta_new)
+
+
+identity(
+    id="estimators.importance_sampling_unbiased",
+    statement=r"E_{\pi_{old}}\Big[\sum_t \gamma^t \tfrac{\pi'(a_t|s_t)}{\pi(a_t|s_t)} A^{\pi}_t\Big] = \bar A(\pi'),\ \text{and the same for } \nabla_{\theta'}",
+    source="Schulman et al. 2015 (TRPO), eq. 14; Kakade & Langford 2002, sec. 4; course notes 'Policy Gradient Fundamentals', section '7. The Importance Sampling Connection'",
+    reference="the surrogate written out from forward marginals and backward-recursion advantages; its gradient by complex step",
+    instance=_is_problem,
+    computed=_is_estimates,
+    expected=_is_expected,
+    tolerance=TOL,
+    tolerance_reason=REASON,
+    mutants={"ratio inverted (pi_old / pi_new)": lambda inst: _is_estimates(inst, swap=True)},
 )

@@ -1,11 +1,17 @@
 r"""Theorems of the exact core on finite MDPs with softmax policies.
 
+Every residual compares a closed form of :mod:`pgexact.exact` with a reference from
+:mod:`pgexact.theorems._reference` (or with differences of a value computed by the library),
+written from the model's data alone: complex-step derivatives of J, dense LU solves, Neumann
+series, forward propagation of marginals, repeated squaring of the chain, least squares on the
+dense Fisher matrix built from the explicit score.
+
 Instances: random dense MDPs with 2..6 states and 2..4 actions, rewards N(0, 1), discount in
-[0, 0.95] or a horizon 1..5, and parameters N(0, σ²) with σ in {0.5, 1, 3}. Identity residuals
-are relative errors with an absolute floor of 1 (:func:`relative_error`); the quantities compared
-are O(1) to O(1/(1-γ)^2) ≈ 400 here, so a residual of 1e-9 allows roughly
-:math:`10^6` ulps of accumulated rounding in linear solves of condition number at most
-:math:`(1+\gamma)/(1-\gamma) \le 39`.
+[0, 0.95] (some theorems need γ bounded away from 0, stated where used) or a horizon 1..5, and
+parameters N(0, σ²) with σ in {0.5, 1, 3}. Identity residuals are relative errors with an
+absolute floor of 1 (:func:`relative_error`); the quantities compared are O(1) to
+O(1/(1-γ)^2) ≈ 400 here, so a residual of 1e-9 allows roughly :math:`10^6` ulps of accumulated
+rounding in linear solves of condition number at most :math:`(1+\gamma)/(1-\gamma) \le 39`.
 """
 
 from __future__ import annotations
@@ -18,13 +24,17 @@ from .. import exact
 from ..mdps import random_mdp
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
-from .registry import Theorem, register, relative_error
+from . import _reference as ref
+from .registry import identity, inequality
+
+__all__ = ["Problem", "random_problem", "cs_gradient", "CS_REFERENCE"]
 
 IDENTITY_TOL = 1e-9
 IDENTITY_REASON = (
     "floating-point rounding in O(S^3) linear algebra on systems of condition number "
-    "<= (1+gamma)/(1-gamma) <= 39: observed residuals are ~1e-14; 1e-9 is the issue's bound"
+    "<= (1+gamma)/(1-gamma) <= 39: observed residuals are ~1e-14"
 )
+COMPLEX_REASON = IDENTITY_REASON + "; the complex step (h = 1e-30) has no truncation or cancellation error"
 
 
 @dataclass(frozen=True)
@@ -41,16 +51,19 @@ def random_problem(
     linear: bool | None = None,
     max_states: int = 6,
     max_horizon: int = 5,
+    min_horizon: int = 1,
+    gamma_range: tuple[float, float] = (0.0, 0.95),
+    finite_gammas: tuple[float, ...] = (1.0, 0.9),
 ) -> Problem:
     """A random (mdp, policy, theta) instance; tabular or linear softmax."""
     S = int(rng.integers(2, max_states + 1))
     A = int(rng.integers(2, 5))
     is_discounted = bool(rng.integers(2)) if discounted is None else discounted
     if is_discounted:
-        mdp = random_mdp(S, A, gamma=float(rng.uniform(0.0, 0.95)), seed=rng)
+        mdp = random_mdp(S, A, gamma=float(rng.uniform(*gamma_range)), seed=rng)
     else:
         mdp = random_mdp(
-            S, A, gamma=float(rng.choice([1.0, 0.9])), horizon=int(rng.integers(1, max_horizon + 1)), seed=rng
+            S, A, gamma=float(rng.choice(finite_gammas)), horizon=int(rng.integers(min_horizon, max_horizon + 1)), seed=rng
         )
     is_linear = bool(rng.integers(2)) if linear is None else linear
     if is_linear:
@@ -61,99 +74,157 @@ def random_problem(
     return Problem(mdp, policy, theta)
 
 
-def _forms_residual(field: str):
-    def residual(pr: Problem) -> float:
-        forms = exact.policy_gradient_forms(pr.mdp, pr.policy, pr.theta)
-        return relative_error(getattr(forms, field), exact.policy_gradient(pr.mdp, pr.policy, pr.theta))
+def _multi_step(rng: np.random.Generator) -> Problem:
+    """Discounted, or finite horizon H >= 2 with γ in {0.9, 0.5} (at H = 1 the transition kernel plays no
+    part, and at γ = 1 a dropped γ is invisible)."""
+    return random_problem(rng, min_horizon=2, finite_gammas=(0.9, 0.5))
 
-    return residual
+
+def _discounted(rng: np.random.Generator, **kw) -> Problem:
+    """Discounted instances with γ in [0.2, 0.95]: mistakes in powers of γ or 1-γ are visible."""
+    return random_problem(rng, discounted=True, gamma_range=(0.2, 0.95), **kw)
+
+
+# ----------------------------------------------------------------------------- reference helpers
+def _J(pr: Problem, pi: np.ndarray) -> np.ndarray:
+    return ref.values(pr.mdp, pi).J
+
+
+def cs_gradient(pr: Problem) -> np.ndarray:
+    r"""Complex-step gradient of the reference J (dense LU or backward recursion), all coordinates."""
+    return ref.complex_step_gradient(lambda X: _J(pr, ref.probs(pr.policy, X)), pr.theta)
+
+
+def _score_sum(pr: Problem, weight: np.ndarray, *, centred: bool = True, discount: bool = True) -> np.ndarray:
+    r""":math:`\sum_{(t),s,a} w_{(t)}(s)\pi(a|s)\psi(s,a)\,\text{weight}` with the reference weights and score.
+
+    ``centred=False`` uses :math:`\nabla z` for the score; ``discount=False`` drops
+    :math:`\gamma^t` (finite horizon) or the 1/(1-γ) normalization (discounted).
+    """
+    mdp, pi = pr.mdp, ref.probs(pr.policy, pr.theta)
+    psi = ref.score(pr.policy, pr.theta) if centred else ref.logit_features(pr.policy)
+    w = ref.state_weights(mdp, pi)
+    if not discount:
+        w = w * (1.0 - mdp.gamma) if mdp.horizon is None else ref.marginals(mdp, pi, mdp.horizon)
+    if mdp.horizon is None:
+        return np.einsum("s,sa,san,sa->n", w, pi, psi, weight)
+    return np.einsum("ts,sa,san,tsa->n", w, pi, psi, np.broadcast_to(weight, (mdp.horizon,) + pi.shape))
+
+
+def _ref_values(pr: Problem) -> ref.Values:
+    return ref.values(pr.mdp, ref.probs(pr.policy, pr.theta))
+
+
+def _forms(pr: Problem) -> exact.PolicyGradientForms:
+    return exact.policy_gradient_forms(pr.mdp, pr.policy, pr.theta)
 
 
 PG_STATEMENT = r"\nabla J(\theta) = \sum_s \rho_\pi(s) \sum_a \pi_\theta(a|s) \nabla\log\pi_\theta(a|s) A^\pi(s,a)"
+PG_SOURCE = (
+    "Sutton et al. 2000, Theorem 1 (policy gradient theorem); course notes 'Policy Gradient', "
+    "section 'Policy Gradient Theorem'"
+)
+CS_REFERENCE = "complex-step derivative (h = 1e-30) of J computed by a dense LU solve (finite horizon: backward recursion) from P, r, mu0, gamma and the softmax probabilities"
 
-register(
-    Theorem(
-        id="pg.bellman_derivative",
-        statement=PG_STATEMENT + r" \;=\; \mu_0^\top (I-\gamma P_\pi)^{-1}(\partial r_\pi + \gamma\, \partial P_\pi V)",
-        source="Sutton et al. 2000, Theorem 1 (policy gradient theorem), vs. differentiating V = r_pi + gamma P_pi V",
-        instance=random_problem,
-        residual=_forms_residual("bellman_derivative"),
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON,
-    )
+identity(
+    id="pg.bellman_derivative",
+    statement=PG_STATEMENT + r" \;=\; \mu_0^\top (I-\gamma P_\pi)^{-1}(\partial r_\pi + \gamma\, \partial P_\pi V)",
+    source=PG_SOURCE + "; differentiating V = r_pi + gamma P_pi V",
+    reference=CS_REFERENCE,
+    instance=_multi_step,
+    computed=lambda pr: _forms(pr).bellman_derivative,
+    expected=cs_gradient,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=COMPLEX_REASON,
+    mutants={"dropped the gamma dP_pi V term (only the reward's derivative)": lambda pr: _score_sum(pr, pr.mdp.r)},
 )
-register(
-    Theorem(
-        id="pg.q_form",
-        statement=r"\sum_s \rho(s)\sum_a \pi \nabla\log\pi\, Q = \sum_s \rho(s)\sum_a \pi \nabla\log\pi\, A",
-        source="Sutton et al. 2000, Theorem 1; baseline V(s) (Williams 1992, sec. 4)",
-        instance=random_problem,
-        residual=_forms_residual("q_form"),
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON,
-    )
+identity(
+    id="pg.q_form",
+    statement=r"\nabla J = \sum_s \rho(s)\sum_a \pi(a|s) \nabla\log\pi(a|s)\, Q^\pi(s,a)",
+    source=PG_SOURCE + "; course notes 'Policy Gradients', section 'Baselines and advantages'",
+    reference=CS_REFERENCE,
+    instance=random_problem,
+    computed=lambda pr: _forms(pr).q_form,
+    expected=cs_gradient,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=COMPLEX_REASON,
+    mutants={
+        "score without its centring (grad z for grad log pi) against Q": lambda pr: _score_sum(
+            pr, _ref_values(pr).Q, centred=False
+        )
+    },
 )
-register(
-    Theorem(
-        id="pg.occupancy_form",
-        statement=r"\nabla J = \frac{1}{1-\gamma} E_{s\sim d_\pi, a\sim\pi}[\nabla\log\pi(a|s) Q(s,a)]",
-        source="Kakade 2002, sec. 2; DESIGN.md conventions; course notes (advanced PG)",
-        instance=random_problem,
-        residual=_forms_residual("occupancy_form"),
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON,
-    )
+identity(
+    id="pg.occupancy_form",
+    statement=r"\nabla J = \frac{1}{1-\gamma} E_{s\sim d_\pi, a\sim\pi}[\nabla\log\pi(a|s) Q(s,a)]",
+    source="Kakade 2002, sec. 2; course notes 'Advanced Policy Gradients', section 'Policy Gradient is Just Policy Iteration'",
+    reference=CS_REFERENCE,
+    instance=_discounted,
+    computed=lambda pr: _forms(pr).occupancy_form,
+    expected=cs_gradient,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=COMPLEX_REASON,
+    mutants={"d instead of d/(1-gamma)": lambda pr: _score_sum(pr, _ref_values(pr).Q, discount=False)},
 )
-register(
-    Theorem(
-        id="pg.reward_to_go_form",
-        statement=r"\nabla J = E\left[\sum_t \gamma^t \nabla\log\pi(a_t|s_t) Q(s_t,a_t)\right]",
-        source="Sutton & Barto 2018, sec. 13.3 (time-indexed form, marginals propagated forward)",
-        instance=random_problem,
-        residual=_forms_residual("reward_to_go_form"),
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON + "; discounted tail truncated below 1e-16 relative",
-    )
+identity(
+    id="pg.reward_to_go_form",
+    statement=r"\nabla J = E\left[\sum_t \gamma^t \nabla\log\pi(a_t|s_t) Q(s_t,a_t)\right]",
+    source="Sutton & Barto 2018, sec. 13.3 (time-indexed form, marginals propagated forward)",
+    reference=CS_REFERENCE,
+    instance=random_problem,
+    computed=lambda pr: _forms(pr).reward_to_go_form,
+    expected=cs_gradient,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=COMPLEX_REASON + "; discounted tail truncated below 1e-16 relative",
+    mutants={
+        "reward-to-go from t+1 (drops r_t)": lambda pr: _score_sum(pr, _ref_values(pr).Q - pr.mdp.r),
+    },
 )
 
 
+# ----------------------------------------------------------------------------- enumeration
 def _small_finite(rng: np.random.Generator) -> Problem:
-    return random_problem(rng, discounted=False, max_states=3, max_horizon=4)
+    return random_problem(rng, discounted=False, max_states=3, max_horizon=4, min_horizon=2, finite_gammas=(0.9, 0.5))
 
 
-def _enumeration_residual(pr: Problem) -> float:
+def _enumeration(pr: Problem) -> tuple[np.ndarray, np.ndarray, float]:
     enum = exact.reinforce_by_enumeration(pr.mdp, pr.policy, pr.theta)
-    g = exact.policy_gradient(pr.mdp, pr.policy, pr.theta)
-    J = exact.evaluate(pr.mdp, pr.policy.probs(pr.theta)).J
-    return max(
-        relative_error(enum.reinforce, g),
-        relative_error(enum.reward_to_go, g),
-        relative_error(enum.J, J),
-    )
+    return enum.reinforce, enum.reward_to_go, enum.J
 
 
-register(
-    Theorem(
-        id="pg.reinforce_enumeration",
-        statement=r"E_\tau\Big[R(\tau)\sum_t\nabla\log\pi(a_t|s_t)\Big] = E_\tau\Big[\sum_t \nabla\log\pi(a_t|s_t)\sum_{t'\ge t}\gamma^{t'} r_{t'}\Big] = \nabla J",
-        source="Williams 1992 (REINFORCE); causality: course notes (policy gradients, reward-to-go)",
-        instance=_small_finite,
-        residual=_enumeration_residual,
-        tolerance=IDENTITY_TOL,
-        tolerance_reason="sums over at most (S A)^H <= 20736 trajectories: rounding only",
-    )
+identity(
+    id="pg.reinforce_enumeration",
+    statement=r"E_\tau\Big[R(\tau)\sum_t\nabla\log\pi(a_t|s_t)\Big] = E_\tau\Big[\sum_t \nabla\log\pi(a_t|s_t)\sum_{t'\ge t}\gamma^{t'} r_{t'}\Big] = \nabla J,\quad E_\tau[R(\tau)] = J",
+    source="Williams 1992 (REINFORCE); course notes 'Policy Gradient', section 'Variance Reduction: Causality Trick and Reward-to-Go Estimation'",
+    reference=CS_REFERENCE + "; J by the backward recursion",
+    instance=_small_finite,
+    computed=_enumeration,
+    expected=lambda pr: (cs_gradient(pr), cs_gradient(pr), float(_ref_values(pr).J)),
+    tolerance=IDENTITY_TOL,
+    tolerance_reason="sums over at most (S A)^H <= 20736 trajectories: rounding only",
+    mutants={
+        "reward-to-go discounted from t (gamma^(t'-t)) instead of from 0": lambda pr: (
+            _score_sum(pr, _ref_values(pr).Q, discount=False),
+            _score_sum(pr, _ref_values(pr).Q, discount=False),
+            _enumeration(pr)[2],
+        )
+    },
 )
 
 
-def _central_difference_residual(pr: Problem) -> float:
-    """Richardson-extrapolated central difference of J along a random unit direction.
+# ----------------------------------------------------------------------------- differences of J
+def _direction(pr: Problem) -> np.ndarray:
+    v = np.random.default_rng(0).standard_normal(pr.policy.n_params)
+    return v / np.linalg.norm(v)
+
+
+def _richardson_J(pr: Problem) -> float:
+    """Richardson-extrapolated central difference of the library's J along a fixed unit direction.
 
     With h = 1e-3 the extrapolated error is O(h^4) J^(5) ≈ 1e-12 and rounding is
     O(eps |J| / h) ≈ 1e-13 (J = O(1)-O(20)): well below the tolerance.
     """
-    rng = np.random.default_rng(0)
-    v = rng.standard_normal(pr.policy.n_params)
-    v /= np.linalg.norm(v)
+    v = _direction(pr)
 
     def J(t: float) -> float:
         return exact.evaluate(pr.mdp, pr.policy.probs(pr.theta + t * v)).J
@@ -161,55 +232,90 @@ def _central_difference_residual(pr: Problem) -> float:
     h = 1e-3
     d1 = (J(h) - J(-h)) / (2 * h)
     d2 = (J(h / 2) - J(-h / 2)) / h
-    fd = (4 * d2 - d1) / 3
-    return relative_error(exact.policy_gradient(pr.mdp, pr.policy, pr.theta) @ v, fd)
+    return (4 * d2 - d1) / 3
 
 
-register(
-    Theorem(
-        id="pg.central_difference",
-        statement=r"v^\top\nabla J(\theta) = \lim_{h\to 0} \frac{J(\theta+hv)-J(\theta-hv)}{2h}",
-        source="definition of the derivative; Richardson extrapolation of central differences",
-        instance=random_problem,
-        residual=_central_difference_residual,
-        tolerance=1e-8,
-        tolerance_reason="O(h^4) truncation (~1e-12) plus O(eps/h) rounding (~1e-13) with h = 1e-3",
-    )
+def _transposed_mdp(mdp: FiniteMDP) -> FiniteMDP:
+    return FiniteMDP(ref.transposed(mdp.P), mdp.r, mdp.mu0, gamma=mdp.gamma, horizon=mdp.horizon)
+
+
+identity(
+    id="pg.central_difference",
+    statement=r"v^\top\nabla J(\theta) = \lim_{h\to 0} \frac{J(\theta+hv)-J(\theta-hv)}{2h}",
+    source="definition of the derivative; Richardson extrapolation of central differences",
+    reference="Richardson-extrapolated central differences (h = 1e-3) of the value J returned by pgexact.evaluate",
+    instance=_multi_step,
+    computed=lambda pr: exact.policy_gradient(pr.mdp, pr.policy, pr.theta) @ _direction(pr),
+    expected=_richardson_J,
+    tolerance=1e-8,
+    tolerance_reason="O(h^4) truncation (~1e-12) plus O(eps/h) rounding (~1e-13) with h = 1e-3",
+    mutants={
+        "transposed P (P[s', a, s])": lambda pr: exact.policy_gradient(_transposed_mdp(pr.mdp), pr.policy, pr.theta)
+        @ _direction(pr)
+    },
 )
 
 
-def _expected_score_residual(pr: Problem) -> float:
-    pi = pr.policy.probs(pr.theta)
-    score = pr.policy.score(pr.theta)
-    expected = np.einsum("sa,sak->sk", pi, score)
-    return float(np.max(np.abs(expected)) / max(1.0, float(np.max(np.abs(score)))))
+# ----------------------------------------------------------------------------- score
+def _cs_score(pr: Problem) -> tuple[np.ndarray, np.ndarray]:
+    jac = ref.complex_step_gradient(lambda X: ref.log_probs(pr.policy, X), pr.theta)  # (n, S, A)
+    return np.moveaxis(jac, 0, -1), np.zeros((pr.policy.n_states, pr.policy.n_params))
 
 
-register(
-    Theorem(
-        id="score.expected_zero",
-        statement=r"E_{a\sim\pi_\theta(\cdot|s)}[\nabla_\theta\log\pi_\theta(a|s)] = 0 \quad \forall s",
-        source="course notes (policy gradients, baselines); Williams 1992",
-        instance=random_problem,
-        residual=_expected_score_residual,
-        tolerance=1e-12,
-        tolerance_reason="a sum of A <= 4 products of O(1) numbers: a few ulps",
-    )
+def _library_score(pr: Problem) -> tuple[np.ndarray, np.ndarray]:
+    sc = pr.policy.score(pr.theta)
+    return sc, np.einsum("sa,sak->sk", ref.probs(pr.policy, pr.theta), sc)
+
+
+identity(
+    id="score.expected_zero",
+    statement=r"\texttt{score}(\theta)[s,a] = \nabla_\theta\log\pi_\theta(a|s),\quad E_{a\sim\pi_\theta(\cdot|s)}[\nabla_\theta\log\pi_\theta(a|s)] = 0 \quad \forall s",
+    source="course notes 'Policy Gradients', section 'Baselines and advantages'; Williams 1992",
+    reference="complex-step derivative of log pi written out from the logits (z - log sum exp z); "
+    "the expectation weighs the library's score with the reference probabilities",
+    instance=random_problem,
+    computed=_library_score,
+    expected=_cs_score,
+    tolerance=1e-12,
+    tolerance_reason="sums of A <= 4 products of O(1) numbers and a complex step without cancellation: a few ulps",
+    mutants={
+        "score without its centring (grad z)": lambda pr: (
+            ref.logit_features(pr.policy),
+            np.einsum("sa,sak->sk", ref.probs(pr.policy, pr.theta), ref.logit_features(pr.policy)),
+        )
+    },
 )
 
 
+# ----------------------------------------------------------------------------- performance difference
 def _pdl_instance(discounted: bool):
     def instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
-        pr = random_problem(rng, discounted=discounted)
+        pr = random_problem(rng, discounted=discounted, gamma_range=(0.2, 0.95), min_horizon=2)
         return pr, pr.theta + rng.standard_normal(pr.policy.n_params)
 
     return instance
 
 
-def _pdl_residual(inst: tuple[Problem, np.ndarray]) -> float:
+def _pdl_computed(inst: tuple[Problem, np.ndarray]) -> float:
     pr, theta_new = inst
-    pdl = exact.performance_difference(pr.mdp, pr.policy.probs(pr.theta), pr.policy.probs(theta_new))
-    return relative_error(pdl.lhs, pdl.rhs)
+    return exact.performance_difference(pr.mdp, pr.policy.probs(pr.theta), pr.policy.probs(theta_new)).rhs
+
+
+def _pdl_expected(inst: tuple[Problem, np.ndarray]) -> float:
+    pr, theta_new = inst
+    return float(_J(pr, ref.probs(pr.policy, theta_new)) - _J(pr, ref.probs(pr.policy, pr.theta)))
+
+
+def _pdl_old_weights(inst: tuple[Problem, np.ndarray]) -> float:
+    """The mistake: advantages averaged under the old policy's state distribution."""
+    pr, theta_new = inst
+    pi = ref.probs(pr.policy, pr.theta)
+    w = ref.state_weights(pr.mdp, pi)
+    A = ref.values(pr.mdp, pi).A
+    pi_new = ref.probs(pr.policy, theta_new)
+    if pr.mdp.horizon is None:
+        return float(np.einsum("s,sa,sa->", w, pi_new, A))
+    return float(np.einsum("ts,sa,tsa->", w, pi_new, A))
 
 
 PDL_STATEMENT = r"J(\pi') - J(\pi) = \frac{1}{1-\gamma}E_{s\sim d_{\pi'}, a\sim\pi'}[A^\pi(s,a)]"
@@ -217,256 +323,436 @@ for disc, name, stmt in (
     (True, "pdl.discounted", PDL_STATEMENT),
     (False, "pdl.finite_horizon", r"J(\pi') - J(\pi) = \sum_{t<H}\gamma^t E_{s\sim p'_t, a\sim\pi'}[A^\pi_t(s,a)]"),
 ):
-    register(
-        Theorem(
-            id=name,
-            statement=stmt,
-            source="Kakade & Langford 2002, Lemma 6.1; course notes (advanced PG, 'Policy Gradient is Just Policy Iteration')",
-            instance=_pdl_instance(disc),
-            residual=_pdl_residual,
-            tolerance=IDENTITY_TOL,
-            tolerance_reason=IDENTITY_REASON,
-        )
-    )
-
-
-def _surrogate_gradient_residual(pr: Problem) -> float:
-    g_sur = exact.surrogate_gradient(pr.mdp, pr.policy, pr.theta, pr.theta)
-    return relative_error(g_sur, exact.policy_gradient(pr.mdp, pr.policy, pr.theta))
-
-
-register(
-    Theorem(
-        id="surrogate.gradient_at_old",
-        statement=r"\nabla_{\theta'}\bar A(\theta')\big|_{\theta'=\theta} = \nabla J(\theta), \quad \bar A(\theta') = \sum_t E_{s_t\sim p_\theta}E_{a_t\sim\pi_\theta}\Big[\frac{\pi_{\theta'}}{\pi_\theta}\gamma^t A^{\pi_\theta}\Big]",
-        source="Schulman et al. 2015, eq. 14 and sec. 3; Kakade & Langford 2002, sec. 4",
-        instance=random_problem,
-        residual=_surrogate_gradient_residual,
+    identity(
+        id=name,
+        statement=stmt,
+        source="Kakade & Langford 2002, Lemma 6.1; course notes 'Advanced Policy Gradients', section 'Policy Gradient is Just Policy Iteration'",
+        reference="difference of the two values J(pi') - J(pi), each by a dense LU solve (finite horizon: backward recursion)",
+        instance=_pdl_instance(disc),
+        computed=_pdl_computed,
+        expected=_pdl_expected,
         tolerance=IDENTITY_TOL,
         tolerance_reason=IDENTITY_REASON,
+        mutants={"state distribution of the old policy (the surrogate) instead of the new": _pdl_old_weights},
     )
-)
 
 
-def _kl_hessian_residual(pr: Problem) -> float:
-    """Jacobian of the analytic KL gradient at θ' = θ by Richardson central differences.
+# ----------------------------------------------------------------------------- surrogate
+def _surrogate_instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
+    pr = _discounted(rng)
+    return pr, pr.theta + 0.5 * rng.standard_normal(pr.policy.n_params)
 
-    h = 1e-3: truncation O(h^4) ≈ 1e-12, rounding O(eps/h) ≈ 2e-13.
-    """
-    mdp, pol, th = pr.mdp, pr.policy, pr.theta
-    d = exact.occupancy(mdp, pol.probs(th))
-    n = pol.n_params
-    H = np.empty((n, n))
+
+def _surrogate_computed(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
+    pr, theta_new = inst
+    at_old = exact.surrogate_gradient(pr.mdp, pr.policy, pr.theta, pr.theta)
+    at_new = exact.surrogate_gradient(pr.mdp, pr.policy, pr.theta, theta_new) @ _direction(pr)
+    return at_old, float(at_new)
+
+
+def _surrogate_expected(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Complex-step gradient of J at the old parameters; Richardson differences of the surrogate's value at the new."""
+    pr, theta_new = inst
+    v = _direction(pr)
+    pi_old = pr.policy.probs(pr.theta)
+
+    def sur(t: float) -> float:
+        return exact.surrogate(pr.mdp, pi_old, pr.policy.probs(theta_new + t * v))
+
     h = 1e-3
-    for k in range(n):
-        e = np.zeros(n)
-        e[k] = 1.0
-
-        def grad(t: float) -> np.ndarray:
-            return exact.kl_expected_gradient(pol, th, th + t * e, d)
-
-        c1 = (grad(h) - grad(-h)) / (2 * h)
-        c2 = (grad(h / 2) - grad(-h / 2)) / h
-        H[:, k] = (4 * c2 - c1) / 3
-    return relative_error(H, exact.fisher(mdp, pol, th))
+    d1 = (sur(h) - sur(-h)) / (2 * h)
+    d2 = (sur(h / 2) - sur(-h / 2)) / h
+    return cs_gradient(pr), (4 * d2 - d1) / 3
 
 
-register(
-    Theorem(
-        id="kl.hessian_is_fisher",
-        statement=r"\nabla^2_{\theta'} E_{s\sim d_\pi} KL(\pi_\theta(\cdot|s)\,\|\,\pi_{\theta'}(\cdot|s))\big|_{\theta'=\theta} = F(\theta)",
-        source="Kakade 2002, sec. 3; Schulman et al. 2015, Appendix C; course notes (natural gradient)",
-        instance=lambda rng: random_problem(rng, max_states=4),
-        residual=_kl_hessian_residual,
-        tolerance=1e-8,
-        tolerance_reason="Richardson central differences: O(h^4) truncation + O(eps/h) rounding with h = 1e-3",
-    )
+identity(
+    id="surrogate.gradient_at_old",
+    statement=r"\nabla_{\theta'}\bar A(\theta')\big|_{\theta'=\theta} = \nabla J(\theta), \quad \bar A(\theta') = \frac{1}{1-\gamma}E_{s\sim d_\theta}E_{a\sim\pi_\theta}\Big[\frac{\pi_{\theta'}}{\pi_\theta} A^{\pi_\theta}\Big]",
+    source="Schulman et al. 2015, eq. 14 and sec. 3; Kakade & Langford 2002, sec. 4; course notes 'Advanced Policy Gradients', section 'The Distribution Mismatch Problem'",
+    reference=CS_REFERENCE + " (at theta' = theta); Richardson central differences (h = 1e-3) of the surrogate's value "
+    "pgexact.surrogate along a fixed direction (at theta' != theta)",
+    instance=_surrogate_instance,
+    computed=_surrogate_computed,
+    expected=_surrogate_expected,
+    tolerance=1e-8,
+    tolerance_reason="complex step: rounding only; Richardson differences: O(h^4) truncation + O(eps/h) rounding ~1e-12",
+    mutants={
+        "weights d instead of d/(1-gamma)": lambda inst: tuple(
+            np.asarray(x) * (1.0 - inst[0].mdp.gamma) for x in _surrogate_computed(inst)
+        )
+    },
 )
 
 
-def _kl_cubic_residual(inst: tuple[Problem, np.ndarray]) -> float:
-    """Positive part of |KL - quadratic model| - Lagrange bound, relative to the bound.
+# ----------------------------------------------------------------------------- KL and Fisher
+def _cs_kl_hessian(pr: Problem) -> np.ndarray:
+    r"""Complex-step Jacobian at θ' = θ of :math:`\sum_s d(s)\sum_a (\pi_{\theta'} - \pi_\theta)\nabla z`.
 
-    f(t) = E_d KL(pi_theta || pi_{theta + t Delta}) has f(0) = f'(0) = 0, f''(0) = Delta^T F Delta,
-    and the third derivative at any xi is E_d[kappa_3 of X = Delta^T grad z(s, .) under
-    pi_{theta + xi Delta}(.|s)] (derivatives of the log-partition function are cumulants).
-    |kappa_3| <= range_s(X)^3 / 4, so |f(t) - t^2/2 Delta^T F Delta| <= t^3/24 E_d[range_s(X)^3]
-    for every t: an explicit O(t^3).
+    That is the gradient in θ' of :math:`E_d KL(\pi_\theta\|\pi_{\theta'})` written out for logits
+    linear in θ; d is the reference occupancy.
     """
-    pr, delta = inst
+    pi = ref.probs(pr.policy, pr.theta)
+    d = ref.occupancy(pr.mdp, pi)
+    phi = ref.logit_features(pr.policy)
+
+    def grad(X: np.ndarray) -> np.ndarray:
+        return np.einsum("s,ksa,san->kn", d, ref.probs(pr.policy, X) - pi, phi)
+
+    return ref.complex_step_gradient(grad, pr.theta)
+
+
+def _uncentred_fisher(pr: Problem) -> np.ndarray:
+    pi = ref.probs(pr.policy, pr.theta)
+    d = ref.occupancy(pr.mdp, pi)
+    phi = ref.logit_features(pr.policy)
+    return np.einsum("s,sa,san,sam->nm", d, pi, phi, phi)
+
+
+identity(
+    id="kl.hessian_is_fisher",
+    statement=r"\nabla^2_{\theta'} E_{s\sim d_\pi} KL(\pi_\theta(\cdot|s)\,\|\,\pi_{\theta'}(\cdot|s))\big|_{\theta'=\theta} = F(\theta)",
+    source="Kakade 2002, sec. 3; Schulman et al. 2015, Appendix C; course notes 'Advanced Policy Gradients', section 'Natural Policy Gradient'",
+    reference="complex-step Jacobian of the KL's gradient in theta' written out from the logits, with the occupancy by a dense LU solve",
+    instance=lambda rng: _discounted(rng, max_states=4),
+    computed=lambda pr: exact.fisher(pr.mdp, pr.policy, pr.theta),
+    expected=_cs_kl_hessian,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=COMPLEX_REASON,
+    mutants={
+        "second moment of grad z (score not centred)": _uncentred_fisher,
+        "weights d/(1-gamma) instead of d": lambda pr: exact.fisher(pr.mdp, pr.policy, pr.theta) / (1.0 - pr.mdp.gamma),
+    },
+)
+
+
+def _kl_instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
+    pr = _discounted(rng, max_states=4)
+    return pr, pr.theta + float(rng.choice([0.3, 1.0])) * rng.standard_normal(pr.policy.n_params)
+
+
+def _kl_gradient_computed(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
+    pr, theta_new = inst
+    pi = pr.policy.probs(pr.theta)
+    d = ref.occupancy(pr.mdp, ref.probs(pr.policy, pr.theta))
+    return exact.kl_expected_gradient(pr.policy, pr.theta, theta_new, d), exact.kl_expected(
+        pi, pr.policy.probs(theta_new), d
+    )
+
+
+def _kl_gradient_expected(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
+    """Richardson differences in θ' of the library's value kl_expected; the value written out from log-probabilities."""
+    pr, theta_new = inst
+    pi = pr.policy.probs(pr.theta)
+    d = ref.occupancy(pr.mdp, ref.probs(pr.policy, pr.theta))
+    grad = ref.richardson_gradient(lambda t: exact.kl_expected(pi, pr.policy.probs(t), d), theta_new)
+    logp, logq = ref.log_probs(pr.policy, pr.theta), ref.log_probs(pr.policy, theta_new)
+    return grad, float(d @ ref.kl_per_state(logp, logq))
+
+
+def _kl_reversed(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
+    """The mistake: KL(pi_theta' || pi_theta), value and complex-step gradient in θ'."""
+    pr, theta_new = inst
+    d = ref.occupancy(pr.mdp, ref.probs(pr.policy, pr.theta))
+    logp = ref.log_probs(pr.policy, pr.theta)
+    grad = ref.complex_step_gradient(lambda X: ref.kl_per_state(ref.log_probs(pr.policy, X), logp) @ d, theta_new)
+    return grad, float(d @ ref.kl_per_state(ref.log_probs(pr.policy, theta_new), logp))
+
+
+identity(
+    id="kl.direction",
+    statement=r"\nabla_{\theta'} E_{s\sim d}\,KL(\pi_\theta(\cdot|s)\,\|\,\pi_{\theta'}(\cdot|s)) = \sum_s d(s)\sum_a(\pi_{\theta'}-\pi_\theta)(a|s)\nabla z(s,a),\ \ KL(p\|q) = E_p[\log p - \log q]",
+    source="Schulman et al. 2015, eq. 12 (KL(pi_old || pi_new)) and Appendix C; DESIGN.md conventions (KL direction)",
+    reference="Richardson central differences (h = 1e-3) in theta' != theta of the value pgexact.kl_expected "
+    "(against pgexact.kl_expected_gradient); the value written out as sum p (log p - log q) from the logits",
+    instance=_kl_instance,
+    computed=_kl_gradient_computed,
+    expected=_kl_gradient_expected,
+    tolerance=1e-8,
+    tolerance_reason="O(h^4) truncation (~1e-12) plus O(eps/h) rounding (~1e-13) with h = 1e-3",
+    mutants={"KL(pi_theta' || pi_theta): direction swapped": _kl_reversed},
+)
+
+
+def _kl_cubic_instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray, float]:
+    """γ in [0.5, 0.95]; parameters N(0, σ²) with σ in {0.5, 1} (policies far from deterministic, where
+    the quadratic term dominates the cubic one at t <= 0.03)."""
+    pr = random_problem(rng, discounted=True, gamma_range=(0.5, 0.95))
+    theta = float(rng.choice([0.5, 1.0])) * rng.standard_normal(pr.policy.n_params)
+    pr = Problem(pr.mdp, pr.policy, theta)
+    return pr, rng.standard_normal(pr.policy.n_params), float(rng.choice([0.03, 0.01]))
+
+
+def _kl_cubic_lhs(inst: tuple[Problem, np.ndarray, float], fisher_scale: float = 1.0) -> float:
+    pr, delta, t = inst
     pol, th = pr.policy, pr.theta
     d = exact.occupancy(pr.mdp, pol.probs(th))
-    quad = float(delta @ exact.fisher(pr.mdp, pol, th) @ delta)
-    X = pol._logit_jvp(delta)  # (S, A): Delta^T grad z(s, a), independent of theta (linear logits)
-    constant = float(d @ (X.max(axis=1) - X.min(axis=1)) ** 3) / 24
-    worst = 0.0
-    for t in (0.3, 0.1, 0.03, 0.01):
-        kl = exact.kl_expected(pol.probs(th), pol.probs(th + t * delta), d)
-        excess = abs(kl - 0.5 * t * t * quad) - constant * t**3
-        if excess > 1e-13 * t * t * abs(quad):  # rounding of kl and of the quadratic form
-            worst = max(worst, excess / max(constant * t**3, 1e-300))
-    return worst
+    quad = float(delta @ exact.fisher(pr.mdp, pol, th) @ delta) * fisher_scale
+    kl = exact.kl_expected(pol.probs(th), pol.probs(th + t * delta), d)
+    return abs(kl - 0.5 * t * t * quad)
 
 
-register(
-    Theorem(
-        id="kl.quadratic_error_cubic",
-        statement=r"\Big|E_{d}KL(\pi_\theta\|\pi_{\theta+t\Delta}) - \tfrac{t^2}{2}\Delta^\top F\Delta\Big| \le \frac{t^3}{24} E_{s\sim d}\big[(\max_a X_{sa} - \min_a X_{sa})^3\big],\ X_{sa} = \Delta^\top\nabla_\theta z(s,a)",
-        source="Taylor's theorem with Lagrange remainder (log-partition cumulants); Schulman et al. 2015, sec. 6 (quadratic approximation of the KL constraint)",
-        instance=lambda rng: (
-            (pr := random_problem(rng, discounted=True)),
-            rng.standard_normal(pr.policy.n_params),
+def _kl_cubic_rhs(inst: tuple[Problem, np.ndarray, float]) -> float:
+    r"""Lagrange bound :math:`t^3/24\, E_d[\mathrm{range}_s(X)^3]` plus rounding of the quadratic term.
+
+    f(t) = E_d KL(π_θ ‖ π_{θ+tΔ}) has f(0) = f'(0) = 0, f''(0) = ΔᵀFΔ, and its third derivative is
+    E_d[κ₃ of X = Δᵀ∇z(s, ·) under π_{θ+ξΔ}(·|s)] (derivatives of the log-partition function are
+    cumulants); |κ₃| ≤ range(X)³/4.
+    """
+    pr, delta, t = inst
+    pi = ref.probs(pr.policy, pr.theta)
+    d = ref.occupancy(pr.mdp, pi)
+    X = np.einsum("san,n->sa", ref.logit_features(pr.policy), delta)
+    quad = float(np.einsum("s,sa,sa->", d, pi, (X - np.sum(pi * X, axis=1, keepdims=True)) ** 2))
+    return float(d @ (X.max(axis=1) - X.min(axis=1)) ** 3) / 24 * t**3 + 1e-13 * t * t * quad
+
+
+inequality(
+    id="kl.quadratic_error_cubic",
+    statement=r"\Big|E_{d}KL(\pi_\theta\|\pi_{\theta+t\Delta}) - \tfrac{t^2}{2}\Delta^\top F\Delta\Big| \le \frac{t^3}{24} E_{s\sim d}\big[(\max_a X_{sa} - \min_a X_{sa})^3\big],\ X_{sa} = \Delta^\top\nabla_\theta z(s,a)",
+    source="Taylor's theorem with Lagrange remainder (log-partition cumulants); Schulman et al. 2015, sec. 6 (quadratic approximation of the KL constraint)",
+    reference="the bound's constant from the logits' features and the occupancy by a dense LU solve; "
+    "the left side from pgexact.kl_expected and pgexact.fisher",
+    instance=_kl_cubic_instance,
+    lhs=_kl_cubic_lhs,
+    rhs=_kl_cubic_rhs,
+    tolerance=1e-9,
+    tolerance_reason="inequality with an explicit constant: the right side includes 1e-13 of the quadratic term for rounding",
+    mutants={"quadratic model with F/(1-gamma)": (lambda inst: _kl_cubic_lhs(inst, 1.0 / (1.0 - inst[0].mdp.gamma)), None)},
+    floor=1e-300,
+)
+
+
+# ----------------------------------------------------------------------------- natural gradient
+def _lstsq_npg(pr: Problem) -> np.ndarray:
+    """Minimum-norm solution of F w = ∇J by a generic SVD least-squares solve on the dense reference Fisher."""
+    pi = ref.probs(pr.policy, pr.theta)
+    F = ref.fisher(pr.policy, pr.theta, ref.occupancy(pr.mdp, pi))
+    return np.linalg.lstsq(F, cs_gradient(pr), rcond=1e-12)[0]
+
+
+def _uncentred_closed_form(pr: Problem) -> np.ndarray:
+    return (_ref_values(pr).A / (1.0 - pr.mdp.gamma)).reshape(-1)
+
+
+identity(
+    id="npg.tabular_closed_form",
+    statement=r"F^+\nabla J = \frac{A^\pi(s,a) - \overline{A^\pi(s,\cdot)}}{1-\gamma} \text{ (tabular softmax)}",
+    source="Kakade 2002, Theorem 1; Agarwal et al. 2021, Lemma 5.1",
+    reference="numpy.linalg.lstsq (SVD, minimum norm) on the dense Fisher matrix built from the explicit score "
+    "and the LU occupancy, right side the complex-step gradient of J",
+    instance=lambda rng: _discounted(rng, linear=False),
+    computed=lambda pr: exact.natural_gradient(pr.mdp, pr.policy, pr.theta),
+    expected=_lstsq_npg,
+    tolerance=1e-8,
+    tolerance_reason="SVD least squares on a Fisher matrix whose nonzero eigenvalues d(s) pi(a|s) go down to ~1e-6 "
+    "on these instances: error ~ cond * eps ~ 1e-10",
+    mutants={
+        "A instead of A/(1-gamma)": lambda pr: exact.natural_gradient(pr.mdp, pr.policy, pr.theta) * (1.0 - pr.mdp.gamma),
+        "A/(1-gamma) not centred per state (not the minimum-norm solution)": _uncentred_closed_form,
+    },
+)
+
+
+def _fitted(pr: Problem, w: np.ndarray) -> np.ndarray:
+    return np.einsum("san,n->sa", ref.score(pr.policy, pr.theta), w)
+
+
+def _compatible_ls(pr: Problem, *, normalize: bool = True) -> np.ndarray:
+    """Fitted values of the weighted least-squares fit of A/(1-γ) on the explicit score (reference data)."""
+    pi = ref.probs(pr.policy, pr.theta)
+    d = ref.occupancy(pr.mdp, pi)
+    w = d[:, None] * pi
+    sw = np.sqrt(w).reshape(-1)
+    psi = ref.score(pr.policy, pr.theta).reshape(-1, pr.policy.n_params)
+    target = _ref_values(pr).A / ((1.0 - pr.mdp.gamma) if normalize else 1.0)
+    coef = np.linalg.lstsq(psi * sw[:, None], target.reshape(-1) * sw, rcond=None)[0]
+    return _fitted(pr, coef)
+
+
+identity(
+    id="npg.compatible_function_approximation",
+    statement=r"\psi^\top F^+\nabla J = \psi^\top \arg\min_w E_{s\sim d_\pi,a\sim\pi}\Big[\big(\nabla\log\pi(a|s)^\top w - \tfrac{A^\pi(s,a)}{1-\gamma}\big)^2\Big]",
+    source="Sutton et al. 2000, Theorem 2; Kakade 2002, Theorem 1",
+    reference="weighted least squares (numpy.linalg.lstsq) of the LU advantages on the explicit score, "
+    "compared through the fitted values psi^T w (unique even where w is not)",
+    instance=lambda rng: _discounted(rng, linear=True),
+    computed=lambda pr: _fitted(pr, exact.natural_gradient(pr.mdp, pr.policy, pr.theta)),
+    expected=_compatible_ls,
+    tolerance=1e-8,
+    tolerance_reason="two SVD least-squares solves of condition number up to ~1e3 on these instances",
+    mutants={
+        "target A instead of A/(1-gamma)": lambda pr: _compatible_ls(pr, normalize=False),
+    },
+)
+
+
+# ----------------------------------------------------------------------------- occupancy, marginals, stationarity
+def _neumann_occupancy(pr: Problem) -> np.ndarray:
+    mdp, pi = pr.mdp, ref.probs(pr.policy, pr.theta)
+    T = int(np.ceil(np.log(1e-17 * (1 - mdp.gamma)) / np.log(mdp.gamma))) if mdp.gamma > 0 else 1
+    return (1 - mdp.gamma) * (mdp.gamma ** np.arange(T)) @ ref.marginals(mdp, pi, T)
+
+
+identity(
+    id="occupancy.unrolled",
+    statement=r"(1-\gamma)\mu_0^\top(I-\gamma P_\pi)^{-1} = (1-\gamma)\sum_{t\ge 0}\gamma^t p_t, \quad \sum_s d_\pi(s) = 1",
+    source="Neumann series; Kakade & Langford 2002, sec. 2",
+    reference="Neumann series (1-gamma) sum_t gamma^t mu0 P_pi^t by forward propagation, truncated where the tail is below 1e-17",
+    instance=lambda rng: random_problem(rng, discounted=True),
+    computed=lambda pr: exact.occupancy(pr.mdp, pr.policy.probs(pr.theta)),
+    expected=_neumann_occupancy,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=IDENTITY_REASON + "; series truncated where the tail is below 1e-17",
+    mutants={
+        "transposed chain (P_pi d instead of d^T P_pi)": lambda pr: (1 - pr.mdp.gamma)
+        * np.linalg.solve(
+            np.eye(pr.mdp.n_states) - pr.mdp.gamma * ref.chain(pr.mdp, ref.probs(pr.policy, pr.theta))[0],
+            np.asarray(pr.mdp.mu0),
         ),
-        residual=_kl_cubic_residual,
-        tolerance=1e-9,
-        tolerance_reason="inequality with an explicit constant: only rounding (1e-13 of the quadratic term) may exceed it",
-    )
-)
-
-
-def _tabular_npg_residual(pr: Problem) -> float:
-    """w = natural_gradient solves F w = ∇J and is orthogonal to F's null space (min-norm)."""
-    mdp, pol, th = pr.mdp, pr.policy, pr.theta
-    w = exact.natural_gradient(mdp, pol, th)
-    g = exact.policy_gradient(mdp, pol, th)
-    Fw = exact.fisher_vector_product(mdp, pol, th, w)
-    pi = pol.probs(th)
-    ev = exact.evaluate(mdp, pi)
-    A_closed = ev.A / (1 - mdp.gamma)
-    closed = (A_closed - A_closed.mean(axis=1, keepdims=True)).reshape(-1)
-    return max(relative_error(Fw, g), relative_error(w, closed))
-
-
-register(
-    Theorem(
-        id="npg.tabular_closed_form",
-        statement=r"F^+\nabla J = \frac{A^\pi(s,a) - \overline{A^\pi(s,\cdot)}}{1-\gamma} \text{ (tabular softmax)}",
-        source="Kakade 2002, Theorem 1; Agarwal et al. 2021, Lemma 5.1",
-        instance=lambda rng: random_problem(rng, discounted=True, linear=False),
-        residual=_tabular_npg_residual,
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON,
-    )
-)
-
-
-def _compatible_residual(pr: Problem) -> float:
-    """Weighted least squares of A/(1-γ) on the score, solved on the (S·A, n) design matrix."""
-    mdp, pol, th = pr.mdp, pr.policy, pr.theta
-    pi = pol.probs(th)
-    ev = exact.evaluate(mdp, pi)
-    sw = np.sqrt(ev.d[:, None] * pi).reshape(-1)  # type: ignore[index]
-    X = pol.score(th).reshape(-1, pol.n_params) * sw[:, None]
-    y = (ev.A / (1 - mdp.gamma)).reshape(-1) * sw
-    w_ls = np.linalg.lstsq(X, y, rcond=None)[0]
-    w_npg = exact.natural_gradient(mdp, pol, th)
-    # compare the fitted values psi^T w, unique even where w is not
-    return relative_error(X @ w_npg, X @ w_ls)
-
-
-register(
-    Theorem(
-        id="npg.compatible_function_approximation",
-        statement=r"F^+\nabla J = \arg\min_w E_{s\sim d_\pi,a\sim\pi}\Big[\big(\nabla\log\pi(a|s)^\top w - \tfrac{A^\pi(s,a)}{1-\gamma}\big)^2\Big]",
-        source="Sutton et al. 2000, Theorem 2; Kakade 2002, Theorem 1",
-        instance=lambda rng: random_problem(rng, discounted=True, linear=True),
-        residual=_compatible_residual,
-        tolerance=1e-8,
-        tolerance_reason="two SVD least-squares solves of condition number up to ~1e3 on these instances",
-    )
-)
-
-
-def _occupancy_residual(pr: Problem) -> float:
-    mdp, pi = pr.mdp, pr.policy.probs(pr.theta)
-    d = exact.evaluate(mdp, pi).d
-    T = int(np.ceil(np.log(1e-16 * (1 - mdp.gamma)) / np.log(mdp.gamma))) if mdp.gamma > 0 else 1
-    p = exact.state_marginals(mdp, pi, T)
-    unrolled = (1 - mdp.gamma) * (mdp.gamma ** np.arange(T)) @ p
-    return max(relative_error(d, unrolled), abs(float(d.sum()) - 1.0))  # type: ignore[union-attr]
-
-
-register(
-    Theorem(
-        id="occupancy.unrolled",
-        statement=r"(1-\gamma)\mu_0^\top(I-\gamma P_\pi)^{-1} = (1-\gamma)\sum_{t\ge 0}\gamma^t p_t, \quad \sum_s d_\pi(s) = 1",
-        source="Neumann series; Kakade & Langford 2002, sec. 2",
-        instance=lambda rng: random_problem(rng, discounted=True),
-        residual=_occupancy_residual,
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON + "; series truncated where the tail is below 1e-16",
-    )
+    },
 )
 
 
 def _drift_instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
-    pr = random_problem(rng, discounted=False, max_horizon=5)
-    return pr, pr.theta + float(rng.choice([0.05, 0.3, 1.0])) * rng.standard_normal(pr.policy.n_params)
+    """Random MDPs, and (one in two) MDPs whose actions move deterministically to distinct states,
+    where the bound binds at t = 1 when the policy change has the same TV in every state."""
+    if rng.integers(2):
+        pr = random_problem(rng, discounted=False, max_horizon=5)
+        return pr, pr.theta + float(rng.choice([0.05, 0.3, 1.0])) * rng.standard_normal(pr.policy.n_params)
+    S = int(rng.integers(3, 7))
+    A = 2
+    P = np.zeros((S, A, S))
+    targets = np.stack([rng.permutation(S) for _ in range(A)], axis=1)  # (S, A)
+    targets[:, 1] = (targets[:, 0] + 1 + rng.integers(0, S - 1, size=S)) % S  # distinct from action 0
+    P[np.arange(S)[:, None], np.arange(A)[None, :], targets] = 1.0
+    mdp = FiniteMDP(P, rng.standard_normal((S, A)), np.eye(S)[int(rng.integers(S))], gamma=1.0, horizon=5)
+    pol = TabularSoftmax(S, A)
+    theta = np.zeros(S * A)
+    shift = np.zeros((S, A))
+    shift[:, 0] = float(rng.choice([0.05, 0.3, 1.0]))
+    return Problem(mdp, pol, theta), shift.reshape(-1)
 
 
-def _drift_residual(inst: tuple[Problem, np.ndarray]) -> float:
-    """Positive part of  sum_s |p'_t(s) - p_t(s)| - 2 eps t  over t, eps = max_s TV."""
+def _drift_lhs(inst: tuple[Problem, np.ndarray]) -> np.ndarray:
     pr, theta_new = inst
-    pi, pi_new = pr.policy.probs(pr.theta), pr.policy.probs(theta_new)
     T = 10
-    p, p_new = exact.state_marginals(pr.mdp, pi, T), exact.state_marginals(pr.mdp, pi_new, T)
-    eps = exact.tv_max(pi_new, pi)
-    gap = np.abs(p_new - p).sum(axis=1) - 2 * eps * np.arange(T)
-    return max(0.0, float(np.max(gap)))
+    p = exact.state_marginals(pr.mdp, pr.policy.probs(pr.theta), T)
+    p_new = exact.state_marginals(pr.mdp, pr.policy.probs(theta_new), T)
+    return np.abs(p_new - p).sum(axis=1)
 
 
-register(
-    Theorem(
-        id="marginals.drift_bound",
-        statement=r"\sum_s|p_{\theta'}(s_t=s)-p_\theta(s_t=s)| \le 2\epsilon t,\quad \epsilon=\max_s D_{TV}(\pi_{\theta'}(\cdot|s),\pi_\theta(\cdot|s))",
-        source="course notes (advanced PG, 'Bounding the Error'; coupling argument, with TV not KL); Schulman et al. 2015, Lemma 3",
-        instance=_drift_instance,
-        residual=_drift_residual,
-        tolerance=1e-12,
-        tolerance_reason="inequality: only rounding of sums of S <= 6 probabilities may exceed the bound",
-    )
+def _drift_rhs(inst: tuple[Problem, np.ndarray], offset: int = 0) -> np.ndarray:
+    pr, theta_new = inst
+    eps = float(np.max(0.5 * np.abs(ref.probs(pr.policy, theta_new) - ref.probs(pr.policy, pr.theta)).sum(axis=1)))
+    return 2 * eps * (np.arange(10) - offset) + 1e-12
+
+
+inequality(
+    id="marginals.drift_bound",
+    statement=r"\sum_s|p_{\theta'}(s_t=s)-p_\theta(s_t=s)| \le 2\epsilon t,\quad \epsilon=\max_s D_{TV}(\pi_{\theta'}(\cdot|s),\pi_\theta(\cdot|s))",
+    source="course notes 'Advanced Policy Gradients', section 'Bounding the Error' (coupling argument, with TV not KL); Schulman et al. 2015, Lemma 3",
+    reference="total variation written out from the two probability matrices; marginals from pgexact.state_marginals",
+    instance=_drift_instance,
+    lhs=_drift_lhs,
+    rhs=_drift_rhs,
+    tolerance=1e-12,
+    tolerance_reason="inequality: the right side carries 1e-12 for the rounding of sums of S <= 6 probabilities",
+    mutants={"off by one in time: 2 eps (t - 1)": (None, lambda inst: _drift_rhs(inst, offset=1))},
 )
 
 
-def _stationary_residual(pr: Problem) -> float:
-    pi = pr.policy.probs(pr.theta)
-    nu = exact.stationary_distribution(pr.mdp, pi)
-    return max(float(np.max(np.abs(nu @ pr.mdp.policy_transition(pi) - nu))), abs(float(nu.sum()) - 1))
+def _squared_chain(pr: Problem) -> np.ndarray:
+    """A row of P_π^(2^60) by repeated squaring (rows renormalized against drift)."""
+    M, _ = ref.chain(pr.mdp, ref.probs(pr.policy, pr.theta))
+    for _ in range(60):
+        M = M @ M
+        M /= M.sum(axis=1, keepdims=True)
+    return M[0]
 
 
-register(
-    Theorem(
-        id="markov.stationary",
-        statement=r"\nu P_\pi = \nu,\quad \textstyle\sum_s \nu(s) = 1",
-        source="Levin, Peres & Wilmer, Markov Chains and Mixing Times, sec. 1.5",
-        instance=lambda rng: random_problem(rng, discounted=True),
-        residual=_stationary_residual,
-        tolerance=1e-12,
-        tolerance_reason="SVD null vector of a dense random (irreducible) chain: rounding only",
-    )
+identity(
+    id="markov.stationary",
+    statement=r"\nu P_\pi = \nu,\quad \textstyle\sum_s \nu(s) = 1",
+    source="Levin, Peres & Wilmer, Markov Chains and Mixing Times, sec. 1.5 (convergence theorem, 4.9)",
+    reference="a row of P_pi^(2^60) by repeated squaring (power iteration), not a linear solve",
+    instance=lambda rng: random_problem(rng, discounted=True),
+    computed=lambda pr: exact.stationary_distribution(pr.mdp, pr.policy.probs(pr.theta)),
+    expected=_squared_chain,
+    tolerance=1e-10,
+    tolerance_reason="60 squarings of a dense random stochastic matrix: rounding grows linearly, ~60 * S * eps",
+    mutants={
+        "right eigenvector (P_pi nu = nu, uniform)": lambda pr: np.full(pr.mdp.n_states, 1.0 / pr.mdp.n_states),
+        "discounted occupancy d_pi called stationary": lambda pr: ref.occupancy(pr.mdp, ref.probs(pr.policy, pr.theta)),
+    },
 )
 
 
-def _value_residual(pr: Problem) -> float:
-    """Bellman equations: V = r_pi + gamma P_pi V (or the backward recursion), A = Q - V, J = mu0 V."""
-    mdp, pi = pr.mdp, pr.policy.probs(pr.theta)
-    ev = exact.evaluate(mdp, pi)
+# ----------------------------------------------------------------------------- Bellman evaluation
+def _series_values(pr: Problem, P: np.ndarray | None = None, gamma_in_q: bool = True) -> tuple:
+    r"""V, Q, A, J and the state distribution by series, not by a solve or a backward recursion.
+
+    Discounted: :math:`V = \sum_{t<2^{12}} (\gamma P_\pi)^t r_\pi = \prod_{j<12}(I + (\gamma P_\pi)^{2^j}) r_\pi`
+    (tail :math:`\gamma^{4096} \le 10^{-91}`), and the occupancy d by the same product applied to
+    :math:`(1-\gamma)\mu_0`. Finite horizon: :math:`V_t = \sum_{k=0}^{H-1-t} \gamma^k P_\pi^k r_\pi` by powers
+    of :math:`P_\pi`, and the marginals :math:`p_t = \mu_0 P_\pi^t`. ``P`` (optional) replaces the
+    transition tensor in :math:`Q = r + \gamma P V`; ``gamma_in_q=False`` drops its γ (controls).
+    """
+    mdp, pi = pr.mdp, ref.probs(pr.policy, pr.theta)
+    P_pi, r_pi = ref.chain(mdp, pi)
+    g = mdp.gamma
+    g_q = g if gamma_in_q else 1.0
+    P_q = np.asarray(mdp.P) if P is None else P
     if mdp.horizon is None:
-        res = ev.V - mdp.policy_reward(pi) - mdp.gamma * mdp.policy_transition(pi) @ ev.V
-        return relative_error(res, np.zeros_like(res)) + abs(float(np.einsum("sa,sa->s", pi, ev.A).max(initial=0)))
-    V_next = np.vstack([ev.V[1:], np.zeros((1, mdp.n_states))])
-    res = ev.V - mdp.policy_reward(pi) - mdp.gamma * V_next @ mdp.policy_transition(pi).T
-    return relative_error(res, np.zeros_like(res))
+        V = r_pi.copy()
+        d = (1.0 - g) * np.asarray(mdp.mu0, dtype=float)
+        M = g * P_pi
+        for _ in range(12):
+            V = V + M @ V
+            d = d + d @ M
+            M = M @ M
+        Q = mdp.r + g_q * np.einsum("sat,t->sa", P_q, V)
+        return V, Q, Q - V[:, None], float(mdp.mu0 @ V), d
+    H = mdp.horizon
+    terms = [r_pi]
+    p = [np.asarray(mdp.mu0, dtype=float)]
+    for _ in range(H - 1):
+        terms.append(g * P_pi @ terms[-1])
+        p.append(p[-1] @ P_pi)
+    csum = np.cumsum(terms, axis=0)  # csum[k] = sum_{j<=k} gamma^j P^j r
+    V = np.stack([csum[H - 1 - t] for t in range(H)])
+    V_next = np.vstack([V[1:], np.zeros((1, mdp.n_states))])
+    Q = mdp.r[None] + g_q * np.einsum("sat,ht->hsa", P_q, V_next)
+    return V, Q, Q - V[:, :, None], float(mdp.mu0 @ V[0]), np.stack(p)
 
 
-register(
-    Theorem(
-        id="bellman.evaluation",
-        statement=r"V^\pi = r_\pi + \gamma P_\pi V^\pi,\quad V_t = r_\pi + \gamma P_\pi V_{t+1}",
-        source="Sutton & Barto 2018, eq. 3.14; DESIGN.md conventions",
-        instance=random_problem,
-        residual=_value_residual,
-        tolerance=IDENTITY_TOL,
-        tolerance_reason=IDENTITY_REASON,
-    )
+def _library_values(pr: Problem) -> tuple:
+    ev = exact.evaluate(pr.mdp, pr.policy.probs(pr.theta))
+    return ev.V, ev.Q, ev.A, ev.J, ev.d if pr.mdp.horizon is None else ev.p
+
+
+def _values_mutant(*, transposed: bool = False, gamma_in_q: bool = True):
+    def mutant(pr: Problem) -> tuple:
+        V, _, _, J, dist = _library_values(pr)
+        Q = _series_values(pr, P=ref.transposed(pr.mdp.P) if transposed else None, gamma_in_q=gamma_in_q)[1]
+        return V, Q, Q - V[..., None], J, dist
+
+    return mutant
+
+
+identity(
+    id="bellman.evaluation",
+    statement=r"V^\pi = \sum_t \gamma^t P_\pi^t r_\pi,\ Q = r + \gamma P V,\ A = Q - V,\ J = \mu_0^\top V "
+    r"\text{ (finite horizon: } V_t = \textstyle\sum_{k<H-t}\gamma^k P_\pi^k r_\pi,\ Q_t = r + \gamma P V_{t+1})",
+    source="Sutton & Barto 2018, eq. 3.14; Puterman 1994, Theorem 6.1.1 (Neumann series)",
+    reference="Neumann series by repeated squaring (discounted) or sums of powers of P_pi (finite horizon), "
+    "never a solve or a backward recursion; checks V, Q, A, J and the occupancy d (finite horizon: marginals p_t)",
+    instance=_multi_step,
+    computed=_library_values,
+    expected=_series_values,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason=IDENTITY_REASON + "; the squared series has tail gamma^4096 < 1e-91",
+    mutants={
+        "Q = r + gamma P^T V (s and s' swapped in P)": _values_mutant(transposed=True),
+        "Q = r + P V (dropped gamma)": _values_mutant(gamma_in_q=False),
+    },
 )

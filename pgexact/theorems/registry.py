@@ -1,15 +1,28 @@
 r"""The theorem registry: each theorem is data, read alike by ``pgexact verify``, the tests and the figures.
 
 A :class:`Theorem` holds an id, its statement (LaTeX), its source, a generator of random
-instances, a residual function and a tolerance justified by theory. ``check(rng)`` draws one
-instance and returns its residual; a theorem *passes* on an instance when the residual is
-``<= tolerance``. Modules that define theorems call :func:`register` at import time; the
-catalogue of modules is :data:`THEOREM_MODULES`.
+instances, a residual function, a tolerance justified by theory, the independent reference the
+residual compares against, and negative controls (the same computation with a plausible
+mistake). A theorem *passes* on an instance when the residual is ``<= tolerance``; a control is
+*rejected* on an instance when its residual is ``>= CONTROL_FACTOR * tolerance``, and the fraction
+of instances on which it is rejected is the theorem's measured power.
+
+Theorems are built with three declarative constructors:
+
+* :func:`identity` — ``computed == expected`` (relative error);
+* :func:`inequality` — ``lhs <= rhs`` (positive part of the violation; the ratio ``lhs / rhs``
+  tells how close the bound comes to binding);
+* :func:`statistical` — Monte Carlo frequencies against exact probabilities, with a stated
+  false-alarm probability (see :func:`bernoulli_statistic`).
+
+Modules that define theorems call them at import time; the catalogue of modules is
+:data:`THEOREM_MODULES`.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -22,19 +35,29 @@ __all__ = [
     "register",
     "identity",
     "inequality",
+    "statistical",
+    "bernoulli_statistic",
     "all_theorems",
     "get",
     "relative_error",
     "THEOREM_MODULES",
     "CONTROL_FACTOR",
+    "FALSE_ALARM",
 ]
 
 #: Modules (relative to ``pgexact.theorems``) whose import registers theorems.
-THEOREM_MODULES: tuple[str, ...] = ("finite", "lqr", "estimators", "updates", "baselines", "average", "convergence")
+THEOREM_MODULES: tuple[str, ...] = (
+    "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
+)
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
 #: the theorem's tolerance.
 CONTROL_FACTOR = 100.0
+
+#: False-alarm probability of a statistical theorem on one instance. ``pgexact verify`` runs at
+#: most a few hundred instances per theorem, so a correct sampler fails a run with probability
+#: below ``instances * FALSE_ALARM`` (5e-5 for the default run of every statistical theorem).
+FALSE_ALARM = 1e-6
 
 
 @dataclass(frozen=True)
@@ -64,7 +87,7 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Theorem:
-    """A checkable identity or inequality.
+    """A checkable identity, inequality or statistical statement.
 
     Attributes
     ----------
@@ -73,7 +96,7 @@ class Theorem:
     statement : str
         The statement in LaTeX.
     source : str
-        Paper and equation/lemma, textbook section, or course-note section.
+        Paper and equation/lemma, textbook section, or course-note title and section.
     instance : callable
         ``instance(rng: numpy.random.Generator) -> Any``: a random instance.
     residual : callable
@@ -82,12 +105,19 @@ class Theorem:
     tolerance : float
         Largest acceptable residual.
     tolerance_reason : str
-        Why this tolerance (conditioning, truncation, finite-difference order, ...).
+        Why this tolerance (conditioning, truncation, finite-difference order, false alarm, ...).
     reference : str
         The independent computation the residual compares against (e.g. "complex-step derivative
         of J"), sharing no code path with the computation checked beyond the model's data.
     controls : tuple of Control
         Negative controls; each must be rejected on most instances (its measured power).
+    kind : str
+        ``"identity"``, ``"inequality"``, ``"statistical"`` or ``"custom"``.
+    evaluate : callable, optional
+        ``evaluate(instance, with_controls) -> (Outcome, tuple of control residuals)``: the
+        residual and (if asked) every control's residual on one instance, sharing the reference
+        computation. Built by the constructors; :meth:`run` falls back to ``residual`` and the
+        controls' own functions when absent.
     """
 
     id: str
@@ -99,17 +129,44 @@ class Theorem:
     tolerance_reason: str
     reference: str = ""
     controls: tuple[Control, ...] = ()
+    kind: str = "custom"
+    evaluate: Callable[[Any, bool], tuple[Outcome, tuple[float, ...]]] | None = None
 
     def outcome(self, instance: Any) -> Outcome:
         """The residual (and ratio, for inequalities) on a given instance."""
-        value = self.residual(instance)
-        if isinstance(value, Outcome):
-            return value
-        return Outcome(float(value))
+        return _as_outcome(self.residual(instance))
+
+    def run(self, instance: Any, with_controls: bool = False) -> tuple[Outcome, tuple[float, ...]]:
+        """The outcome on ``instance`` and, if ``with_controls``, every control's residual."""
+        if self.evaluate is not None:
+            return self.evaluate(instance, with_controls)
+        out = self.outcome(instance)
+        if not with_controls:
+            return out, ()
+        return out, tuple(_guard(lambda c=c: c.residual(instance)) for c in self.controls)
 
     def check(self, rng: np.random.Generator) -> float:
         """Draw one instance from ``rng`` and return its residual."""
         return self.outcome(self.instance(rng)).residual
+
+
+def _guard(control: Callable[[], float]) -> float:
+    """A control's residual, or NaN if the mistaken computation raised (NaN never counts as rejected)."""
+    try:
+        return float(control())
+    except Exception:  # noqa: BLE001 - a broken control must not hide the theorem's own result
+        return float("nan")
+
+
+def _as_outcome(value: Any) -> Outcome:
+    if isinstance(value, Outcome):
+        return value
+    return Outcome(float(value))
+
+
+def _check_mutants(id: str, mutants: dict) -> None:
+    if not mutants:
+        raise ValueError(f"theorem {id!r} needs at least one mutant (negative control)")
 
 
 def identity(
@@ -128,15 +185,24 @@ def identity(
 ) -> Theorem:
     """Register the identity ``computed(instance) == expected(instance)``.
 
-    The residual is :func:`relative_error` ``(computed, expected, floor)``. ``expected`` is the
-    independent reference described by ``reference``. Each mutant is a plausible mistaken version
-    of ``computed``; its residual against the same ``expected`` is the negative control.
+    The residual is :func:`relative_error` ``(computed, expected, floor)``; both may be arrays or
+    tuples of arrays (compared pairwise). ``expected`` is the independent reference described by
+    ``reference``. Each mutant is a plausible mistaken version of ``computed``; its residual
+    against the same ``expected`` (computed once per instance) is the negative control.
     """
-    if not mutants:
-        raise ValueError(f"theorem {id!r} needs at least one mutant (negative control)")
+    _check_mutants(id, mutants)
+    names = tuple(mutants)
+    fns = tuple(mutants.values())
 
     def residual(inst: Any) -> float:
         return relative_error(computed(inst), expected(inst), floor)
+
+    def evaluate(inst: Any, with_controls: bool) -> tuple[Outcome, tuple[float, ...]]:
+        ref = expected(inst)
+        out = Outcome(relative_error(computed(inst), ref, floor))
+        if not with_controls:
+            return out, ()
+        return out, tuple(_guard(lambda fn=fn: relative_error(fn(inst), ref, floor)) for fn in fns)
 
     def control(mutant: Callable[[Any], Any]) -> Callable[[Any], float]:
         return lambda inst: relative_error(mutant(inst), expected(inst), floor)
@@ -151,15 +217,34 @@ def identity(
             tolerance=tolerance,
             tolerance_reason=tolerance_reason,
             reference=reference,
-            controls=tuple(Control(name, control(fn)) for name, fn in mutants.items()),
+            controls=tuple(Control(n, control(fn)) for n, fn in zip(names, fns)),
+            kind="identity",
+            evaluate=evaluate,
         )
     )
 
 
-def _inequality_outcome(lhs: float, rhs: float, floor: float) -> Outcome:
-    lhs, rhs = float(lhs), float(rhs)
-    ratio = lhs / rhs if rhs != 0 else (float("inf") if lhs > 0 else 0.0)
-    return Outcome(max(lhs - rhs, 0.0) / max(abs(rhs), floor), ratio)
+def _inequality_outcome(lhs: Any, rhs: Any, floor: float) -> Outcome:
+    """Worst relative violation of ``lhs <= rhs`` elementwise and the largest ``lhs / rhs``.
+
+    The ratio is reported only where ``rhs > 0`` and ``lhs >= 0`` everywhere (a ratio of signed
+    quantities says nothing about how close a bound comes to binding); ``None`` otherwise.
+    """
+    lhs = np.asarray(lhs, dtype=float)
+    rhs = np.asarray(rhs, dtype=float)
+    lhs, rhs = np.broadcast_arrays(lhs, rhs)
+    if lhs.size == 0:
+        return Outcome(0.0, None)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        viol = np.maximum(lhs - rhs, 0.0) / np.maximum(np.abs(rhs), floor)
+        residual = float(np.max(viol))
+        if np.isnan(residual):
+            residual = float("inf")
+        ratio: float | None = None
+        if np.all(lhs >= 0) and np.all(rhs >= 0):
+            r = np.where(rhs > 0, lhs / np.where(rhs > 0, rhs, 1.0), np.where(lhs > 0, np.inf, 0.0))
+            ratio = float(np.max(r))
+    return Outcome(residual, ratio)
 
 
 def inequality(
@@ -169,24 +254,41 @@ def inequality(
     source: str,
     reference: str,
     instance: Callable[[np.random.Generator], Any],
-    lhs: Callable[[Any], float],
-    rhs: Callable[[Any], float],
+    lhs: Callable[[Any], Any],
+    rhs: Callable[[Any], Any],
     tolerance: float,
     tolerance_reason: str,
-    mutants: dict[str, tuple[Callable[[Any], float] | None, Callable[[Any], float] | None]],
+    mutants: dict[str, tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]],
     floor: float = 1.0,
 ) -> Theorem:
-    """Register the inequality ``lhs(instance) <= rhs(instance)``.
+    """Register the inequality ``lhs(instance) <= rhs(instance)`` (scalars or arrays, elementwise).
 
-    The residual is the positive part of ``lhs - rhs`` relative to ``max(|rhs|, floor)``; the
-    ratio ``lhs / rhs`` is reported (the tightest seen tells how close the bound comes to binding).
-    Each mutant is a pair ``(lhs_mutant, rhs_mutant)``; ``None`` keeps that side as it is.
+    The residual is the largest positive part of ``lhs - rhs`` relative to ``max(|rhs|, floor)``;
+    the ratio ``max lhs / rhs`` is reported for non-negative sides (the tightest seen tells how
+    close the bound comes to binding). Each mutant is a pair ``(lhs_mutant, rhs_mutant)``;
+    ``None`` keeps that side as it is.
     """
-    if not mutants:
-        raise ValueError(f"theorem {id!r} needs at least one mutant (negative control)")
+    _check_mutants(id, mutants)
+    pairs = tuple(mutants.values())
 
     def residual(inst: Any) -> Outcome:
         return _inequality_outcome(lhs(inst), rhs(inst), floor)
+
+    def evaluate(inst: Any, with_controls: bool) -> tuple[Outcome, tuple[float, ...]]:
+        left, right = lhs(inst), rhs(inst)
+        out = _inequality_outcome(left, right, floor)
+        if not with_controls:
+            return out, ()
+        res = []
+        for ml, mr in pairs:
+            res.append(
+                _guard(
+                    lambda ml=ml, mr=mr: _inequality_outcome(
+                        left if ml is None else ml(inst), right if mr is None else mr(inst), floor
+                    ).residual
+                )
+            )
+        return out, tuple(res)
 
     def control(pair: tuple) -> Callable[[Any], float]:
         left = pair[0] or lhs
@@ -204,6 +306,119 @@ def inequality(
             tolerance_reason=tolerance_reason,
             reference=reference,
             controls=tuple(Control(name, control(pair)) for name, pair in mutants.items()),
+            kind="inequality",
+            evaluate=evaluate,
+        )
+    )
+
+
+def _bernoulli_kl(phat: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """KL(Bernoulli(phat) || Bernoulli(p)) elementwise, with 0 log 0 = 0 and inf where p puts no mass."""
+    from scipy.special import rel_entr
+
+    return rel_entr(phat, p) + rel_entr(1.0 - phat, 1.0 - p)
+
+
+def bernoulli_statistic(counts: Any, trials: Any, p: Any, false_alarm: float = FALSE_ALARM) -> float:
+    r"""Chernoff statistic of observed frequencies against exact probabilities, over many cells.
+
+    For each cell, ``counts`` successes out of ``trials`` independent trials of probability ``p``.
+    With :math:`\hat p = k/n`, Chernoff's bound gives
+    :math:`\Pr\big(n\,KL(\hat p \| p) \ge x,\ \hat p \gtrless p\big) \le e^{-x}` on each side, so
+    by a union bound over the m cells
+
+    .. math:: \Pr\Big(\max_{\text{cells}} n\,KL(\hat p\|p) \ge \log(2m/\alpha)\Big) \le \alpha .
+
+    The statistic is :math:`\max n\,KL(\hat p\|p) / \log(2m/\alpha)` (the square of the
+    likelihood-ratio z-score over its critical value): at most 1 with probability at least
+    :math:`1-\alpha` when the probabilities are right, whatever n and p (no normal approximation).
+
+    Parameters
+    ----------
+    counts, trials, p : array_like, same shape (any)
+    false_alarm : float
+        α.
+
+    Returns
+    -------
+    float
+        ``inf`` when an event of probability 0 was observed.
+    """
+    k = np.asarray(counts, dtype=float).reshape(-1)
+    n = np.broadcast_to(np.asarray(trials, dtype=float), np.shape(counts)).reshape(-1)
+    p = np.broadcast_to(np.asarray(p, dtype=float), np.shape(counts)).reshape(-1)
+    keep = n > 0
+    if not np.any(keep):
+        return 0.0
+    k, n, p = k[keep], n[keep], np.clip(p[keep], 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        llr = n * _bernoulli_kl(k / n, p)
+    critical = math.log(2.0 * k.size / false_alarm)
+    return float(np.max(llr)) / critical
+
+
+def statistical(
+    *,
+    id: str,
+    statement: str,
+    source: str,
+    reference: str,
+    instance: Callable[[np.random.Generator], Any],
+    observed: Callable[[Any], tuple[Any, Any]],
+    expected: Callable[[Any], Any],
+    mutants: dict[str, Callable[[Any], tuple[Any, Any]]],
+    false_alarm: float = FALSE_ALARM,
+    power_note: str = "",
+) -> Theorem:
+    """Register a statistical theorem: observed frequencies match exact probabilities.
+
+    ``observed(instance) -> (counts, trials)`` (Monte Carlo, from the sampler checked) and
+    ``expected(instance) -> p`` (exact probabilities from an independent computation), cell by
+    cell; the residual is :func:`bernoulli_statistic` and the tolerance 1: a correct sampler fails
+    an instance with probability at most ``false_alarm``. Each mutant is a mistaken sampler
+    ``instance -> (counts, trials)``; it is rejected when its statistic is at least
+    ``CONTROL_FACTOR`` (a log-likelihood ratio 100 times the critical value).
+    """
+    _check_mutants(id, mutants)
+    names = tuple(mutants)
+    fns = tuple(mutants.values())
+
+    def stat(obs: tuple[Any, Any], p: Any) -> float:
+        return bernoulli_statistic(obs[0], obs[1], p, false_alarm)
+
+    def residual(inst: Any) -> float:
+        return stat(observed(inst), expected(inst))
+
+    def evaluate(inst: Any, with_controls: bool) -> tuple[Outcome, tuple[float, ...]]:
+        p = expected(inst)
+        out = Outcome(stat(observed(inst), p))
+        if not with_controls:
+            return out, ()
+        return out, tuple(_guard(lambda fn=fn: stat(fn(inst), p)) for fn in fns)
+
+    def control(fn: Callable[[Any], tuple[Any, Any]]) -> Callable[[Any], float]:
+        return lambda inst: stat(fn(inst), expected(inst))
+
+    reason = (
+        f"statistical: max over cells of n KL(phat || p) / log(2m/alpha) with alpha = {false_alarm:g}; "
+        "Chernoff's bound and a union bound over the m cells make the false-alarm probability per "
+        f"instance at most {false_alarm:g}, whatever the sample size"
+    )
+    if power_note:
+        reason += "; " + power_note
+    return register(
+        Theorem(
+            id=id,
+            statement=statement,
+            source=source,
+            instance=instance,
+            residual=residual,
+            tolerance=1.0,
+            tolerance_reason=reason,
+            reference=reference,
+            controls=tuple(Control(n, control(fn)) for n, fn in zip(names, fns)),
+            kind="statistical",
+            evaluate=evaluate,
         )
     )
 
@@ -242,7 +457,24 @@ def get(theorem_id: str) -> Theorem:
 
 
 def relative_error(a: Any, b: Any, floor: float = 1.0) -> float:
-    """``max|a - b| / max(max|b|, floor)``: relative error with an absolute floor for values near 0."""
+    """``max|a - b| / max(max|b|, floor)``: relative error with an absolute floor for values near 0.
+
+    ``a`` and ``b`` may be tuples (or lists) of arrays of different shapes, compared pair by pair;
+    the result is the largest of the pairwise errors. Shapes that do not broadcast, or a NaN, give
+    ``inf``.
+    """
+    if isinstance(b, (tuple, list)):
+        if not isinstance(a, (tuple, list)) or len(a) != len(b):
+            return float("inf")
+        return max((relative_error(x, y, floor) for x, y in zip(a, b)), default=0.0)
     a = np.asarray(a, dtype=float)
     b = np.asarray(b, dtype=float)
-    return float(np.max(np.abs(a - b)) / max(float(np.max(np.abs(b))) if b.size else 0.0, floor))
+    try:
+        diff = np.abs(a - b)
+    except ValueError:  # shapes that do not broadcast
+        return float("inf")
+    if diff.size == 0:
+        return 0.0
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = float(np.max(diff) / max(float(np.max(np.abs(b))) if b.size else 0.0, floor))
+    return err if not np.isnan(err) else float("inf")

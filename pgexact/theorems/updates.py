@@ -1,16 +1,23 @@
-r"""Theorems about policy optimization updates (issue 5): NPG, TRPO, PPO, policy iteration, soft PI.
+r"""Theorems about policy optimization updates: NPG, TRPO, PPO, policy iteration, soft PI.
+
+Each residual compares an update of :mod:`pgexact.updates` with a reference written from the
+model's data (:mod:`pgexact.theorems._reference`): the multiplicative-weights form of the tabular
+NPG step, the dense Fisher matrix built from the explicit score, KL divergences written out from
+log-probabilities, value functions by dense LU solves, the clipped objective row by row in
+scalar Python, Richardson differences of the clipped objective's value.
 
 Instances: random dense discounted MDPs with 2..6 states, 2..4 actions, rewards N(0, 1),
-γ in [0, 0.95], tabular softmax parameters N(0, σ²) with σ in {0.5, 1, 3}, clipped to [-5, 5] so
-that every action keeps probability above :math:`e^{-10}/A` (the closed forms then hold on the
-whole support). Residuals of identities are relative errors with an absolute floor of 1;
-residuals of inequalities are the positive part of the violation divided by the scale
-:math:`\max(1, \max|r|/(1-\gamma))` of the values involved.
+γ in [0.2, 0.95] (narrower where a theorem says so), tabular softmax parameters N(0, σ²) with
+σ in {0.5, 1, 3}, clipped to [-5, 5] so that every action keeps probability above
+:math:`e^{-10}/A` (the closed forms then hold on the whole support). The TRPO lower bounds are
+checked on a family of MDPs on which they nearly bind (see :func:`_binding_problem`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
 import numpy as np
 
 from .. import exact
@@ -22,13 +29,15 @@ from ..updates import (
     clipped_objective,
     npg_step,
     policy_iteration,
-    soft_evaluate,
     soft_improve,
     soft_value_iteration,
     trpo_step,
-    value_iteration,
 )
-from .registry import Theorem, register, relative_error
+from . import _reference as ref
+from .finite import CS_REFERENCE, cs_gradient
+from .registry import identity, inequality
+
+__all__ = ["UpdateProblem"]
 
 ROUNDING_TOL = 1e-9
 ROUNDING_REASON = (
@@ -46,16 +55,29 @@ class UpdateProblem:
     theta: np.ndarray
     theta_new: np.ndarray
     knob: float
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def once(self, key: str, fn: Callable[[], Any]) -> Any:
+        """``fn()`` computed once per instance (the update under test, shared by both sides)."""
+        if key not in self.cache:
+            self.cache[key] = fn()
+        return self.cache[key]
 
 
-def _problem(rng: np.random.Generator) -> UpdateProblem:
+def _problem(
+    rng: np.random.Generator,
+    *,
+    gamma_range: tuple[float, float] = (0.2, 0.95),
+    knobs: tuple[float, ...] = (1e-4, 1e-2, 0.1, 0.5, 2.0),
+    moves: tuple[float, ...] = (0.01, 0.1, 1.0, 5.0),
+) -> UpdateProblem:
     S = int(rng.integers(2, 7))
     A = int(rng.integers(2, 5))
-    mdp = random_mdp(S, A, gamma=float(rng.uniform(0.0, 0.95)), seed=rng)
+    mdp = random_mdp(S, A, gamma=float(rng.uniform(*gamma_range)), seed=rng)
     pol = TabularSoftmax(S, A)
     theta = np.clip(float(rng.choice([0.5, 1.0, 3.0])) * rng.standard_normal(pol.n_params), -5, 5)
-    theta_new = theta + float(rng.choice([0.01, 0.1, 1.0, 5.0])) * rng.standard_normal(pol.n_params)
-    knob = float(rng.choice([1e-4, 1e-2, 0.1, 0.5, 2.0]))
+    theta_new = theta + float(rng.choice(moves)) * rng.standard_normal(pol.n_params)
+    knob = float(rng.choice(knobs))
     return UpdateProblem(mdp, pol, theta, theta_new, knob)
 
 
@@ -63,228 +85,425 @@ def _scale(mdp: FiniteMDP) -> float:
     return max(1.0, float(np.max(np.abs(mdp.r))) / (1.0 - mdp.gamma))
 
 
+def _ref_fisher(pr: UpdateProblem) -> np.ndarray:
+    pi = ref.probs(pr.policy, pr.theta)
+    return ref.fisher(pr.policy, pr.theta, ref.occupancy(pr.mdp, pi))
+
+
+def _ref_kl(pr: UpdateProblem, theta_new: np.ndarray) -> float:
+    """E_{s~d_old} KL(pi_old || pi_new), written out from log-probabilities, d_old by an LU solve."""
+    d = ref.occupancy(pr.mdp, ref.probs(pr.policy, pr.theta))
+    return float(d @ ref.kl_per_state(ref.log_probs(pr.policy, pr.theta), ref.log_probs(pr.policy, theta_new)))
+
+
 # ----------------------------------------------------------------------------- NPG
-def _npg_closed_form(pr: UpdateProblem) -> float:
-    eta = pr.knob
-    res = npg_step(ExactSource(pr.mdp, pr.policy), pr.theta, lr=eta)
-    ev = exact.evaluate(pr.mdp, pr.policy.probs(pr.theta))
-    S, A = pr.mdp.n_states, pr.mdp.n_actions
-    diff = (res.theta - pr.theta).reshape(S, A) - eta * ev.A / (1.0 - pr.mdp.gamma)
-    spread = (diff.max(axis=1) - diff.min(axis=1))[ev.d > 0]
-    return float(np.max(spread, initial=0.0)) / max(1.0, eta * float(np.max(np.abs(ev.A))) / (1.0 - pr.mdp.gamma))
+def _mw_policy(pr: UpdateProblem, normalization: bool = True) -> np.ndarray:
+    r""":math:`\pi'(a|s) \propto \pi(a|s)\exp(\eta A(s,a)/(1-\gamma))` with A by an LU solve."""
+    pi = ref.probs(pr.policy, pr.theta)
+    A = ref.values(pr.mdp, pi).A
+    logits = np.log(pi) + pr.knob * A / ((1.0 - pr.mdp.gamma) if normalization else 1.0)
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
 
 
-register(
-    Theorem(
-        id="updates.npg_tabular_closed_form",
-        statement=r"\theta' = \theta + \eta F^+\nabla J = \theta + \eta\frac{A^{\pi_\theta}}{1-\gamma} + c(s)"
-        r"\;\Rightarrow\; \pi'(a|s) \propto \pi(a|s)\exp\left(\frac{\eta A(s,a)}{1-\gamma}\right)",
-        source="Kakade 2002, Theorem 1; Agarwal et al. 2021, Lemma 5.1 (tabular softmax NPG)",
-        instance=_problem,
-        residual=_npg_closed_form,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason=ROUNDING_REASON + "; per-state spread of theta' - theta - eta A/(1-gamma)",
-    )
+identity(
+    id="updates.npg_tabular_closed_form",
+    statement=r"\theta' = \theta + \eta F^+\nabla J \;\Rightarrow\; \pi'(a|s) \propto \pi(a|s)\exp\left(\frac{\eta A^{\pi}(s,a)}{1-\gamma}\right)",
+    source="Kakade 2002, Theorem 1; Agarwal et al. 2021, Lemma 5.1 (tabular softmax NPG); course notes 'Advanced Policy Gradients', section 'Natural Policy Gradient'",
+    reference="the multiplicative-weights policy pi exp(eta A/(1-gamma)) normalized, with A by a dense LU solve; "
+    "compared as probabilities (the parameters are defined up to a per-state shift)",
+    instance=_problem,
+    computed=lambda pr: ref.probs(pr.policy, pr.once("npg", lambda: npg_step(ExactSource(pr.mdp, pr.policy), pr.theta, lr=pr.knob)).theta),
+    expected=_mw_policy,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason=ROUNDING_REASON,
+    mutants={"eta A instead of eta A/(1-gamma)": lambda pr: _mw_policy(pr, normalization=False)},
 )
 
 
-def _npg_quadratic_kl(pr: UpdateProblem) -> float:
-    delta = pr.knob
-    res = npg_step(ExactSource(pr.mdp, pr.policy), pr.theta, delta)
+def _npg_quadratic(pr: UpdateProblem) -> float:
+    res = pr.once("npg", lambda: npg_step(ExactSource(pr.mdp, pr.policy), pr.theta, pr.knob))
     if res.stationary:
-        return 0.0
+        return pr.knob
     h = res.theta - pr.theta
-    F = exact.fisher(pr.mdp, pr.policy, pr.theta)
-    return abs(0.5 * float(h @ F @ h) - delta) / delta
+    return 0.5 * float(h @ _ref_fisher(pr) @ h)
 
 
-register(
-    Theorem(
-        id="updates.npg_quadratic_kl",
-        statement=r"\alpha = \sqrt{2\delta / \nabla J^\top F^+ \nabla J} \;\Rightarrow\; "
-        r"\tfrac12 (\alpha F^+\nabla J)^\top F (\alpha F^+\nabla J) = \delta",
-        source="Schulman et al. 2015, Appendix C; Achiam 2017 (NPG step size from the quadratic KL model)",
-        instance=_problem,
-        residual=_npg_quadratic_kl,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="relative error of a quadratic form with the dense Fisher matrix: rounding only",
-    )
+identity(
+    id="updates.npg_quadratic_kl",
+    statement=r"\alpha = \sqrt{2\delta / \nabla J^\top F^+ \nabla J} \;\Rightarrow\; "
+    r"\tfrac12 (\theta'-\theta)^\top F (\theta'-\theta) = \delta",
+    source="Schulman et al. 2015, Appendix C; Achiam 2017 (NPG step size from the quadratic KL model)",
+    reference="the quadratic form with the dense Fisher matrix built from the explicit score and the LU occupancy, "
+    "against the radius delta",
+    instance=_problem,
+    computed=_npg_quadratic,
+    expected=lambda pr: pr.knob,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="relative error of a quadratic form with a dense Fisher matrix: rounding only",
+    mutants={
+        "step size sqrt(delta / g^T F^+ g) (factor 2 missing)": lambda pr: _npg_quadratic(pr) / 2,
+        "Fisher weighted by d/(1-gamma)": lambda pr: _npg_quadratic(pr) / (1.0 - pr.mdp.gamma),
+    },
+    floor=1e-300,
 )
 
 
 # ----------------------------------------------------------------------------- TRPO
-def _bound_terms(pr: UpdateProblem) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+def _trpo(pr: UpdateProblem):
+    return pr.once("trpo", lambda: trpo_step(ExactSource(pr.mdp, pr.policy), pr.theta, pr.knob))
+
+
+def _trpo_full_step(pr: UpdateProblem) -> tuple[float, np.ndarray, float]:
+    res = _trpo(pr)
+    x = res.direction
+    F = _ref_fisher(pr)
+    g = cs_gradient(pr)
+    cg_residual = float(np.linalg.norm(F @ x - g) / np.linalg.norm(g)) if np.any(g) else 0.0
+    return 0.5 * res.full_step_size**2 * float(x @ F @ x) / pr.knob, res.theta, cg_residual
+
+
+def _trpo_full_step_expected(pr: UpdateProblem) -> tuple[float, np.ndarray, float]:
+    res = _trpo(pr)
+    if not res.accepted:
+        return _trpo_full_step(pr)[0], pr.theta, res.cg_residual
+    return 1.0, pr.theta + res.full_step_size * 0.5**res.n_backtracks * res.direction, res.cg_residual
+
+
+def _trpo_instance(rng: np.random.Generator) -> UpdateProblem:
+    return _problem(rng, gamma_range=(0.8, 0.95), knobs=(1e-3, 1e-2, 0.05))
+
+
+identity(
+    id="updates.trpo_full_step",
+    statement=r"\beta_0 = \sqrt{2\delta / x^\top F x} \;\Rightarrow\; \tfrac12\beta_0^2\, x^\top F x = \delta,\quad \theta' = \theta + \beta_0 r^k x,"
+    r"\quad \texttt{cg\_residual} = \|F x - \nabla J\| / \|\nabla J\|",
+    source="Schulman et al. 2015, Appendix C (full step of the quadratic trust region, then backtracking)",
+    reference="x^T F x and F x with the dense Fisher matrix built from the explicit score and the LU occupancy; "
+    "the reported CG residual against ||F x - g|| / ||g|| with g the complex-step gradient of J; the accepted "
+    "parameters rebuilt from the reported direction, full step and number of halvings",
+    instance=_trpo_instance,
+    computed=_trpo_full_step,
+    expected=_trpo_full_step_expected,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="relative error of (1/2) beta0^2 x^T F x / delta against 1 with a dense Fisher matrix: rounding "
+    "only; the CG residual is compared in absolute terms (floor 1) and differs by rounding of F x - g",
+    mutants={
+        "full step sqrt(delta / x^T F x) (factor 2 missing)": lambda pr: (
+            _trpo_full_step(pr)[0] / 2,
+            *_trpo_full_step(pr)[1:],
+        )
+    },
+    )
+
+
+def _trpo_kl(pr: UpdateProblem) -> float:
+    res = _trpo(pr)
+    if not res.accepted:
+        return 0.0 if np.array_equal(res.theta, pr.theta) else float("inf")
+    return _ref_kl(pr, res.theta)
+
+
+inequality(
+    id="updates.trpo_step_feasible",
+    statement=r"\text{accepted TRPO step} \Rightarrow E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s)\|\pi_{new}(\cdot|s)) \le \delta"
+    r"\text{; rejected} \Rightarrow \theta_{new} = \theta_{old}",
+    source="Schulman et al. 2015, sec. 6 and eq. 12 (line search on the exact constraint)",
+    reference="the KL written out from log-probabilities, weighted by the occupancy of a dense LU solve "
+    "(the line search uses the library's KL)",
+    instance=_trpo_instance,
+    lhs=_trpo_kl,
+    rhs=lambda pr: pr.knob,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="an inequality between a KL and the radius; rounding only",
+    mutants={"KL weighted by d/(1-gamma) instead of d": (lambda pr: _trpo_kl(pr) / (1.0 - pr.mdp.gamma), None)},
+    floor=1e-300,
+)
+
+
+def _binding_problem(rng: np.random.Generator) -> UpdateProblem:
+    r"""An MDP on which the TRPO bound binds up to a factor :math:`(1-\gamma)^2`.
+
+    From s₀ (reward 0) action 0 leads to y and action 1 to x; x and y have rewards ±ε on their
+    two actions and lead to an absorbing state z. π is uniform; π' moves probability α towards
+    action 1 in s₀ and in x and towards action 0 in y, so :math:`D_{TV}^{max} = α`,
+    :math:`\max|A_\pi| = ε`, :math:`L_\pi(\pi') = J(\pi) = 0` and
+    :math:`J(\pi') = -4γα^2ε`: the bound :math:`J(\pi') \ge L - 4εγα^2/(1-γ)^2` holds with ratio
+    :math:`(1-γ)^2`. States are relabelled at random; γ in [0.01, 0.1].
+    """
+    S, A = 4, 2
+    perm = rng.permutation(S)  # perm[k] = label of state k (0: s0, 1: x, 2: y, 3: z)
+    s0, x, y, z = (int(perm[k]) for k in range(4))
+    eps = float(rng.uniform(1.0, 10.0))
+    alpha = float(rng.uniform(0.05, 0.4))
+    P = np.zeros((S, A, S))
+    P[s0, 0, y] = P[s0, 1, x] = 1.0
+    P[x, :, z] = P[y, :, z] = P[z, :, z] = 1.0
+    r = np.zeros((S, A))
+    r[x] = r[y] = (eps, -eps)
+    mdp = FiniteMDP(P, r, np.eye(S)[s0], gamma=float(rng.uniform(0.01, 0.1)))
+    pol = TabularSoftmax(S, A)
+    logit = np.log((0.5 + alpha) / (0.5 - alpha))
+    theta_new = np.zeros((S, A))
+    theta_new[s0, 1] = theta_new[x, 1] = theta_new[y, 0] = logit
+    return UpdateProblem(mdp, pol, np.zeros(S * A), theta_new.reshape(-1), 0.0)
+
+
+def _bound_gap(pr: UpdateProblem) -> float:
+    """L_pi(pi') - J(pi') from the library: J(pi) + surrogate - J(pi')."""
     pi_old, pi_new = pr.policy.probs(pr.theta), pr.policy.probs(pr.theta_new)
-    ev_old, ev_new = exact.evaluate(pr.mdp, pi_old), exact.evaluate(pr.mdp, pi_new)
-    L = ev_old.J + exact.surrogate(pr.mdp, pi_old, pi_new)
-    C = 4.0 * float(np.max(np.abs(ev_old.A))) * pr.mdp.gamma / (1.0 - pr.mdp.gamma) ** 2
-    return ev_new.J, L, C, pi_old, pi_new
+    return exact.evaluate(pr.mdp, pi_old).J + exact.surrogate(pr.mdp, pi_old, pi_new) - exact.evaluate(pr.mdp, pi_new).J
 
 
-def _trpo_bound_tv(pr: UpdateProblem) -> float:
-    J_new, L, C, p, q = _bound_terms(pr)
-    return max(0.0, L - C * exact.tv_max(p, q) ** 2 - J_new) / _scale(pr.mdp)
+def _bound_constant(pr: UpdateProblem, factor: float = 4.0) -> float:
+    A = ref.values(pr.mdp, ref.probs(pr.policy, pr.theta)).A
+    return factor * float(np.max(np.abs(A))) * pr.mdp.gamma / (1.0 - pr.mdp.gamma) ** 2
 
 
-def _trpo_bound_kl(pr: UpdateProblem) -> float:
-    J_new, L, C, p, q = _bound_terms(pr)
-    return max(0.0, L - C * exact.kl_max(p, q) - J_new) / _scale(pr.mdp)
+def _tv_max(pr: UpdateProblem) -> float:
+    return float(np.max(0.5 * np.abs(ref.probs(pr.policy, pr.theta_new) - ref.probs(pr.policy, pr.theta)).sum(axis=1)))
+
+
+def _kl_max(pr: UpdateProblem) -> float:
+    return float(np.max(ref.kl_per_state(ref.log_probs(pr.policy, pr.theta), ref.log_probs(pr.policy, pr.theta_new))))
 
 
 TRPO_STATEMENT = (
     r"J(\tilde\pi) \ge L_\pi(\tilde\pi) - \frac{4\epsilon\gamma}{(1-\gamma)^2}\,{%s}, \quad "
     r"L_\pi(\tilde\pi) = J(\pi) + \sum_s\rho_\pi(s)\sum_a\tilde\pi(a|s)A_\pi(s,a),\ \epsilon = \max_{s,a}|A_\pi(s,a)|"
 )
-register(
-    Theorem(
-        id="updates.trpo_lower_bound_tv",
-        statement=TRPO_STATEMENT % r"\left(D_{TV}^{max}(\pi,\tilde\pi)\right)^2",
-        source="Schulman et al. 2015, Theorem 1 (J is their unnormalized discounted return eta)",
-        instance=_problem,
-        residual=_trpo_bound_tv,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="an inequality: positive part of the violation, relative to max|r|/(1-gamma); rounding only",
-    )
+BOUND_REFERENCE = (
+    "the penalty from advantages by a dense LU solve and TV / KL written out from the probability matrices; "
+    "L - J(pi') from pgexact.surrogate and pgexact.evaluate; instances on which the bound binds up to (1-gamma)^2"
 )
-register(
-    Theorem(
-        id="updates.trpo_lower_bound_kl",
-        statement=TRPO_STATEMENT % r"D_{KL}^{max}(\pi\,\|\,\tilde\pi)",
-        source="Schulman et al. 2015, eq. 9 (Theorem 1 with Pinsker: D_TV^2 <= D_KL)",
-        instance=_problem,
-        residual=_trpo_bound_kl,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="an inequality: positive part of the violation, relative to max|r|/(1-gamma); rounding only",
-    )
+inequality(
+    id="updates.trpo_lower_bound_tv",
+    statement=TRPO_STATEMENT % r"\left(D_{TV}^{max}(\pi,\tilde\pi)\right)^2",
+    source="Schulman et al. 2015, Theorem 1 (J is their unnormalized discounted return eta); course notes "
+    "'CS285: Lecture 9', section 'Bounding the Distribution Change'",
+    reference=BOUND_REFERENCE,
+    instance=_binding_problem,
+    lhs=_bound_gap,
+    rhs=lambda pr: _bound_constant(pr) * _tv_max(pr) ** 2,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="an inequality: positive part of the violation relative to max(1, |rhs|); rounding only",
+    mutants={"constant 2 eps gamma/(1-gamma)^2 instead of 4 eps gamma/(1-gamma)^2": (
+        None,
+        lambda pr: _bound_constant(pr, 2.0) * _tv_max(pr) ** 2,
+    )},
 )
-
-
-def _trpo_constraint(pr: UpdateProblem) -> float:
-    delta = pr.knob
-    res = trpo_step(ExactSource(pr.mdp, pr.policy), pr.theta, delta)
-    if not res.accepted:
-        return 0.0 if np.array_equal(res.theta, pr.theta) else float("inf")
-    pi_old = pr.policy.probs(pr.theta)
-    kl = exact.kl_expected(pi_old, pr.policy.probs(res.theta), exact.occupancy(pr.mdp, pi_old))
-    return max(0.0, kl - delta) / delta
-
-
-register(
-    Theorem(
-        id="updates.trpo_step_feasible",
-        statement=r"\text{accepted TRPO step} \Rightarrow E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s)\|\pi_{new}(\cdot|s)) \le \delta"
-        r"\text{; rejected} \Rightarrow \theta_{new} = \theta_{old}",
-        source="Schulman et al. 2015, sec. 6 (line search on the exact constraint); pgexact.updates.trpo_step",
-        instance=_problem,
-        residual=_trpo_constraint,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="the line search compares the same KL computed along another route: rounding only",
-    )
+inequality(
+    id="updates.trpo_lower_bound_kl",
+    statement=TRPO_STATEMENT % r"D_{KL}^{max}(\pi\,\|\,\tilde\pi)",
+    source="Schulman et al. 2015, eq. 9 (Theorem 1 with Pinsker: D_TV^2 <= D_KL)",
+    reference=BOUND_REFERENCE + " (Pinsker loses a factor 2 here: ratio up to (1-gamma)^2 / 2)",
+    instance=_binding_problem,
+    lhs=_bound_gap,
+    rhs=lambda pr: _bound_constant(pr) * _kl_max(pr),
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="an inequality: positive part of the violation relative to max(1, |rhs|); rounding only",
+    mutants={"constant eps gamma/(1-gamma)^2 (factor 4 missing)": (None, lambda pr: _bound_constant(pr, 1.0) * _kl_max(pr))},
 )
 
 
 # ----------------------------------------------------------------------------- PPO
-def _ppo_clip_le(pr: UpdateProblem) -> float:
-    clip = min(0.9, max(0.05, pr.knob))
+def _ppo_instance(rng: np.random.Generator) -> UpdateProblem:
+    pr = _problem(rng, moves=(0.3, 1.0), knobs=(0.05, 0.1, 0.2, 0.3))
+    return pr
+
+
+def _clip_rows(pr: UpdateProblem, theta_new: np.ndarray, rule: str = "correct") -> float:
+    r""":math:`\sum_{s,a} \rho(s)\pi(a|s)[\min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A) - A]`, one row at a time in scalars."""
+    pi = ref.probs(pr.policy, pr.theta)
+    pi_new = ref.probs(pr.policy, theta_new)
+    rho = ref.occupancy(pr.mdp, pi) / (1.0 - pr.mdp.gamma)
+    A = ref.values(pr.mdp, pi).A
+    eps = pr.knob
+    total = 0.0
+    S, nA = pi.shape
+    for s in range(S):
+        for a in range(nA):
+            ratio, adv = float(pi_new[s, a] / pi[s, a]), float(A[s, a])
+            if rule == "swapped":
+                clipped = min(max(ratio, 1.0 + eps), 1.0 - eps)  # numpy.clip(r, 1+eps, 1-eps)
+            else:
+                clipped = min(max(ratio, 1.0 - eps), 1.0 + eps)
+            term = max(ratio * adv, clipped * adv) if rule == "max" else min(ratio * adv, clipped * adv)
+            total += float(rho[s]) * float(pi[s, a]) * (term - adv)
+    return total
+
+
+def _clip_value(pr: UpdateProblem, theta_new: np.ndarray) -> float:
     batch = ExactSource(pr.mdp, pr.policy).at(pr.theta).batch
-    value = clipped_objective(pr.policy, batch, pr.theta_new, clip)[0]
-    sur = exact.surrogate(pr.mdp, pr.policy.probs(pr.theta), pr.policy.probs(pr.theta_new))
-    return max(0.0, value - sur) / _scale(pr.mdp)
+    return clipped_objective(pr.policy, batch, theta_new, pr.knob)[0]
 
 
-register(
-    Theorem(
-        id="updates.ppo_clip_below_surrogate",
-        statement=r"L^{CLIP}(\theta') = \frac{1}{1-\gamma}E_{d_{old},\pi_{old}}\left[\min(rA, \mathrm{clip}(r,1-\epsilon,1+\epsilon)A)\right]"
-        r"\le \frac{1}{1-\gamma}E_{d_{old},\pi_{old}}[rA] = \bar A(\theta')",
-        source="Schulman et al. 2017, eq. 7 and the remark after it (a pessimistic lower bound)",
-        instance=_problem,
-        residual=_ppo_clip_le,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="an inequality between two sums computed along different routes: rounding only",
-    )
+identity(
+    id="updates.ppo_clipped_objective_value",
+    statement=r"L^{CLIP}(\theta') = \sum_{s,a}\rho_{old}(s)\pi_{old}(a|s)\left[\min\big(r A, \mathrm{clip}(r,1-\epsilon,1+\epsilon)A\big) - A\right],\ r = \frac{\pi_{\theta'}(a|s)}{\pi_{old}(a|s)}",
+    source="Schulman et al. 2017, eq. 7 (the clipped surrogate objective)",
+    reference="the definition evaluated row by row in scalar Python (min, max), with rho by a dense LU solve and A from it",
+    instance=_ppo_instance,
+    computed=lambda pr: _clip_value(pr, pr.theta_new),
+    expected=lambda pr: _clip_rows(pr, pr.theta_new),
+    tolerance=ROUNDING_TOL,
+    tolerance_reason=ROUNDING_REASON,
+    mutants={
+        "clip bounds swapped: clip(r, 1+eps, 1-eps)": lambda pr: _clip_rows(pr, pr.theta_new, "swapped"),
+        "max instead of min (optimistic bound)": lambda pr: _clip_rows(pr, pr.theta_new, "max"),
+    },
 )
 
 
-def _ppo_clip_grad(pr: UpdateProblem) -> float:
-    clip = min(0.9, max(0.05, pr.knob))
+def _ppo_grad_instance(rng: np.random.Generator) -> UpdateProblem:
+    """θ' far enough from θ that rows are clipped, and no ratio within 0.05 of a kink 1 ± ε
+    (the Richardson differences then never straddle one)."""
+    while True:
+        pr = _ppo_instance(rng)
+        ratio = ref.probs(pr.policy, pr.theta_new) / ref.probs(pr.policy, pr.theta)
+        if np.min(np.abs(np.abs(ratio - 1.0) - pr.knob)) > 0.05:
+            return pr
+
+
+def _direction(pr: UpdateProblem) -> np.ndarray:
+    v = np.random.default_rng(0).standard_normal(pr.policy.n_params)
+    return v / np.linalg.norm(v)
+
+
+def _clip_grads(pr: UpdateProblem) -> tuple[np.ndarray, float]:
     batch = ExactSource(pr.mdp, pr.policy).at(pr.theta).batch
-    grad = clipped_objective(pr.policy, batch, pr.theta, clip)[1]
-    return relative_error(grad, exact.policy_gradient(pr.mdp, pr.policy, pr.theta))
+    at_old = clipped_objective(pr.policy, batch, pr.theta, pr.knob)[1]
+    at_new = clipped_objective(pr.policy, batch, pr.theta_new, pr.knob)[1] @ _direction(pr)
+    return at_old, float(at_new)
 
 
-register(
-    Theorem(
-        id="updates.ppo_clip_gradient_at_old",
-        statement=r"\nabla_{\theta'} L^{CLIP}(\theta')\big|_{\theta'=\theta_{old}} = \nabla J(\theta_{old})",
-        source="Schulman et al. 2017, sec. 3 (L^CLIP equals L^CPI to first order around theta_old); Kakade & Langford 2002",
-        instance=_problem,
-        residual=_ppo_clip_grad,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason=ROUNDING_REASON,
-    )
+def _clip_grads_expected(pr: UpdateProblem) -> tuple[np.ndarray, float]:
+    v = _direction(pr)
+    h = 1e-4
+
+    def f(t: float) -> float:
+        return _clip_value(pr, pr.theta_new + t * v)
+
+    d1 = (f(h) - f(-h)) / (2 * h)
+    d2 = (f(h / 2) - f(-h / 2)) / h
+    return cs_gradient(pr), (4 * d2 - d1) / 3
+
+
+identity(
+    id="updates.ppo_clip_gradient",
+    statement=r"\nabla_{\theta'} L^{CLIP}(\theta')\big|_{\theta'=\theta_{old}} = \nabla J(\theta_{old}),\ \text{and } \nabla L^{CLIP} \text{ is the derivative of } L^{CLIP} \text{ away from the kinks}",
+    source="Schulman et al. 2017, sec. 3 (L^CLIP equals L^CPI to first order around theta_old); Kakade & Langford 2002",
+    reference=CS_REFERENCE + " (at theta_old); Richardson central differences (h = 1e-4) of the clipped objective's value "
+    "along a fixed direction (at theta' != theta_old, no ratio within 0.05 of a kink)",
+    instance=_ppo_grad_instance,
+    computed=_clip_grads,
+    expected=_clip_grads_expected,
+    tolerance=1e-7,
+    tolerance_reason="Richardson differences with h = 1e-4: O(h^4) truncation plus O(eps |L| / h) ~ 1e-11 rounding on "
+    "values up to ~100; the complex step has none",
+    mutants={
+        "weights d instead of d/(1-gamma)": lambda pr: tuple(np.asarray(x) * (1.0 - pr.mdp.gamma) for x in _clip_grads(pr)),
+    },
 )
 
 
 # ----------------------------------------------------------------------------- PI and soft PI
-def _soft_improvement(pr: UpdateProblem) -> float:
-    alpha = pr.knob if pr.knob >= 0.01 else 0.01
+def _soft_q(mdp: FiniteMDP, pi: np.ndarray, alpha: float) -> np.ndarray:
+    r"""Soft Q by one LU solve: :math:`V = (I-\gamma P_\pi)^{-1}(r_\pi - \alpha\sum_a\pi\log\pi)`, :math:`Q = r + \gamma P V`."""
+    P_pi, r_pi = ref.chain(mdp, pi)
+    ent = -np.sum(np.where(pi > 0, pi * np.log(np.where(pi > 0, pi, 1.0)), 0.0), axis=1)
+    V = np.linalg.solve(np.eye(mdp.n_states) - mdp.gamma * P_pi, r_pi + alpha * ent)
+    return mdp.r + mdp.gamma * np.einsum("sat,t->sa", mdp.P, V)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _alpha(pr: UpdateProblem) -> float:
+    return pr.knob if pr.knob >= 0.01 else 0.01
+
+
+def _soft_q_new(pr: UpdateProblem, sign: float = 1.0) -> np.ndarray:
     pi = pr.policy.probs(pr.theta)
-    q_old = soft_evaluate(pr.mdp, pi, alpha).Q
-    q_new = soft_evaluate(pr.mdp, soft_improve(pr.mdp, pi, alpha), alpha).Q
-    return max(0.0, float(np.max(q_old - q_new))) / max(1.0, float(np.max(np.abs(q_old))))
+    a = _alpha(pr)
+    improved = soft_improve(pr.mdp, pi, a) if sign > 0 else _softmax(-_soft_q(pr.mdp, pi, a) / a)
+    return _soft_q(pr.mdp, improved, a)
 
 
-register(
-    Theorem(
-        id="updates.soft_policy_improvement",
-        statement=r"\pi'(\cdot|s) \propto \exp(Q^\pi_{soft}(s,\cdot)/\alpha) \;\Rightarrow\; Q^{\pi'}_{soft} \ge Q^{\pi}_{soft}",
-        source="Haarnoja et al. 2018 (SAC), Lemma 2",
-        instance=_problem,
-        residual=_soft_improvement,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="an inequality between two exact soft evaluations: rounding only",
-    )
+inequality(
+    id="updates.soft_policy_improvement",
+    statement=r"\pi'(\cdot|s) \propto \exp(Q^\pi_{soft}(s,\cdot)/\alpha) \;\Rightarrow\; Q^{\pi'}_{soft} \ge Q^{\pi}_{soft}",
+    source="Haarnoja et al. 2018 (SAC), Lemma 2",
+    reference="soft Q of both policies by dense LU solves written from the model's data (pi' from pgexact.soft_improve)",
+    instance=lambda rng: _problem(rng, knobs=(0.01, 0.1, 0.5)),
+    lhs=lambda pr: _soft_q(pr.mdp, ref.probs(pr.policy, pr.theta), _alpha(pr)),
+    rhs=_soft_q_new,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="an inequality between two soft evaluations: rounding only",
+    mutants={"pi' proportional to exp(-Q/alpha) (sign)": (None, lambda pr: _soft_q_new(pr, -1.0))},
 )
 
 
-def _soft_fixed_point(pr: UpdateProblem) -> float:
-    alpha = pr.knob if pr.knob >= 0.01 else 0.01
-    opt = soft_value_iteration(pr.mdp, alpha)
-    return float(np.max(np.abs(soft_improve(pr.mdp, opt.policy, alpha) - opt.policy)))
+def _soft_fixed_point_expected(pr: UpdateProblem, alpha_scale: bool = True) -> np.ndarray:
+    a = _alpha(pr)
+    pi_star = pr.once("soft_vi", lambda: soft_value_iteration(pr.mdp, a)).policy
+    return _softmax(_soft_q(pr.mdp, pi_star, a) / (a if alpha_scale else 1.0))
 
 
-register(
-    Theorem(
-        id="updates.soft_optimal_fixed_point",
-        statement=r"Q^* = r + \gamma P\,\alpha\log\textstyle\sum_a e^{Q^*/\alpha},\ \pi^*\propto e^{Q^*/\alpha} \;\Rightarrow\; "
-        r"\pi^* \propto \exp(Q^{\pi^*}_{soft}/\alpha)",
-        source="Haarnoja et al. 2017, Theorem 1; Haarnoja et al. 2018, Theorem 1",
-        instance=_problem,
-        residual=_soft_fixed_point,
-        tolerance=1e-8,
-        tolerance_reason="soft value iteration stops at ||Q - Q*|| <= 1e-12 max(1, ||Q||); softmax is "
-        "1/alpha-Lipschitz (alpha >= 0.01) on values of size up to ~100",
-    )
+identity(
+    id="updates.soft_optimal_fixed_point",
+    statement=r"Q^* = r + \gamma P\,\alpha\log\textstyle\sum_a e^{Q^*/\alpha},\ \pi^*\propto e^{Q^*/\alpha} \;\Rightarrow\; "
+    r"\pi^* \propto \exp(Q^{\pi^*}_{soft}/\alpha)",
+    source="Haarnoja et al. 2017, Theorem 1; Haarnoja et al. 2018, Theorem 1",
+    reference="soft evaluation of pi* by a dense LU solve, then the softmax of Q/alpha",
+    instance=lambda rng: _problem(rng, gamma_range=(0.2, 0.9), knobs=(0.01, 0.1, 0.5, 2.0)),
+    computed=lambda pr: pr.once("soft_vi", lambda: soft_value_iteration(pr.mdp, _alpha(pr))).policy,
+    expected=_soft_fixed_point_expected,
+    tolerance=1e-8,
+    tolerance_reason="soft value iteration stops at ||Q - Q*|| <= 1e-12 max(1, ||Q||); softmax is "
+    "1/alpha-Lipschitz (alpha >= 0.01) on values of size up to ~100",
+    mutants={"softmax of Q instead of Q/alpha": lambda pr: _soft_fixed_point_expected(pr, alpha_scale=False)},
 )
 
 
-def _policy_iteration(pr: UpdateProblem) -> float:
-    res = policy_iteration(pr.mdp, pr.policy.probs(pr.theta))
-    scale = _scale(pr.mdp)
+def _pi(pr: UpdateProblem):
+    return pr.once("pi", lambda: policy_iteration(pr.mdp, pr.policy.probs(pr.theta)))
+
+
+def _pi_computed(pr: UpdateProblem) -> tuple[np.ndarray, float]:
+    res = _pi(pr)
     drops = np.max(res.values[:-1] - res.values[1:], initial=0.0) if res.values.shape[0] > 1 else 0.0
-    vi = value_iteration(pr.mdp)
-    return max(max(0.0, float(drops)) / scale, relative_error(res.V, vi.V))
+    return res.V, max(0.0, float(drops)) / _scale(pr.mdp)
 
 
-register(
-    Theorem(
-        id="updates.policy_iteration_monotone",
-        statement=r"V^{\pi_{k+1}} \ge V^{\pi_k} \text{ elementwise, and } \pi_K \text{ optimal: } V^{\pi_K} = V^*",
-        source="Sutton & Barto 2018, sec. 4.2-4.3 (policy improvement theorem); Puterman 1994, Theorem 6.4.2",
-        instance=_problem,
-        residual=_policy_iteration,
-        tolerance=ROUNDING_TOL,
-        tolerance_reason="exact evaluations; value iteration stops at ||V - V*|| <= 1e-12 max(1, ||V||)",
-    )
+def _bellman_optimality(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
+    """max_a (r + gamma P V^pi) with V^pi by an LU solve: equals V^pi exactly when pi is optimal."""
+    V = ref.values(mdp, pi).V
+    return np.max(mdp.r + mdp.gamma * np.einsum("sat,t->sa", mdp.P, V), axis=1)
+
+
+def _pi_expected(pr: UpdateProblem) -> tuple[np.ndarray, float]:
+    return _bellman_optimality(pr.mdp, _pi(pr).policy), 0.0
+
+
+def _argmin_step(pr: UpdateProblem) -> tuple[np.ndarray, float]:
+    """The mistake: the improvement step takes the argmin of Q^{pi_K}."""
+    Q = ref.values(pr.mdp, _pi(pr).policy).Q
+    worst = np.eye(pr.mdp.n_actions)[np.argmin(Q, axis=1)]
+    return ref.values(pr.mdp, worst).V, 0.0
+
+
+identity(
+    id="updates.policy_iteration_monotone",
+    statement=r"V^{\pi_{k+1}} \ge V^{\pi_k} \text{ elementwise, and } V^{\pi_K} = \max_a\big(r + \gamma P V^{\pi_K}\big) = V^*",
+    source="Sutton & Barto 2018, sec. 4.2-4.3 (policy improvement theorem); Puterman 1994, Theorem 6.4.2",
+    reference="one Bellman optimality backup of the final policy's value by a dense LU solve (its fixed point is V*)",
+    instance=lambda rng: _problem(rng, gamma_range=(0.5, 0.95)),
+    computed=_pi_computed,
+    expected=_pi_expected,
+    tolerance=ROUNDING_TOL,
+    tolerance_reason="exact evaluations by LU solves: rounding only",
+    mutants={"improvement step with argmin instead of argmax": _argmin_step},
 )
