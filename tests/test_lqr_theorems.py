@@ -24,6 +24,11 @@ LQR_IDS = [
     "lqr.cost_duality",
     "lqr.gradient_domination",
     "lqr.smoothness",
+    "lqr.soft_optimal_policy",
+    "lqr.soft_value",
+    "lqr.soft_policy_iteration",
+    "lqr.ddpg_bias",
+    "lqr.ddpg_gradient",
 ]
 
 

@@ -150,6 +150,7 @@ def make_lqr_convergence(fig: Figure) -> None:
         ax.semilogy(ks, gaps[:k_end], color=color, lw=2, label=label)
         if k_end <= n:
             ax.semilogy([k_end - 1], [gaps[k_end - 1]], "o", color=color, ms=5)
+    ax.plot([], [], "o", color="0.3", ms=5, label="last iterate above the rounding level of C")
     ax.axhline(1e-13 * c_star, color="0.6", lw=0.8, ls=":")
     ax.text(n, 1.5e-13 * c_star, "rounding level of C", ha="right", va="bottom", fontsize=7, color="0.4")
     ax.set_ylim(1e-14 * c_star, 2 * (c0 - c_star))

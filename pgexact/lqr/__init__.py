@@ -3,7 +3,8 @@ r"""LQR with linear-Gaussian policies: model, policy, exact closed forms and Mon
 Cost convention: the LQR cost :math:`C` is minimized; wherever a reward is meant (``J``, ``V``,
 ``Q``, ``A``, :func:`policy_gradient`, the estimators) pgexact reports :math:`J = -C`.
 Modules: :mod:`~pgexact.lqr.model`, :mod:`~pgexact.lqr.policy`, :mod:`~pgexact.lqr.evaluation`,
-:mod:`~pgexact.lqr.gradients`, :mod:`~pgexact.lqr.riccati`, :mod:`~pgexact.lqr.sampling`.
+:mod:`~pgexact.lqr.gradients`, :mod:`~pgexact.lqr.riccati`, :mod:`~pgexact.lqr.sampling`,
+:mod:`~pgexact.lqr.soft` (entropy-regularized LQR), :mod:`~pgexact.lqr.offpolicy` (DDPG's gradient and its bias).
 """
 
 from .evaluation import LQREvaluation, evaluate, spectral_radius
@@ -18,8 +19,18 @@ from .gradients import (
     policy_gradient,
 )
 from .model import LQR
+from .offpolicy import ddpg_bias, ddpg_gradient
 from .policy import LinearGaussian
 from .riccati import OptimalControl, optimal_gain, riccati
+from .soft import (
+    SoftEvaluation,
+    SoftOptimal,
+    gaussian_entropy,
+    soft_evaluate,
+    soft_optimal,
+    soft_policy_improvement,
+    soft_policy_iteration,
+)
 from .sampling import (
     LQRTrajectories,
     dpg,
@@ -52,4 +63,13 @@ __all__ = [
     "reinforce_to_go",
     "reinforce_baseline",
     "dpg",
+    "SoftEvaluation",
+    "SoftOptimal",
+    "gaussian_entropy",
+    "soft_evaluate",
+    "soft_optimal",
+    "soft_policy_improvement",
+    "soft_policy_iteration",
+    "ddpg_gradient",
+    "ddpg_bias",
 ]

@@ -150,7 +150,11 @@ class LQR:
                 C = C[:, None]
             if C.ndim != 2 or C.shape[0] != n:
                 raise ValueError(f"noise_factor must have shape ({n}, k) to match A, got {C.shape}")
-            W = C @ C.T
+            with np.errstate(over="ignore", invalid="ignore"):
+                W = C @ C.T
+            if not np.all(np.isfinite(W)):
+                raise ValueError("noise_factor C gives a covariance C C^T that overflows float64: "
+                                 "rescale the model")
             W = 0.5 * (W + W.T)
         elif self.noise_cov is not None:
             W = check_covariance("noise_cov", self.noise_cov, n, " to match A")
