@@ -138,9 +138,12 @@ ERRATA: tuple[Erratum, ...] = (
     Erratum(
         "npg-step-size-chapter",
         (_L(PG_CHAPTER, "Natural policy gradient", "Lagrangian derivation"),),
-        "θ^(k+1) = θ^k + η F⁻¹∇J, where η = √(δ / (∇JᵀF∇J))",
-        "η = √(2δ / (∇JᵀF⁻¹∇J)) for the constraint ½ (θ − θ^k)ᵀF(θ − θ^k) ≤ δ",
-        "the step η F⁻¹∇J has ½ η² ∇JᵀF⁻¹∇J as quadratic KL model; setting it to δ gives the corrected η",
+        "L(θ, η) = ∇Jᵀ(θ − θ^k) − η[½(θ − θ^k)ᵀF(θ − θ^k) − δ]; ∇J = ηF(θ^(k+1) − θ^k); θ^(k+1) = θ^k + "
+        "η F⁻¹∇J, where η = √(δ / (∇JᵀF∇J))",
+        "θ^(k+1) = θ^k + (1/η) F⁻¹∇J with multiplier η = √(∇JᵀF⁻¹∇J / (2δ)): the step size is "
+        "1/η = √(2δ / (∇JᵀF⁻¹∇J))",
+        "solving ∇J = ηFΔ gives Δ = F⁻¹∇J/η, not ηF⁻¹∇J; and the step's quadratic KL model "
+        "½ ∇JᵀF⁻¹∇J/η² must equal δ (F⁻¹, and the factor 2)",
         _f.w_npg_step_chapter,
     ),
     # ------------------------------------------------------------------ CS285 lecture 9
@@ -200,7 +203,8 @@ ERRATA: tuple[Erratum, ...] = (
         "∇V^π(s) = Σ_a(∇π_θ(a|s) Q^π(s,a) + π_θ(a|s) ∇ Σ_(s',r) P(s',r|s,a)(r + V^π(s'))), i.e. "
         "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + V^π(s'))",
         "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + γV^π(s')) (the notes define G_t = Σ_k γ^k R_(t+k+1)); "
-        "unrolling then weights states by η(s) = Σ_k γ^k ρ^π(s_0 → s, k); the printed proof holds for γ = 1 only",
+        "unrolling then weights states by η(s) = Σ_k γ^k ρ^π(s_0 → s, k), of total mass 1/(1 − γ); the "
+        "printed proof holds for γ = 1 only",
         "the Bellman step drops the discount of the note's own return",
         _f.w_pg_proof_gamma,
     ),
@@ -331,6 +335,17 @@ ERRATA: tuple[Erratum, ...] = (
         "white noise it is anti-correlated (coefficient −θ), not time-correlated; with W_t itself its "
         "variance grows without bound",
         _c.w_ou_process,
+    ),
+    Erratum(
+        "sac-optimal-policy",
+        (_L(PG_SURVEY, "Soft Policy Improvement (Actor Update)"),),
+        "π*(a|s) ∝ exp(Q^π(s,a)), which means the optimal policy is obtained by normalizing exp(Q^π(s,a)) "
+        "over all actions: π*(a|s) = exp(Q^π(s,a))/Z^π(s)",
+        "exp(Q^π(s,·))/Z^π(s) is the soft policy improvement of π (Haarnoja et al. 2018, eq. 4 and Lemma 2: "
+        "it is at least as good as π); the optimal policy solves π* ∝ exp(Q^(π*)), the fixed point reached "
+        "by soft policy iteration (Haarnoja et al. 2017)",
+        "one improvement step is optimal only if π is already optimal",
+        _a.w_sac_optimal_policy,
     ),
     Erratum(
         "sac-backup-gamma",
