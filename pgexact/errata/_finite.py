@@ -313,8 +313,9 @@ def w_hessian_log_pi() -> Witness:
     return identity_witness(
         "[E_(a~π_θ)[∇²_θ log π_θ(a|s)]]_00",
         "one state, 3 actions, linear softmax with N(0, 1) features (default_rng(13)), θ = (0.4, −0.7)",
-        0.0, -F00, second, first,
-        "second central difference of E_π0[log π_θ]; central difference of E_π0[score] (pgexact LinearSoftmax)",
+        0.0, -F00, first, second,
+        "central difference of E_π0[score] (pgexact LinearSoftmax, error ~h² ~ 1e-8); second central "
+        "difference of E_π0[log π_θ] (error ~1e-8 + rounding 1e-16/h² ~ 1e-8)",
         1e-6,
     )
 
