@@ -266,27 +266,20 @@ ERRATA: tuple[Erratum, ...] = (
         _f.w_batch_mean_baseline,
     ),
     Erratum(
-        "reward-to-go-discount",
-        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, row 'Reward-to-go'"),
+        "pg-missing-discount",
+        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, rows 'Reward-to-go' and 'Advantage'"),
          _L(PG_FUNDAMENTALS, "3. The REINFORCE Algorithm"),
          _L(PG_FUNDAMENTALS, "3.1 Variance reduction via baselines"),
-         _L(PG_SURVEY, "REINFORCE")),
-        "∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) R̂_t], R̂_t = Σ_(t'≥t) γ^(t'−t) r_t' (J = E[Σ_t γ^t r_t]); "
-        "∇J = E_π[G_t ∇ln π_θ(A_t|S_t)]",
-        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) R̂_t] (REINFORCE with the γ^t of Sutton & Barto 2018, sec. 13.3)",
+         _L(PG_FUNDAMENTALS, "4. The Vanilla Policy Gradient Algorithm"),
+         _L(PG_SURVEY, "REINFORCE"),
+         _L(PG_SURVEY, "Recap: The Policy Gradient Update Using the Advantage Function")),
+        "for J = E[Σ_t γ^t r_t]: ∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) Ψ_t] with Ψ_t = R̂_t = Σ_(t'≥t) γ^(t'−t) r_t' "
+        "or Ψ_t = Â_t = Q(s_t, a_t) − V(s_t); ∇J = E_π[G_t ∇ln π_θ(A_t|S_t)]",
+        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) Ψ_t] (REINFORCE with the γ^t of Sutton & Barto 2018, sec. 13.3; "
+        "the reward-to-go and the advantage forms have the same expectation)",
         "dropping the rewards before t is unbiased (causality), but the discount from time 0 to t must stay; "
         "without γ^t the estimator is biased for γ < 1 (Thomas 2014)",
         _f.w_reward_to_go_discount,
-    ),
-    Erratum(
-        "advantage-discount",
-        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, row 'Advantage'"),
-         _L(PG_FUNDAMENTALS, "4. The Vanilla Policy Gradient Algorithm"),
-         _L(PG_SURVEY, "Recap: The Policy Gradient Update Using the Advantage Function")),
-        "∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) Â_t], Â_t = Q(s_t, a_t) − V(s_t), for the discounted J",
-        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) A(s_t, a_t)]",
-        "the same missing γ^t as for the reward-to-go: the advantage form is biased for γ < 1",
-        _f.w_advantage_discount,
     ),
     Erratum(
         "npg-lagrange-substitution",
