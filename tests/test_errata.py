@@ -21,7 +21,7 @@ import scipy.optimize
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pgexact import LinearSoftmax, TabularSoftmax
+from pgexact import FiniteMDP, LinearSoftmax, TabularSoftmax
 from pgexact.errata import ERRATA, NOTES, Erratum, Location, Witness, format_errata, get, ppo_clipped_objective
 from pgexact.exact import (
     evaluate,
@@ -311,7 +311,7 @@ def test_ppo_clipped_objective_is_flat_only_on_the_improving_side(r: float, A: f
 @settings(max_examples=15, deadline=None)
 @given(seed=SEEDS, gamma=st.sampled_from([0.5, 0.9, 0.99]))
 def test_dpg_theorem_weights_states_by_discounted_visitation(seed: int, gamma: float) -> None:
-    """On random LQRs, −2E_K Σ_K (states from the discounted visitation of D) is ∇J; −2E_K Σ0 is not."""
+    """On random LQRs, −2E_K Σ_K (states weighted by the discounted visitation from D = N(0, Σ0)) is ∇J."""
     rng = np.random.default_rng(seed)
     n = 2
     A = rng.standard_normal((n, n)) * 0.5
@@ -353,7 +353,7 @@ def test_soft_backup_with_discount_converges_to_soft_q(seed: int, gamma: float) 
     Q = np.zeros((3, 2))
     for _ in range(400):  # contraction: error ≤ γ^400 · scale
         Q = mdp.r + gamma * mdp.P @ (pi * (Q - log_pi)).sum(axis=1)
-    soft_v = evaluate(type(mdp)(mdp.P, mdp.r - log_pi, mdp.mu0, gamma=gamma), pi).V
+    soft_v = evaluate(FiniteMDP(mdp.P, mdp.r - log_pi, mdp.mu0, gamma=gamma), pi).V
     np.testing.assert_allclose(Q, mdp.r + gamma * mdp.P @ soft_v, rtol=1e-10, atol=1e-10)
 
 

@@ -103,8 +103,8 @@ ERRATA: tuple[Erratum, ...] = (
         (_L(PG_CHAPTER, "(Stochastic) Policy Gradient Ascent"),),
         "with step size η_h = O(1/√h), J bounded and β-smooth and a gradient estimator of finite "
         "variance σ²: after H steps ‖∇_θ J(θ)‖² ≤ O(Mβσ²/H)",
-        "min_(h<H) E‖∇J(θ_h)‖² = O(1/√H) (up to a log H factor with the decaying step; Ghadimi & Lan "
-        "2013); O(1/H) is the rate of exact gradients, without noise",
+        "min_(h<H) E‖∇J(θ_h)‖² ≤ O(Mβ/H + σ√(Mβ/H)) = O(√(Mβσ²/H)) (Ghadimi & Lan 2013, Corollary 2.2, "
+        "step ∝ 1/√H; a log H factor more with η_h ∝ 1/√h); O(Mβ/H) is the rate of exact gradients",
         "with σ² > 0 the iterates keep a variance of order η_h σ², so E‖∇J(θ_h)‖² decays only like η_h ∝ h^(−1/2)",
         _c.w_sgd_rate,
     ),
@@ -138,9 +138,12 @@ ERRATA: tuple[Erratum, ...] = (
     Erratum(
         "npg-step-size-chapter",
         (_L(PG_CHAPTER, "Natural policy gradient", "Lagrangian derivation"),),
-        "θ^(k+1) = θ^k + η F⁻¹∇J, where η = √(δ / (∇JᵀF∇J))",
-        "η = √(2δ / (∇JᵀF⁻¹∇J)) for the constraint ½ (θ − θ^k)ᵀF(θ − θ^k) ≤ δ",
-        "the step η F⁻¹∇J has ½ η² ∇JᵀF⁻¹∇J as quadratic KL model; setting it to δ gives the corrected η",
+        "L(θ, η) = ∇Jᵀ(θ − θ^k) − η[½(θ − θ^k)ᵀF(θ − θ^k) − δ]; ∇J = ηF(θ^(k+1) − θ^k); θ^(k+1) = θ^k + "
+        "η F⁻¹∇J, where η = √(δ / (∇JᵀF∇J))",
+        "θ^(k+1) = θ^k + (1/η) F⁻¹∇J with multiplier η = √(∇JᵀF⁻¹∇J / (2δ)): the step size is "
+        "1/η = √(2δ / (∇JᵀF⁻¹∇J))",
+        "solving ∇J = ηFΔ gives Δ = F⁻¹∇J/η, not ηF⁻¹∇J; and the step's quadratic KL model "
+        "½ ∇JᵀF⁻¹∇J/η² must equal δ (F⁻¹, and the factor 2)",
         _f.w_npg_step_chapter,
     ),
     # ------------------------------------------------------------------ CS285 lecture 9
@@ -200,7 +203,8 @@ ERRATA: tuple[Erratum, ...] = (
         "∇V^π(s) = Σ_a(∇π_θ(a|s) Q^π(s,a) + π_θ(a|s) ∇ Σ_(s',r) P(s',r|s,a)(r + V^π(s'))), i.e. "
         "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + V^π(s'))",
         "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + γV^π(s')) (the notes define G_t = Σ_k γ^k R_(t+k+1)); "
-        "unrolling then weights states by η(s) = Σ_k γ^k ρ^π(s_0 → s, k); the printed proof holds for γ = 1 only",
+        "unrolling then weights states by η(s) = Σ_k γ^k ρ^π(s_0 → s, k), of total mass 1/(1 − γ); the "
+        "printed proof holds for γ = 1 only",
         "the Bellman step drops the discount of the note's own return",
         _f.w_pg_proof_gamma,
     ),
@@ -232,12 +236,25 @@ ERRATA: tuple[Erratum, ...] = (
     Erratum(
         "reinforce-variance-order",
         (_L(PG_SURVEY, "Understanding the Variance Problem in REINFORCE"),),
+        "'Small differences in individual rewards compound exponentially over a trajectory's length'; "
         "Var(R(τ)) ≈ ρσ²T²; 'if we approximate Var(g) ∝ Var(R(τ)) (since the score function terms are "
         "multipliers)': Var(g) = O(T²)",
         "Var(g) = Θ(T³) in general: the summed score Σ_t ∇log π(a_t|s_t) has variance Θ(T) and multiplies "
-        "a return of size Θ(T); O(T³) is also the general bound for bounded rewards",
+        "a return of size Θ(T); O(T³) is also the general bound for bounded rewards. Nothing compounds "
+        "exponentially: the return is a sum, Var(R(τ)) ≤ T² r_max²",
         "the score sum is not a constant multiplier: its variance grows linearly in T",
         _c.w_reinforce_variance_order,
+    ),
+    Erratum(
+        "discount-bias-direction",
+        (_L(PG_SURVEY, "Bias in Policy Gradient Methods", "'Sources of Bias', reward clipping or discounting"),),
+        "Algorithms using reward clipping or high discount factors (γ) can distort return estimates, causing "
+        "the learned policy to be biased toward short-term rewards",
+        "a low discount factor (γ well below 1) biases the policy toward short-term rewards: a reward k steps "
+        "ahead is weighted by γ^k (at k = 50: 0.005 for γ = 0.9, 0.61 for γ = 0.99); as the note says itself "
+        "under 'Variance Reduction: Discount Factor Adjustment', a lower γ increases the bias",
+        "a high γ keeps far rewards; short-termism comes from a low γ",
+        not_witnessable="a wrong word (high for low) in a qualitative statement about γ",
     ),
     Erratum(
         "batch-mean-baseline",
@@ -249,27 +266,20 @@ ERRATA: tuple[Erratum, ...] = (
         _f.w_batch_mean_baseline,
     ),
     Erratum(
-        "reward-to-go-discount",
-        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, row 'Reward-to-go'"),
+        "pg-missing-discount",
+        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, rows 'Reward-to-go' and 'Advantage'"),
          _L(PG_FUNDAMENTALS, "3. The REINFORCE Algorithm"),
          _L(PG_FUNDAMENTALS, "3.1 Variance reduction via baselines"),
-         _L(PG_SURVEY, "REINFORCE")),
-        "∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) R̂_t], R̂_t = Σ_(t'≥t) γ^(t'−t) r_t' (J = E[Σ_t γ^t r_t]); "
-        "∇J = E_π[G_t ∇ln π_θ(A_t|S_t)]",
-        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) R̂_t] (REINFORCE with the γ^t of Sutton & Barto 2018, sec. 13.3)",
+         _L(PG_FUNDAMENTALS, "4. The Vanilla Policy Gradient Algorithm"),
+         _L(PG_SURVEY, "REINFORCE"),
+         _L(PG_SURVEY, "Recap: The Policy Gradient Update Using the Advantage Function")),
+        "for J = E[Σ_t γ^t r_t]: ∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) Ψ_t] with Ψ_t = R̂_t = Σ_(t'≥t) γ^(t'−t) r_t' "
+        "or Ψ_t = Â_t = Q(s_t, a_t) − V(s_t); ∇J = E_π[G_t ∇ln π_θ(A_t|S_t)]",
+        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) Ψ_t] (REINFORCE with the γ^t of Sutton & Barto 2018, sec. 13.3; "
+        "the reward-to-go and the advantage forms have the same expectation)",
         "dropping the rewards before t is unbiased (causality), but the discount from time 0 to t must stay; "
         "without γ^t the estimator is biased for γ < 1 (Thomas 2014)",
         _f.w_reward_to_go_discount,
-    ),
-    Erratum(
-        "advantage-discount",
-        (_L(PG_FUNDAMENTALS, "2. The Policy Gradient Theorem", "table of Ψ_t, row 'Advantage'"),
-         _L(PG_FUNDAMENTALS, "4. The Vanilla Policy Gradient Algorithm"),
-         _L(PG_SURVEY, "Recap: The Policy Gradient Update Using the Advantage Function")),
-        "∇J(θ) = E[Σ_t ∇log π_θ(a_t|s_t) Â_t], Â_t = Q(s_t, a_t) − V(s_t), for the discounted J",
-        "∇J(θ) = E[Σ_t γ^t ∇log π_θ(a_t|s_t) A(s_t, a_t)]",
-        "the same missing γ^t as for the reward-to-go: the advantage form is biased for γ < 1",
-        _f.w_advantage_discount,
     ),
     Erratum(
         "npg-lagrange-substitution",
@@ -331,6 +341,17 @@ ERRATA: tuple[Erratum, ...] = (
         "white noise it is anti-correlated (coefficient −θ), not time-correlated; with W_t itself its "
         "variance grows without bound",
         _c.w_ou_process,
+    ),
+    Erratum(
+        "sac-optimal-policy",
+        (_L(PG_SURVEY, "Soft Policy Improvement (Actor Update)"),),
+        "π*(a|s) ∝ exp(Q^π(s,a)), which means the optimal policy is obtained by normalizing exp(Q^π(s,a)) "
+        "over all actions: π*(a|s) = exp(Q^π(s,a))/Z^π(s)",
+        "exp(Q^π(s,·))/Z^π(s) is the soft policy improvement of π (Haarnoja et al. 2018, eq. 4 and Lemma 2: "
+        "it is at least as good as π); the optimal policy solves π* ∝ exp(Q^(π*)), the fixed point reached "
+        "by soft policy iteration (Haarnoja et al. 2017)",
+        "one improvement step is optimal only if π is already optimal",
+        _a.w_sac_optimal_policy,
     ),
     Erratum(
         "sac-backup-gamma",

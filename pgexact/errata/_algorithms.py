@@ -8,10 +8,12 @@ independent solver or pgexact's closed forms, confirmed by a second computation.
 from __future__ import annotations
 
 import numpy as np
+import scipy.optimize
 import scipy.special
 
 from ..exact import evaluate, fisher, natural_gradient, policy_gradient, state_marginals
 from ..models.finite_mdp import FiniteMDP
+from ..updates.planning import soft_value_iteration
 from . import _mini
 from ._finite import _LINEAR, _linear_instance, trust_region_coefficients
 from ._witness import Witness, identity_witness
@@ -112,4 +114,51 @@ def w_sac_backup_gamma() -> Witness:
         "temperature 1",
         backups(1.0), backups(gamma), ref, check,
         "pgexact.exact.evaluate with reward r − log π; truncated sums over the state marginals", 1e-10,
+    )
+
+
+def _soft_return(P: np.ndarray, r: np.ndarray, mu0: np.ndarray, pi: np.ndarray, gamma: float) -> tuple[float, np.ndarray]:
+    """Soft return μ0ᵀV and soft Q of π (temperature 1), by one linear solve."""
+    V, _ = _mini.values(P, r - np.log(pi), pi, gamma)
+    return float(mu0 @ V), r + gamma * P @ V
+
+
+def _chain(n: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chain: action 0 earns 0.5 and returns to state 0, action 1 earns 0 and moves right; the last
+    state is absorbing with reward 2; start in state 0."""
+    P, r = np.zeros((n, 2, n)), np.zeros((n, 2))
+    for s in range(n - 1):
+        P[s, 0, 0], r[s, 0], P[s, 1, s + 1] = 1.0, 0.5, 1.0
+    P[n - 1, :, n - 1], r[n - 1, :] = 1.0, 2.0
+    return P, r, np.eye(n)[0]
+
+
+def w_sac_optimal_policy() -> Witness:
+    gamma, n = 0.95, 8
+    P, r, mu0 = _chain(n)
+    pi0 = np.full((n, 2), 0.5)
+    _, Q0 = _soft_return(P, r, mu0, pi0, gamma)
+    printed, _ = _soft_return(P, r, mu0, _mini.softmax_rows(Q0), gamma)  # "π* ∝ exp(Q^π)" with π = π0
+    pi = pi0
+    for _ in range(500):  # soft policy iteration to its fixed point π ∝ exp(Q^π)
+        _, Q = _soft_return(P, r, mu0, pi, gamma)
+        pi, previous = _mini.softmax_rows(Q), pi
+        if np.max(np.abs(pi - previous)) < 1e-15:
+            break
+    corrected, _ = _soft_return(P, r, mu0, pi, gamma)
+    mdp = FiniteMDP(P, r, mu0, gamma=gamma)
+    ref = soft_value_iteration(mdp, alpha=1.0, tol=1e-14).J
+
+    # the soft Bellman optimality equation V = log Σ_a exp(r + γPV), solved as a root-finding problem
+    root = scipy.optimize.root(lambda V: V - scipy.special.logsumexp(r + gamma * P @ V, axis=1),
+                               np.zeros(n), method="hybr", options={"xtol": 1e-14})
+    return identity_witness(
+        "soft return E[Σ_t γ^t (r_t + H(π(·|s_t)))] of the policy exp(Q^π(s, ·))/Z^π(s) called optimal, "
+        "for π uniform",
+        "chain of 8 states: action 0 earns 0.5 and returns to state 0, action 1 earns 0 and moves right; "
+        "the last state is absorbing with reward 2; s_0 = 0, γ = 0.95, temperature 1",
+        printed, corrected, ref, mu0 @ root.x,
+        "pgexact soft value iteration (tol 1e-14); the soft Bellman optimality equation solved by a "
+        "root finder (MINPACK hybrd)",
+        1e-10,
     )

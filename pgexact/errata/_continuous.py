@@ -124,7 +124,8 @@ def w_sgd_rate() -> Witness:
 
     check = np.log(quasi_stationary(H1) / quasi_stationary(H2)) / np.log(H2 / H1)
     return identity_witness(
-        "exponent p in E‖∇J(θ_H)‖² ∝ H^(−p) of SGD with step η_h = c/√h, between H = 10⁴ and 10⁶",
+        "exponent p in E‖∇J(θ_H)‖² ∝ H^(−p) of SGD with step η_h = c/√h, between H = 10⁴ and 10⁶ "
+        "(E‖∇J(θ_h)‖² decreases in h here, so it is also the minimum over h ≤ H)",
         "J(θ) = −βθ²/2 (bounded above, β-smooth), gradient estimate ∇J + ξ, ξ ~ N(0, σ²), β = σ = 1, "
         "c = 0.5, θ_0 = 1",
         1.0, 0.5, ref, check,
