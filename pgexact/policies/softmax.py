@@ -143,11 +143,15 @@ class SoftmaxPolicy:
     def score_dot(self, theta: Any, v: Any) -> np.ndarray:
         r""":math:`\nabla_\theta \log \pi_\theta(a|s) \cdot v`, shape (S, A), for ``v`` of shape (n_params,)."""
         pi = self.probs(theta)
-        zv = self._logit_jvp(check_theta(v, self.n_params, name="v"))
+        return self._score_dot(pi, check_theta(v, self.n_params, name="v"))
+
+    def _score_dot(self, pi: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """:meth:`score_dot` given the probabilities ``pi`` and a validated ``v`` (no check)."""
+        zv = self._logit_jvp(v)
         if self.action_mask is not None:
             zv = np.where(self.action_mask, zv, 0.0)
             return np.where(self.action_mask, zv - np.sum(pi * zv, axis=1, keepdims=True), 0.0)
-        return zv - np.sum(pi * zv, axis=1, keepdims=True)
+        return zv - (pi * zv).sum(axis=1, keepdims=True)
 
 
 class TabularSoftmax(SoftmaxPolicy):
