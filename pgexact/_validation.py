@@ -235,6 +235,19 @@ def as_probabilities(
         ``pi`` is neither form (e.g. a bare policy object: pass ``(policy, theta)``).
     ValueError
         Wrong shape, a negative entry, a row not summing to 1, mass on an infeasible action.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax
+    >>> from pgexact.policies import as_probabilities
+    >>> pol = TabularSoftmax(1, 2)
+    >>> as_probabilities((pol, np.zeros(2))).tolist()
+    [[0.5, 0.5]]
+    >>> as_probabilities(pol)
+    Traceback (most recent call last):
+    ...
+    TypeError: pi is a TabularSoftmax without parameters: pass pi=(policy, theta), or a probability matrix of shape (S, A)
     """
     shape = (n_states, n_actions)
     if _is_policy_object(pi):

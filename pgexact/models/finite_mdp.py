@@ -112,8 +112,18 @@ class FiniteMDP:
         diag = P[np.arange(S), :, np.arange(S)]  # (S, A): P[s, a, s]
         self._store(P, r, mu0, gamma, horizon, mask, diag)
 
-    def _store(self, P, r, mu0, gamma, horizon, mask, diag) -> None:  # noqa: ANN001
-        """Set the validated fields; ``terminal``: every feasible action a zero-reward self-loop."""
+    def _store(
+        self,
+        P: Any,
+        r: np.ndarray,
+        mu0: np.ndarray,
+        gamma: float,
+        horizon: int | None,
+        mask: np.ndarray | None,
+        diag: np.ndarray,
+    ) -> None:
+        """Set the validated fields. ``diag[s, a]`` is ``P[s, a, s]``; a state is terminal when
+        every feasible action is a zero-reward self-loop."""
         if mask is None:
             terminal = np.all(diag == 1.0, axis=1) & np.all(r == 0.0, axis=1)
         else:
