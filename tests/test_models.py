@@ -150,3 +150,24 @@ def test_terminal_states_ignore_infeasible_actions():
 def test_from_gymnasium_is_not_a_model_method():
     """Models know no adapters: the gymnasium reader lives in pgexact.gym only."""
     assert not hasattr(FiniteMDP, "from_gymnasium")
+
+
+def test_rewards_beyond_float64_closed_forms_are_refused():
+    base = random_mdp(3, 2, gamma=0.9, seed=0)
+    with pytest.raises(ValueError, match=r"r is too large for float64 closed forms: max \|r\| = .*rescale r"):
+        FiniteMDP(base.P, base.r * 1e300, base.mu0, 0.9)
+    with pytest.raises(ValueError, match=r"horizon factor K = 1e\+06 \(1/\(1 - gamma\)\)"):
+        FiniteMDP(base.P, base.r * 1e290, base.mu0, 0.999999)
+    with pytest.raises(ValueError, match=r"K = 1e\+10 \(H\)"):
+        FiniteMDP(base.P, base.r * 1e290, base.mu0, 1.0, horizon=10**10)
+    import warnings
+
+    from pgexact import TabularSoftmax
+    from pgexact.exact import value_and_gradient
+
+    big = FiniteMDP(base.P, base.r * 1e290, base.mu0, 0.9)  # accepted: values and gradients finite
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        J, g = value_and_gradient(big, TabularSoftmax(3, 2), np.zeros(6))
+    J1, g1 = value_and_gradient(base, TabularSoftmax(3, 2), np.zeros(6))
+    assert abs(J / 1e290 - J1) <= 1e-14 * abs(J1) and np.allclose(g / 1e290, g1, rtol=1e-14, atol=0)

@@ -30,15 +30,24 @@ def softmax_rows(z: np.ndarray) -> np.ndarray:
     Equal to ``scipy.special.softmax(z, axis=1)`` to rounding, with less call overhead on
     small arrays.
     """
-    e = z - z.max(axis=1, keepdims=True)
+    e = _shifted(z)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
 
+def _shifted(z: np.ndarray) -> np.ndarray:
+    """``z - max_b z`` per row; a difference beyond the float64 range becomes ``-inf`` silently."""
+    m = z.max(axis=1, keepdims=True)
+    if float(m.max()) - float(z.min()) < np.inf:  # Python floats: no warning on overflow
+        return z - m
+    with np.errstate(over="ignore"):
+        return z - m
+
+
 def log_softmax_rows(z: np.ndarray) -> np.ndarray:
     r"""Row-wise :math:`\log` softmax :math:`y - \log\sum_b e^{y_b}` with :math:`y = z - \max_b z_b`, shape (S, A)."""
-    y = z - z.max(axis=1, keepdims=True)
+    y = _shifted(z)
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
 
 
@@ -204,7 +213,8 @@ class TabularSoftmax(SoftmaxPolicy):
         return z if self.action_mask is None else np.where(self.action_mask, z, -np.inf)
 
     def _logit_jacobian_t(self, weights: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(weights).reshape(-1).copy()
+        # callers pass a freshly computed array (see _score_contract): no copy needed
+        return weights.reshape(-1)
 
     def _logit_jvp(self, v: np.ndarray) -> np.ndarray:
         return v.reshape(self.n_states, self.n_actions)
