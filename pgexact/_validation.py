@@ -8,7 +8,6 @@ Validation happens once, at the boundary; internal code trusts validated arrays.
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any
 
@@ -179,10 +178,8 @@ def check_gamma(gamma: Any, horizon: int | None) -> float:
 def check_theta(theta: Any, n_params: int, name: str = "theta") -> np.ndarray:
     """A flat float64 parameter vector of length ``n_params`` with finite entries."""
     if type(theta) is np.ndarray and theta.dtype == np.float64 and theta.shape == (n_params,):
-        # fast path for the common case: theta . theta is finite only if every entry is (BLAS
-        # raises no floating-point warnings; an overflow of finite entries falls through to
-        # the exact check below)
-        if math.isfinite(theta @ theta):
+        # fast path for the common case (a float64 vector of the right length)
+        if np.isfinite(theta).all():
             return theta.copy()
     arr = as_float_array(name, theta)
     if arr.ndim != 1:
@@ -304,6 +301,19 @@ def as_probabilities(
         ``pi`` is neither form (e.g. a bare policy object: pass ``(policy, theta)``).
     ValueError
         Wrong shape, a negative entry, a row not summing to 1, mass on an infeasible action.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import TabularSoftmax
+    >>> from pgexact.policies import as_probabilities
+    >>> pol = TabularSoftmax(1, 2)
+    >>> as_probabilities((pol, np.zeros(2))).tolist()
+    [[0.5, 0.5]]
+    >>> as_probabilities(pol)
+    Traceback (most recent call last):
+    ...
+    TypeError: pi is a TabularSoftmax without parameters: pass pi=(policy, theta), or a probability matrix of shape (S, A)
     """
     shape = (n_states, n_actions)
     if _is_policy_object(pi):

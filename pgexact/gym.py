@@ -253,7 +253,9 @@ def make_env(
     ``terminated`` is True on entering a terminal state (:attr:`FiniteMDP.terminal`: absorbing
     and zero-reward, so stopping there leaves J unchanged); ``truncated`` is True after
     ``mdp.horizon`` steps for a finite horizon, or after ``max_episode_steps`` if given.
-    The environment does not discount: agents should use ``mdp.gamma``. Randomness comes only
+    With an ``mdp.action_mask``, ``info["action_mask"]`` (int8, shape (A,), gymnasium's
+    convention) marks the feasible actions of the current state and ``step`` refuses an
+    infeasible one. The environment does not discount: agents should use ``mdp.gamma``. Randomness comes only
     from ``reset(seed=...)`` (gymnasium's ``np_random``). The environment also exposes the
     toy-text table ``env.unwrapped.P`` (built on first access), so
     ``from_gymnasium(make_env(mdp), gamma=mdp.gamma, horizon=mdp.horizon)`` returns ``mdp``
@@ -329,11 +331,16 @@ def _env_class() -> type:
                 return int(P.indices[lo + self._draw(np.cumsum(P.data[lo:hi]))])
             return self._draw(np.cumsum(P[s, a]))
 
+        def _info(self) -> dict:
+            if self.mdp.action_mask is None:
+                return {}
+            return {"action_mask": self.mdp.action_mask[self.s].astype(np.int8)}
+
         def reset(self, *, seed: int | None = None, options: dict | None = None):
             super().reset(seed=seed)
             self.s = self._draw(self._mu0_cdf)
             self.t = 0
-            return self.s, {}
+            return self.s, self._info()
 
         def step(self, action: Any):
             if self.s is None:
@@ -341,12 +348,17 @@ def _env_class() -> type:
             if not self.action_space.contains(action):
                 raise ValueError(f"action must be an int in 0..{self.mdp.n_actions - 1}, got {action!r}")
             a = int(action)
+            if self.mdp.action_mask is not None and not self.mdp.action_mask[self.s, a]:
+                raise ValueError(
+                    f"action {a} is infeasible in state {self.s} (mdp.action_mask[{self.s}, {a}] is "
+                    "False); info['action_mask'] lists the feasible actions"
+                )
             reward = float(self.mdp.r[self.s, a])
             self.s = self._next_state(self.s, a)
             self.t += 1
             terminated = bool(self.mdp.terminal[self.s])
             truncated = bool(self.max_episode_steps is not None and self.t >= self.max_episode_steps)
-            return self.s, reward, terminated, truncated and not terminated, {}
+            return self.s, reward, terminated, truncated and not terminated, self._info()
 
         def render(self) -> str | None:
             if self.render_mode == "ansi":

@@ -29,6 +29,11 @@ junk = st.one_of(
         elements=st.floats(-2, 2) | st.sampled_from([np.nan, np.inf, -1.0, 0.0]),
     ),
     hnp.arrays(np.complex128, st.sampled_from([(6,), (3, 2)])),
+    hnp.arrays(np.bool_, st.sampled_from([(3, 2), (3,), (2, 2)])),
+    st.just(TAB),  # a bare policy object
+    st.just((TAB, THETA)),  # a (policy, theta) pair: valid wherever pi is expected
+    st.just((TAB, np.full(6, 1e300))),
+    st.just(np.array([TAB, THETA], dtype=object)),
 )
 
 # Each entry: a function of one malformed argument; the other arguments are valid.
@@ -66,6 +71,16 @@ CALLS = {
     "random_mdp.seed": lambda x: mdps.random_mdp(2, 2, gamma=0.9, seed=x),
     "gridworld.slip": lambda x: mdps.gridworld(2, 2, gamma=0.9, slip=x),
     "bandit.means": lambda x: mdps.bandit(x),
+    "FiniteMDP.action_mask": lambda x: pg.FiniteMDP(GOOD_MDP.P, GOOD_MDP.r, GOOD_MDP.mu0, 0.9, action_mask=x),
+    "TabularSoftmax.action_mask": lambda x: pg.TabularSoftmax(3, 2, action_mask=x),
+    "LinearSoftmax.action_mask": lambda x: pg.LinearSoftmax(LIN.features, action_mask=x),
+    "deterministic.actions": lambda x: pg.policies.deterministic(x, 2),
+    "deterministic.n_actions": lambda x: pg.policies.deterministic([0, 1, 0], x),
+    "as_probabilities.pi": lambda x: pg.policies.as_probabilities(x),
+    "kl_max.q": lambda x: pg.kl_max(PI, x),
+    "tv_max.p": lambda x: exact.tv_max(x, PI),
+    "linear_probs.theta": lambda x: LIN.probs(x),
+    "value_and_gradient.theta": lambda x: exact.value_and_gradient(GOOD_MDP, LIN, x),
 }
 
 

@@ -307,3 +307,24 @@ def test_make_env_bad_input():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action must be an int in 0..1"):
         env.step(5)
+
+
+def test_exported_env_honours_the_action_mask():
+    from pgexact.mdps import random_mdp
+
+    mask = np.array([[True, False], [True, True], [False, True]])
+    env = make_env(random_mdp(3, 2, gamma=0.9, horizon=10, seed=0, action_mask=mask))
+    for seed in range(100):  # a start state with an infeasible action (states 0 and 2)
+        s, info = env.reset(seed=seed)
+        if not mask[s].all():
+            break
+    assert info["action_mask"].tolist() == mask[s].astype(int).tolist()
+    bad = int(np.flatnonzero(~mask[s])[0])
+    with pytest.raises(ValueError, match=f"action {bad} is infeasible in state {s}"):
+        env.step(bad)
+    for _ in range(20):
+        a = int(np.flatnonzero(info["action_mask"])[0])
+        s, _, term, trunc, info = env.step(a)
+        assert info["action_mask"].tolist() == mask[s].astype(int).tolist()
+        if term or trunc:
+            s, info = env.reset()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import scipy.sparse
 
 from pgexact import FiniteMDP
 from pgexact.mdps import bandit, chain, gridworld, random_mdp, short_corridor
@@ -97,3 +98,76 @@ def test_builder_bad_input():
         random_mdp(3, 2, gamma=0.9, seed=None)
     with pytest.raises(ValueError, match="means must have at least one arm"):
         bandit([])
+
+
+def test_short_corridor_features_and_published_optimum_region():
+    """The corridor's features build the book's policy: J(p) = (2p - 4) / (p (1 - p)) (S&B Ex. 13.1)."""
+    from pgexact import LinearSoftmax, evaluate
+
+    sc = short_corridor()
+    assert sc.features.shape == (4, 2, 2) and not sc.features.flags.writeable
+    pol = LinearSoftmax(sc.features)
+    for p in (0.3, 0.59, 0.8):
+        J = evaluate(sc.mdp, pol.probs(sc.theta_for(p))).J
+        assert abs(J - (2 * p - 4) / (p * (1 - p))) < 1e-9
+
+
+def test_action_mask_validation_and_storage():
+    base = random_mdp(3, 2, gamma=0.9, seed=0)
+    mask = np.array([[True, False], [True, True], [False, True]])
+    m = FiniteMDP(base.P, base.r, base.mu0, 0.9, action_mask=mask)
+    assert np.array_equal(m.action_mask, mask) and not m.action_mask.flags.writeable
+    assert np.all(m.r[~mask] == 0.0) and np.array_equal(m.r[mask], base.r[mask])
+    with pytest.raises(TypeError, match="action_mask must be a boolean array"):
+        FiniteMDP(base.P, base.r, base.mu0, 0.9, action_mask=mask.astype(int))
+    with pytest.raises(ValueError, match=r"action_mask must have shape \(S, A\)=\(3, 2\), got \(2, 3\)"):
+        FiniteMDP(base.P, base.r, base.mu0, 0.9, action_mask=mask.T)
+    with pytest.raises(ValueError, match=r"action_mask\[2, :\] has no feasible action"):
+        FiniteMDP(base.P, base.r, base.mu0, 0.9, action_mask=np.array([[True, True], [True, False], [False, False]]))
+    with pytest.raises(ValueError, match=r"r\[0, 1\] is nan"):
+        FiniteMDP(base.P, np.where(mask, base.r, np.nan), base.mu0, 0.9, action_mask=mask)  # only -inf is a marker
+    # sparse P with a mask
+    sp = FiniteMDP(scipy.sparse.csr_array(base.P.reshape(6, 3)), np.where(mask, base.r, -np.inf), base.mu0, 0.9,
+                   action_mask=mask)
+    assert sp.is_sparse and np.array_equal(sp.r, m.r) and np.array_equal(sp.action_mask, mask)
+    # random_mdp passes the mask through and draws the same numbers
+    rm = random_mdp(3, 2, gamma=0.9, seed=0, action_mask=mask)
+    assert np.array_equal(rm.P, base.P) and np.array_equal(rm.action_mask, mask)
+
+
+def test_terminal_states_ignore_infeasible_actions():
+    """A state whose feasible actions are zero-reward self-loops is terminal, whatever its infeasible rows."""
+    P = np.zeros((2, 2, 2))
+    P[0, :, 1] = 1.0
+    P[1, 0, 1] = 1.0  # feasible: self-loop
+    P[1, 1, 0] = 1.0  # infeasible: leaves the state
+    r = np.array([[1.0, 1.0], [0.0, 5.0]])
+    mask = np.array([[True, True], [True, False]])
+    assert FiniteMDP(P, r, [1.0, 0.0], 0.9, action_mask=mask).terminal.tolist() == [False, True]
+    assert FiniteMDP(P, r, [1.0, 0.0], 0.9).terminal.tolist() == [False, False]
+
+
+def test_from_gymnasium_is_not_a_model_method():
+    """Models know no adapters: the gymnasium reader lives in pgexact.gym only."""
+    assert not hasattr(FiniteMDP, "from_gymnasium")
+
+
+def test_rewards_beyond_float64_closed_forms_are_refused():
+    base = random_mdp(3, 2, gamma=0.9, seed=0)
+    with pytest.raises(ValueError, match=r"r is too large for float64 closed forms: max \|r\| = .*rescale r"):
+        FiniteMDP(base.P, base.r * 1e300, base.mu0, 0.9)
+    with pytest.raises(ValueError, match=r"horizon factor K = 1e\+06 \(1/\(1 - gamma\)\)"):
+        FiniteMDP(base.P, base.r * 1e290, base.mu0, 0.999999)
+    with pytest.raises(ValueError, match=r"K = 1e\+10 \(H\)"):
+        FiniteMDP(base.P, base.r * 1e290, base.mu0, 1.0, horizon=10**10)
+    import warnings
+
+    from pgexact import TabularSoftmax
+    from pgexact.exact import value_and_gradient
+
+    big = FiniteMDP(base.P, base.r * 1e290, base.mu0, 0.9)  # accepted: values and gradients finite
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        J, g = value_and_gradient(big, TabularSoftmax(3, 2), np.zeros(6))
+    J1, g1 = value_and_gradient(base, TabularSoftmax(3, 2), np.zeros(6))
+    assert abs(J / 1e290 - J1) <= 1e-14 * abs(J1) and np.allclose(g / 1e290, g1, rtol=1e-14, atol=0)

@@ -234,3 +234,17 @@ def test_as_probabilities_forms_and_errors():
         as_probabilities([[0.5, 0.5], [1.0, 0.0]], action_mask=np.array([[True, False], [True, True]]))
     with pytest.raises(ValueError, match=r"pi\[1, :\] sums to 0.9"):
         as_probabilities([[0.5, 0.5], [0.9, 0.0]])
+
+
+def test_logit_differences_beyond_float64_range_warn_nothing():
+    """theta = (1.7e308, -1.7e308): the difference overflows; the probability is still exact (1, 0)."""
+    import warnings
+
+    pol = TabularSoftmax(2, 2)
+    theta = np.array([1.7e308, -1.7e308, -1.7e308, 1.7e308])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_array_equal(pol.probs(theta), [[1.0, 0.0], [0.0, 1.0]])
+        logp = pol.log_probs(theta)
+        pol.score(theta)
+    assert logp[0, 0] == 0.0 and logp[0, 1] == -np.inf  # -3.4e308 rounds to -inf in float64

@@ -95,7 +95,7 @@ def fisher_vector_product(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, v: 
     v = check_theta(v, policy.n_params, name="v")
     pi = policy._probs(theta)
     d = _visitation(mdp, pi) / _visitation_mass(mdp)
-    return policy._score_contract(pi, d[:, None] * pi * policy.score_dot(theta, v))
+    return policy._score_contract(pi, d[:, None] * pi * policy._score_dot(pi, v))
 
 
 def natural_gradient(

@@ -109,11 +109,22 @@ class FiniteMDP:
         check_distribution("mu0", mu0)
         horizon = check_horizon(self.horizon)
         gamma = check_gamma(self.gamma, horizon)
+        _check_scale(r, gamma, horizon)
         diag = P[np.arange(S), :, np.arange(S)]  # (S, A): P[s, a, s]
         self._store(P, r, mu0, gamma, horizon, mask, diag)
 
-    def _store(self, P, r, mu0, gamma, horizon, mask, diag) -> None:  # noqa: ANN001
-        """Set the validated fields; ``terminal``: every feasible action a zero-reward self-loop."""
+    def _store(
+        self,
+        P: Any,
+        r: np.ndarray,
+        mu0: np.ndarray,
+        gamma: float,
+        horizon: int | None,
+        mask: np.ndarray | None,
+        diag: np.ndarray,
+    ) -> None:
+        """Set the validated fields. ``diag[s, a]`` is ``P[s, a, s]``; a state is terminal when
+        every feasible action is a zero-reward self-loop."""
         if mask is None:
             terminal = np.all(diag == 1.0, axis=1) & np.all(r == 0.0, axis=1)
         else:
@@ -143,6 +154,7 @@ class FiniteMDP:
         check_distribution("mu0", mu0)
         horizon = check_horizon(self.horizon)
         gamma = check_gamma(self.gamma, horizon)
+        _check_scale(r, gamma, horizon)
         # P[s, a, s] == 1 exactly: look only at stored entries equal to 1 (rare), find their rows.
         ones = np.flatnonzero(P.data == 1.0)
         rows = np.searchsorted(P.indptr, ones, side="right") - 1
@@ -289,6 +301,28 @@ def _as_sparse_transitions(value: Any) -> tuple[scipy.sparse.csr_array, int, int
             f"(tolerance {PROBABILITY_ATOL:g})"
         )
     return P, S, A
+
+
+#: Largest value of max |r| K^2 accepted, K = 1/(1 - gamma) or H (see _check_scale).
+_SCALE_LIMIT = 1e300
+
+
+def _check_scale(r: np.ndarray, gamma: float, horizon: int | None) -> None:
+    r"""Refuse rewards whose values or gradients would overflow float64.
+
+    With :math:`R = \max|r|` and the horizon factor :math:`K = 1/(1-\gamma)` (or H), every
+    value is at most :math:`R K` and every softmax policy-gradient entry (per unit score) at
+    most :math:`2 R K^2`; both stay below :data:`_SCALE_LIMIT` when :math:`R K^2` does.
+    """
+    R = float(np.max(np.abs(r)))
+    K = float(horizon) if horizon is not None else 1.0 / (1.0 - gamma)
+    if R * K * K > _SCALE_LIMIT:  # Python floats: an overflow is inf, no warning
+        raise ValueError(
+            f"r is too large for float64 closed forms: max |r| = {R:.3g} with the horizon factor "
+            f"K = {K:.3g} ({'H' if horizon is not None else '1/(1 - gamma)'}) gives values up to "
+            f"max |r| K and gradients up to max |r| K^2 = {R * K * K:.3g}, beyond {_SCALE_LIMIT:g}; "
+            "rescale r"
+        )
 
 
 def _check_reward(r: np.ndarray, mask: np.ndarray | None) -> np.ndarray:

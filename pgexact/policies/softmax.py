@@ -30,15 +30,24 @@ def softmax_rows(z: np.ndarray) -> np.ndarray:
     Equal to ``scipy.special.softmax(z, axis=1)`` to rounding, with less call overhead on
     small arrays.
     """
-    e = z - z.max(axis=1, keepdims=True)
+    e = _shifted(z)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
     return e
 
 
+def _shifted(z: np.ndarray) -> np.ndarray:
+    """``z - max_b z`` per row; a difference beyond the float64 range becomes ``-inf`` silently."""
+    m = z.max(axis=1, keepdims=True)
+    if float(m.max()) - float(z.min()) < np.inf:  # Python floats: no warning on overflow
+        return z - m
+    with np.errstate(over="ignore"):
+        return z - m
+
+
 def log_softmax_rows(z: np.ndarray) -> np.ndarray:
     r"""Row-wise :math:`\log` softmax :math:`y - \log\sum_b e^{y_b}` with :math:`y = z - \max_b z_b`, shape (S, A)."""
-    y = z - z.max(axis=1, keepdims=True)
+    y = _shifted(z)
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
 
 
@@ -143,11 +152,15 @@ class SoftmaxPolicy:
     def score_dot(self, theta: Any, v: Any) -> np.ndarray:
         r""":math:`\nabla_\theta \log \pi_\theta(a|s) \cdot v`, shape (S, A), for ``v`` of shape (n_params,)."""
         pi = self.probs(theta)
-        zv = self._logit_jvp(check_theta(v, self.n_params, name="v"))
+        return self._score_dot(pi, check_theta(v, self.n_params, name="v"))
+
+    def _score_dot(self, pi: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """:meth:`score_dot` given the probabilities ``pi`` and a validated ``v`` (no check)."""
+        zv = self._logit_jvp(v)
         if self.action_mask is not None:
             zv = np.where(self.action_mask, zv, 0.0)
             return np.where(self.action_mask, zv - np.sum(pi * zv, axis=1, keepdims=True), 0.0)
-        return zv - np.sum(pi * zv, axis=1, keepdims=True)
+        return zv - (pi * zv).sum(axis=1, keepdims=True)
 
 
 class TabularSoftmax(SoftmaxPolicy):
@@ -200,7 +213,8 @@ class TabularSoftmax(SoftmaxPolicy):
         return z if self.action_mask is None else np.where(self.action_mask, z, -np.inf)
 
     def _logit_jacobian_t(self, weights: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(weights).reshape(-1).copy()
+        # callers pass a freshly computed array (see _score_contract): no copy needed
+        return weights.reshape(-1)
 
     def _logit_jvp(self, v: np.ndarray) -> np.ndarray:
         return v.reshape(self.n_states, self.n_actions)
