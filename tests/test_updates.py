@@ -529,3 +529,127 @@ def test_bad_trpo_search_arguments():
         trpo_step(src, theta, 0.1, cg_damping=-1.0)
     with pytest.raises(ValueError, match="cg_iters"):
         trpo_step(src, theta, 0.1, cg_iters=0)
+
+
+# ----------------------------------------------------------------------------- TRPO scaling, CG
+@pytest.mark.parametrize("linear", [False, True])
+@pytest.mark.parametrize("delta", [1e-4, 1e-2])
+def test_trpo_full_step_fills_the_quadratic_trust_region(linear, delta):
+    """beta_0 = sqrt(2 delta / x^T F x): the full step's quadratic KL model 1/2 beta_0^2 x^T F x
+    is delta, with F the dense Fisher of the exact core (not the oracle's products)."""
+    mdp, pol, theta = moderate_problem(3, linear=linear)
+    res = trpo_step(ExactSource(mdp, pol), theta, delta)
+    F = pe.fisher(mdp, pol, theta)
+    x = res.direction
+    quad = 0.5 * res.full_step_size**2 * float(x @ F @ x)
+    assert abs(quad - delta) <= 1e-10 * delta
+    # the direction solves F x = g to the reported residual, which is finite and small
+    g = pe.policy_gradient(mdp, pol, theta)
+    assert np.isfinite(res.cg_residual) and res.cg_residual <= 1e-9
+    assert np.linalg.norm(F @ x - g) <= 1e-8 * np.linalg.norm(g)
+
+
+class _ZeroFisherOracle:
+    """An oracle whose Fisher has the gradient in its null space (CG breaks down at once)."""
+
+    def __init__(self, policy, theta):
+        self.policy, self.theta, self.J = policy, theta, 0.0
+        self.gradient = np.ones(policy.n_params)
+
+    def fisher_vector_product(self, v):
+        v = np.asarray(v)
+        return v - v.mean()  # projector onto the complement of the constant vector
+
+    def kl(self, t):
+        return 0.0
+
+    def surrogate(self, t):
+        return 1.0
+
+
+class _ZeroFisherSource:
+    def __init__(self, policy):
+        self.policy = policy
+
+    def at(self, theta, seed=None):
+        return _ZeroFisherOracle(self.policy, theta)
+
+
+def test_trpo_cg_breakdown_gives_finite_residual_and_message():
+    pol = pe.TabularSoftmax(2, 2)
+    res = trpo_step(_ZeroFisherSource(pol), np.zeros(4), 0.01)
+    assert not res.accepted and res.cg_residual == 1.0 and "broke down" in res.message
+    assert np.array_equal(res.theta, np.zeros(4)) and np.all(np.isfinite(res.direction))
+
+
+def test_conjugate_gradient_matches_a_direct_solve_and_flags_breakdown():
+    from pgexact.updates.trpo import conjugate_gradient
+
+    rng = np.random.default_rng(0)
+    B = rng.standard_normal((6, 6))
+    F = B @ B.T + 0.1 * np.eye(6)
+
+    class Op:
+        def fisher_vector_product(self, v):
+            return F @ v
+
+    g = rng.standard_normal(6)
+    x, it, broke = conjugate_gradient(Op(), g, maxiter=60, rtol=1e-13, damping=0.5)
+    assert not broke and it <= 60
+    assert np.allclose(x, np.linalg.solve(F + 0.5 * np.eye(6), g), rtol=0, atol=1e-10)
+    x, it, broke = conjugate_gradient(_ZeroFisherOracle(pe.TabularSoftmax(2, 3), None), np.ones(6),
+                                      maxiter=10, rtol=1e-10, damping=0.0)
+    assert broke and it == 0 and np.array_equal(x, np.zeros(6))
+
+
+# ----------------------------------------------------------------------------- PPO clip, row by row
+def _clip_scalar(r, lo, hi):
+    return lo if r < lo else (hi if r > hi else r)
+
+
+@pytest.mark.parametrize("eps", [0.1, 0.3])
+def test_clipped_objective_row_values_match_the_scalar_definition(eps):
+    """Each row's value is w (min(r A, clip(r, 1 - eps, 1 + eps) A) - A), evaluated with Python
+    scalars; the rows cover r below, inside and above [1 - eps, 1 + eps] for A of both signs,
+    where swapped clip bounds (np.clip(r, 1 + eps, 1 - eps) = 1 - eps) change the value."""
+    mdp, pol, theta = moderate_problem(5, S=5, A=4)
+    oracle = ExactSource(mdp, pol).at(theta)
+    batch = oracle.batch
+    seen = set()
+    for scale in (0.3, 1.0, 2.0):
+        theta_new = theta + scale * np.random.default_rng(1).standard_normal(pol.n_params)
+        logp_new = pol.log_probs(theta_new)
+        for i in range(batch.n_rows):
+            row = batch.subset(np.array([i]))
+            s, a = int(row.states[0]), int(row.actions[0])
+            r = float(np.exp(logp_new[s, a] - row.logp_old[0]))
+            w, adv = float(np.exp(row.log_weights[0])), float(row.advantages[0])
+            expected = w * (min(r * adv, _clip_scalar(r, 1 - eps, 1 + eps) * adv) - adv)
+            value = clipped_objective(pol, row, theta_new, eps)[0]
+            assert abs(value - expected) <= 1e-12 * max(abs(w * r * adv), abs(w * adv), 1e-300), (i, r)
+            seen.add((np.sign(adv), -1 if r < 1 - eps else (1 if r > 1 + eps else 0)))
+    # every (sign of A, side of the clip range) combination was exercised
+    assert seen >= {(1.0, -1), (1.0, 0), (1.0, 1), (-1.0, -1), (-1.0, 0), (-1.0, 1)}
+
+
+# ----------------------------------------------------------------------------- train: bad updates
+def test_train_names_an_update_that_returns_something_else():
+    src = ExactSource(*moderate_problem(0)[:2])
+
+    def my_update(source, theta, seed=None):
+        return theta  # a bare array, not a result
+
+    with pytest.raises(TypeError, match=r"update my_update returned ndarray.*\.theta"):
+        train(my_update, src, np.zeros(src.n_params), 2)
+
+    class Bad:
+        theta = np.zeros(3)
+
+    with pytest.raises(ValueError, match=r"update <lambda> returned \.theta of shape \(3,\)"):
+        train(lambda source, theta, seed=None: Bad(), src, np.zeros(src.n_params), 2)
+
+    class NaN:
+        theta = np.full(12, np.nan)
+
+    with pytest.raises(ValueError, match=r"non-finite \.theta.*index 0"):
+        train(lambda source, theta, seed=None: NaN(), src, np.zeros(src.n_params), 2)

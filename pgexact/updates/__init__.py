@@ -2,7 +2,7 @@ r"""Policy optimization updates driven by a gradient source, exact or sampled.
 
 * sources: :class:`ExactSource` (closed forms) and :class:`SampledSource` (Monte Carlo, with a
   sample budget and a seed) behind one interface (:mod:`pgexact.updates.sources`);
-* steps: :func:`pg_step`, :func:`npg_step`, :func:`trpo_step`, :func:`ppo_update`
+* steps (:mod:`.pg`, :mod:`.trpo`, :mod:`.ppo`): :func:`pg_step`, :func:`npg_step`, :func:`trpo_step`, :func:`ppo_update`
   (clipped), :func:`ppo_kl_update` (adaptive KL penalty), :func:`ppo_dual_update` (dual
   gradient descent on the multiplier) — pure functions returning frozen results with ``.theta``;
 * optimal references: :func:`value_iteration`, :func:`policy_iteration`, and the soft
@@ -36,18 +36,9 @@ from .sources import (
     surrogate_and_gradient,
     surrogate_value,
 )
-from .steps import (
-    NPGStep,
-    PGStep,
-    PPOStep,
-    TRPOStep,
-    npg_step,
-    pg_step,
-    ppo_dual_update,
-    ppo_kl_update,
-    ppo_update,
-    trpo_step,
-)
+from .pg import NPGStep, PGStep, npg_step, pg_step
+from .ppo import PPOStep, ppo_dual_update, ppo_kl_update, ppo_update
+from .trpo import TRPOStep, trpo_step
 from .sampled import CRITICS, SampledOracle, SampledSource
 from .training import TrainingHistory, train
 

@@ -38,7 +38,7 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling import Trajectories, rollout
 from .sources import SurrogateBatch, kl_and_gradient, surrogate_value
-from .steps import conjugate_gradient
+from .trpo import conjugate_gradient
 
 __all__ = ["SampledSource", "SampledOracle", "CRITICS"]
 
@@ -140,7 +140,7 @@ class SampledOracle:
         n = self.policy.n_params
         if not np.any(self.gradient):
             return np.zeros(n)
-        x, _ = conjugate_gradient(self, self.gradient, maxiter=max(10 * n, 100), rtol=1e-10, damping=0.0)
+        x = conjugate_gradient(self, self.gradient, maxiter=max(10 * n, 100), rtol=1e-10, damping=0.0)[0]
         return x
 
     def surrogate(self, theta_new: Any) -> float:

@@ -253,9 +253,13 @@ def _old_state_distribution(mdp: FiniteMDP, ev: Evaluation) -> np.ndarray:
     return rho / disc.sum()
 
 
-def exact_batch(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, ev: Evaluation) -> SurrogateBatch:
-    """The exact :class:`SurrogateBatch`: every (s, a) (or (t, s, a)) with its closed-form weight."""
-    logp = policy.log_probs(theta)
+def exact_batch(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, ev: Evaluation, logp: np.ndarray | None = None
+) -> SurrogateBatch:
+    r"""The exact :class:`SurrogateBatch`: every (s, a) (or (t, s, a)) with its closed-form weight.
+
+    ``logp``: :math:`\log\pi_\theta`, shape (S, A), when the caller has it already."""
+    logp = policy.log_probs(theta) if logp is None else logp
     S, A = mdp.n_states, mdp.n_actions
     if mdp.horizon is None:
         rho = np.repeat(ev.d / (1.0 - mdp.gamma), A)  # state weight of each (s, a) row
@@ -305,17 +309,27 @@ class ExactOracle:
         self.theta = theta
         self.pi = policy.probs(theta)
         self.evaluation = evaluate(mdp, self.pi)
+        self._logp = policy.log_probs(theta)
         self.J: float | None = self.evaluation.J
         # the policy gradient theorem's weights of pgexact.policy_gradient, on this evaluation
         self.gradient = policy.score_contract(theta, gradient_weights(mdp, self.pi, self.evaluation))
-        self.batch = exact_batch(mdp, policy, theta, self.evaluation)
+        self.batch = exact_batch(mdp, policy, theta, self.evaluation, self._logp)
         self.d = self.batch.state_weights
+        self._d_pi = self.d[:, None] * self.pi
 
     def fisher_vector_product(self, v: Any) -> np.ndarray:
         r""":math:`F v = \sum_s d(s) \sum_a \pi(a|s) \nabla\log\pi\, (\nabla\log\pi^\top v)`, shape (n_params,)."""
         v = np.asarray(v, dtype=np.float64).reshape(-1)
-        sd = self.policy.score_dot(self.theta, v)
-        return self.policy.score_contract(self.theta, self.d[:, None] * self.pi * sd)
+        if v.shape[0] != self.policy.n_params:
+            raise ValueError(f"v must have shape ({self.policy.n_params},), got {np.shape(v)}")
+        # the score of a softmax with logits z linear in theta is grad z - E_pi[grad z]: the
+        # policy's logit Jacobian products with the probabilities at theta computed once
+        pol, pi = self.policy, self.pi
+        if not (hasattr(pol, "_logit_jvp") and hasattr(pol, "_logit_jacobian_t")):
+            return pol.score_contract(self.theta, self._d_pi * pol.score_dot(self.theta, v))
+        zv = pol._logit_jvp(v)
+        W = self._d_pi * (zv - np.sum(pi * zv, axis=1, keepdims=True))
+        return pol._logit_jacobian_t(W - pi * W.sum(axis=1, keepdims=True))
 
     def natural_gradient(self) -> np.ndarray:
         r"""Minimum-norm :math:`F^+ \nabla J` (:func:`pgexact.natural_gradient`; tabular closed form)."""

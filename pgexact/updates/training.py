@@ -66,6 +66,37 @@ def _maybe(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _name(update: Callable[..., Any]) -> str:
+    return getattr(update, "__name__", None) or repr(update)
+
+
+def _new_theta(update: Callable[..., Any], res: Any, n_params: int, k: int) -> np.ndarray:
+    """``res.theta`` as a finite float vector of length ``n_params``, or a clear error."""
+    if not hasattr(res, "theta"):
+        raise TypeError(
+            f"update {_name(update)} returned {type(res).__name__} at iteration {k}, expected a "
+            "result with a .theta attribute (as pg_step, npg_step, trpo_step and ppo_update return)"
+        )
+    try:
+        new = np.asarray(res.theta, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"update {_name(update)} returned a .theta that is not an array of numbers at "
+            f"iteration {k}: {exc}"
+        ) from None
+    if new.shape != (n_params,):
+        raise ValueError(
+            f"update {_name(update)} returned .theta of shape {new.shape} at iteration {k}, "
+            f"expected ({n_params},)"
+        )
+    if not np.all(np.isfinite(new)):
+        raise ValueError(
+            f"update {_name(update)} returned a non-finite .theta at iteration {k} (first at "
+            f"index {int(np.flatnonzero(~np.isfinite(new))[0])})"
+        )
+    return new
+
+
 def train(
     update: Callable[..., Any],
     source: Any,
@@ -128,14 +159,20 @@ def train(
         t0 = time.perf_counter()
         res = update(source, theta, seed=seeds[k], **kwargs)
         times.append(time.perf_counter() - t0)
-        new = np.asarray(res.theta, dtype=np.float64)
+        new = _new_theta(update, res, theta.shape[0], k)
         kl.append(_maybe(exact_kl(theta, new)) if exact_kl else float("nan"))
         J.append(_maybe(exact_J(new)) if exact_J else float("nan"))
         sizes.append(float(getattr(res, "step_size", float("nan"))))
         norms.append(float(np.linalg.norm(new - theta)))
         results.append(res)
         if hasattr(res, "carry"):
-            kwargs.update(res.carry())
+            carry = res.carry()
+            if not isinstance(carry, dict):
+                raise TypeError(
+                    f"update {_name(update)} returned a result whose carry() gave "
+                    f"{type(carry).__name__}, expected a dict of keyword arguments for the next call"
+                )
+            kwargs.update(carry)
         theta = new
         thetas.append(theta)
     return TrainingHistory(
