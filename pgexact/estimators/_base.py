@@ -10,6 +10,7 @@ import numpy as np
 from .._validation import as_float_array, check_theta
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling.trajectories import Trajectories
+from ..sampling._scan import reverse_scan
 from . import _steps
 
 __all__ = ["Estimate", "weighted_score", "rewards_to_go", "value_array", "per_step"]
@@ -148,10 +149,8 @@ def rewards_to_go(rewards: Any, discount: Any) -> np.ndarray:
     d = check_unit_interval("discount", discount)
     if r.shape[1] == 0:
         return r
-    from scipy.signal import lfilter
-
     with np.errstate(over="ignore", invalid="ignore"):
-        G = lfilter([1.0], [1.0, -d], r[:, ::-1], axis=1)[:, ::-1]
+        G = reverse_scan(r.T, d).T
     if not np.all(np.isfinite(G)):
         raise ValueError("rewards-to-go overflow float64: rescale the rewards")
     return np.ascontiguousarray(G)

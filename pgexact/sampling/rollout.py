@@ -156,6 +156,19 @@ def _setup(
     return mdp, sampler, n, T, objective, chunk_size
 
 
+def _check_size(name: str, n: int, T: int | None, gamma: float, advice: str) -> None:
+    """Refuse, with the memory it would need, a batch of n episodes too large to hold."""
+    if T is not None:
+        check_memory(f"{name}(..., horizon={T}) of {n} episodes", BYTES_PER_TRANSITION * n * (T + 1), advice=advice)
+    else:  # geometric stopping: E[L] = 1 / (1 - gamma) steps per episode
+        check_memory(
+            f"{name}(..., geometric=True) of {n} episodes at gamma={gamma!r} "
+            f"(expected {n / (1.0 - gamma):.3g} transitions)",
+            BYTES_PER_TRANSITION * n / (1.0 - gamma),
+            advice=advice + " or a smaller gamma",
+        )
+
+
 def _run_chunk(
     sampler: TransitionSampler,
     seed: np.random.SeedSequence,
@@ -230,10 +243,7 @@ def rollout_chunks(
         mdp, pi, n_episodes, horizon, geometric, chunk_size
     )
     check_executor(executor)
-    if T is not None:
-        size = min(n, chunk_size)
-        check_memory(f"rollout_chunks(..., horizon={T}) with chunks of {size} episodes",
-                     BYTES_PER_TRANSITION * size * (T + 1), advice="use a smaller chunk_size")
+    _check_size("rollout_chunks", min(n, chunk_size), T, mdp.gamma, "use a smaller chunk_size")
     ss = as_seed_sequence(seed)
     prefetch = check_positive_int("prefetch", prefetch)
     return _chunks_iter(sampler, ss, chunk_sizes(n, chunk_size), T, objective, mdp.gamma, executor, prefetch)
@@ -320,9 +330,7 @@ def rollout(
         mdp, pi, n_episodes, horizon, geometric, chunk_size
     )
     check_executor(executor)
-    if T is not None:
-        check_memory(f"rollout(..., horizon={T}) of {n} episodes", BYTES_PER_TRANSITION * n * (T + 1),
-                     advice="sample fewer episodes or stream them with rollout_chunks")
+    _check_size("rollout", n, T, mdp.gamma, "sample fewer episodes or stream them with rollout_chunks")
     ss = as_seed_sequence(seed)
     sizes = chunk_sizes(n, chunk_size)
     if objective != "geometric" and executor is None:

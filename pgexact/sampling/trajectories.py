@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from ._scan import reverse_scan
+
 __all__ = ["Trajectories", "StepView"]
 
 OBJECTIVES = ("finite", "truncated", "geometric")
@@ -220,18 +222,16 @@ class Trajectories:
     def reverse_scan(self, x: np.ndarray, factor: float) -> np.ndarray:
         r""":math:`y_t = x_t + c\, y_{t+1}` within each episode (0 after its last step), shape (M,).
 
-        Computed by ``scipy.signal.lfilter`` along time on blocks of columns of similar length
-        (padding at most doubles a block), so there is no Python loop over time.
+        Computed by :func:`pgexact.sampling._scan.reverse_scan` along time on blocks of columns
+        of similar length (padding at most doubles a block), so there is no Python loop over time.
         """
-        from scipy.signal import lfilter
-
         x = np.asarray(x, dtype=np.float64)
         T, N = self.n_steps, self.n_episodes
         if T == 0:
             return x.copy()
         if self.is_full:
             X = x.reshape(T, N)
-            return lfilter([1.0], [1.0, -factor], X[::-1], axis=0)[::-1].reshape(-1)
+            return reverse_scan(X, factor).reshape(-1)
         out = np.empty_like(x)
         col_len = self.stops[self.column_order]  # non-increasing
         start = 0
@@ -248,7 +248,7 @@ class Trajectories:
             idx = self.row_offsets[:L0, None] + cols[None, :]
             idx = np.where(valid, idx, 0)
             X = np.where(valid, x[idx], 0.0)
-            Y = lfilter([1.0], [1.0, -factor], X[::-1], axis=0)[::-1]
+            Y = reverse_scan(X, factor)
             out[idx[valid]] = Y[valid]
             start = stop
         return out
