@@ -130,6 +130,10 @@ from . import _ext  # figures that need the estimators, the update rules and the
 
 _SPECS.extend(_ext.specs(FigureSpec))
 
+from . import _research  # exact second moments, optimal baselines, convergence bounds, average reward
+
+_SPECS.extend(_research.specs(FigureSpec))
+
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
 FIGURES: tuple[str, ...] = tuple(REGISTRY)
