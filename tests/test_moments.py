@@ -211,3 +211,19 @@ def test_bad_input() -> None:
     big = gridworld(60, 60, gamma=0.9, horizon=10, sparse=True)
     with pytest.raises(MemoryError, match="would need about .* GiB .* pass directions"):
         estimator_moments(big, TabularSoftmax(3600, 4), np.zeros(14400), "reinforce")
+
+
+def test_research_figures_are_registered() -> None:
+    from pgexact.figures import FIGURES, REGISTRY
+
+    for name in ("estimator_variance", "optimal_baselines", "convergence_bounds", "average_reward"):
+        assert name in FIGURES and "Source" in REGISTRY[name].caption
+
+
+@pytest.mark.slow
+def test_research_figures_render(tmp_path) -> None:  # noqa: ANN001 - about 10 s
+    from pgexact.figures import render
+
+    names = ["estimator_variance", "optimal_baselines", "convergence_bounds", "average_reward"]
+    paths = render(names, out_dir=tmp_path, progress=False)
+    assert [p.name for p in paths] == [f"{n}.png" for n in names]

@@ -130,6 +130,10 @@ from . import _ext  # figures that need the estimators, the update rules and the
 
 _SPECS.extend(_ext.specs(FigureSpec))
 
+from . import _research  # exact second moments, optimal baselines, convergence bounds, average reward
+
+_SPECS.extend(_research.specs(FigureSpec))
+
 from . import _classic_control  # noqa: E402 - discretized classic-control tasks
 
 _SPECS.extend(_classic_control.specs(FigureSpec))

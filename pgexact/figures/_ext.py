@@ -7,18 +7,13 @@ from matplotlib.figure import Figure
 
 from .. import lqr as L
 from ..estimators import (
-    advantage,
     enumerate_trajectories,
     exact_covariance,
     exact_mean,
     gae_gradient,
-    reinforce,
-    reward_to_go,
-    state_baseline,
 )
 from ..exact import evaluate, policy_gradient
 from ..mdps import gridworld, random_mdp
-from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import TabularSoftmax
 from ..updates import ExactSource, npg_step, pg_step, ppo_update, train, trpo_step
 from ._core import C_NPG, C_OPT, C_PG, C_PPO, C_TRPO, optimal_value
@@ -87,41 +82,6 @@ def make_gae_bias_variance(fig: Figure) -> None:
                  f"(random 3-state MDP, 2 actions, horizon 6, γ = 0.9; all {prob.size} trajectories enumerated)")
 
 
-# --------------------------------------------------------------------------- estimator variance
-def make_estimator_variance(fig: Figure) -> None:
-    base = random_mdp(2, 2, gamma=1.0, horizon=1, seed=61)
-    mdp0 = FiniteMDP(base.P, base.r + 1.0, base.mu0, 1.0, 1)  # rewards offset by +1: no free centring
-    pol = TabularSoftmax(2, 2)
-    theta = np.random.default_rng(62).standard_normal(4)
-    pi = pol.probs(theta)
-    horizons = np.arange(1, 9)
-    names = [("REINFORCE (total return)", C_PG, "o-"), ("reward-to-go", C_TRPO, "s-"),
-             (r"reward-to-go − baseline $V_t(s_t)$", C_NPG, "^-"), (r"exact advantage $A_t(s_t, a_t)$", C_PPO, "d-")]
-    var = np.empty((len(names), horizons.size))
-    for j, H in enumerate(horizons):
-        mdp = mdp0.with_horizon(int(H))
-        ev = evaluate(mdp, pi)
-        trajs, prob = enumerate_trajectories(mdp, pi)
-        ests = [reinforce(trajs, pol, theta), reward_to_go(trajs, pol, theta),
-                state_baseline(trajs, pol, theta, ev.V), advantage(trajs, pol, theta, ev.A)]
-        g = policy_gradient(mdp, pol, theta)
-        for i, est in enumerate(ests):
-            assert np.allclose(exact_mean(est.samples, prob), g, rtol=1e-9, atol=1e-11)  # all unbiased
-            var[i, j] = np.trace(exact_covariance(est.samples, prob))
-    ax = fig.subplots()
-    for i, (label, color, style) in enumerate(names):
-        ax.loglog(horizons, var[i], style, color=color, lw=2, ms=5, label=label)
-    ax.loglog(horizons, var[0, 0] * horizons**3.0, ":", color="0.5", label=r"reference slope $H^3$")
-    ax.loglog(horizons, var[3, 0] * horizons, "-.", color="0.5", label=r"reference slope $H$")
-    ax.set_xticks(horizons, [str(h) for h in horizons])
-    ax.minorticks_off()
-    ax.set_xlabel("horizon H")
-    ax.set_ylabel(r"exact variance $\mathrm{tr\,Cov}(\hat g)$ of one episode's estimate")
-    ax.set_title("Variance of unbiased policy-gradient estimators against the horizon\n"
-                 "(random 2-state MDP, rewards N(1, 1), γ = 1; exact, by enumerating all trajectories)")
-    ax.legend(fontsize=8)
-
-
 # --------------------------------------------------------------------------- LQR
 def make_lqr_convergence(fig: Figure) -> None:
     lqr = L.LQR(A=[[1.0, 1.0], [0.0, 1.0]], B=[[0.0], [1.0]], Q=np.eye(2), R=[[1.0]], gamma=0.9, Sigma0=np.eye(2))
@@ -179,14 +139,6 @@ def specs(FigureSpec):  # noqa: N803 - the class is passed in to avoid a circula
             "and with the exact critic. Source: Schulman et al. (2016), 'High-Dimensional Continuous Control Using "
             "Generalized Advantage Estimation', eq. 16 and sec. 3.",
             make_gae_bias_variance, (11.0, 4.5),
-        ),
-        FigureSpec(
-            "estimator_variance", "Estimator variance against the horizon",
-            "Exact per-episode variance (trace of the covariance) of four unbiased policy-gradient estimators — "
-            "REINFORCE with the total return, reward-to-go, reward-to-go with the baseline V_t(s_t), and the exact "
-            "advantage — against the horizon H, by enumerating all trajectories. Sources: Williams (1992); "
-            "Sutton & Barto (2018), sec. 13.3-13.4; Greensmith, Bartlett & Baxter (2004).",
-            make_estimator_variance, (7.5, 5.0),
         ),
         FigureSpec(
             "lqr_convergence", "LQR: gradient descent, natural gradient, Gauss-Newton",
