@@ -16,8 +16,14 @@ import numpy as np
 #: Absolute tolerance on the sum of a probability vector (rows of P, pi, and mu0).
 PROBABILITY_ATOL = 1e-9
 
+#: Largest amount of memory (bytes) one call may allocate for its arrays; a call that would need
+#: more is refused with the amount it would need (see :func:`check_memory`).
+MAX_CALL_BYTES = 2 * 1024**3
+
 __all__ = [
+    "MAX_CALL_BYTES",
     "PROBABILITY_ATOL",
+    "check_memory",
     "as_float_array",
     "as_probabilities",
     "check_action_mask",
@@ -302,3 +308,16 @@ def check_action_mask(action_mask: Any, n_states: int, n_actions: int, name: str
     mask = np.array(mask, dtype=bool, copy=True)
     mask.flags.writeable = False
     return mask
+
+
+def check_memory(what: str, n_bytes: int, advice: str) -> None:
+    """Refuse a call whose arrays would need more than :data:`MAX_CALL_BYTES`.
+
+    ``what`` describes the call and its arguments (e.g. ``"state_marginals with T=10**12"``),
+    ``n_bytes`` is computed with Python integers (no overflow), ``advice`` says what to do.
+    """
+    if n_bytes > MAX_CALL_BYTES:
+        raise ValueError(
+            f"{what} would need {n_bytes / 1e9:.3g} GB of memory, more than the "
+            f"{MAX_CALL_BYTES / 1e9:.3g} GB one call may allocate: {advice}"
+        )

@@ -412,3 +412,17 @@ def test_masked_gradient_matches_complex_step(make):
     # natural gradient: F w = grad J with F the masked Fisher
     w = pg.natural_gradient(mdp, pol, theta)
     np.testing.assert_allclose(pg.fisher(mdp, pol, theta) @ w, g, rtol=1e-8, atol=1e-10)
+
+
+def test_calls_that_would_exhaust_memory_are_refused_with_the_amount():
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    pi = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match=r"state_marginals with T=1000000000000 and S=3 would need 2.4e\+04 GB"):
+        pg.state_marginals(mdp, pi, 10**12)
+    with pytest.raises(ValueError, match=r"horizon-1000000000 MDP with S=3, A=2 would need 144 GB"):
+        pg.evaluate(mdp.with_horizon(10**9, 1.0), pi)
+    with pytest.raises(ValueError, match=r"trajectory_fisher with horizon=1000000000000 and S=3 would need"):
+        pg.trajectory_fisher(mdp, pg.TabularSoftmax(3, 2), np.zeros(6), 10**12)
+    with pytest.raises(ValueError, match=r"policy_gradient_forms at gamma=0.9999999 would propagate"):
+        exact.policy_gradient_forms(random_mdp(3, 2, gamma=0.9999999, seed=0), pg.TabularSoftmax(3, 2), np.zeros(6))
+    assert pg.state_marginals(mdp, pi, 10**5).shape == (10**5, 3)  # 2.4 MB: fine
