@@ -4,9 +4,9 @@ Instance: dense random MDP, S = 10, A = 4, gamma = 0.9, TabularSoftmax with a ra
 
 References written here, in the same run (no validation, no generality):
 
-* J + grad J: max-subtracted softmax, one ``numpy.linalg.solve`` for V, one for the
-  unnormalized occupancy rho (transposed system), one einsum for the gradient
-  ``sum_{s,a} rho(s) pi(a|s) A(s, a) e_{s,a}``;
+* J + grad J: max-subtracted softmax, one einsum for P_pi, one ``numpy.linalg.solve`` for V,
+  one for the unnormalized occupancy rho (transposed system), and the tabular gradient
+  ``rho(s) pi(a|s) A(s, a)``;
 * natural gradient: the same softmax and two solves, then ``(A - mean_a A) / (1 - gamma)`` where
   ``d > 0`` (the minimum-norm tabular NPG direction).
 

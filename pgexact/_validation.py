@@ -16,13 +16,19 @@ import numpy as np
 #: Absolute tolerance on the sum of a probability vector (rows of P, pi, and mu0).
 PROBABILITY_ATOL = 1e-9
 
+#: Largest amount of memory (bytes) one call may allocate for its arrays; a call that would need
+#: more is refused with the amount it would need (see :func:`check_memory`). Sampled and exact
+#: arrays alike: a rollout, a table of state marginals, a trajectory Fisher.
+MAX_CALL_BYTES = 8 * 1024**3  # a third of the 24 GB machines this runs on
+
 __all__ = [
+    "MAX_CALL_BYTES",
     "PROBABILITY_ATOL",
+    "check_memory",
     "as_float_array",
     "as_probabilities",
     "check_action_mask",
     "check_feasible",
-    "MEMORY_LIMIT",
     "check_distribution",
     "check_memory",
     "check_gamma",
@@ -370,10 +376,6 @@ def check_action_mask(action_mask: Any, n_states: int, n_actions: int, name: str
     return mask
 
 
-#: Largest allocation a call may make before it is refused (bytes); see :func:`check_memory`.
-MEMORY_LIMIT = 16 * 2**30
-
-
 def format_bytes(n_bytes: float) -> str:
     """``1.5 GB``-style size (powers of 1024)."""
     value = float(n_bytes)
@@ -384,15 +386,15 @@ def format_bytes(n_bytes: float) -> str:
     return f"{value:.3g} EB"  # pragma: no cover
 
 
-def check_memory(what: str, n_bytes: float, limit: float | None = None, advice: str = "") -> None:
-    """Refuse a call whose arrays would need more than ``limit`` bytes (default :data:`MEMORY_LIMIT`).
+def check_memory(what: str, n_bytes: float, advice: str = "") -> None:
+    """Refuse a call whose arrays would need more than :data:`MAX_CALL_BYTES`.
 
-    The message says how much memory the call would need, e.g.
-    ``ValueError("rollout(..., horizon=1000000000000) would need 3.6e+04 TB for its arrays ...")``.
+    ``what`` describes the call and its arguments (e.g. ``"state_marginals with T=10**12"``),
+    ``n_bytes`` is computed with Python integers or floats (no overflow), ``advice`` says what to
+    do. The message says how much memory the call would need.
     """
-    lim = MEMORY_LIMIT if limit is None else float(limit)
-    if not n_bytes <= lim:
+    if not n_bytes <= MAX_CALL_BYTES:
         raise ValueError(
             f"{what} would need {format_bytes(n_bytes)} for its arrays, more than the "
-            f"{format_bytes(lim)} allowed (pgexact._validation.MEMORY_LIMIT)" + (f"; {advice}" if advice else "")
+            f"{format_bytes(MAX_CALL_BYTES)} one call may allocate" + (f": {advice}" if advice else "")
         )

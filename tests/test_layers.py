@@ -35,7 +35,9 @@ ALLOWED = {
     TOP: {BASE, MODELS, PARAMS, EXACT, SAMPLED, UPDATES, TOP},
 }
 #: Sampled modules the design allows to use the exact layer (exact moments of estimators).
-EXACT_ALLOWED_IN_SAMPLED = {"pgexact.estimators.exact_moments", "pgexact.estimators.moments"}
+EXACT_ALLOWED_IN_SAMPLED = {
+    "pgexact.estimators.exact_moments", "pgexact.estimators.moments", "pgexact.estimators.baselines",
+}
 
 _HEADS = {
     "errors": BASE, "_validation": BASE, "_random": BASE, "_chunks": BASE,

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dgetrf, dgetrs
 
-from .._validation import check_positive_int
+from .._validation import check_memory, check_positive_int
 from ..errors import NotUniqueError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
@@ -196,6 +196,12 @@ def _evaluate(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> Evalu
         return Evaluation(
             J=J, V=V, Q=Q, A=Q - V[:, None], d=(1.0 - mdp.gamma) * rho, p=None, residual=residual
         )
+    H, S, A = int(mdp.horizon), mdp.n_states, mdp.n_actions
+    check_memory(
+        f"the exact evaluation of a horizon-{H} MDP with S={S}, A={A}",
+        8 * H * S * (2 * A + 2),  # V, p (H, S) and Q, A (H, S, A)
+        "use the discounted problem (mdp.with_horizon(None), gamma < 1) or a shorter horizon",
+    )
     V, Q = _finite_values(mdp, pi)
     p = _marginals(mdp, pi, mdp.horizon)
     return Evaluation(J=float(mdp.mu0 @ V[0]), V=V, Q=Q, A=Q - V[:, :, None], d=None, p=p)
@@ -219,6 +225,11 @@ def state_marginals(mdp: FiniteMDP, pi: Any, T: int) -> np.ndarray:
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
     T = check_positive_int("T", T)
+    check_memory(
+        f"state_marginals with T={T} and S={mdp.n_states}", 8 * T * mdp.n_states,
+        "ask for fewer steps T (the marginals of a discounted chain converge; see occupancy "
+        "or stationary_distribution)",
+    )
     return _marginals(mdp, pi, T)
 
 
@@ -238,6 +249,10 @@ def _visitation(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> np.
         if mdp.is_sparse:
             return sparse_discounted_solve(mdp, pi, check_tol(tol))[1]
         return _discounted_solve(mdp, pi)[1]
+    check_memory(
+        f"the discounted visitation of a horizon-{mdp.horizon} MDP with S={mdp.n_states}",
+        8 * int(mdp.horizon) * mdp.n_states, "use a shorter horizon",
+    )
     p = _marginals(mdp, pi, mdp.horizon)
     return (mdp.gamma ** np.arange(mdp.horizon)) @ p
 

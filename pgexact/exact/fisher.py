@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_horizon, check_theta
+from .._validation import check_horizon, check_memory, check_theta
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy, TabularSoftmax
 from ._checks import check_policy_theta
@@ -80,6 +80,8 @@ def trajectory_fisher(
     T = check_horizon(horizon) if horizon is not None else mdp.horizon
     if T is None:
         raise ValueError("horizon is None and mdp.horizon is None: the trajectory Fisher needs a horizon T")
+    check_memory(f"trajectory_fisher with horizon={T} and S={mdp.n_states}", 8 * T * mdp.n_states,
+                 "use a shorter horizon")
     pi = policy._probs(theta)
     p = _marginals(mdp, pi, T).sum(axis=0)
     score = policy.score(theta)

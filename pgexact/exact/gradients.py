@@ -143,6 +143,10 @@ class PolicyGradientForms:
     truncation: int
 
 
+#: Most time steps :func:`policy_gradient_forms` propagates for the reward-to-go form (discounted).
+MAX_FORM_STEPS = 100_000
+
+
 def _tail_steps(gamma: float, rel: float = 1e-16) -> int:
     """Smallest T with gamma^T <= rel * (1 - gamma): the dropped tail sum_{t>=T} gamma^t is <= rel."""
     if gamma == 0.0:
@@ -169,6 +173,12 @@ def policy_gradient_forms(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> 
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+    if mdp.horizon is None and _tail_steps(mdp.gamma) > MAX_FORM_STEPS:
+        raise ValueError(
+            f"policy_gradient_forms at gamma={mdp.gamma} would propagate the state marginals for "
+            f"{_tail_steps(mdp.gamma)} steps (more than {MAX_FORM_STEPS}); the reward-to-go form "
+            "is a check for gamma <= 0.999: use policy_gradient, or a smaller gamma"
+        )
     pi = policy._probs(theta)
     ev = _evaluate(mdp, pi)
     score = policy.score(theta)  # (S, A, n)

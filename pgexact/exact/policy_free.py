@@ -135,6 +135,7 @@ class _DiscountedSystem:
 
     def __init__(self, mdp: FiniteMDP, pi: np.ndarray, tol: float) -> None:
         self.tol = tol
+        self.gamma = mdp.gamma
         S = mdp.n_states
         if mdp.is_sparse:
             P_pi = _sparse_policy_transition(mdp.P, pi)
@@ -150,13 +151,13 @@ class _DiscountedSystem:
         """:math:`M^{-1} b`."""
         if self.lu is not None:
             return scipy.linalg.lu_solve(self.lu, b, check_finite=False)
-        return krylov_solve(self.M, b, self.tol, "(I - gamma P_pi) x = b")[0]
+        return krylov_solve(self.M, b, self.tol, "(I - gamma P_pi) x = b", gamma=self.gamma)[0]
 
     def solve_t(self, b: np.ndarray) -> np.ndarray:
         r""":math:`M^{-\top} b`."""
         if self.lu is not None:
             return scipy.linalg.lu_solve(self.lu, b, trans=1, check_finite=False)
-        return krylov_solve(self.M.T.tocsr(), b, self.tol, "(I - gamma P_pi)^T x = b")[0]
+        return krylov_solve(self.M.T.tocsr(), b, self.tol, "(I - gamma P_pi)^T x = b", gamma=self.gamma)[0]
 
 
 def _cotangent(name: str, value: Any, shape: tuple[int, ...]) -> np.ndarray | None:
