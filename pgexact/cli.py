@@ -33,14 +33,20 @@ def _theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
 
 
 def run_verify(
-    instances: int, seed: int, only: str | None, progress: bool = True, controls: bool = False
+    instances: int,
+    seed: int,
+    only: str | None,
+    progress: bool = True,
+    controls: bool = False,
+    ids: Sequence[str] | None = None,
 ) -> list[dict]:
     """Run every registered theorem on ``instances`` random instances; return one row per theorem.
 
     Instances of a theorem come from ``SeedSequence([seed, crc32(id)])``, so a row is reproducible
     on its own (``--only``) and does not change when theorems are added. With ``controls``, every
     negative control is evaluated on the same instances; its *power* is the fraction of instances
-    on which its residual is at least ``CONTROL_FACTOR`` times the tolerance.
+    on which its residual is at least ``CONTROL_FACTOR`` times the tolerance. ``ids`` (optional)
+    selects theorems by exact id, in the registry's order.
 
     Returns
     -------
@@ -62,6 +68,12 @@ def run_verify(
             raise UsageError(f"no theorem matches --only {only!r}; valid ids: {valid}")
     else:
         selected = theorems
+    if ids is not None:
+        wanted = set(ids)
+        unknown = wanted - {t.id for t in theorems}
+        if unknown:
+            raise UsageError(f"unknown theorem ids {sorted(unknown)}")
+        selected = [t for t in selected if t.id in wanted]
     rows = []
     bar = tqdm(selected, desc="verify", unit="thm", disable=not progress, file=sys.stderr)
     for thm in bar:
