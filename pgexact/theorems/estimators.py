@@ -261,7 +261,7 @@ def _episode(trajs: Trajectories, i: int) -> Trajectories:
 
 
 def _learned_instance(rng: np.random.Generator) -> tuple[EnumProblem, Trajectories]:
-    pr = enum_problem(rng, max_states=2, max_actions=2, min_horizon=2, max_horizon=2)
+    pr = enum_problem(rng, max_states=2, max_actions=2, min_horizon=1, max_horizon=2)
     from ..sampling import rollout
 
     critic = rollout(pr.mdp, pr.policy.probs(pr.theta), 3, seed=int(rng.integers(2**31)))
