@@ -19,6 +19,9 @@ __all__ = ["main", "run_verify"]
 #: of CPU time (``--instances`` raises it; ``--controls`` adds the negative controls).
 DEFAULT_INSTANCES = 10
 
+#: Largest ``--instances`` accepted (about a day of CPU for the whole registry at ~10 ms per instance).
+MAX_INSTANCES = 100_000
+
 #: Smallest acceptable power of a negative control (fraction of instances on which it is rejected).
 MIN_CONTROL_POWER = 0.9
 
@@ -192,14 +195,28 @@ def _weak_controls(rows: list[dict]) -> list[tuple[str, str]]:
     return weak
 
 
+def _json_safe(value):
+    """Non-finite floats as the strings "inf", "-inf", "nan" (strict JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     if args.instances < 1:
         raise UsageError(f"--instances must be a positive integer, got {args.instances}")
+    if args.instances > MAX_INSTANCES:
+        raise UsageError(
+            f"--instances {args.instances} would take days (~10 ms per instance and theorem); "
+            f"at most {MAX_INSTANCES} are accepted"
+        )
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     rows = run_verify(args.instances, args.seed, args.only, progress=not args.json, controls=args.controls)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump([_json_safe(r) for r in rows], sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         _print_table(rows, args.controls)
