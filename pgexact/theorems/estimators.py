@@ -244,7 +244,7 @@ identity(
     expected=lambda pr: (cs_gradient(pr),) * 6,
     tolerance=TOL,
     tolerance_reason=REASON,
-    mutants={"baseline depending on the action (Q - 1{a = 0} as the advantage)": _action_baseline},
+    mutants={"a baseline depending on the action (Q + 1{a = 0} as the advantage)": _action_baseline},
 )
 
 
