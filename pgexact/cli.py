@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import os
 import sys
 import time
 import zlib
@@ -18,6 +19,9 @@ __all__ = ["main", "run_verify"]
 #: Default number of random instances per theorem: the default run stays within a few seconds
 #: of CPU time (``--instances`` raises it; ``--controls`` adds the negative controls).
 DEFAULT_INSTANCES = 10
+
+#: Largest ``--instances`` accepted (about a day of CPU for the whole registry at ~10 ms per instance).
+MAX_INSTANCES = 100_000
 
 #: Smallest acceptable power of a negative control (fraction of instances on which it is rejected).
 MIN_CONTROL_POWER = 0.9
@@ -33,14 +37,20 @@ def _theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
 
 
 def run_verify(
-    instances: int, seed: int, only: str | None, progress: bool = True, controls: bool = False
+    instances: int,
+    seed: int,
+    only: str | None,
+    progress: bool = True,
+    controls: bool = False,
+    ids: Sequence[str] | None = None,
 ) -> list[dict]:
     """Run every registered theorem on ``instances`` random instances; return one row per theorem.
 
     Instances of a theorem come from ``SeedSequence([seed, crc32(id)])``, so a row is reproducible
     on its own (``--only``) and does not change when theorems are added. With ``controls``, every
     negative control is evaluated on the same instances; its *power* is the fraction of instances
-    on which its residual is at least ``CONTROL_FACTOR`` times the tolerance.
+    on which its residual is at least ``CONTROL_FACTOR`` times the tolerance. ``ids`` (optional)
+    selects theorems by exact id, in the registry's order.
 
     Returns
     -------
@@ -62,6 +72,12 @@ def run_verify(
             raise UsageError(f"no theorem matches --only {only!r}; valid ids: {valid}")
     else:
         selected = theorems
+    if ids is not None:
+        wanted = set(ids)
+        unknown = wanted - {t.id for t in theorems}
+        if unknown:
+            raise UsageError(f"unknown theorem ids {sorted(unknown)}")
+        selected = [t for t in selected if t.id in wanted]
     rows = []
     bar = tqdm(selected, desc="verify", unit="thm", disable=not progress, file=sys.stderr)
     for thm in bar:
@@ -180,14 +196,28 @@ def _weak_controls(rows: list[dict]) -> list[tuple[str, str]]:
     return weak
 
 
+def _json_safe(value):
+    """Non-finite floats as the strings "inf", "-inf", "nan" (strict JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
 def _cmd_verify(args: argparse.Namespace) -> int:
     if args.instances < 1:
         raise UsageError(f"--instances must be a positive integer, got {args.instances}")
+    if args.instances > MAX_INSTANCES:
+        raise UsageError(
+            f"--instances {args.instances} would take days (~10 ms per instance and theorem); "
+            f"at most {MAX_INSTANCES} are accepted"
+        )
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
     rows = run_verify(args.instances, args.seed, args.only, progress=not args.json, controls=args.controls)
     if args.json:
-        json.dump(rows, sys.stdout, indent=2)
+        json.dump([_json_safe(r) for r in rows], sys.stdout, indent=2, allow_nan=False)
         print()
     else:
         _print_table(rows, args.controls)
@@ -255,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"pgexact {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into a reader that stopped (e.g. `| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -70,6 +70,7 @@ def test_verify_controls_report_power(capsys):
         (["verify", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
         (["verify", "--instances", "0"], "--instances must be a positive integer, got 0"),
         (["verify", "--instances", "-3"], "--instances must be a positive integer"),
+        (["verify", "--instances", "10000000"], "at most 100000 are accepted"),
         (["verify", "--only", "no.such.theorem"], "valid ids: .*pg.q_form"),
     ],
 )
@@ -112,6 +113,9 @@ def test_verify_reports_failure_with_exit_status_1(capsys):
     try:
         assert main(["verify", "--instances", "2", "--only", "zz_test.*"]) == 1
         assert "FAIL" in capsys.readouterr().out
+        assert main(["verify", "--instances", "2", "--only", "zz_test.*", "--json"]) == 1
+        (row,) = json.loads(capsys.readouterr().out)  # strict JSON: the infinite residual is a string
+        assert row["max_residual"] == "inf" and not row["passed"]
         # no negative control: --controls reports it as weak and exits 1 as well
         assert main(["verify", "--instances", "1", "--only", "zz_test.*", "--controls"]) == 1
         assert "no negative control" in capsys.readouterr().out

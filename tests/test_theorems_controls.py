@@ -28,7 +28,8 @@ def test_every_theorem_has_a_negative_control():
 
 
 def _check_power(instances: int, seed: int) -> None:
-    rows = run_verify(instances, seed, None, progress=False, controls=True)
+    ids = [t.id for t in all_theorems() if t.controls]  # the others fail the test above
+    rows = run_verify(instances, seed, None, progress=False, controls=True, ids=ids)
     weak = []
     for r in rows:
         assert r["passed"], (r["id"], r["max_residual"], r.get("error"))

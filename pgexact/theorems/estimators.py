@@ -244,7 +244,7 @@ identity(
     expected=lambda pr: (cs_gradient(pr),) * 6,
     tolerance=TOL,
     tolerance_reason=REASON,
-    mutants={"baseline depending on the action (Q - 1{a = 0} as the advantage)": _action_baseline},
+    mutants={"a baseline depending on the action (Q + 1{a = 0} as the advantage)": _action_baseline},
 )
 
 
@@ -261,7 +261,7 @@ def _episode(trajs: Trajectories, i: int) -> Trajectories:
 
 
 def _learned_instance(rng: np.random.Generator) -> tuple[EnumProblem, Trajectories]:
-    pr = enum_problem(rng, max_states=2, max_actions=2, min_horizon=2, max_horizon=2)
+    pr = enum_problem(rng, max_states=2, max_actions=2, min_horizon=1, max_horizon=2)
     from ..sampling import rollout
 
     critic = rollout(pr.mdp, pr.policy.probs(pr.theta), 3, seed=int(rng.integers(2**31)))

@@ -492,24 +492,27 @@ def _kl_cubic_lhs(inst: tuple[Problem, np.ndarray, float], fisher_scale: float =
 
 
 def _kl_cubic_rhs(inst: tuple[Problem, np.ndarray, float]) -> float:
-    r"""Lagrange bound :math:`t^3/24\, E_d[\mathrm{range}_s(X)^3]` plus rounding of the quadratic term.
+    r"""Lagrange bound :math:`\frac{t^3}{36\sqrt3} E_d[\mathrm{range}_s(X)^3]` plus rounding of the quadratic term.
 
     f(t) = E_d KL(π_θ ‖ π_{θ+tΔ}) has f(0) = f'(0) = 0, f''(0) = ΔᵀFΔ, and its third derivative is
     E_d[κ₃ of X = Δᵀ∇z(s, ·) under π_{θ+ξΔ}(·|s)] (derivatives of the log-partition function are
-    cumulants); |κ₃| ≤ range(X)³/4.
+    cumulants). κ₃ is the third central moment, and for any distribution on an interval of length
+    R, :math:`|E(X-\mu)^3| \le R^3/(6\sqrt3)` (attained by two points at the ends with weights
+    :math:`\tfrac12 \pm \tfrac1{2\sqrt3}`), so :math:`|f(t) - \tfrac{t^2}{2}f''(0)| \le \frac{t^3}{6}\cdot\frac{E_d R_s^3}{6\sqrt3}`.
     """
     pr, delta, t = inst
     pi = ref.probs(pr.policy, pr.theta)
     d = ref.occupancy(pr.mdp, pi)
     X = np.einsum("san,n->sa", ref.logit_features(pr.policy), delta)
     quad = float(np.einsum("s,sa,sa->", d, pi, (X - np.sum(pi * X, axis=1, keepdims=True)) ** 2))
-    return float(d @ (X.max(axis=1) - X.min(axis=1)) ** 3) / 24 * t**3 + 1e-13 * t * t * quad
+    return float(d @ (X.max(axis=1) - X.min(axis=1)) ** 3) / (36 * np.sqrt(3)) * t**3 + 1e-13 * t * t * quad
 
 
 inequality(
     id="kl.quadratic_error_cubic",
-    statement=r"\Big|E_{d}KL(\pi_\theta\|\pi_{\theta+t\Delta}) - \tfrac{t^2}{2}\Delta^\top F\Delta\Big| \le \frac{t^3}{24} E_{s\sim d}\big[(\max_a X_{sa} - \min_a X_{sa})^3\big],\ X_{sa} = \Delta^\top\nabla_\theta z(s,a)",
-    source="Taylor's theorem with Lagrange remainder (log-partition cumulants); Schulman et al. 2015, sec. 6 (quadratic approximation of the KL constraint)",
+    statement=r"\Big|E_{d}KL(\pi_\theta\|\pi_{\theta+t\Delta}) - \tfrac{t^2}{2}\Delta^\top F\Delta\Big| \le \frac{t^3}{36\sqrt3} E_{s\sim d}\big[(\max_a X_{sa} - \min_a X_{sa})^3\big],\ X_{sa} = \Delta^\top\nabla_\theta z(s,a)",
+    source="Taylor's theorem with Lagrange remainder (log-partition cumulants; third central moment of a bounded "
+    "variable at most R^3/(6 sqrt 3)); Schulman et al. 2015, sec. 6 (quadratic approximation of the KL constraint)",
     reference="the bound's constant from the logits' features and the occupancy by a dense LU solve; "
     "the left side from pgexact.kl_expected and pgexact.fisher",
     instance=_kl_cubic_instance,

@@ -343,6 +343,13 @@ def bernoulli_statistic(counts: Any, trials: Any, p: Any, false_alarm: float = F
     -------
     float
         ``inf`` when an event of probability 0 was observed.
+
+    Examples
+    --------
+    >>> bernoulli_statistic([5000], [10000], [0.5])  # exactly as expected
+    0.0
+    >>> bernoulli_statistic([8000], [10000], [0.5]) > 100  # a 0.8-coin: over 100x the critical value
+    True
     """
     k = np.asarray(counts, dtype=float).reshape(-1)
     n = np.broadcast_to(np.asarray(trials, dtype=float), np.shape(counts)).reshape(-1)
