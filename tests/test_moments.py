@@ -227,3 +227,13 @@ def test_research_figures_render(tmp_path) -> None:  # noqa: ANN001 - about 10 s
     names = ["estimator_variance", "optimal_baselines", "convergence_bounds", "average_reward"]
     paths = render(names, out_dir=tmp_path, progress=False)
     assert [p.name for p in paths] == [f"{n}.png" for n in names]
+
+
+def test_overflow_is_a_numerical_error() -> None:
+    from pgexact import FiniteMDP
+    from pgexact.errors import NumericalError
+
+    base = random_mdp(2, 2, gamma=1.0, horizon=3, seed=0)
+    mdp = FiniteMDP(base.P, 1e200 * (base.r + 2.0), base.mu0, 1.0, 3)
+    with pytest.raises(NumericalError, match="overflow float64 .* rescale the rewards"):
+        estimator_moments(mdp, TabularSoftmax(2, 2), np.zeros(4), "reinforce")

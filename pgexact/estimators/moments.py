@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_float_array, check_positive_int
+from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
 from ..exact.evaluation import state_marginals
 from ..models.finite_mdp import FiniteMDP
@@ -416,12 +417,19 @@ def estimator_moments(
     C = C * np.repeat(live, nA)[:, None]  # steps in terminal states are padding
     p = (state_marginals(mdp, pi, H)[:, :, None] * pi[None]).reshape(H, S * nA)
     P = _Transitions(mdp)
-    with np.errstate(over="raise", invalid="raise"):
-        if estimator == "reinforce":
-            second, mean_c = _total_return_kernel(P, pi, C, p, mdp.r, mdp.gamma)
-        else:
-            f, a, c, beta = _weights(mdp, estimator, H, b=b, A=A, V=V, lam=lam)
-            second, mean_c = _causal_kernel(P, pi, C, p, f, a, c, beta, mdp.gamma)
+    f, a, c, beta = (None, None, None, 0.0) if estimator == "reinforce" else _weights(
+        mdp, estimator, H, b=b, A=A, V=V, lam=lam)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if estimator == "reinforce":
+                second, mean_c = _total_return_kernel(P, pi, C, p, mdp.r, mdp.gamma)
+            else:
+                second, mean_c = _causal_kernel(P, pi, C, p, f, a, c, beta, mdp.gamma)
+    except FloatingPointError as exc:
+        raise NumericalError(
+            f"the second moments of {estimator!r} overflow float64 (H={H}, max|r|={float(np.max(np.abs(mdp.r))):.3g}): "
+            "rescale the rewards (and b, A, V) or shorten the horizon"
+        ) from exc
     second = 0.5 * (second + second.T)
     cov = second - np.outer(mean_c, mean_c)
     if D is None:
