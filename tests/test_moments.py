@@ -237,3 +237,31 @@ def test_overflow_is_a_numerical_error() -> None:
     mdp = FiniteMDP(base.P, 1e200 * (base.r + 2.0), base.mu0, 1.0, 3)
     with pytest.raises(NumericalError, match="overflow float64 .* rescale the rewards"):
         estimator_moments(mdp, TabularSoftmax(2, 2), np.zeros(4), "reinforce")
+
+
+def test_reinforce_variance_grows_like_h_cubed_unless_rewards_are_centred_by_the_gain() -> None:
+    # The course notes ("Policy Gradient", § Understanding the Variance Problem in REINFORCE) argue
+    # Var(g) = O(T^2). On a continuing gridworld (gain rho > 0) the exact trace grows like H^3
+    # (|sum psi|^2 ~ H times R^2 ~ H^2); with rewards centred by the gain it grows like H^2, and
+    # with the exact advantage like H.
+    from pgexact import FiniteMDP, average
+    from pgexact.figures._research import continuing_gridworld
+
+    mdp = continuing_gridworld()
+    pol = TabularSoftmax(25, 4)
+    theta = 0.5 * np.random.default_rng(0).standard_normal(100)
+    pi = pol.probs(theta)
+    centred = FiniteMDP(mdp.P, mdp.r - average.evaluate(mdp, pi).rho, mdp.mu0, 1.0, 1)
+    H = np.array([100, 200])
+
+    def slope(m, name, **kw):  # noqa: ANN001, ANN202
+        v = [estimator_moments(m.with_horizon(int(h)), pol, theta, name, **kw).trace for h in H]
+        return float(np.log(v[1] / v[0]) / np.log(2.0))
+
+    assert abs(slope(mdp, "reinforce") - 3.0) < 0.1
+    assert abs(slope(centred, "reinforce") - 2.0) < 0.1
+    ev = evaluate(mdp.with_horizon(200), pi)
+    ev100 = evaluate(mdp.with_horizon(100), pi)
+    a = [estimator_moments(mdp.with_horizon(100), pol, theta, "advantage", A=ev100.A).trace,
+         estimator_moments(mdp.with_horizon(200), pol, theta, "advantage", A=ev.A).trace]
+    assert abs(np.log(a[1] / a[0]) / np.log(2.0) - 1.0) < 0.2

@@ -319,14 +319,14 @@ def estimator_moments(
     recursions over time and state (module docstring). Weights, as in :mod:`pgexact.estimators`
     with :math:`d = \gamma`:
 
-    ================== =====================================================================
-    ``"reinforce"``     :math:`w_t = \sum_{l<H} d^l r_l` (Williams 1992)
-    ``"reward_to_go"``  :math:`w_t = d^t G_t`, :math:`G_t = \sum_{l \ge t} d^{l-t} r_l`
-    ``"constant_baseline"`` :math:`w_t = d^t (G_t - b)`, ``b`` a float
-    ``"state_baseline"`` :math:`w_t = d^t (G_t - b_t(s_t))`, ``b`` of shape (S,) or (T, S)
-    ``"advantage"``     :math:`w_t = d^t A_t(s_t, a_t)`, ``A`` of shape (S, A) or (T, S, A)
-    ``"gae"``           :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t` with ``V`` (S,) or (T, S), ``lam``
-    ================== =====================================================================
+    ========================= ==============================================================
+    ``"reinforce"``           :math:`w_t = \sum_{l<H} d^l r_l` (Williams 1992)
+    ``"reward_to_go"``        :math:`w_t = d^t G_t`, :math:`G_t = \sum_{l \ge t} d^{l-t} r_l`
+    ``"constant_baseline"``   :math:`w_t = d^t (G_t - b)`, ``b`` a float
+    ``"state_baseline"``      :math:`w_t = d^t (G_t - b_t(s_t))`, ``b`` of shape (S,) or (T, S)
+    ``"advantage"``           :math:`w_t = d^t A_t(s_t, a_t)`, ``A`` of shape (S, A) or (T, S, A)
+    ``"gae"``                 :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t`, ``V`` (S,) or (T, S), ``lam``
+    ========================= ==============================================================
 
     Steps in terminal states are padding (score 0); GAE bootstraps nothing from a terminal
     state nor after the last step of a finite horizon, and :math:`V(s_T)` at the end of a
