@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgexact import LinearSoftmax, TabularSoftmax, evaluate, policy_gradient, rollout
 from pgexact.estimators import (
@@ -265,3 +267,24 @@ def test_reinforce_variance_grows_like_h_cubed_unless_rewards_are_centred_by_the
     a = [estimator_moments(mdp.with_horizon(100), pol, theta, "advantage", A=ev100.A).trace,
          estimator_moments(mdp.with_horizon(200), pol, theta, "advantage", A=ev.A).trace]
     assert abs(np.log(a[1] / a[0]) / np.log(2.0) - 1.0) < 0.2
+
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), S=st.integers(1, 3), A=st.integers(1, 3), H=st.integers(1, 4),
+       gamma=st.sampled_from([0.0, 0.5, 1.0]), name=st.sampled_from(["reinforce", "reward_to_go", "gae"]))
+def test_property_recursion_equals_enumeration(seed: int, S: int, A: int, H: int, gamma: float, name: str) -> None:
+    # any small MDP, including one state, one action and gamma = 0 (degenerate weights)
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(S, A, gamma=gamma, horizon=H, seed=rng, concentration=0.3)
+    pol = TabularSoftmax(S, A)
+    theta = 2.0 * rng.standard_normal(pol.n_params)
+    trajs, prob = enumerate_trajectories(mdp, pol.probs(theta))
+    V, lam = rng.standard_normal(S), float(rng.uniform())
+    est = {"reinforce": lambda: reinforce(trajs, pol, theta), "reward_to_go": lambda: reward_to_go(trajs, pol, theta),
+           "gae": lambda: gae_gradient(trajs, pol, theta, V, lam)}[name]()
+    mom = estimator_moments(mdp, pol, theta, name, **({"V": V, "lam": lam} if name == "gae" else {}))
+    cov = exact_covariance(est.samples, prob)
+    scale = max(1.0, float(np.abs(cov).max()))
+    assert np.abs(mom.covariance - cov).max() <= TOL * scale
+    assert np.linalg.eigvalsh(mom.covariance).min() >= -TOL * scale
