@@ -48,7 +48,6 @@ import numpy as np
 from .._validation import as_float_array, check_positive_int
 from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
-from ..exact.evaluation import state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 
@@ -132,6 +131,16 @@ def _state_average(pi_flat: np.ndarray, X: np.ndarray, S: int, A: int) -> np.nda
     if X.ndim == 1:
         return (pi_flat * X).reshape(S, A).sum(axis=1)
     return (pi_flat[:, None] * X).reshape(S, A, X.shape[1]).sum(axis=1)
+
+
+def _pair_marginals(P: _Transitions, mu0: np.ndarray, pi: np.ndarray, H: int) -> np.ndarray:
+    r""":math:`p_t(s)\pi(a|s) = \Pr(s_t = s, a_t = a)`, shape (H, S·A)."""
+    S, A = pi.shape
+    p = np.empty((H, S * A))
+    p[0] = (mu0[:, None] * pi).reshape(-1)
+    for t in range(1, H):
+        p[t] = (P.back(p[t - 1])[:, None] * pi).reshape(-1)
+    return p
 
 
 # ----------------------------------------------------------------------------- recursions
@@ -411,12 +420,13 @@ def estimator_moments(
     pi = policy.probs(theta)
     live = ~np.asarray(mdp.terminal)
     if D is None:
-        C = policy.score(theta).reshape(S * nA, n)
+        jac = policy._logit_jacobian()  # the score from pi, as SoftmaxPolicy.score computes it
+        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n)
     else:
         C = np.stack([policy.score_dot(theta, v).reshape(-1) for v in D], axis=1)
     C = C * np.repeat(live, nA)[:, None]  # steps in terminal states are padding
-    p = (state_marginals(mdp, pi, H)[:, :, None] * pi[None]).reshape(H, S * nA)
     P = _Transitions(mdp)
+    p = _pair_marginals(P, mdp.mu0, pi, H)
     f, a, c, beta = (None, None, None, 0.0) if estimator == "reinforce" else _weights(
         mdp, estimator, H, b=b, A=A, V=V, lam=lam)
     try:
