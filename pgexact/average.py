@@ -30,6 +30,7 @@ components of the support of :math:`P_\pi` that no transition leaves).
 from __future__ import annotations
 
 from dataclasses import dataclass
+import warnings
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,7 @@ import scipy.linalg
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
+from .errors import SingularSystemError
 from .exact._checks import check_policy_theta
 from .models.finite_mdp import FiniteMDP, check_mdp, check_pi
 from .policies.softmax import SoftmaxPolicy
@@ -185,13 +187,21 @@ def evaluate(mdp: FiniteMDP, pi: Any) -> AverageEvaluation:
     S = mdp.n_states
     r_pi = mdp.policy_reward(pi)
     one = np.ones(S)
-    with np.errstate(all="raise"):
-        d = scipy.linalg.solve((np.eye(S) - P_pi + 1.0).T, one)
-        d = np.clip(d, 0.0, None)
-        d /= d.sum()
-        rho = float(d @ r_pi)
-        h = scipy.linalg.solve(np.eye(S) - P_pi + np.outer(one, d), r_pi - rho)
-        Q = mdp.r - rho + mdp.expected_next(h)
+    try:
+        with warnings.catch_warnings(), np.errstate(all="raise"):
+            warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+            d = scipy.linalg.solve((np.eye(S) - P_pi + 1.0).T, one)
+            d = np.clip(d, 0.0, None)
+            d /= d.sum()
+            rho = float(d @ r_pi)
+            h = scipy.linalg.solve(np.eye(S) - P_pi + np.outer(one, d), r_pi - rho)
+            Q = mdp.r - rho + mdp.expected_next(h)
+    except (scipy.linalg.LinAlgError, scipy.linalg.LinAlgWarning, FloatingPointError) as exc:
+        raise SingularSystemError(
+            "the unichain systems (I - P_pi + 1 1^T) d = 1 and (I - P_pi + 1 d^T) h = r_pi - rho are singular "
+            "to working precision: the chain is nearly multichain (classes joined by tiny probabilities); "
+            "mix the policy or the transitions more, or use the discounted objective"
+        ) from exc
     return AverageEvaluation(rho=rho, h=h, Q=Q, A=Q - h[:, None], d=d)
 
 

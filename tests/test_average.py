@@ -124,3 +124,17 @@ def test_theorem_holds_and_controls_have_power(theorem_id: str) -> None:
     assert max(thm.outcome(i).residual for i in insts) <= thm.tolerance
     for c in thm.controls:
         assert np.mean([c.residual(i) >= CONTROL_FACTOR * thm.tolerance for i in insts]) >= 0.9, c.name
+
+
+def test_nearly_multichain_is_a_numerical_error() -> None:
+    from pgexact.errors import SingularSystemError
+
+    # two absorbing states joined by transitions of probability 1e-300: structurally one class,
+    # numerically two (the rows still sum to 1 in float64)
+    P = np.zeros((2, 1, 2))
+    P[0, 0] = [1.0, 1e-300]
+    P[1, 0] = [1e-300, 1.0]
+    mdp = FiniteMDP(P, [[1.0], [0.0]], [1.0, 0.0], gamma=0.9)
+    assert len(average.closed_classes(P[:, 0, :])) == 1
+    with pytest.raises(SingularSystemError, match="nearly multichain"):
+        average.evaluate(mdp, np.ones((2, 1)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pgexact import LinearSoftmax, TabularSoftmax, evaluate
+from pgexact import LinearSoftmax, TabularSoftmax
 from pgexact.estimators import enumerate_trajectories, estimator_moments, exact_mean, optimal_baselines, reward_to_go
 from pgexact.mdps import gridworld, random_mdp
 from pgexact.theorems.registry import CONTROL_FACTOR, get

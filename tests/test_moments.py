@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pgexact import LinearSoftmax, TabularSoftmax, evaluate, policy_gradient, rollout
 from pgexact.estimators import (
@@ -227,3 +229,62 @@ def test_research_figures_render(tmp_path) -> None:  # noqa: ANN001 - about 10 s
     names = ["estimator_variance", "optimal_baselines", "convergence_bounds", "average_reward"]
     paths = render(names, out_dir=tmp_path, progress=False)
     assert [p.name for p in paths] == [f"{n}.png" for n in names]
+
+
+def test_overflow_is_a_numerical_error() -> None:
+    from pgexact import FiniteMDP
+    from pgexact.errors import NumericalError
+
+    base = random_mdp(2, 2, gamma=1.0, horizon=3, seed=0)
+    mdp = FiniteMDP(base.P, 1e200 * (base.r + 2.0), base.mu0, 1.0, 3)
+    with pytest.raises(NumericalError, match="overflow float64 .* rescale the rewards"):
+        estimator_moments(mdp, TabularSoftmax(2, 2), np.zeros(4), "reinforce")
+
+
+def test_reinforce_variance_grows_like_h_cubed_unless_rewards_are_centred_by_the_gain() -> None:
+    # The course notes ("Policy Gradient", § Understanding the Variance Problem in REINFORCE) argue
+    # Var(g) = O(T^2). On a continuing gridworld (gain rho > 0) the exact trace grows like H^3
+    # (|sum psi|^2 ~ H times R^2 ~ H^2); with rewards centred by the gain it grows like H^2, and
+    # with the exact advantage like H.
+    from pgexact import FiniteMDP, average
+    from pgexact.figures._research import continuing_gridworld
+
+    mdp = continuing_gridworld()
+    pol = TabularSoftmax(25, 4)
+    theta = 0.5 * np.random.default_rng(0).standard_normal(100)
+    pi = pol.probs(theta)
+    centred = FiniteMDP(mdp.P, mdp.r - average.evaluate(mdp, pi).rho, mdp.mu0, 1.0, 1)
+    H = np.array([100, 200])
+
+    def slope(m, name, **kw):  # noqa: ANN001, ANN202
+        v = [estimator_moments(m.with_horizon(int(h)), pol, theta, name, **kw).trace for h in H]
+        return float(np.log(v[1] / v[0]) / np.log(2.0))
+
+    assert abs(slope(mdp, "reinforce") - 3.0) < 0.1
+    assert abs(slope(centred, "reinforce") - 2.0) < 0.1
+    ev = evaluate(mdp.with_horizon(200), pi)
+    ev100 = evaluate(mdp.with_horizon(100), pi)
+    a = [estimator_moments(mdp.with_horizon(100), pol, theta, "advantage", A=ev100.A).trace,
+         estimator_moments(mdp.with_horizon(200), pol, theta, "advantage", A=ev.A).trace]
+    assert abs(np.log(a[1] / a[0]) / np.log(2.0) - 1.0) < 0.2
+
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), S=st.integers(1, 3), A=st.integers(1, 3), H=st.integers(1, 4),
+       gamma=st.sampled_from([0.0, 0.5, 1.0]), name=st.sampled_from(["reinforce", "reward_to_go", "gae"]))
+def test_property_recursion_equals_enumeration(seed: int, S: int, A: int, H: int, gamma: float, name: str) -> None:
+    # any small MDP, including one state, one action and gamma = 0 (degenerate weights)
+    rng = np.random.default_rng(seed)
+    mdp = random_mdp(S, A, gamma=gamma, horizon=H, seed=rng, concentration=0.3)
+    pol = TabularSoftmax(S, A)
+    theta = 2.0 * rng.standard_normal(pol.n_params)
+    trajs, prob = enumerate_trajectories(mdp, pol.probs(theta))
+    V, lam = rng.standard_normal(S), float(rng.uniform())
+    est = {"reinforce": lambda: reinforce(trajs, pol, theta), "reward_to_go": lambda: reward_to_go(trajs, pol, theta),
+           "gae": lambda: gae_gradient(trajs, pol, theta, V, lam)}[name]()
+    mom = estimator_moments(mdp, pol, theta, name, **({"V": V, "lam": lam} if name == "gae" else {}))
+    cov = exact_covariance(est.samples, prob)
+    scale = max(1.0, float(np.abs(cov).max()))
+    assert np.abs(mom.covariance - cov).max() <= TOL * scale
+    assert np.linalg.eigvalsh(mom.covariance).min() >= -TOL * scale

@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_float_array, check_positive_int
+from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
-from ..exact.evaluation import state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 
@@ -131,6 +131,16 @@ def _state_average(pi_flat: np.ndarray, X: np.ndarray, S: int, A: int) -> np.nda
     if X.ndim == 1:
         return (pi_flat * X).reshape(S, A).sum(axis=1)
     return (pi_flat[:, None] * X).reshape(S, A, X.shape[1]).sum(axis=1)
+
+
+def _pair_marginals(P: _Transitions, mu0: np.ndarray, pi: np.ndarray, H: int) -> np.ndarray:
+    r""":math:`p_t(s)\pi(a|s) = \Pr(s_t = s, a_t = a)`, shape (H, S·A)."""
+    S, A = pi.shape
+    p = np.empty((H, S * A))
+    p[0] = (mu0[:, None] * pi).reshape(-1)
+    for t in range(1, H):
+        p[t] = (P.back(p[t - 1])[:, None] * pi).reshape(-1)
+    return p
 
 
 # ----------------------------------------------------------------------------- recursions
@@ -318,14 +328,14 @@ def estimator_moments(
     recursions over time and state (module docstring). Weights, as in :mod:`pgexact.estimators`
     with :math:`d = \gamma`:
 
-    ================== =====================================================================
-    ``"reinforce"``     :math:`w_t = \sum_{l<H} d^l r_l` (Williams 1992)
-    ``"reward_to_go"``  :math:`w_t = d^t G_t`, :math:`G_t = \sum_{l \ge t} d^{l-t} r_l`
-    ``"constant_baseline"`` :math:`w_t = d^t (G_t - b)`, ``b`` a float
-    ``"state_baseline"`` :math:`w_t = d^t (G_t - b_t(s_t))`, ``b`` of shape (S,) or (T, S)
-    ``"advantage"``     :math:`w_t = d^t A_t(s_t, a_t)`, ``A`` of shape (S, A) or (T, S, A)
-    ``"gae"``           :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t` with ``V`` (S,) or (T, S), ``lam``
-    ================== =====================================================================
+    ========================= ==============================================================
+    ``"reinforce"``           :math:`w_t = \sum_{l<H} d^l r_l` (Williams 1992)
+    ``"reward_to_go"``        :math:`w_t = d^t G_t`, :math:`G_t = \sum_{l \ge t} d^{l-t} r_l`
+    ``"constant_baseline"``   :math:`w_t = d^t (G_t - b)`, ``b`` a float
+    ``"state_baseline"``      :math:`w_t = d^t (G_t - b_t(s_t))`, ``b`` of shape (S,) or (T, S)
+    ``"advantage"``           :math:`w_t = d^t A_t(s_t, a_t)`, ``A`` of shape (S, A) or (T, S, A)
+    ``"gae"``                 :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t`, ``V`` (S,) or (T, S), ``lam``
+    ========================= ==============================================================
 
     Steps in terminal states are padding (score 0); GAE bootstraps nothing from a terminal
     state nor after the last step of a finite horizon, and :math:`V(s_T)` at the end of a
@@ -410,18 +420,26 @@ def estimator_moments(
     pi = policy.probs(theta)
     live = ~np.asarray(mdp.terminal)
     if D is None:
-        C = policy.score(theta).reshape(S * nA, n)
+        jac = policy._logit_jacobian()  # the score from pi, as SoftmaxPolicy.score computes it
+        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n)
     else:
         C = np.stack([policy.score_dot(theta, v).reshape(-1) for v in D], axis=1)
     C = C * np.repeat(live, nA)[:, None]  # steps in terminal states are padding
-    p = (state_marginals(mdp, pi, H)[:, :, None] * pi[None]).reshape(H, S * nA)
     P = _Transitions(mdp)
-    with np.errstate(over="raise", invalid="raise"):
-        if estimator == "reinforce":
-            second, mean_c = _total_return_kernel(P, pi, C, p, mdp.r, mdp.gamma)
-        else:
-            f, a, c, beta = _weights(mdp, estimator, H, b=b, A=A, V=V, lam=lam)
-            second, mean_c = _causal_kernel(P, pi, C, p, f, a, c, beta, mdp.gamma)
+    p = _pair_marginals(P, mdp.mu0, pi, H)
+    f, a, c, beta = (None, None, None, 0.0) if estimator == "reinforce" else _weights(
+        mdp, estimator, H, b=b, A=A, V=V, lam=lam)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if estimator == "reinforce":
+                second, mean_c = _total_return_kernel(P, pi, C, p, mdp.r, mdp.gamma)
+            else:
+                second, mean_c = _causal_kernel(P, pi, C, p, f, a, c, beta, mdp.gamma)
+    except FloatingPointError as exc:
+        raise NumericalError(
+            f"the second moments of {estimator!r} overflow float64 (H={H}, max|r|={float(np.max(np.abs(mdp.r))):.3g}): "
+            "rescale the rewards (and b, A, V) or shorten the horizon"
+        ) from exc
     second = 0.5 * (second + second.T)
     cov = second - np.outer(mean_c, mean_c)
     if D is None:
