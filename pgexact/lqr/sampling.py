@@ -101,6 +101,7 @@ class LQRTrajectories:
 
     @property
     def n_episodes(self) -> int:
+        """Number of episodes N."""
         return int(self.costs.shape[0])
 
     @property
@@ -110,10 +111,12 @@ class LQRTrajectories:
 
     @property
     def n_states(self) -> int:
+        """State dimension n."""
         return int(self.states.shape[2])
 
     @property
     def n_actions(self) -> int:
+        """Input dimension m."""
         return int(self.actions.shape[2])
 
     def discounted_returns(self) -> np.ndarray:
