@@ -109,6 +109,7 @@ def test_soft_bellman_equations_by_quadrature():
     pol_star = LinearGaussian(2, 2, noise_cov=opt.action_cov)
     logZ = np.log(np.sum(wts * np.exp(star.Q(X, U) / alpha - pol_star.log_prob(pol_star.params(opt.K), X, U))))
     assert alpha * logZ == pytest.approx(float(opt.V(x)), rel=1e-11)
+    np.testing.assert_allclose(opt.Q(X, U), star.Q(X, U), rtol=1e-11)  # closed-form Q* = soft Q of pi*
     assert float(star.V(x)) == pytest.approx(float(opt.V(x)), rel=1e-11)
 
 
