@@ -85,6 +85,19 @@ def test_cross_cost_gradient_and_values(horizon):
     np.testing.assert_allclose(ro.costs, want, rtol=1e-12)
 
 
+def test_cross_cost_finite_horizon_riccati():
+    """Finite horizon with N: the time-varying Riccati gains are a stationary point of
+    C(K_0..K_{H-1}) (per-time gradients vanish), their cost equals the Riccati cost, and K_0 tends
+    to the infinite-horizon K* as H grows."""
+    lqr = _cross_lqr(4, horizon=6)
+    oc = riccati(lqr)
+    ev = evaluate(lqr, oc.K)
+    assert ev.cost == pytest.approx(oc.cost, rel=1e-12)
+    assert np.max(np.abs(cost_gradient(lqr, oc.K))) < 1e-11 * oc.cost
+    np.testing.assert_allclose(riccati(lqr.with_horizon(400)).K[0], optimal_gain(lqr.with_horizon(None)),
+                               rtol=1e-9)
+
+
 def test_noise_factor_equals_noise_cov():
     """W = C C' (QuantEcon's convention): same model as noise_cov = C C'."""
     lqr = _cross_lqr(2)

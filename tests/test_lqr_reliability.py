@@ -126,6 +126,22 @@ def test_seed_blocks_are_distinct_and_processes_agree():
     assert np.array_equal(par.states, ro.states) and np.array_equal(par.costs, ro.costs)
 
 
+def test_bit_identical_with_blas_sized_state():
+    """n = 14 (above the elementwise-product threshold: BLAS products on whole seed blocks)."""
+    rng = np.random.default_rng(0)
+    n = 14
+    A = rng.standard_normal((n, n))
+    A *= 0.9 / np.max(np.abs(np.linalg.eigvals(A)))
+    lqr = LQR(A, rng.standard_normal((n, 2)), np.eye(n), np.eye(2), gamma=0.9, Sigma0=np.eye(n),
+              noise_cov=0.1 * np.eye(n))
+    pol = LinearGaussian(n, 2, noise_cov=0.2 * np.eye(2))
+    th = pol.params(0.01 * rng.standard_normal((2, n)))
+    ref = rollout(lqr, pol, th, 2 * SEED_BLOCK + 3, seed=1, horizon=5)
+    for chunk in (1, 7, SEED_BLOCK + 1):
+        got = rollout(lqr, pol, th, 2 * SEED_BLOCK + 3, seed=1, horizon=5, chunk_size=chunk)
+        assert np.array_equal(got.states, ref.states) and np.array_equal(got.costs, ref.costs), chunk
+
+
 class _Failing(ThreadPoolExecutor):
     def submit(self, fn, *args, **kwargs):
         if args[2] > 0:  # every chunk but the first fails

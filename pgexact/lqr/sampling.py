@@ -6,7 +6,8 @@ seed's :class:`~numpy.random.SeedSequence` (:func:`pgexact._chunks.chunk_seed`),
 initial states of the whole block, then the noise of each episode in turn (episode-major), so an
 episode's random numbers do not depend on how many others are drawn. Every matrix product runs
 on whole blocks (padded with zeros), so its rounding does not depend on how many blocks are
-simulated together. Hence the episodes are bit-identical whatever ``chunk_size`` (how many
+simulated together (small inner dimensions use explicit elementwise sums, which round every
+row alike). Hence the episodes are bit-identical whatever ``chunk_size`` (how many
 episodes are simulated at once) and whatever ``executor`` and number of workers computes the
 chunks. All episodes of a chunk advance together by matrix products (a Python loop over time only).
 
@@ -74,7 +75,7 @@ class LQRTrajectories:
     Attributes
     ----------
     states : numpy.ndarray, shape (N, T, n)
-        :math:`x_t`, t = 0..T-1.
+        :math:`x_t`, t = 0..T-1 (batch-first views of time-major memory, as :class:`pgexact.Trajectories`).
     actions : numpy.ndarray, shape (N, T, m)
     costs : numpy.ndarray, shape (N, T)
         :math:`c_t = x_t^\top Q x_t + u_t^\top R u_t + 2x_t^\top N u_t` (undiscounted).
@@ -100,6 +101,7 @@ class LQRTrajectories:
 
     @property
     def n_episodes(self) -> int:
+        """Number of episodes N."""
         return int(self.costs.shape[0])
 
     @property
@@ -109,10 +111,12 @@ class LQRTrajectories:
 
     @property
     def n_states(self) -> int:
+        """State dimension n."""
         return int(self.states.shape[2])
 
     @property
     def n_actions(self) -> int:
+        """Input dimension m."""
         return int(self.actions.shape[2])
 
     def discounted_returns(self) -> np.ndarray:
@@ -123,26 +127,21 @@ class LQRTrajectories:
 # ---------------------------------------------------------------------------- the kernel
 @dataclass(frozen=True)
 class _Dynamics:
-    """Everything a chunk needs (picklable, for process executors)."""
+    """Everything a chunk needs (picklable, for process executors).
 
-    At: np.ndarray
-    Bt: np.ndarray
-    mKt: np.ndarray  # -K^T
+    ``Mx = [-K^T | Q | A^T | 2N]`` (n, m + n + n + m) and ``Mu = [R | B^T]`` (m, m + n): the
+    products with the state and with the action, each in one pass.
+    """
+
+    Mx: np.ndarray
+    Mu: np.ndarray
     LuT: np.ndarray | None  # action-noise factor^T (None: deterministic policy)
     CT: np.ndarray | None  # process-noise factor^T (None: no noise)
     L0T: np.ndarray
-    Q: np.ndarray
-    R: np.ndarray
-    N2: np.ndarray | None  # 2 N (None: no cross cost)
+    n: int
+    m: int
     T: int
-
-    @property
-    def n(self) -> int:
-        return self.At.shape[0]
-
-    @property
-    def m(self) -> int:
-        return self.Bt.shape[0]
+    cross: bool
 
     @property
     def d(self) -> int:
@@ -157,50 +156,81 @@ def _draw_block(dyn: _Dynamics, ss: np.random.SeedSequence, block: int, lo: int,
     return z0, z
 
 
-def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int) -> tuple:
+#: Up to this inner dimension, products run as explicit elementwise sums (exactly the same
+#: rounding for every row, whatever the number of rows); beyond it, as BLAS products on whole
+#: seed blocks (the same shapes every time).
+_ELEMENTWISE_UP_TO = 12
+
+
+def _times(x: np.ndarray, M: np.ndarray) -> np.ndarray:
+    """``x @ M`` for x (nb, B, k), with a rounding that does not depend on nb."""
+    k = M.shape[0]
+    if k > _ELEMENTWISE_UP_TO:
+        return x @ M  # batched over the leading axis: one (B, k) @ (k, j) product per seed block
+    out = x[..., 0, None] * M[0]
+    for i in range(1, k):
+        out += x[..., i, None] * M[i]
+    return out
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products over the last axis, rounded alike for every row."""
+    k = a.shape[-1]
+    if k > _ELEMENTWISE_UP_TO:
+        return np.sum(a * b, axis=-1)
+    out = a[..., 0] * b[..., 0]
+    for i in range(1, k):
+        out += a[..., i] * b[..., i]
+    return out
+
+
+def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int, out: tuple | None = None) -> tuple:
+    """Episodes start..stop-1 into time-major buffers (T, size, n), (T, size, m), (T, size), (size, n)."""
     B, T, n, m = SEED_BLOCK, dyn.T, dyn.n, dyn.m
     first, last = start // B, (stop - 1) // B
     nb = last - first + 1
     z0 = np.zeros((nb, B, n))
-    Z = np.zeros((nb, B, T, dyn.d))
-    used = np.zeros((nb, B), dtype=bool)
+    Z = np.zeros((T, nb, B, dyn.d))
     for k, b in enumerate(range(first, last + 1)):
         lo, hi = max(start - b * B, 0), min(stop - b * B, B)
-        z0[k], Z[k, lo:hi] = _draw_block(dyn, ss, b, lo, hi)
-        used[k, lo:hi] = True
-    sel = used.reshape(-1)
+        z0[k], zk = _draw_block(dyn, ss, b, lo, hi)
+        Z[:, k, lo:hi] = zk.transpose(1, 0, 2)
+    rows = slice(start - first * B, stop - first * B)  # the chunk's episodes in the padded layout
     size = stop - start
-    states = np.empty((size, T, n))
-    actions = np.empty((size, T, m))
-    costs = np.empty((size, T))
+    if out is None:
+        out = (np.empty((T, size, n)), np.empty((T, size, m)), np.empty((T, size)), np.empty((size, n)))
+    states, actions, costs, final = out
     mu = 0 if dyn.LuT is None else dyn.LuT.shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        x = z0 @ dyn.L0T  # (nb, B, n): fixed-shape products per block
+        x = _times(z0, dyn.L0T)  # (nb, B, n)
         for t in range(T):
-            zt = Z[:, :, t]
-            u = x @ dyn.mKt
+            zt = Z[t]
+            XM = _times(x, dyn.Mx)  # [-Kx | Qx | Ax | 2Nx] per row
+            u = XM[..., :m]
             if dyn.LuT is not None:
-                u = u + zt[..., :mu] @ dyn.LuT
-            c = np.sum((x @ dyn.Q) * x, axis=-1) + np.sum((u @ dyn.R) * u, axis=-1)
-            if dyn.N2 is not None:
-                c = c + np.sum((x @ dyn.N2) * u, axis=-1)
-            states[:, t] = x.reshape(-1, n)[sel]
-            actions[:, t] = u.reshape(-1, m)[sel]
-            costs[:, t] = c.reshape(-1)[sel]
-            x = x @ dyn.At + u @ dyn.Bt
+                u = u + _times(zt[..., :mu], dyn.LuT)
+            UM = _times(u, dyn.Mu)  # [Ru | Bu]
+            c = _rowdot(XM[..., m:m + n], x) + _rowdot(UM[..., :m], u)
+            if dyn.cross:
+                c += _rowdot(XM[..., m + 2 * n:], u)
+            states[t] = x.reshape(-1, n)[rows]
+            actions[t] = u.reshape(-1, m)[rows]
+            costs[t] = c.reshape(-1)[rows]
+            x = XM[..., m + n:m + 2 * n] + UM[..., m:]
             if dyn.CT is not None:
-                x = x + zt[..., mu:] @ dyn.CT
-    final = x.reshape(-1, n)[sel]
+                x += _times(zt[..., mu:], dyn.CT)
+        final[...] = x.reshape(-1, n)[rows]
     bad = ~np.isfinite(costs)
     if bad.any() or not np.all(np.isfinite(final)):
-        t_bad = int(np.argmax(bad.any(axis=0))) if bad.any() else T
-        rho = float(np.max(np.abs(np.linalg.eigvals(dyn.At.T + dyn.Bt.T @ dyn.mKt.T))))
+        t_bad = int(np.argmax(bad.any(axis=1))) if bad.any() else T
+        AK = dyn.Mx[:, m + n:m + 2 * n].T + dyn.Mu[:, m:].T @ dyn.Mx[:, :m].T
+        rho = float(np.max(np.abs(np.linalg.eigvals(AK))))
         raise NumericalError(
             f"the rollout overflowed float64 at step t={t_bad} of {T}: the closed loop A - B K has "
-            f"spectral radius {rho:.6g} (largest |K| entry {np.max(np.abs(dyn.mKt)):.3g}), so the "
+            f"spectral radius {rho:.6g} (largest |K| entry {np.max(np.abs(dyn.Mx[:, :m])):.3g}), so the "
             f"state grows like {rho:.3g}^t; use a stabilizing gain or a shorter horizon"
         )
-    return states, actions, costs, final
+    return out
 
 
 def _check_model_policy(lqr: Any, policy: Any) -> None:
@@ -302,23 +332,31 @@ def rollout(
     Sigma0 = lqr.initial_cov("rollout")
     Su = policy.action_cov(theta)
     K = policy.gain(theta)
+    Nx = 2.0 * lqr.N if lqr.has_cross else np.zeros((n, 0))
     dyn = _Dynamics(
-        At=np.array(lqr.A.T), Bt=np.array(lqr.B.T), mKt=-K.T,
+        Mx=np.ascontiguousarray(np.hstack([-K.T, lqr.Q, lqr.A.T, Nx])),
+        Mu=np.ascontiguousarray(np.hstack([lqr.R, lqr.B.T])),
         LuT=psd_sqrt(Su).T if np.any(Su) else None,
         CT=np.array(lqr.noise_factor.T) if lqr.has_noise else None,
-        L0T=psd_sqrt(Sigma0).T, Q=np.array(lqr.Q), R=np.array(lqr.R),
-        N2=2.0 * lqr.N if lqr.has_cross else None, T=T,
+        L0T=psd_sqrt(Sigma0).T, n=n, m=m, T=T, cross=lqr.has_cross,
     )
     ss = as_seed_sequence(seed)
-    bounds = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    bounds = [int(v) for v in np.concatenate([[0], np.cumsum(sizes)])]
+    # time-major buffers (batch-first views are returned): every step writes contiguous rows
+    bufs = (np.empty((T, N, n)), np.empty((T, N, m)), np.empty((T, N)), np.empty((N, n)))
+
+    def view(i: int) -> tuple:
+        a, b = bounds[i], bounds[i + 1]
+        return bufs[0][:, a:b], bufs[1][:, a:b], bufs[2][:, a:b], bufs[3][a:b]
+
     if executor is None:
-        parts = [_run_chunk(dyn, ss, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+        for i in range(len(sizes)):
+            _run_chunk(dyn, ss, bounds[i], bounds[i + 1], out=view(i))
     else:
-        futures = [executor.submit(_run_chunk, dyn, ss, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-        parts = []
+        futures = [executor.submit(_run_chunk, dyn, ss, bounds[i], bounds[i + 1]) for i in range(len(sizes))]
         for i, f in enumerate(futures):
             try:
-                parts.append(f.result())
+                part = f.result()
             except NumericalError:
                 for g in futures[i + 1:]:
                     g.cancel()
@@ -326,12 +364,12 @@ def rollout(
             except Exception as exc:
                 for g in futures[i + 1:]:
                     g.cancel()
-                first_block = int(bounds[i]) // SEED_BLOCK  # the chunk's first seed block
+                first_block = bounds[i] // SEED_BLOCK  # the chunk's first seed block
                 raise ChunkError(i, sizes[i], chunk_seed(ss, first_block), len(sizes), exc) from exc
-    if len(parts) == 1:
-        states, actions, costs, final = parts[0]
-    else:
-        states, actions, costs, final = (np.concatenate(p) for p in zip(*parts))
+            for dst, src in zip(view(i), part):
+                dst[...] = src
+    states, actions, costs = (b.swapaxes(0, 1) for b in bufs[:3])
+    final = bufs[3]
     return LQRTrajectories(states=states, actions=actions, costs=costs, final_states=final, gamma=lqr.gamma)
 
 

@@ -217,6 +217,7 @@ class SoftOptimal:
     J : float or None
         :math:`-(\mathrm{tr}(P^*\Sigma_0) + d^*)`; None without ``Sigma0``.
     alpha : float
+    lqr : LQR
     """
 
     K: np.ndarray
@@ -225,10 +226,34 @@ class SoftOptimal:
     offset: float
     J: float | None
     alpha: float
+    lqr: LQR
 
     def __post_init__(self) -> None:
         for arr in (self.K, self.action_cov, self.P):
             arr.flags.writeable = False
+
+    def Q(self, x: Any, u: Any) -> np.ndarray:
+        r"""Soft-optimal action value, x (..., n), u (..., m) -> (...).
+
+        .. math::
+
+            Q^*(x, u) = -(x^\top Qx + u^\top Ru + 2x^\top Nu)
+                        - \gamma\big[(Ax + Bu)^\top P^*(Ax + Bu) + \mathrm{tr}(P^*W) + d^*\big],
+
+        so that :math:`\pi^*(u|x) \propto \exp(Q^*(x, u)/\alpha)` and
+        :math:`V^*(x) = \alpha\log\int\exp(Q^*(x, u)/\alpha)\,du`.
+        """
+        lqr = self.lqr
+        x = as_float_array("x", x)
+        u = as_float_array("u", u)
+        if x.shape[-1:] != (lqr.n_states,) or u.shape != x.shape[:-1] + (lqr.n_actions,):
+            raise ValueError(f"x must have shape (..., {lqr.n_states}) and u (..., {lqr.n_actions}) with the "
+                             f"same batch shape, got {x.shape} and {u.shape}")
+        y = x @ lqr.A.T + u @ lqr.B.T
+        cost = (np.einsum("...i,ij,...j->...", x, lqr.Q, x) + np.einsum("...i,ij,...j->...", u, lqr.R, u)
+                + 2.0 * np.einsum("...i,ij,...j->...", x, lqr.N, u))
+        nxt = np.einsum("...i,ij,...j->...", y, self.P, y) + float(np.sum(self.P * lqr.noise_cov)) + self.offset
+        return -(cost + lqr.gamma * nxt)
 
     def V(self, x: Any) -> np.ndarray:
         r""":math:`V^*(x) = -(x^\top P^* x + d^*)`, x (..., n) -> (...)."""
@@ -265,4 +290,4 @@ def soft_optimal(lqr: LQR, alpha: float) -> SoftOptimal:
     log_partition = 0.5 * (m * np.log(np.pi * alpha) - logdet_M)  # log det(pi alpha M^-1) / 2
     d = (g * float(np.sum(P * lqr.noise_cov)) - alpha * log_partition) / (1.0 - g)
     J = None if lqr.Sigma0 is None else -(float(np.sum(P * lqr.Sigma0)) + d)
-    return SoftOptimal(K=K, action_cov=S, P=np.array(P), offset=d, J=J, alpha=alpha)
+    return SoftOptimal(K=K, action_cov=S, P=np.array(P), offset=d, J=J, alpha=alpha, lqr=lqr)
