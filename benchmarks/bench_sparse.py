@@ -8,7 +8,8 @@ competing process (a Python busy loop, started and stopped by the benchmark) and
 medians, their ratio, the CPU time (user + sys) of each run, the achieved residuals recomputed
 from an independently assembled I - gamma P_pi, and the peak RSS.
 
-Usage: ``python benchmarks/bench_sparse.py [--side 1000] [--tol 1e-8] [--seed 0] [--repeats 1]``
+Usage: ``python benchmarks/bench_sparse.py [--side 1000] [--tol 1e-8] [--seed 0] [--repeats 1]
+[--no-thread-limit]`` (the last one measures the reference without the one-BLAS-thread limit).
 """
 
 from __future__ import annotations
@@ -65,7 +66,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--gamma", type=float, default=0.99)
     ap.add_argument("--repeats", type=int, default=1, help="interleaved pairs (quiet, loaded)")
+    ap.add_argument("--no-thread-limit", action="store_true",
+                    help="reference: let BLAS use all its threads inside the Krylov loop")
     args = ap.parse_args()
+    if args.no_thread_limit:
+        import contextlib
+
+        import pgexact.exact._krylov as krylov
+
+        krylov._one_blas_thread = contextlib.nullcontext
 
     t0 = time.perf_counter()
     mdp, policy, theta = build(args.side, args.gamma, args.seed)

@@ -422,6 +422,15 @@ def test_adjoint_with_uniform_mu0_breaks_scipy_bicgstab_and_converges_here():
     check_converged(mdp, pi, 1e-8)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2])
+def test_slowly_mixing_300x300_at_gamma_0999_converges(seed):
+    """BiCGSTAB breaks down here (after 250-450 iterations); the restarts from the iterate reached
+    converge. Covered fast by the 40 x 40 cases of test_gridworlds_converge."""
+    mdp, pi = grid_instance(300, 0.999, seed=seed)
+    check_converged(mdp, pi, 1e-8)
+
+
 @pytest.mark.parametrize("gamma", [0.9, 0.99, 0.999])
 @pytest.mark.parametrize("seed, case", enumerate([
     dict(side=40),                                          # uniform mu0
