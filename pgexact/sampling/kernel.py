@@ -139,13 +139,13 @@ class TransitionSampler:
             j_[...] = x_  # column = floor(x) (x >= 0)
             np.multiply(s_, K, out=flat_)
             flat_ += j_
-            thr_abs.take(flat_, out=thv_)
+            thr_abs.take(flat_, out=thv_, mode="clip")  # indices are in range: clip skips the check
             np.less(x_, thv_, out=coin_)  # coin: frac(x) < threshold  <=>  x < j + threshold
-            alias.take(flat_, out=code_)
+            alias.take(flat_, out=code_, mode="clip")
             if dense:
                 np.subtract(j_, code_, out=d_)  # code = coin ? j : alias  (branch-free blend)
             else:
-                primary.take(flat_, out=d_)  # sparse rows: column j stands for primary[s, j]
+                primary.take(flat_, out=d_, mode="clip")  # sparse rows: column j stands for primary[s, j]
                 d_ -= code_
             d_ *= coin_
             code_ += d_
@@ -162,11 +162,11 @@ class TransitionSampler:
             if flat_out:
                 o = int(offsets[t])
                 actions[o : o + m] = a_
-                reward.take(sa_, out=rewards[o : o + m])
+                reward.take(sa_, out=rewards[o : o + m], mode="clip")
                 states[n + o : n + o + m] = s_
             else:
                 ac2[t, :m] = a_
-                reward.take(sa_, out=rw2[t, :m])
+                reward.take(sa_, out=rw2[t, :m], mode="clip")
                 st2[t + 1, :m] = s_
         if out is not None:
             return out
