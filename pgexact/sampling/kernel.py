@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .alias import AliasTable
+from .alias import AliasTable, build_alias
 
 __all__ = ["TransitionSampler"]
 
@@ -246,13 +246,42 @@ class TransitionSampler:
         return path
 
 
-def _sparse_joint_table(P: Any, pi: np.ndarray) -> AliasTable:
-    """Joint (action, next-state) tables of a sparse P of shape (S*A, S): codes ``a*S + s'``."""
+def _sparse_joint_table(P: Any, pi: np.ndarray, block: int = 1 << 15) -> AliasTable:
+    r"""Joint (action, next-state) tables of a sparse P of shape (S*A, S): codes ``a*S + s'``.
+
+    The joint row of state s is the concatenation of the CSR rows ``s*A .. s*A + A - 1`` (stored
+    contiguously), scaled by :math:`\pi(a|s)`; rows are padded to the largest count and built in
+    blocks of states, so the temporaries stay small (a 1000 x 1000 gridworld: 1e6 states).
+    """
     S, A = pi.shape
-    csr = scipy.sparse.csr_array(P)
-    k = np.repeat(np.arange(S * A), np.diff(csr.indptr))
-    joint_sp = scipy.sparse.csr_array(
-        (csr.data * pi.reshape(-1)[k], (k // A, (k % A) * S + csr.indices)),
-        shape=(S, A * S),
-    )
-    return AliasTable.from_sparse_rows(joint_sp)
+    csr = P if isinstance(P, scipy.sparse.csr_array) else scipy.sparse.csr_array(P)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    indptr, indices, data = csr.indptr, csr.indices, csr.data
+    jptr = indptr[::A].astype(np.int64)  # joint row s: entries jptr[s]:jptr[s + 1]
+    counts = np.diff(jptr)
+    K = max(int(counts.max()) if S else 1, 1)
+    threshold = np.empty(S * K)
+    primary = np.empty(S * K, dtype=np.intp)
+    alias = np.empty(S * K, dtype=np.intp)
+    pi_flat = pi.reshape(-1)
+    for s0 in range(0, S, block):
+        s1 = min(S, s0 + block)
+        e0, e1 = int(jptr[s0]), int(jptr[s1])
+        c = counts[s0:s1]
+        rows = np.repeat(np.arange(s1 - s0, dtype=np.intp), c)
+        pos = np.arange(e1 - e0, dtype=np.intp) - np.repeat(jptr[s0:s1] - e0, c)
+        k = np.repeat(np.arange(s0 * A, s1 * A, dtype=np.intp), np.diff(indptr[s0 * A : s1 * A + 1]))
+        probs = np.zeros((s1 - s0, K))
+        probs[rows, pos] = data[e0:e1] * pi_flat[k]
+        codes = np.zeros((s1 - s0, K), dtype=np.intp)
+        codes[rows, pos] = (k % A) * S + indices[e0:e1]
+        # padded columns repeat the row's first code (probability 0: never returned)
+        pad = np.arange(K)[None, :] >= c[:, None]
+        codes[pad] = np.broadcast_to(codes[:, :1], codes.shape)[pad]
+        thr, al = build_alias(probs)
+        threshold[s0 * K : s1 * K] = thr.reshape(-1)
+        primary[s0 * K : s1 * K] = codes.reshape(-1)
+        alias[s0 * K : s1 * K] = np.take_along_axis(codes, al, axis=1).reshape(-1)
+    return AliasTable(S, K, threshold, primary, alias)
