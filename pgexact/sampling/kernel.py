@@ -67,6 +67,11 @@ class TransitionSampler:
         thr += np.arange(K, dtype=np.float64)
         self.joint_threshold_abs = thr.reshape(-1)
         self.dense_codes = not scipy.sparse.issparse(P)
+        # dense codes a*S + s' < K: the smallest integer type keeps the alias table in cache
+        self.code_dtype = np.dtype(np.intp)
+        if self.dense_codes:
+            self.code_dtype = np.dtype(np.int16 if K <= np.iinfo(np.int16).max else np.int32)
+        self.alias_codes = self.joint.alias.astype(self.code_dtype)
         self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
@@ -112,14 +117,15 @@ class TransitionSampler:
         else:
             st2, ac2, rw2 = out
             s0 = st2[0]
-        thr_abs, alias, reward = self.joint_threshold_abs, self.joint.alias, self.reward
+        thr_abs, alias, reward = self.joint_threshold_abs, self.alias_codes, self.reward
         primary, dense = self.joint.primary, self.dense_codes
         # work buffers, allocated once per chunk (no allocation inside the time loop)
         x = np.empty(n)
         thv = np.empty(n)
         coin = np.empty(n, dtype=bool)
-        j, flat, code, a, d, sa = (np.empty(n, dtype=np.intp) for _ in range(6))
-        s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+        j, flat, sa = (np.empty(n, dtype=np.intp) for _ in range(3))
+        code, a, d = (np.empty(n, dtype=self.code_dtype) for _ in range(3))
+        s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n)).astype(self.code_dtype)
         s0[:] = s
         pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
         shift = S.bit_length() - 1
@@ -137,19 +143,19 @@ class TransitionSampler:
             gen.random(out=x_)
             x_ *= K  # x < K exactly: for u <= 1 - 2^-53, u * K rounds below K
             j_[...] = x_  # column = floor(x) (x >= 0)
-            np.multiply(s_, K, out=flat_)
+            np.multiply(s_, K, out=flat_, dtype=np.intp)
             flat_ += j_
             thr_abs.take(flat_, out=thv_, mode="clip")  # indices are in range: clip skips the check
             np.less(x_, thv_, out=coin_)  # coin: frac(x) < threshold  <=>  x < j + threshold
             alias.take(flat_, out=code_, mode="clip")
             if dense:
-                np.subtract(j_, code_, out=d_)  # code = coin ? j : alias  (branch-free blend)
+                np.subtract(j_, code_, out=d_, casting="unsafe")  # code = coin ? j : alias  (branch-free blend; j < K fits)
             else:
                 primary.take(flat_, out=d_, mode="clip")  # sparse rows: column j stands for primary[s, j]
                 d_ -= code_
             d_ *= coin_
             code_ += d_
-            np.multiply(s_, A, out=sa_)
+            np.multiply(s_, A, out=sa_, dtype=np.intp)
             if pow2:
                 np.right_shift(code_, shift, out=a_)
                 sa_ += a_
