@@ -18,7 +18,8 @@ import numpy as np
 import scipy.linalg
 
 from .._validation import as_float_array, check_distribution, check_positive_int
-from ..exact._checks import check_mdp, check_pi, check_policy_theta
+from ..exact._checks import check_policy_theta
+from ..models.finite_mdp import check_mdp, check_pi
 from ..exact.evaluation import evaluate, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
