@@ -310,7 +310,17 @@ def rollout(
     Returns
     -------
     Trajectories
-        Batch-first (F-ordered) arrays; see :class:`Trajectories` for padding and masks.
+        Stored time-major and ragged (memory proportional to the simulated transitions, also
+        under geometric stopping); ``steps`` gives per-step arrays, ``states``/``actions``/
+        ``rewards``/``mask`` padded batch-first views (see :class:`Trajectories`).
+
+    Raises
+    ------
+    ValueError
+        Inconsistent horizon arguments, or a batch whose arrays would exceed
+        ``pgexact._validation.MEMORY_LIMIT`` (the message gives the memory it would need).
+    TypeError
+        ``executor`` that is not a ``concurrent.futures.Executor``.
 
     Examples
     --------
