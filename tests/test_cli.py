@@ -38,8 +38,7 @@ def test_registry_entries_are_complete():
     for t in theorems:
         assert t.statement and t.source and t.tolerance_reason
         assert 0 < t.tolerance <= 1
-        if not t.id.startswith("lqr."):  # the LQR module states its references in its own terms
-            assert t.reference and t.controls, t.id
+        assert t.reference.strip() and t.controls, t.id
         assert ".txt" not in t.source and "seeds" not in t.source, t.id  # course notes cited by title, not file
 
 
