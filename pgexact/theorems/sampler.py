@@ -24,7 +24,10 @@ from ..models.finite_mdp import FiniteMDP
 from . import _reference as ref
 from .registry import identity, statistical
 
-__all__ = ["SamplerProblem", "N_EPISODES", "N_GEOMETRIC", "T_CUT"]
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
 
 N_EPISODES = 50_000
 N_GEOMETRIC = 10_000  # geometric episodes are ~1/(1-gamma) <= 10 steps long on average
