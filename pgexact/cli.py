@@ -60,9 +60,8 @@ def run_verify(
         instance raised). ``tightest_ratio`` is the largest ``lhs / rhs`` seen (inequalities; else
         None); ``control_power`` maps each control's name to its power (None without ``controls``).
     """
-    from tqdm import tqdm
-
-    from .theorems.registry import CONTROL_FACTOR, all_theorems
+    from .exact._krylov import _one_blas_thread
+    from .theorems.registry import all_theorems
 
     theorems = all_theorems()
     if only is not None:
@@ -78,6 +77,17 @@ def run_verify(
         if unknown:
             raise UsageError(f"unknown theorem ids {sorted(unknown)}")
         selected = [t for t in selected if t.id in wanted]
+    # instances are small (a few states, n <= 10): BLAS threads would only spin, doubling the CPU time
+    with _one_blas_thread():
+        return _verify_rows(selected, instances, seed, progress, controls)
+
+
+def _verify_rows(selected: list, instances: int, seed: int, progress: bool, controls: bool) -> list[dict]:
+    """The rows of :func:`run_verify` for the ``selected`` theorems."""
+    from tqdm import tqdm
+
+    from .theorems.registry import CONTROL_FACTOR
+
     rows = []
     bar = tqdm(selected, desc="verify", unit="thm", disable=not progress, file=sys.stderr)
     for thm in bar:

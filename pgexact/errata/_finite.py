@@ -9,11 +9,14 @@ constrained optimizer).
 from __future__ import annotations
 
 import itertools
+import math
+import numbers
 
 import numpy as np
 import scipy.optimize
 import scipy.special
 
+from .._validation import _first, as_float_array, format_index
 from ..exact import evaluate, fisher, natural_gradient, policy_gradient, reinforce_by_enumeration, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, TabularSoftmax
@@ -28,12 +31,31 @@ def ppo_clipped_objective(ratio: np.ndarray | float, advantage: float, eps: floa
 
     Schulman et al. (2017), eq. 7. Vectorized over ``ratio``.
 
+    Parameters
+    ----------
+    ratio : float or array_like (any shape)
+        Finite probability ratios :math:`r \ge 0`.
+    advantage : float
+        Finite :math:`A`.
+    eps : float
+        Clip range, finite and in [0, 1).
+
     Examples
     --------
     >>> float(ppo_clipped_objective(1.5, 2.0, 0.2))  # clipped at 1.2 * 2
     2.4
     """
-    r = np.asarray(ratio, dtype=np.float64)
+    r = as_float_array("ratio", ratio)
+    if np.any(r < 0):
+        raise ValueError(f"ratio{format_index(_first(r < 0))} is negative, expected a probability ratio >= 0")
+    for name, value in (("advantage", advantage), ("eps", eps)):
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(advantage):
+        raise ValueError(f"advantage must be finite, got {advantage!r}")
+    if not 0.0 <= eps < 1.0:
+        raise ValueError(f"eps must be a number in [0, 1), got {eps!r}")
+    advantage, eps = float(advantage), float(eps)
     return np.minimum(r * advantage, np.clip(r, 1.0 - eps, 1.0 + eps) * advantage)
 
 

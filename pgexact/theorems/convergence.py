@@ -23,6 +23,11 @@ import numpy as np
 
 from .registry import inequality
 
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
+
 TOL = 1e-9
 REASON = "ratios of exact gaps (dense solves of size <= 4, condition <= 2/(1-gamma) <= 40) to closed-form bounds: rounding ~1e-13"
 

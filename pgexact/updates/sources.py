@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from .._validation import check_theta
+from ._checks import check_clip
 from ..exact import natural_gradient
 from ..exact.gradients import gradient_weights
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
@@ -198,6 +199,12 @@ def clipped_objective(
     clip_fraction : float
         :math:`\sum_{i\ \text{clipped}} w_i / \sum_i w_i`.
     """
+    if not isinstance(policy, SoftmaxPolicy):
+        raise TypeError(f"policy must be a SoftmaxPolicy, got {type(policy).__name__}")
+    if not isinstance(batch, SurrogateBatch):
+        raise TypeError(f"batch must be a SurrogateBatch, got {type(batch).__name__}")
+    theta = check_theta(theta, policy.n_params)
+    clip = check_clip(clip)
     w_ratio, ratio = _row_terms(policy, batch, theta)
     adv = batch.advantages
     clipped_branch = ((adv > 0) & (ratio > 1.0 + clip)) | ((adv < 0) & (ratio < 1.0 - clip))
