@@ -38,7 +38,7 @@ import scipy.linalg
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from .errors import SingularSystemError
+from .errors import MultichainError, SingularSystemError
 from .exact._checks import check_policy_theta
 from .models.finite_mdp import FiniteMDP, check_mdp, check_pi
 from .policies.softmax import SoftmaxPolicy
@@ -47,28 +47,6 @@ __all__ = ["AverageEvaluation", "MultichainError", "closed_classes", "evaluate",
 
 #: Largest number of states solved with dense LU (the chain is densified).
 MAX_DENSE_STATES = 8000
-
-
-class MultichainError(ValueError):
-    """The chain under the policy has more than one closed class: the gain is not a single number.
-
-    Attributes
-    ----------
-    classes : list of numpy.ndarray
-        The closed classes (state indices), at least two.
-    """
-
-    def __init__(self, classes: list[np.ndarray]) -> None:
-        self.classes = classes
-        shown = "; ".join(
-            "{" + ", ".join(str(int(s)) for s in c[:8]) + (", ..." if len(c) > 8 else "") + "}" for c in classes[:4]
-        )
-        more = f" and {len(classes) - 4} more" if len(classes) > 4 else ""
-        super().__init__(
-            f"the chain under pi is multichain: {len(classes)} closed classes of states ({shown}{more}); "
-            "the average reward depends on the start state and pgexact.average needs a unichain policy "
-            "(one closed class). Use a policy that reaches one class from everywhere, or the discounted objective"
-        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,7 +7,9 @@ subclass of :class:`NumericalError`, so that callers can tell the two apart.
 
 from __future__ import annotations
 
-__all__ = ["NumericalError", "SingularSystemError", "UnstableGainError", "NotUniqueError"]
+from typing import Any, Sequence
+
+__all__ = ["NumericalError", "SingularSystemError", "UnstableGainError", "NotUniqueError", "MultichainError"]
 
 
 class NumericalError(ArithmeticError):
@@ -20,6 +22,32 @@ class SingularSystemError(NumericalError):
 
 class NotUniqueError(NumericalError):
     """The requested quantity is not unique (e.g. a reducible chain's stationary distribution)."""
+
+
+class MultichainError(ValueError, NotUniqueError):
+    """The chain under the policy has more than one closed class: the gain is not a single number.
+
+    A ``ValueError`` (the policy is outside the unichain domain the average-reward formulas need)
+    and a :class:`NotUniqueError` (the condition under which the stationary distribution is not
+    unique).
+
+    Attributes
+    ----------
+    classes : list of numpy.ndarray
+        The closed classes (state indices), at least two.
+    """
+
+    def __init__(self, classes: Sequence[Any]) -> None:
+        self.classes = list(classes)
+        shown = "; ".join(
+            "{" + ", ".join(str(int(s)) for s in c[:8]) + (", ..." if len(c) > 8 else "") + "}" for c in classes[:4]
+        )
+        more = f" and {len(classes) - 4} more" if len(classes) > 4 else ""
+        super().__init__(
+            f"the chain under pi is multichain: {len(classes)} closed classes of states ({shown}{more}); "
+            "the average reward depends on the start state and pgexact.average needs a unichain policy "
+            "(one closed class). Use a policy that reaches one class from everywhere, or the discounted objective"
+        )
 
 
 class UnstableGainError(NumericalError):
