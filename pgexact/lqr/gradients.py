@@ -37,7 +37,6 @@ __all__ = [
     "natural_gradient",
     "npg_direction",
     "gauss_newton_direction",
-    "state_second_moment",
 ]
 
 
@@ -71,6 +70,7 @@ def _eval(lqr: Any, K: Any, noise_cov: Any) -> LQREvaluation:
     return _evaluate(lqr, check_gain(lqr, K), check_action_cov(lqr, noise_cov))
 
 
+@np.errstate(under="ignore")
 def cost_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Gradient of the cost, :math:`\nabla_K C(K) = 2 E_K \Sigma_K`, same shape as K.
 
@@ -105,6 +105,7 @@ def cost_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     return _grad_from(_eval(lqr, K, noise_cov))
 
 
+@np.errstate(under="ignore")
 def cost_and_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> tuple[float, np.ndarray]:
     r"""``(C(K), ∇_K C(K))`` from a single evaluation (one shared Schur factorization).
 
@@ -141,6 +142,7 @@ def _noise_grad_from(ev: LQREvaluation) -> np.ndarray:
     return 0.5 * (G + G.T)
 
 
+@np.errstate(under="ignore")
 def noise_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Gradient of the cost with respect to the policy noise covariance, shape (m, m).
 
@@ -170,9 +172,10 @@ def noise_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
 def _policy_eval(lqr: Any, policy: Any, theta: Any) -> tuple[LinearGaussian, np.ndarray, LQREvaluation]:
     lqr = check_lqr(lqr)
     policy, theta = check_policy(lqr, policy, theta)
-    return policy, theta, _evaluate(lqr, policy.gain(theta), policy.action_cov(theta))
+    return policy, theta, _evaluate(lqr, policy.gain(theta), policy.action_cov(theta), gain="the gain K of theta")
 
 
+@np.errstate(under="ignore")
 def policy_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     r"""Exact policy gradient :math:`\nabla_\theta J`, :math:`J = -C` (reward convention), shape (n_params,).
 
@@ -206,7 +209,7 @@ def policy_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     return np.concatenate([gK, -2.0 * np.diag(ev.action_cov) * np.diag(G)])
 
 
-def state_second_moment(ev: LQREvaluation) -> np.ndarray:
+def _state_second_moment(ev: LQREvaluation) -> np.ndarray:
     r""":math:`X = E_{x\sim d}[xx^\top] = \Sigma_K / \sum_t\gamma^t` for the normalized discounted state distribution d."""
     lqr = ev.lqr
     if lqr.horizon is None:
@@ -232,6 +235,7 @@ def _action_precision(Su: np.ndarray, what: str) -> np.ndarray:
     return 0.5 * (inv + inv.T)
 
 
+@np.errstate(under="ignore")
 def fisher(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     r"""State-averaged Fisher matrix of the Gaussian policy, shape (n_params, n_params).
 
@@ -262,7 +266,7 @@ def fisher(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     """
     policy, theta, ev = _policy_eval(lqr, policy, theta)
     Su_inv = _action_precision(ev.action_cov, "Fisher matrix")
-    FK = np.kron(Su_inv, state_second_moment(ev))
+    FK = np.kron(Su_inv, _state_second_moment(ev))
     if not policy.learn_log_std:
         return FK
     F = np.zeros((policy.n_params, policy.n_params))
@@ -271,6 +275,7 @@ def fisher(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     return F
 
 
+@np.errstate(under="ignore")
 def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     r"""Natural policy gradient :math:`F^{-1}\nabla_\theta J` (reward convention), shape (n_params,).
 
@@ -301,7 +306,7 @@ def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray
     """
     policy, theta, ev = _policy_eval(lqr, policy, theta)
     _action_precision(ev.action_cov, "natural gradient")  # the Fisher must exist
-    X = state_second_moment(ev)
+    X = _state_second_moment(ev)
     GJ = -_grad_from(ev)
     try:
         cf = scipy.linalg.cho_factor(X, lower=True, check_finite=False)
@@ -320,6 +325,7 @@ def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray
     return np.concatenate([out, 0.5 * gl])
 
 
+@np.errstate(under="ignore")
 def npg_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Fazel et al.'s natural-gradient direction :math:`\nabla C(K)\,\Sigma_K^{-1} = 2E_K`, shape (m, n).
 
@@ -344,6 +350,7 @@ def npg_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     return 2.0 * _gain_error(_eval(lqr, K, noise_cov))
 
 
+@np.errstate(under="ignore")
 def gauss_newton_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Gauss-Newton direction :math:`(R + \gamma B^\top P_K B)^{-1}\nabla C(K)\Sigma_K^{-1}`, shape (m, n).
 

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import NumericalError
-from ._args import check_lqr
+from ._args import check_lqr, freeze_fields
 from .model import LQR
 
 __all__ = ["OptimalControl", "riccati", "optimal_gain"]
@@ -51,11 +51,10 @@ class OptimalControl:
     cost: float | None
 
     def __post_init__(self) -> None:
-        for arr in (self.K, self.P, self.offset):
-            if isinstance(arr, np.ndarray):
-                arr.flags.writeable = False
+        freeze_fields(self, ("K", "P", "offset"))
 
 
+@np.errstate(under="ignore")
 def riccati(lqr: LQR) -> OptimalControl:
     r"""Optimal gain(s) and cost-to-go from the Riccati equation.
 
@@ -116,6 +115,7 @@ def riccati(lqr: LQR) -> OptimalControl:
     return OptimalControl(K=Ks, P=Ps[:-1].copy(), offset=c[:-1].copy(), cost=cost)
 
 
+@np.errstate(under="ignore")
 def optimal_gain(lqr: LQR) -> np.ndarray:
     r"""The optimal gain :math:`K^* = (R + \gamma B^\top P^* B)^{-1}(\gamma B^\top P^* A + N^\top)`.
 

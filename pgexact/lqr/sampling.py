@@ -29,6 +29,7 @@ Score :math:`s_t = \nabla_\theta\log\pi_\theta(u_t|x_t)`, discounted reward-to-g
 
 from __future__ import annotations
 
+import numbers
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,11 +38,11 @@ import numpy as np
 
 from .._chunks import ChunkError, chunk_seed, chunk_sizes
 from .._random import Seed, as_seed_sequence
-from .._validation import check_positive_int
+from .._validation import as_float_array, check_positive_int, format_index
 from ..errors import NumericalError
 from ..estimators._base import Estimate
 from .model import LQR
-from .policy import LinearGaussian, psd_sqrt
+from .policy import LinearGaussian, _psd_sqrt
 
 __all__ = [
     "LQRTrajectories",
@@ -91,8 +92,40 @@ class LQRTrajectories:
     gamma: float
 
     def __post_init__(self) -> None:
-        for name in ("states", "actions", "costs", "final_states"):
-            getattr(self, name).flags.writeable = False
+        """Check the shapes agree, the entries are finite reals and ``0 <= gamma <= 1``.
+
+        The fields become read-only views (the caller's arrays are not modified; float64 input
+        is not copied).
+        """
+        arrays = {}
+        for name, ndim, what in (("states", 3, "(N, T, n)"), ("actions", 3, "(N, T, m)"),
+                                 ("costs", 2, "(N, T)"), ("final_states", 2, "(N, n)")):
+            value = getattr(self, name)
+            arr = value if isinstance(value, np.ndarray) and value.dtype == np.float64 else _real_array(name, value)
+            if arr.ndim != ndim:
+                raise ValueError(f"{name} must have shape {what}, got shape {arr.shape}")
+            arrays[name] = arr
+        N, T, n = arrays["states"].shape
+        expected = {"actions": (N, T, None), "costs": (N, T), "final_states": (N, n)}
+        for name, want in expected.items():
+            got = arrays[name].shape
+            if any(w is not None and g != w for g, w in zip(got, want)):
+                shown = "(" + ", ".join("m" if w is None else str(w) for w in want) + ")"
+                raise ValueError(f"{name} must have shape {shown} to match states {arrays['states'].shape}, got {got}")
+        if N == 0 or T == 0:
+            raise ValueError(f"states must hold at least one episode of at least one step, got shape {(N, T, n)}")
+        for name, arr in arrays.items():
+            _check_finite(name, arr)
+        if not isinstance(self.gamma, numbers.Real) or isinstance(self.gamma, (bool, np.bool_)):
+            raise TypeError(f"gamma must be a real number, got {type(self.gamma).__name__}")
+        gamma = float(self.gamma)
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma is {gamma}, expected 0 <= gamma <= 1")
+        for name, arr in arrays.items():
+            view = arr.view()
+            view.flags.writeable = False
+            object.__setattr__(self, name, view)
+        object.__setattr__(self, "gamma", gamma)
 
     @property
     def rewards(self) -> np.ndarray:
@@ -119,9 +152,30 @@ class LQRTrajectories:
         """Input dimension m."""
         return int(self.actions.shape[2])
 
+    @np.errstate(under="ignore")
     def discounted_returns(self) -> np.ndarray:
         r""":math:`\sum_t \gamma^t r_t` per episode, shape (N,)."""
         return self.rewards @ (self.gamma ** np.arange(self.n_steps))
+
+
+def _real_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array (no finiteness check: :func:`_check_finite` does it)."""
+    return as_float_array(name, value, allow_nonfinite=True)
+
+
+#: Entries of an array checked for finiteness at a time (bounds the temporary mask's memory).
+_FINITE_BLOCK = 1 << 22
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    """Raise ``ValueError`` naming the first non-finite entry of ``arr`` (read in blocks of rows)."""
+    rows = max(1, _FINITE_BLOCK // max(1, arr[0].size if arr.shape[0] else 1))
+    for lo in range(0, arr.shape[0], rows):
+        bad = ~np.isfinite(arr[lo:lo + rows])
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            idx = (idx[0] + lo,) + idx[1:]
+            raise ValueError(f"{name}{format_index(idx)} is {arr[idx]}, expected a finite number")
 
 
 # ---------------------------------------------------------------------------- the kernel
@@ -201,7 +255,7 @@ def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int
         out = (np.empty((T, size, n)), np.empty((T, size, m)), np.empty((T, size)), np.empty((size, n)))
     states, actions, costs, final = out
     mu = 0 if dyn.LuT is None else dyn.LuT.shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         x = _times(z0, dyn.L0T)  # (nb, B, n)
         for t in range(T):
             zt = Z[t]
@@ -243,6 +297,7 @@ def _check_model_policy(lqr: Any, policy: Any) -> None:
                          f"the LQR has ({lqr.n_states}, {lqr.n_actions})")
 
 
+@np.errstate(under="ignore")
 def rollout(
     lqr: LQR,
     policy: LinearGaussian,
@@ -336,9 +391,9 @@ def rollout(
     dyn = _Dynamics(
         Mx=np.ascontiguousarray(np.hstack([-K.T, lqr.Q, lqr.A.T, Nx])),
         Mu=np.ascontiguousarray(np.hstack([lqr.R, lqr.B.T])),
-        LuT=psd_sqrt(Su).T if np.any(Su) else None,
+        LuT=_psd_sqrt(Su).T if np.any(Su) else None,
         CT=np.array(lqr.noise_factor.T) if lqr.has_noise else None,
-        L0T=psd_sqrt(Sigma0).T, n=n, m=m, T=T, cross=lqr.has_cross,
+        L0T=_psd_sqrt(Sigma0).T, n=n, m=m, T=T, cross=lqr.has_cross,
     )
     ss = as_seed_sequence(seed)
     bounds = [int(v) for v in np.concatenate([[0], np.cumsum(sizes)])]
@@ -422,6 +477,7 @@ def _callback(name: str, value: Any, t: int, shape: tuple) -> np.ndarray:
     return arr
 
 
+@np.errstate(under="ignore")
 def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""REINFORCE with the Gaussian score: :math:`g = (\sum_t \nabla\log\pi(u_t|x_t))\sum_t\gamma^t r_t`.
 
@@ -445,6 +501,7 @@ def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> E
     return Estimate(sc.sum(axis=1) * samples.discounted_returns()[:, None])
 
 
+@np.errstate(under="ignore")
 def reinforce_to_go(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""Reward-to-go REINFORCE: :math:`g = \sum_t \nabla\log\pi(u_t|x_t)\sum_{t'\ge t}\gamma^{t'} r_{t'}`.
 
@@ -456,6 +513,7 @@ def reinforce_to_go(samples: LQRTrajectories, policy: LinearGaussian, theta: Any
     return Estimate(np.einsum("ntk,nt->nk", sc, _to_go(samples)))
 
 
+@np.errstate(under="ignore")
 def reinforce_baseline(
     samples: LQRTrajectories,
     policy: LinearGaussian,
@@ -485,6 +543,7 @@ def reinforce_baseline(
     return Estimate(np.einsum("ntk,nt->nk", sc, adv))
 
 
+@np.errstate(under="ignore")
 def dpg(
     samples: LQRTrajectories,
     policy: LinearGaussian,
