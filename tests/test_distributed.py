@@ -1,6 +1,6 @@
-"""Distributed Monte Carlo (issue 7): same call in-process, on a process pool, on a Dask cluster.
+"""Distributed Monte Carlo: same call in-process, on a process pool, on a Dask cluster.
 
-The reference is the serial streaming form of issue 4 (``rollout_chunks`` + ``streaming_mean``):
+The reference is the serial streaming form (``rollout_chunks`` + ``streaming_mean``):
 every executor, with any number of workers, must reproduce it *bit for bit* (chunk i always
 draws from child i of the seed's SeedSequence; results are merged in chunk order).
 """

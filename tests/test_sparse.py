@@ -1,4 +1,4 @@
-"""Sparse MDPs (issue 7): the exact core on a scipy.sparse P of shape (S*A, S) agrees with dense.
+"""Sparse MDPs: the exact core on a scipy.sparse P of shape (S*A, S) agrees with dense.
 
 Independent reference: the dense path (LAPACK LU for the discounted systems, dense recursions for
 finite horizons) on the *same* MDP. The discounted sparse path is a Krylov solve to a relative

@@ -464,7 +464,7 @@ def _kl_reversed(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
 identity(
     id="kl.direction",
     statement=r"\nabla_{\theta'} E_{s\sim d}\,KL(\pi_\theta(\cdot|s)\,\|\,\pi_{\theta'}(\cdot|s)) = \sum_s d(s)\sum_a(\pi_{\theta'}-\pi_\theta)(a|s)\nabla z(s,a),\ \ KL(p\|q) = E_p[\log p - \log q]",
-    source="Schulman et al. 2015, eq. 12 (KL(pi_old || pi_new)) and Appendix C; DESIGN.md conventions (KL direction)",
+    source="Schulman et al. 2015, eq. 12 (KL(pi_old || pi_new)) and Appendix C",
     reference="Richardson central differences (h = 1e-3) in theta' != theta of the value pgexact.kl_expected "
     "(against pgexact.kl_expected_gradient); the value written out as sum p (log p - log q) from the logits",
     instance=_kl_instance,
