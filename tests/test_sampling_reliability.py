@@ -38,12 +38,12 @@ def test_huge_horizon_is_refused_with_its_memory():
 
 
 def test_memory_check_helper_names_the_amount():
-    from pgexact._validation import check_memory, format_bytes
+    from pgexact._validation import MAX_CALL_BYTES, check_memory, format_bytes
 
     assert format_bytes(1536) == "1.5 KB"
-    with pytest.raises(ValueError, match=r"f\(x\) would need 2 GB .* more than the 1 GB"):
-        check_memory("f(x)", 2 * 2**30, limit=2**30)
-    check_memory("f(x)", 100, limit=2**30)
+    with pytest.raises(ValueError, match=r"f\(x\) would need 16 GB .* more than the 8 GB one call may allocate: use less"):
+        check_memory("f(x)", 2 * MAX_CALL_BYTES, "use less")
+    check_memory("f(x)", MAX_CALL_BYTES)
 
 
 # ------------------------------------------------------------------ estimators
