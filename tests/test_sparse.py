@@ -585,3 +585,17 @@ def test_sparse_stationary_distribution_not_unique_and_never_dense(monkeypatch):
     assert np.all(nu > 0) and abs(nu.sum() - 1) <= 1e-12
     # balance to rounding: ||nu P - nu||_1 ~ S eps max(nu) (LU backward error)
     assert np.abs(nu @ P_pi - nu).sum() <= 1e3 * 40000 * EPS * nu.max()
+
+
+def test_matvec_into_a_buffer_equals_the_sparse_product():
+    from pgexact.exact._krylov import _matvec_into
+
+    rng = np.random.default_rng(0)
+    M = scipy.sparse.random_array((50, 50), density=0.1, format="csr", rng=rng)
+    x = rng.standard_normal(50)
+    M64 = scipy.sparse.csr_array((M.data, M.indices.astype(np.int64), M.indptr.astype(np.int64)),
+                                 shape=M.shape)
+    op = scipy.sparse.linalg.aslinearoperator(M)
+    for A in (M, M64, op):
+        out = np.full(50, np.nan)
+        assert np.allclose(_matvec_into(A, x, out), M @ x, rtol=1e-15, atol=1e-15)

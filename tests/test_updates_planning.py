@@ -250,3 +250,14 @@ def test_planning_honours_the_action_mask():
     for res in (value_iteration(masked), policy_iteration(masked)):
         assert np.all(mask[np.arange(4), res.actions])
         assert np.max(np.abs(res.V - best)) <= 1e-9 * max(1.0, np.max(np.abs(best)))
+
+
+def test_value_iteration_on_a_sparse_model_matches_the_dense_one():
+    from pgexact.mdps import gridworld
+
+    dense, sparse = (gridworld(4, 5, gamma=0.95, slip=0.2, step_reward=-0.1, sparse=sp)
+                     for sp in (False, True))
+    vd, vs = value_iteration(dense), value_iteration(sparse)
+    assert np.max(np.abs(vd.V - vs.V)) <= vd.error_bound + vs.error_bound
+    assert np.max(np.abs(vs.V - policy_iteration(dense).V)) <= vs.error_bound
+    assert vs.error_bound <= vd.error_bound  # at most 4 stored entries per row instead of 20

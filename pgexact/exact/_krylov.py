@@ -17,15 +17,17 @@ as it stops making progress, the next one starting from the best iterate so far:
    process behind BiCGSTAB then ends after one step. The shadow residual is
    :math:`r_0/\|r_0\| + w/\|w\|` with ``w`` a fixed, deterministic Weyl sequence (no random
    number is drawn); a breakdown, or a recurrence residual that has drifted from the true one,
-   restarts it from its iterate with another sequence (twice at most).
+   restarts it from its iterate with another sequence (twice at most, and only after a run that
+   reduced the residual tenfold).
 2. LGMRES (Baker, Jessup & Manteuffel 2005; ``scipy.sparse.linalg.lgmres``), whose residual
-   never increases.
+   never increases, with an inner basis of up to 100 vectors (at most about 1 GB).
 3. The Richardson (fixed-point) iteration :math:`x \leftarrow b + \gamma P_\pi x` (for ``V``) or
    :math:`x \leftarrow b + \gamma P_\pi^\top x` (for ``rho``), which cannot fail: its error
    contracts by :math:`\gamma` per step in the :math:`\infty`-norm (``V``) or the 1-norm
    (``rho``), because :math:`P_\pi` is stochastic. It reaches the relative 2-norm residual
    ``tol`` within :math:`\lceil \log(\mathrm{tol}/\sqrt S) / \log \gamma \rceil` steps (norm
-   equivalence), a count known before it starts.
+   equivalence), a count known before it starts (refused when that count times nnz exceeds
+   2e11, minutes of work: the error then says so).
 
 Progress test: a Krylov method that does not halve its best residual within
 :math:`\max(400, 2/(1-\gamma))` matrix-vector products (two discount horizons: information
@@ -48,8 +50,7 @@ converges on both systems in about 200 iterations (two products each); LGMRES an
 about as many products but cost 2-4x more per product (orthogonalization). At 300 x 300 with
 gamma = 0.999 BiCGSTAB breaks down after 250-450 iterations, and its restarts from the iterate
 reached converge (1,400-1,800 products per system, against about 24,000 for the fixed-point
-iteration). Jacobi and ILU
-preconditioning did not pay (the diagonal of :math:`M` is nearly constant; ILU at 300 x 300
+iteration). Jacobi and ILU preconditioning did not pay (the diagonal of :math:`M` is nearly constant; ILU at 300 x 300
 saved 4 of 79 iterations at 10x the time), nor does Gauss-Seidel (one triangular solve costs
 about 15 products at S = 1e6).
 """
@@ -166,8 +167,11 @@ def _matvec_into(M: Any, x: np.ndarray, out: np.ndarray) -> np.ndarray:
     """``out[:] = M @ x`` without allocating (CSR with sorted rows: scipy's kernel), else ``M @ x``."""
     if isinstance(M, (scipy.sparse.csr_array, scipy.sparse.csr_matrix)) and _csr_matvec is not None:
         out.fill(0.0)
-        _csr_matvec(M.shape[0], M.shape[1], M.indptr, M.indices, M.data, x, out)
-        return out
+        try:
+            _csr_matvec(M.shape[0], M.shape[1], M.indptr, M.indices, M.data, x, out)
+            return out
+        except (TypeError, ValueError):  # index or value types the kernel does not take
+            pass
     out[:] = M @ x
     return out
 
