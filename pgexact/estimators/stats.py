@@ -335,17 +335,19 @@ def mean_test_power(
     R = C[np.ix_(live, live)] / np.outer(sd, sd)
     w, V = np.linalg.eigh(R)
     if w.min() > 1e-8 * w.max():
-        inside = float(
-            multivariate_normal.cdf(
-                np.full(shift.size, thr) - shift,
-                mean=np.zeros(shift.size),
-                cov=R,
-                lower_limit=np.full(shift.size, -thr) - shift,
-                abseps=1e-6,
-                releps=1e-6,
-                rng=np.random.default_rng(0),
-            )
+        args = dict(
+            mean=np.zeros(shift.size),
+            cov=R,
+            lower_limit=np.full(shift.size, -thr) - shift,
+            abseps=1e-6,
+            releps=1e-6,
         )
+        try:  # the seed keyword is `rng` from scipy 1.15, `random_state` before
+            inside = float(multivariate_normal.cdf(np.full(shift.size, thr) - shift, **args, rng=np.random.default_rng(0)))
+        except TypeError:
+            inside = float(
+                multivariate_normal.cdf(np.full(shift.size, thr) - shift, **args, random_state=np.random.default_rng(0))
+            )
     else:  # singular correlation (e.g. softmax scores summing to 0): integrate on its range
         inside = _box_probability_qmc(shift, V[:, w > 1e-8 * w.max()] * np.sqrt(w[w > 1e-8 * w.max()]), thr)
     return float(min(1.0, max(0.0, 1.0 - inside)))
@@ -359,7 +361,11 @@ def _box_probability_qmc(shift: np.ndarray, L: np.ndarray, thr: float, log2_poin
     from scipy.stats import norm, qmc
 
     r = L.shape[1]
-    u = qmc.Sobol(r, scramble=True, rng=np.random.default_rng(0)).random_base2(log2_points)
+    try:  # the seed keyword is `rng` from scipy 1.15, `seed` before
+        sobol = qmc.Sobol(r, scramble=True, rng=np.random.default_rng(0))
+    except TypeError:
+        sobol = qmc.Sobol(r, scramble=True, seed=np.random.default_rng(0))
+    u = sobol.random_base2(log2_points)
     hits = 0
     for block in np.array_split(norm.ppf(u), 16):
         z = shift[None, :] + block @ L.T
