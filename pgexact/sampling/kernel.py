@@ -71,7 +71,7 @@ class TransitionSampler:
         self.code_dtype = np.dtype(np.intp)
         if self.dense_codes:
             self.code_dtype = np.dtype(np.int16 if K <= np.iinfo(np.int16).max else np.int32)
-        self.alias_codes = self.joint.alias.astype(self.code_dtype)
+        self.alias_codes = self.joint.alias.astype(self.code_dtype, copy=False)
         self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
