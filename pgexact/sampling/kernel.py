@@ -235,7 +235,6 @@ class TransitionSampler:
             for b0 in range(0, L, block):
                 rows = np.arange(t0 + b0, t0 + min(b0 + block, L))
                 u = u_all[offsets[rows] - base + k]
-                B = u.shape[0]
                 path = self._path(cur, u, every_state)
                 act, _ = self.draw(path[:-1], u)
                 rew = self.reward[path[:-1] * A + act]
