@@ -185,3 +185,18 @@ def _local_alias(table, S, K):
             first.setdefault(int(c), j)
         out[s] = [first[int(c)] for c in al[s]]
     return out
+
+
+@pytest.mark.parametrize("tail", [False, True])
+def test_several_chunks_written_in_place_equal_their_concatenation(monkeypatch, batch, tail):
+    """rollout with several geometric chunks writes each chunk into the merged batch; it must be
+    bit for bit the concatenation of rollout_chunks (lock-step, or scan for the tails)."""
+    from pgexact import rollout_chunks
+
+    mdp, pol, th, _ = batch  # with an absorbing state
+    monkeypatch.setattr(kernel, "TAIL_WORK", 10**9 if tail else 0)
+    monkeypatch.setattr(kernel, "TAIL_MIN_ROWS", 1)
+    whole = rollout(mdp, pol.probs(th), 700, geometric=True, seed=11, chunk_size=128)
+    parts = Trajectories.concatenate(list(rollout_chunks(mdp, pol.probs(th), 700, geometric=True, seed=11, chunk_size=128)))
+    for name in ("flat_states", "flat_actions", "flat_rewards", "counts", "column_order", "lengths", "absorbed"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name), err_msg=name)

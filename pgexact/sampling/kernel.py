@@ -71,7 +71,7 @@ class TransitionSampler:
         self.code_dtype = np.dtype(np.intp)
         if self.dense_codes:
             self.code_dtype = np.dtype(np.int16 if K <= np.iinfo(np.int16).max else np.int32)
-        self.alias_codes = self.joint.alias.astype(self.code_dtype)
+        self.alias_codes = self.joint.alias.astype(self.code_dtype, copy=False)
         self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
@@ -95,12 +95,16 @@ class TransitionSampler:
         n: int,
         counts: np.ndarray,
         out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        scatter: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Advance ``n`` episodes; row t simulates the first ``counts[t]`` columns (non-increasing).
 
         Returns flat ``(states (n + M,), actions (M,), rewards (M,))``, row after row,
         M = ``counts.sum()``. ``out``: time-major buffers ``(states (T+1, n), actions (T, n),
         rewards (T, n))`` to fill instead (full rows only; views with contiguous rows).
+        ``scatter = (states, actions, rewards, row_offsets, position)``: write into the flat
+        buffers of a larger ragged batch instead, column k of row t at
+        ``row_offsets[t] + position[k]`` (states of row t+1 after that batch's N initial states).
         """
         S, A = self.n_states, self.n_actions
         K = self.joint.n_columns
@@ -109,7 +113,15 @@ class TransitionSampler:
         np.cumsum(counts, out=offsets[1:])
         M = int(offsets[-1])
         flat_out = out is None
-        if flat_out:
+        if scatter is not None:
+            states_g, actions_g, rewards_g, offsets_g, position = scatter
+            N_g = int(states_g.shape[0] - actions_g.shape[0])
+            dest = np.empty(n, dtype=np.intp)
+            rtmp = np.empty(n)
+        if scatter is not None:
+            states, actions, rewards = states_g, actions_g, rewards_g
+            s0 = np.empty(n, dtype=np.int32)
+        elif flat_out:
             states = np.empty(n + M, dtype=np.int32)
             actions = np.empty(M, dtype=np.int32)
             rewards = np.empty(M, dtype=np.float64)
@@ -127,6 +139,8 @@ class TransitionSampler:
         code, a, d = (np.empty(n, dtype=self.code_dtype) for _ in range(3))
         s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n)).astype(self.code_dtype)
         s0[:] = s
+        if scatter is not None:
+            states_g[position] = s0
         pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
         shift = S.bit_length() - 1
         m = -1
@@ -135,9 +149,15 @@ class TransitionSampler:
             if m_t != m:  # (re)slice the work buffers only when the running prefix shrinks
                 m = m_t
                 if m * S <= TAIL_WORK and T - t >= TAIL_MIN_ROWS:
-                    bufs = (states, actions, rewards) if flat_out else out
-                    self._tail(gen, s[:m], t, counts, offsets, bufs, flat_out, n)  # type: ignore[arg-type]
+                    if scatter is not None:
+                        place = (offsets_g, position, N_g)
+                        self._tail(gen, s[:m], t, counts, offsets, (states, actions, rewards), True, n, place)
+                    else:
+                        bufs = (states, actions, rewards) if flat_out else out
+                        self._tail(gen, s[:m], t, counts, offsets, bufs, flat_out, n)  # type: ignore[arg-type]
                     break
+                if scatter is not None:
+                    dest_, rtmp_ = dest[:m], rtmp[:m]
                 x_, j_, flat_, code_, a_, d_, sa_ = (v[:m] for v in (x, j, flat, code, a, d, sa))
                 s_, thv_, coin_ = s[:m], thv[:m], coin[:m]
             gen.random(out=x_)
@@ -165,7 +185,14 @@ class TransitionSampler:
                 sa_ += a_
                 np.multiply(a_, S, out=d_)
                 np.subtract(code_, d_, out=s_)  # next state
-            if flat_out:
+            if scatter is not None:
+                np.add(position[:m], offsets_g[t], out=dest_)
+                actions_g[dest_] = a_
+                reward.take(sa_, out=rtmp_, mode="clip")
+                rewards_g[dest_] = rtmp_
+                dest_ += N_g
+                states_g[dest_] = s_
+            elif flat_out:
                 o = int(offsets[t])
                 actions[o : o + m] = a_
                 reward.take(sa_, out=rewards[o : o + m], mode="clip")
@@ -176,6 +203,8 @@ class TransitionSampler:
                 st2[t + 1, :m] = s_
         if out is not None:
             return out
+        if scatter is not None:
+            return None  # type: ignore[return-value]
         return states, actions, rewards
 
     def _tail(
@@ -188,6 +217,7 @@ class TransitionSampler:
         bufs: tuple[np.ndarray, np.ndarray, np.ndarray],
         flat_out: bool,
         n: int,
+        place: tuple[np.ndarray, np.ndarray, int] | None = None,
     ) -> None:
         """Rows ``t0..T-1`` of the ``len(s)`` running columns, by prefix composition (module docstring)."""
         S, A = self.n_states, self.n_actions
@@ -205,11 +235,16 @@ class TransitionSampler:
             for b0 in range(0, L, block):
                 rows = np.arange(t0 + b0, t0 + min(b0 + block, L))
                 u = u_all[offsets[rows] - base + k]
-                B = u.shape[0]
                 path = self._path(cur, u, every_state)
                 act, _ = self.draw(path[:-1], u)
                 rew = self.reward[path[:-1] * A + act]
-                if flat_out:
+                if place is not None:  # a column of a larger ragged batch
+                    offsets_g, position, N_g = place
+                    idx = offsets_g[rows] + position[k]
+                    actions[idx] = act
+                    rewards[idx] = rew
+                    states[N_g + idx] = path[1:]
+                elif flat_out:
                     idx = offsets[rows] + k
                     actions[idx] = act
                     rewards[idx] = rew

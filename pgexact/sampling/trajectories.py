@@ -148,6 +148,13 @@ class Trajectories:
         ):
             arr.flags.writeable = False
 
+    def __repr__(self) -> str:
+        return (
+            f"Trajectories(n_episodes={self.n_episodes}, n_steps={self.n_steps}, "
+            f"n_transitions={self.n_transitions}, objective={self.objective!r}, gamma={self.gamma!r}, "
+            f"n_states={self.n_states}, n_actions={self.n_actions})"
+        )
+
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self.__dict__:
             raise AttributeError(f"Trajectories are read-only: cannot set {name}")
