@@ -7,6 +7,8 @@ subclass of :class:`NumericalError`, so that callers can tell the two apart.
 
 from __future__ import annotations
 
+import numbers
+
 __all__ = ["NumericalError", "SingularSystemError", "UnstableGainError", "NotUniqueError"]
 
 
@@ -32,6 +34,10 @@ class UnstableGainError(NumericalError):
     """
 
     def __init__(self, spectral_radius: float, message: str | None = None) -> None:
+        if isinstance(spectral_radius, bool) or not isinstance(spectral_radius, numbers.Real):
+            raise TypeError(f"spectral_radius must be a real number, got {spectral_radius!r}")
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"message must be a str or None, got {type(message).__name__}")
         self.spectral_radius = float(spectral_radius)
         super().__init__(
             message

@@ -14,6 +14,7 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
+from .._validation import as_float_array, check_tolerance
 from ..exact import evaluate, fisher, natural_gradient, policy_gradient, reinforce_by_enumeration, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, TabularSoftmax
@@ -23,18 +24,40 @@ from ._witness import Witness, bound_witness, identity_witness
 __all__ = ["ppo_clipped_objective"]
 
 
-def ppo_clipped_objective(ratio: np.ndarray | float, advantage: float, eps: float) -> np.ndarray:
+def ppo_clipped_objective(ratio: np.ndarray | float, advantage: np.ndarray | float, eps: float) -> np.ndarray:
     r"""PPO's per-sample clipped objective :math:`\min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A)`.
 
     Schulman et al. (2017), eq. 7. Vectorized over ``ratio``.
+
+    Parameters
+    ----------
+    ratio : array_like
+        Probability ratios :math:`r = \pi_{new}(a|s) / \pi_{old}(a|s)`, finite, >= 0.
+    advantage : float or array_like
+        Advantages, broadcastable with ``ratio``.
+    eps : float
+        Clip range, finite, >= 0.
 
     Examples
     --------
     >>> float(ppo_clipped_objective(1.5, 2.0, 0.2))  # clipped at 1.2 * 2
     2.4
     """
-    r = np.asarray(ratio, dtype=np.float64)
-    return np.minimum(r * advantage, np.clip(r, 1.0 - eps, 1.0 + eps) * advantage)
+    r = as_float_array("ratio", ratio)
+    if (r < 0).any():
+        idx = tuple(int(i) for i in np.argwhere(r < 0)[0])
+        raise ValueError(f"ratio{list(idx)} is {r[idx]}, expected a probability ratio >= 0")
+    adv = as_float_array("advantage", advantage)
+    eps = check_tolerance("eps", eps)
+    try:
+        np.broadcast_shapes(r.shape, adv.shape)
+    except ValueError:
+        raise ValueError(f"ratio (shape {r.shape}) and advantage (shape {adv.shape}) do not broadcast") from None
+    with np.errstate(over="ignore"):
+        out = np.minimum(r * adv, np.clip(r, 1.0 - eps, 1.0 + eps) * adv)
+    if not np.isfinite(out).all():
+        raise ValueError("ratio * advantage overflows float64: rescale the advantages")
+    return out
 
 
 def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
