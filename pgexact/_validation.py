@@ -37,6 +37,8 @@ __all__ = [
     "check_positive_finite",
     "check_tolerance",
     "check_callable",
+    "check_real",
+    "check_bool",
     "check_theta",
     "format_bytes",
     "format_index",
@@ -169,6 +171,23 @@ def check_tolerance(name: str, value: Any) -> float:
     if not (np.isfinite(v) and v >= 0):
         raise ValueError(f"{name} must be a finite number >= 0, got {v}")
     return v
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking it is a finite real number (not a bool)."""
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number, got {v}")
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` after checking it is a bool (``numpy.bool_`` included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_callable(name: str, value: Any) -> Any:
