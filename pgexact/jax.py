@@ -57,6 +57,7 @@ from .exact.policy_free import (
     value_vjp,
 )
 from ._validation import as_probabilities, check_callable
+from .exact._krylov import check_tol
 from .models.finite_mdp import check_mdp
 
 __all__ = [
@@ -153,6 +154,7 @@ def expected_return(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     as the residual; backward: its product with the incoming cotangent. ``tol``: sparse ``P`` only.
     """
     _check(mdp, pi)
+    check_tol(tol)
     return _expected_return(mdp, tol, pi)
 
 
@@ -208,24 +210,28 @@ _evaluated.defvjp(_evaluated_fwd, _evaluated_bwd)
 def values(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Exact V (shape (S,), or (H, S) for a finite horizon), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "V", pi)
 
 
 def action_values(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Exact Q (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "Q", pi)
 
 
 def advantages(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Exact A = Q − V (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.advantage_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "A", pi)
 
 
 def occupancy(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Normalized occupancy :math:`d_\pi` (shape (S,)), differentiable in ``pi`` (:func:`pgexact.exact.occupancy_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "d", pi)
 
 
@@ -259,6 +265,7 @@ def fisher_vector_product(
     _require_x64()
     check_mdp(mdp)
     check_callable("pi_fn", pi_fn)
+    check_tol(tol)
     _check_point(params, v)
     pi, u = jax.jvp(pi_fn, (params,), (v,))
     _check(mdp, pi, name="pi_fn(params)")

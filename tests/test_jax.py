@@ -230,3 +230,14 @@ def test_concrete_pi_that_is_not_a_distribution_is_refused_on_entry() -> None:
     for fn in (pj.expected_return, pj.values, pj.action_values, pj.advantages, pj.occupancy):
         with pytest.raises(ValueError, match=r"^pi\[0, :\] sums to 0, expected 1"):
             fn(mdp, jnp.zeros((3, 2)))
+
+
+def test_tol_is_checked_before_the_callback() -> None:
+    from pgexact.mdps import random_mdp
+
+    mdp, pi = random_mdp(3, 2, gamma=0.9, seed=0), jnp.full((3, 2), 0.5)
+    for fn in (pj.expected_return, pj.values, pj.action_values, pj.advantages, pj.occupancy):
+        with pytest.raises(TypeError, match=r"^tol must be a real number in \(0, 1\)"):
+            fn(mdp, pi, tol="x")
+    with pytest.raises(ValueError, match=r"^tol is 2.0, expected a relative residual"):
+        pj.fisher_vector_product(mdp, lambda th: jax.nn.softmax(th.reshape(3, 2)), jnp.zeros(6), jnp.zeros(6), tol=2.0)
