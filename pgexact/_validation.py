@@ -35,6 +35,10 @@ __all__ = [
     "check_horizon",
     "check_positive_int",
     "check_positive_finite",
+    "check_tolerance",
+    "check_callable",
+    "check_real",
+    "check_bool",
     "check_theta",
     "format_bytes",
     "format_index",
@@ -157,6 +161,40 @@ def check_positive_finite(name: str, value: Any) -> float:
     if not np.isfinite(v) or v <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {v}")
     return v
+
+
+def check_tolerance(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking it is a finite number >= 0 (a tolerance)."""
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a finite number >= 0, got {value!r}")
+    v = float(value)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {v}")
+    return v
+
+
+def check_real(name: str, value: Any) -> float:
+    """Return ``value`` as a float after checking it is a finite real number (not a bool)."""
+    if not _is_real(value):
+        raise TypeError(f"{name} must be a finite real number, got {value!r}")
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"{name} must be a finite real number, got {v}")
+    return v
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` after checking it is a bool (``numpy.bool_`` included)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def check_callable(name: str, value: Any) -> Any:
+    """Return ``value`` after checking it is callable (``TypeError`` naming ``name`` otherwise)."""
+    if not callable(value):
+        raise TypeError(f"{name} must be a callable, got {type(value).__name__}")
+    return value
 
 
 def check_horizon(horizon: Any, name: str = "horizon") -> int | None:
@@ -321,6 +359,12 @@ def as_probabilities(
     ...
     TypeError: pi is a TabularSoftmax without parameters: pass pi=(policy, theta), or a probability matrix of shape (S, A)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (the argument's name for error messages), got {type(name).__name__}")
+    for label, size in (("n_states", n_states), ("n_actions", n_actions)):
+        if size is not None:
+            check_positive_int(label, size)
+    check_tolerance("atol", atol)
     shape = (n_states, n_actions)
     if _is_policy_object(pi):
         raise TypeError(
@@ -351,6 +395,11 @@ def as_probabilities(
             )
         arr = as_float_array(name, raw, shape=shape)
         check_distribution(name, arr, atol=atol)
+    if action_mask is not None:
+        if not (isinstance(action_mask, np.ndarray) and action_mask.dtype == bool):
+            raise TypeError(f"action_mask must be a boolean numpy array of shape (S, A), got {type(action_mask).__name__}")
+        if action_mask.shape != arr.shape:
+            raise ValueError(f"action_mask must have the shape {arr.shape} of {name}, got {action_mask.shape}")
     check_feasible(name, arr, action_mask)
     return arr
 

@@ -38,6 +38,7 @@ import scipy.linalg
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
+from ._validation import as_float_array, format_bytes
 from .errors import MultichainError, SingularSystemError
 from .exact._checks import check_policy_theta
 from .models.finite_mdp import FiniteMDP, check_mdp, check_pi
@@ -75,18 +76,43 @@ class AverageEvaluation:
 
     def __post_init__(self) -> None:
         for name in ("h", "Q", "A", "d"):
-            getattr(self, name).flags.writeable = False
+            arr = getattr(self, name)
+            if isinstance(arr, np.ndarray):  # a plain record: anything else is stored as given
+                arr.flags.writeable = False
 
 
 def _dense_chain(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
     S = mdp.n_states
     if S > MAX_DENSE_STATES:
-        raise MemoryError(
-            f"pgexact.average solves dense S x S systems; S={S} > MAX_DENSE_STATES={MAX_DENSE_STATES} "
-            f"would need {8 * S * S / 2**30:.1f} GiB per matrix"
+        raise ValueError(
+            f"mdp has S={S} states, more than MAX_DENSE_STATES={MAX_DENSE_STATES}: pgexact.average "
+            f"solves dense S x S systems, which would need {format_bytes(8 * S * S)} per matrix"
         )
     P_pi = mdp.policy_transition(pi)
     return P_pi.toarray() if scipy.sparse.issparse(P_pi) else np.asarray(P_pi)
+
+
+def _check_chain(P_pi: Any) -> Any:
+    """A square matrix (dense float64 copy, or a sparse matrix) with finite entries >= 0."""
+    if scipy.sparse.issparse(P_pi):
+        if P_pi.ndim != 2 or P_pi.shape[0] != P_pi.shape[1] or P_pi.dtype.kind not in "iuf":
+            raise ValueError(f"P_pi must be a square real matrix, got shape {P_pi.shape} and dtype {P_pi.dtype}")
+        data = P_pi.tocoo()
+        bad = ~np.isfinite(data.data) | (data.data < 0)
+        if bad.any():
+            k = int(np.argmax(bad))
+            raise ValueError(
+                f"P_pi[{int(data.row[k])}, {int(data.col[k])}] is {data.data[k]}, expected a finite number >= 0"
+            )
+        return P_pi
+    arr = as_float_array("P_pi", P_pi, ndim=2)
+    if arr.shape[0] != arr.shape[1] or arr.shape[0] == 0:
+        raise ValueError(f"P_pi must be a non-empty square matrix, got shape {arr.shape}")
+    neg = arr < 0
+    if neg.any():
+        i, j = (int(k) for k in np.argwhere(neg)[0])
+        raise ValueError(f"P_pi[{i}, {j}] is {arr[i, j]}, expected >= 0")
+    return arr
 
 
 def closed_classes(P_pi: Any) -> list[np.ndarray]:
@@ -108,7 +134,7 @@ def closed_classes(P_pi: Any) -> list[np.ndarray]:
     >>> closed_classes(np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]]))
     [array([0]), array([2])]
     """
-    G = scipy.sparse.csr_array(P_pi)
+    G = scipy.sparse.csr_array(_check_chain(P_pi))
     G.data = (G.data > 0).astype(np.int8)
     G.eliminate_zeros()
     n, label = connected_components(G, directed=True, connection="strong")

@@ -7,7 +7,10 @@ subclass of :class:`NumericalError`, so that callers can tell the two apart.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
+
+import numpy as np
 
 __all__ = ["NumericalError", "SingularSystemError", "UnstableGainError", "NotUniqueError", "MultichainError"]
 
@@ -38,7 +41,8 @@ class MultichainError(ValueError, NotUniqueError):
     """
 
     def __init__(self, classes: Sequence[Any]) -> None:
-        self.classes = list(classes)
+        classes = _check_classes(classes)
+        self.classes = classes
         shown = "; ".join(
             "{" + ", ".join(str(int(s)) for s in c[:8]) + (", ..." if len(c) > 8 else "") + "}" for c in classes[:4]
         )
@@ -60,9 +64,28 @@ class UnstableGainError(NumericalError):
     """
 
     def __init__(self, spectral_radius: float, message: str | None = None) -> None:
+        if isinstance(spectral_radius, bool) or not isinstance(spectral_radius, numbers.Real):
+            raise TypeError(f"spectral_radius must be a real number, got {spectral_radius!r}")
+        if message is not None and not isinstance(message, str):
+            raise TypeError(f"message must be a str or None, got {type(message).__name__}")
         self.spectral_radius = float(spectral_radius)
         super().__init__(
             message
             or f"gain K is not stabilizing: spectral radius of sqrt(gamma) (A - B K) is "
             f"{self.spectral_radius:.6g}, expected < 1"
         )
+
+
+def _check_classes(classes: Any) -> list[Any]:
+    """``classes`` as a list of 1-D arrays of state indices (non-negative integers)."""
+    if isinstance(classes, (str, bytes, np.ndarray)) or not isinstance(classes, (list, tuple)):
+        raise TypeError(f"classes must be a list of arrays of state indices, got {type(classes).__name__}")
+    out = []
+    for i, c in enumerate(classes):
+        arr = np.asarray(c) if isinstance(c, (list, tuple, np.ndarray)) else None
+        if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise TypeError(f"classes[{i}] must be a 1-D array of state indices (integers), got {c!r}")
+        if arr.size and arr.min() < 0:
+            raise ValueError(f"classes[{i}] holds the negative state index {int(arr.min())}")
+        out.append(arr)
+    return out

@@ -280,11 +280,6 @@ def make_env(
     >>> obs
     0
     """
-    from ._validation import check_positive_int
-
-    mdp = check_mdp(mdp)
-    if max_episode_steps is not None:
-        max_episode_steps = check_positive_int("max_episode_steps", max_episode_steps)
     cls = _env_class()
     return cls(mdp, max_episode_steps=max_episode_steps, render_mode=render_mode)
 
@@ -307,7 +302,14 @@ def _env_class() -> type:
         def __init__(
             self, mdp: FiniteMDP, max_episode_steps: int | None = None, render_mode: str | None = None
         ) -> None:
-            if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            from ._validation import check_positive_int
+
+            mdp = check_mdp(mdp)
+            if max_episode_steps is not None:
+                max_episode_steps = check_positive_int("max_episode_steps", max_episode_steps)
+            if render_mode is not None and not (
+                isinstance(render_mode, str) and render_mode in self.metadata["render_modes"]
+            ):
                 raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
             self.mdp = mdp
             self.render_mode = render_mode
@@ -337,12 +339,48 @@ def _env_class() -> type:
             return {"action_mask": self.mdp.action_mask[self.s].astype(np.int8)}
 
         def reset(self, *, seed: int | None = None, options: dict | None = None):
+            r"""Start an episode: draw :math:`s_0 \sim \mu_0`.
+
+            Parameters
+            ----------
+            seed : int, optional
+                Seeds gymnasium's ``np_random`` (the only source of randomness).
+            options : dict, optional
+                Ignored.
+
+            Returns
+            -------
+            observation : int
+                The start state.
+            info : dict
+                ``{"action_mask": ...}`` (int8, shape (A,)) when the MDP has an action mask, else empty.
+            """
             super().reset(seed=seed)
             self.s = self._draw(self._mu0_cdf)
             self.t = 0
             return self.s, self._info()
 
         def step(self, action: Any):
+            r"""Take ``action`` in the current state: reward ``r[s, a]``, next state :math:`s' \sim P(\cdot|s, a)`.
+
+            Parameters
+            ----------
+            action : int
+                An action in ``0 .. A - 1``, feasible in the current state.
+
+            Returns
+            -------
+            observation : int
+                The next state.
+            reward : float
+                The expected reward ``r[s, a]`` (a FiniteMDP stores no reward noise).
+            terminated : bool
+                True on entering a terminal state (absorbing, zero reward).
+            truncated : bool
+                True after ``max_episode_steps`` steps (default ``mdp.horizon``) unless terminated.
+            info : dict
+                As returned by :meth:`reset`.
+            """
             if self.s is None:
                 raise RuntimeError("call reset() before step()")
             if not self.action_space.contains(action):
@@ -361,6 +399,7 @@ def _env_class() -> type:
             return self.s, reward, terminated, truncated and not terminated, self._info()
 
         def render(self) -> str | None:
+            """The current state and step as a line of text (``render_mode="ansi"``), else None."""
             if self.render_mode == "ansi":
                 return f"state {self.s} (t={self.t})\n"
             return None

@@ -10,6 +10,9 @@ parameters. The exact evaluation runs in numpy through ``jax.pure_callback`` (so
 
 float64 is required: call ``jax.config.update("jax_enable_x64", True)`` before building arrays;
 otherwise every function raises ``RuntimeError`` (JAX would silently compute in float32).
+A concrete ``pi`` is validated on entry (``ValueError`` naming the first row that is not a
+distribution); under ``jax.jit`` the values are only seen inside the callback, so the same
+``ValueError`` reaches the caller wrapped in JAX's runtime error.
 
 :func:`fisher_vector_product` gives the exact state-averaged Fisher-vector product of any
 parametrization by one ``jax.jvp`` and one ``jax.vjp``.
@@ -53,6 +56,8 @@ from .exact.policy_free import (
     value_and_pi_gradient,
     value_vjp,
 )
+from ._validation import as_probabilities, check_callable
+from .exact._krylov import check_tol
 from .models.finite_mdp import check_mdp
 
 __all__ = [
@@ -83,6 +88,27 @@ def _check(mdp: Any, pi: Any, name: str = "pi") -> None:
         raise ValueError(f"{name} must have shape (S, A)=({mdp.n_states}, {mdp.n_actions}), got {tuple(shape)}")
     if jnp.dtype(dtype) != jnp.float64:
         raise TypeError(f"{name} has dtype {dtype}; pgexact computes in float64: cast it with .astype(jnp.float64)")
+    if not isinstance(pi, jax.core.Tracer):  # concrete: check the rows now (under jit: in the callback)
+        as_probabilities(np.asarray(pi), name, action_mask=mdp.action_mask)
+
+
+def _check_point(params: Any, v: Any) -> None:
+    """``params``: a pytree of float64 arrays; ``v`` of the same structure, shapes and dtypes."""
+    leaves, tree = jax.tree_util.tree_flatten(params)
+    ok = bool(leaves) and all(
+        hasattr(x, "shape") and hasattr(x, "dtype") and jnp.issubdtype(x.dtype, jnp.floating) for x in leaves
+    )
+    if not ok:
+        raise TypeError(f"params must be a pytree of floating-point arrays, got {type(params).__name__}")
+    v_leaves, v_tree = jax.tree_util.tree_flatten(v)
+    if v_tree != tree:
+        raise TypeError(f"v must have the pytree structure of params ({tree}), got {v_tree}")
+    for i, (x, w) in enumerate(zip(leaves, v_leaves)):
+        if getattr(w, "shape", None) != x.shape or getattr(w, "dtype", None) != x.dtype:
+            raise ValueError(
+                f"v's leaf {i} must have the shape and dtype of params' ({x.shape}, {x.dtype}), "
+                f"got {getattr(w, 'shape', None)}, {getattr(w, 'dtype', type(w).__name__)}"
+            )
 
 
 def _sds(shape: tuple[int, ...]) -> jax.ShapeDtypeStruct:
@@ -128,6 +154,7 @@ def expected_return(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     as the residual; backward: its product with the incoming cotangent. ``tol``: sparse ``P`` only.
     """
     _check(mdp, pi)
+    check_tol(tol)
     return _expected_return(mdp, tol, pi)
 
 
@@ -183,24 +210,28 @@ _evaluated.defvjp(_evaluated_fwd, _evaluated_bwd)
 def values(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Exact V (shape (S,), or (H, S) for a finite horizon), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "V", pi)
 
 
 def action_values(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Exact Q (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "Q", pi)
 
 
 def advantages(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Exact A = Q − V (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.advantage_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "A", pi)
 
 
 def occupancy(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
     r"""Normalized occupancy :math:`d_\pi` (shape (S,)), differentiable in ``pi`` (:func:`pgexact.exact.occupancy_vjp`)."""
     _check(mdp, pi)
+    check_tol(tol)
     return _evaluated(mdp, tol, "d", pi)
 
 
@@ -233,13 +264,16 @@ def fisher_vector_product(
     """
     _require_x64()
     check_mdp(mdp)
+    check_callable("pi_fn", pi_fn)
+    check_tol(tol)
+    _check_point(params, v)
     pi, u = jax.jvp(pi_fn, (params,), (v,))
     _check(mdp, pi, name="pi_fn(params)")
     _, vjp_fn = jax.vjp(pi_fn, params)
 
     def cb(p: np.ndarray, uu: np.ndarray) -> np.ndarray:
         p = np.asarray(p)
-        return fisher_pi_metric(p, _occupancy(mdp, p, tol=tol), np.asarray(uu))
+        return fisher_pi_metric(p, _occupancy(mdp, p, tol=tol), np.asarray(uu), name="jvp of pi_fn along v")
 
     w = _callback(cb, _sds(pi.shape), pi, u)
     return vjp_fn(w)[0]

@@ -54,6 +54,7 @@ from .exact.policy_free import (
     value_and_pi_gradient,
     value_vjp,
 )
+from ._validation import as_probabilities, check_callable
 from .models.finite_mdp import check_mdp
 
 __all__ = [
@@ -209,9 +210,29 @@ def fisher_vector_product(
     same structure as ``params``
     """
     check_mdp(mdp)
+    check_callable("pi_fn", pi_fn)
+    _check_point(params, v)
     pi, u = torch.func.jvp(pi_fn, (params,), (v,))
     _check_tensor(mdp, pi, name="pi_fn(params)")
     _, vjp_fn = torch.func.vjp(pi_fn, params)
-    p = _np(pi)
-    w = fisher_pi_metric(p, _occupancy(mdp, p, tol=tol), _np(u))
+    p = as_probabilities(_np(pi), "pi_fn(params)")
+    w = fisher_pi_metric(p, _occupancy(mdp, p, tol=tol), _np(u), name="jvp of pi_fn along v")
     return vjp_fn(_like(w, pi))[0]
+
+
+def _check_point(params: Any, v: Any) -> None:
+    """``params``: a floating tensor or a tuple / list / dict of them; ``v`` of the same structure and shapes."""
+    leaves, spec = torch.utils._pytree.tree_flatten(params)
+    if not leaves or not all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in leaves):
+        raise TypeError(
+            f"params must be a floating-point torch.Tensor or a tuple / dict of them, got {type(params).__name__}"
+        )
+    v_leaves, v_spec = torch.utils._pytree.tree_flatten(v)
+    if v_spec != spec or not all(isinstance(t, torch.Tensor) for t in v_leaves):
+        raise TypeError(f"v must have the structure of params (tensors, {spec}), got {type(v).__name__}")
+    for i, (t, w) in enumerate(zip(leaves, v_leaves)):
+        if t.shape != w.shape or t.dtype != w.dtype:
+            raise ValueError(
+                f"v's leaf {i} has shape {tuple(w.shape)} and dtype {w.dtype}, expected those of params: "
+                f"{tuple(t.shape)}, {t.dtype}"
+            )

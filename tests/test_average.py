@@ -140,3 +140,65 @@ def test_nearly_multichain_is_a_numerical_error() -> None:
     assert len(average.closed_classes(P[:, 0, :])) == 1
     with pytest.raises(SingularSystemError, match="nearly multichain"):
         average.evaluate(mdp, np.ones((2, 1)))
+
+
+def test_evaluation_records_store_what_they_are_given() -> None:
+    h = np.zeros(2)
+    ev = average.AverageEvaluation(rho=None, h=h, Q="x", A=None, d=[0.5, 0.5])
+    assert ev.Q == "x" and ev.d == [0.5, 0.5] and not h.flags.writeable
+    ev = pgexact.exact.Evaluation(J=None, V=np.zeros(2), Q=None, A=None, d="x", p=None, residual=None)
+    assert ev.d == "x" and not ev.V.flags.writeable
+
+
+@pytest.mark.parametrize(
+    ("P_pi", "error", "match"),
+    [
+        (None, TypeError, r"^P_pi must be an array of real numbers"),
+        ("x", TypeError, r"^P_pi must be an array of real numbers"),
+        ([[1, 2], [3]], TypeError, r"^P_pi must be an array of real numbers"),
+        ([], ValueError, r"^P_pi must have 2 dimension"),
+        ([[]], ValueError, r"^P_pi must be a non-empty square matrix"),
+        (np.ones((2, 3)), ValueError, r"^P_pi must be a non-empty square matrix, got shape \(2, 3\)"),
+        ([[1.0, np.nan], [0.0, 1.0]], ValueError, r"^P_pi\[0, 1\] is nan"),
+        ([[1.0, -0.5], [0.0, 1.0]], ValueError, r"^P_pi\[0, 1\] is -0.5, expected >= 0"),
+        (np.array(["a", "b"]), TypeError, r"^P_pi must be an array of real numbers"),
+    ],
+)
+def test_closed_classes_refuses_malformed_matrices(P_pi, error, match) -> None:
+    with pytest.raises(error, match=match):
+        average.closed_classes(P_pi)
+
+
+def test_closed_classes_checks_sparse_input_and_agrees_with_dense() -> None:
+    import scipy.sparse
+
+    P = np.array([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.0, 0.0, 1.0]])
+    got = average.closed_classes(scipy.sparse.csr_array(P))
+    assert [c.tolist() for c in got] == [[0], [2]]
+    with pytest.raises(ValueError, match=r"^P_pi\[1, 0\] is -0.5, expected a finite number >= 0"):
+        average.closed_classes(scipy.sparse.csr_array(P * [[1], [-1], [1]]))
+    with pytest.raises(ValueError, match=r"^P_pi must be a square real matrix"):
+        average.closed_classes(scipy.sparse.csr_array(np.ones((2, 3))))
+
+
+@pytest.mark.parametrize(
+    ("classes", "error", "match"),
+    [
+        (None, TypeError, r"^classes must be a list of arrays of state indices, got NoneType"),
+        ("x", TypeError, r"^classes must be a list"),
+        (np.array([-1.0, -1.0]), TypeError, r"^classes must be a list"),
+        ([np.array([0.5])], TypeError, r"^classes\[0\] must be a 1-D array of state indices"),
+        ([[0], [-1]], ValueError, r"^classes\[1\] holds the negative state index -1"),
+    ],
+)
+def test_multichain_error_checks_its_classes(classes, error, match) -> None:
+    with pytest.raises(error, match=match):
+        average.MultichainError(classes)
+    err = average.MultichainError([np.array([0]), [1, 2]])
+    assert "2 closed classes of states ({0}; {1, 2})" in str(err)
+
+
+def test_too_many_states_is_refused_with_the_memory_it_would_need(monkeypatch) -> None:
+    monkeypatch.setattr(average, "MAX_DENSE_STATES", 2)
+    with pytest.raises(ValueError, match=r"^mdp has S=3 states, more than MAX_DENSE_STATES=2: .* would need 72 bytes"):
+        average.evaluate(random_mdp(3, 2, gamma=0.9, seed=0), np.full((3, 2), 0.5))

@@ -193,3 +193,49 @@ def test_exact_J_converges_to_monte_carlo_in_gymnasium_pendulum() -> None:
                 break
     se = G.std(ddof=1) / np.sqrt(n_ep)
     assert abs(J - G.mean()) < 0.2 + 5 * se  # measured discretization gap 0.06 at 161^2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"states": None}, TypeError, r"^states must be an array of real numbers"),
+        ({"states": np.array([])}, ValueError, r"^states must have 2 dimension"),
+        ({"states": [[np.nan, 0.0]]}, ValueError, r"^states\[0, 0\] is nan"),
+        ({"axes": None}, TypeError, r"^axes must be a tuple of D=2 arrays"),
+        ({"axes": "x"}, TypeError, r"^axes must be a tuple of D=2 arrays"),
+        ({"axes": ([0.0, 1.0],)}, TypeError, r"^axes must be a tuple of D=2 arrays"),
+        ({"axes": ([0.0, 1.0], [[1, 2], [3]])}, TypeError, r"^axes\[1\] must be an array of real numbers"),
+        ({"axes": ([0.0, 1.0], [1.0, 0.0])}, ValueError, r"^axes\[1\] must be strictly increasing .*axes\[1\]\[1\] = 0.0 after 1.0"),
+        ({"axes": ([0.0, 1.0], [0.0, 0.0])}, ValueError, r"^axes\[1\] must be strictly increasing"),
+        ({"axes": ([0.0, 1.0], [-1e308, 1e308])}, ValueError, r"^axes\[1\] must be strictly increasing with finite steps"),
+        ({"periodic": None}, TypeError, r"^periodic must be a tuple of D=2 bools"),
+        ({"periodic": "xy"}, TypeError, r"^periodic must be a tuple"),
+        ({"periodic": ({"a": 1}, False)}, TypeError, r"^periodic\[0\] must be True or False"),
+        ({"periodic": (True, False), "axes": ([0.0], [0.0, 1.0])}, ValueError, r"^axes\[0\] must have at least 2 point"),
+    ],
+)
+def test_multilinear_weights_refuses_malformed_input(kwargs, error, match) -> None:
+    args = {"states": [[0.25, 0.7]], "axes": ([0.0, 1.0], [0.0, 0.5, 1.0]), "periodic": (False, False), **kwargs}
+    with pytest.raises(error, match=match):
+        multilinear_weights(**args)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: cartpole(gamma=0.9, x_dot_max=np.nan), ValueError, r"^x_dot_max must be a positive finite number, got nan"),
+        (lambda: cartpole(gamma=0.9, x_dot_max=0), ValueError, r"^x_dot_max must be a positive finite number, got 0"),
+        (lambda: cartpole(gamma=0.9, theta_dot_max=None), TypeError, r"^theta_dot_max must be a positive finite number"),
+        (lambda: cartpole(gamma=0.9, x_dot_max=1e308), ValueError, r"^x_dot_max and theta_dot_max must be at most 1e300"),
+        (lambda: cartpole(3, 3, 3, 3, gamma=0.9, theta_dot_max=1e200), ValueError,
+         r"^the CartPole-v1 dynamics leave the float64 range on this grid: lower x_dot_max or theta_dot_max"),
+        (lambda: pendulum(4, 2, 2, gamma=0.9, g=1e308), ValueError, r"^the Pendulum-v1 dynamics leave the float64 range .*lower \|g\|"),
+        (lambda: pendulum(gamma=0.9, g=None), TypeError, r"^g must be a finite real number"),
+        (lambda: mountain_car(gamma=0.9, sparse=np.array([])), TypeError, r"^sparse must be True or False"),
+        (lambda: mountain_car(10**12, gamma=0.9), ValueError, r"^MountainCar-v0 on a 1000000000000 x 41 grid with 3 actions would need .*: use a coarser grid"),
+        (lambda: pendulum(301, 301, gamma=0.9, sparse=False), ValueError, r"^Pendulum-v1 on a 301 x 301 grid with 5 actions, sparse=False would need .*or sparse=True"),
+    ],
+)
+def test_builders_refuse_malformed_arguments(build, error, match) -> None:
+    with pytest.raises(error, match=match):
+        build()

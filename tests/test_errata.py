@@ -149,9 +149,9 @@ def test_the_two_conventions_are_not_errata() -> None:
 
 def test_erratum_validation() -> None:
     loc = Location(NOTES[0], "Bounding the Error")
-    with pytest.raises(ValueError, match="witness or say why"):
+    with pytest.raises(ValueError, match="witness or say in not_witnessable why"):
         Erratum("x", (loc,), "a", "b", "c")
-    with pytest.raises(ValueError, match="at least one location"):
+    with pytest.raises(ValueError, match="locations must hold at least one Location"):
         Erratum("x", (), "a", "b", "c", not_witnessable="a word")
     with pytest.raises(ValueError, match="note must be one of"):
         Location("some_file.txt", "Bounding the Error")
@@ -369,3 +369,50 @@ def test_projected_dual_step_stays_feasible() -> None:
             if ok:
                 assert kl <= 1.0
     assert _dual_scheme(pi, A, 1.0, 1.0, 5, False) @ A == -1.0
+
+
+def test_records_and_lookup_refuse_malformed_arguments() -> None:
+    loc = Location(NOTES[0], "section")
+    ok = {"id": "x", "locations": (loc,), "printed": "p", "corrected": "c", "why": "w", "not_witnessable": "a word"}
+    assert Erratum(**ok).location == f'{NOTES[0]}, § "section"'
+    for field, bad, error, match in [
+        ("id", None, TypeError, r"^id must be a str, got NoneType"),
+        ("locations", "x", TypeError, r"^locations must be a tuple of Location"),
+        ("locations", np.array([]), TypeError, r"^locations must be a tuple of Location"),
+        ("locations", (), ValueError, r"locations must hold at least one Location"),
+        ("witness", 3, TypeError, r"^witness must be a callable returning a Witness, or None, got int"),
+        ("not_witnessable", np.array([]), TypeError, r"^not_witnessable must be a str"),
+        ("not_witnessable", "", ValueError, r"give a witness or say in not_witnessable why there is none"),
+    ]:
+        with pytest.raises(error, match=match):
+            Erratum(**{**ok, field: bad})
+    for field, bad in [("note", np.array([])), ("section", None), ("detail", 1)]:
+        with pytest.raises(TypeError, match=rf"^{field} must be a str"):
+            Location(**{"note": NOTES[0], "section": "s", field: bad})
+    with pytest.raises(TypeError, match=r"^erratum_id must be a str .*got list"):
+        get([])
+    with pytest.raises(ValueError, match=r"^erratum_id 'nope' is not a known erratum; valid ids: "):
+        get("nope")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"ratio": None}, TypeError, r"^ratio must be an array of real numbers"),
+        ({"ratio": "x"}, TypeError, r"^ratio must be an array of real numbers"),
+        ({"ratio": [np.nan]}, ValueError, r"^ratio\[0\] is nan"),
+        ({"ratio": [-1.0]}, ValueError, r"^ratio\[0\] is -1.0, expected a probability ratio >= 0"),
+        ({"advantage": None}, TypeError, r"^advantage must be an array of real numbers"),
+        ({"advantage": np.ones(3)}, ValueError, r"^ratio \(shape \(2,\)\) and advantage \(shape \(3,\)\) do not broadcast"),
+        ({"eps": None}, TypeError, r"^eps must be a finite number >= 0"),
+        ({"eps": -0.1}, ValueError, r"^eps must be a finite number >= 0, got -0.1"),
+        ({"ratio": [1e12, 1.0], "advantage": -1e300}, ValueError, r"^ratio \* advantage overflows float64"),
+    ],
+)
+def test_ppo_clipped_objective_refuses_malformed_input(kwargs: dict, error: type, match: str) -> None:
+    args = {"ratio": [0.5, 1.5], "advantage": 2.0, "eps": 0.2, **kwargs}
+    with pytest.raises(error, match=match):
+        ppo_clipped_objective(**args)
+    np.testing.assert_array_equal(ppo_clipped_objective([0.5, 1.5], 2.0, 0.2), [1.0, 2.4])
+    # the clip keeps the objective finite when the unclipped product overflows on the other side
+    assert ppo_clipped_objective([1e12], 1e300, 0.2).tolist() == [1.2e300]

@@ -112,3 +112,37 @@ def test_committed_pngs_are_what_pgexact_figures_produces(tmp_path: Path) -> Non
         diff = compare_images(str(committed / path.name), str(path), tol=1.0)
         assert diff is None, f"figures/{path.name} differs from `pgexact figures`: {diff}"
 
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"names": True}, TypeError, r"^names must be None, a str or an iterable of str, got bool"),
+        ({"names": [1]}, TypeError, r"^names\[0\] must be a str"),
+        ({"names": [["ppo_clip"]]}, TypeError, r"^names\[0\] must be a str"),
+        ({"names": {"a": 1}}, TypeError, r"^names must be"),
+        ({"names": []}, ValueError, r"^no figure names given"),
+        ({"out_dir": None}, TypeError, r"^out_dir must be a str or a path-like object, got NoneType"),
+        ({"out_dir": 3}, TypeError, r"^out_dir must be"),
+        ({"fmt": None}, ValueError, r"^fmt must be one of png, svg, pdf, got None"),
+        ({"fmt": []}, ValueError, r"^fmt must be one of"),
+        ({"progress": None}, TypeError, r"^progress must be a bool, got NoneType"),
+    ],
+)
+def test_render_refuses_malformed_arguments_before_drawing(tmp_path: Path, kwargs: dict, error: type, match: str) -> None:
+    args = {"names": ["ppo_clip"], "out_dir": tmp_path / "out", "fmt": "png", "progress": False, **kwargs}
+    with pytest.raises(error, match=match):
+        render(**args)
+    assert not (tmp_path / "out").exists()
+
+
+def test_get_and_captions_refuse_malformed_names() -> None:
+    with pytest.raises(TypeError, match=r"^name must be a str .*got list"):
+        get([])
+    with pytest.raises(ValueError, match=r"^name 'nope' is not a known figure; valid names: .*ppo_clip"):
+        get("nope")
+    with pytest.raises(TypeError, match=r"^names must be None, a str or an iterable of str, got bool"):
+        captions(True)
+    with pytest.raises(TypeError, match=r"^names\[0\] must be a str"):
+        captions([None])
+    assert captions("ppo_clip") == captions(["ppo_clip", "ppo_clip"])

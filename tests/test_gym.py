@@ -328,3 +328,27 @@ def test_exported_env_honours_the_action_mask():
         assert info["action_mask"].tolist() == mask[s].astype(int).tolist()
         if term or trunc:
             s, info = env.reset()
+
+
+def test_environment_constructor_checks_its_arguments() -> None:
+    from pgexact.gym import FiniteMDPEnv
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    for cls in (FiniteMDPEnv, make_env):
+        with pytest.raises(TypeError, match=r"^mdp must be a pgexact.FiniteMDP, got NoneType"):
+            cls(None)
+        with pytest.raises(ValueError, match=r"^render_mode must be None or 'ansi', got array"):
+            cls(mdp, render_mode=np.array([]))
+        with pytest.raises(ValueError, match=r"^max_episode_steps must be a positive integer, got 0"):
+            cls(mdp, max_episode_steps=0)
+
+
+def test_env_methods_have_their_own_numpydoc_docstrings() -> None:
+    """Not gymnasium's inherited ones (which do not parse as reST under numpydoc)."""
+    FunctionDoc = pytest.importorskip("numpydoc.docscrape").FunctionDoc
+    from pgexact.gym import FiniteMDPEnv
+
+    for name in ("reset", "step", "render"):
+        assert FiniteMDPEnv.__dict__[name].__doc__  # defined on the class itself
+    returns = [r.name for r in FunctionDoc(FiniteMDPEnv.step)["Returns"]]
+    assert returns == ["observation", "reward", "terminated", "truncated", "info"]

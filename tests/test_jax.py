@@ -200,3 +200,44 @@ def test_trust_region_scaling_on_an_mlp_matches_the_exact_kl() -> None:
         errs.append(abs(kl / delta - 1))
     # the quadratic model's relative error is O(beta) = O(sqrt(delta)): 10x smaller for 100x smaller delta
     assert errs[1] < 0.03 and errs[1] < errs[0] / 5, errs
+
+
+def test_fisher_vector_product_refuses_malformed_callbacks_and_points() -> None:
+    from pgexact.mdps import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+
+    def pi_fn(th):
+        return jax.nn.softmax(th.reshape(3, 2), axis=1)
+
+    theta = jnp.zeros(6)
+    with pytest.raises(TypeError, match=r"^pi_fn must be a callable, got NoneType"):
+        pj.fisher_vector_product(mdp, None, theta, theta)
+    with pytest.raises(TypeError, match=r"^params must be a pytree of floating-point arrays"):
+        pj.fisher_vector_product(mdp, pi_fn, None, theta)
+    with pytest.raises(TypeError, match=r"^v must have the pytree structure of params"):
+        pj.fisher_vector_product(mdp, pi_fn, theta, (theta, theta))
+    with pytest.raises(ValueError, match=r"^v's leaf 0 must have the shape and dtype of params"):
+        pj.fisher_vector_product(mdp, pi_fn, theta, jnp.zeros(7))
+    with pytest.raises(ValueError, match=r"^pi_fn\(params\)\[0, :\] sums to 2"):
+        pj.fisher_vector_product(mdp, lambda th: jnp.ones((3, 2)) + 0 * th[:1], theta, theta)
+
+
+def test_concrete_pi_that_is_not_a_distribution_is_refused_on_entry() -> None:
+    from pgexact.mdps import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    for fn in (pj.expected_return, pj.values, pj.action_values, pj.advantages, pj.occupancy):
+        with pytest.raises(ValueError, match=r"^pi\[0, :\] sums to 0, expected 1"):
+            fn(mdp, jnp.zeros((3, 2)))
+
+
+def test_tol_is_checked_before_the_callback() -> None:
+    from pgexact.mdps import random_mdp
+
+    mdp, pi = random_mdp(3, 2, gamma=0.9, seed=0), jnp.full((3, 2), 0.5)
+    for fn in (pj.expected_return, pj.values, pj.action_values, pj.advantages, pj.occupancy):
+        with pytest.raises(TypeError, match=r"^tol must be a real number in \(0, 1\)"):
+            fn(mdp, pi, tol="x")
+    with pytest.raises(ValueError, match=r"^tol is 2.0, expected a relative residual"):
+        pj.fisher_vector_product(mdp, lambda th: jax.nn.softmax(th.reshape(3, 2)), jnp.zeros(6), jnp.zeros(6), tol=2.0)

@@ -171,3 +171,31 @@ def test_rewards_beyond_float64_closed_forms_are_refused():
         J, g = value_and_gradient(big, TabularSoftmax(3, 2), np.zeros(6))
     J1, g1 = value_and_gradient(base, TabularSoftmax(3, 2), np.zeros(6))
     assert abs(J / 1e290 - J1) <= 1e-14 * abs(J1) and np.allclose(g / 1e290, g1, rtol=1e-14, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "match"),
+    [
+        (lambda: chain(3, gamma=0.9, slip=None), TypeError, r"^slip must be a probability in \[0, 1\], got None"),
+        (lambda: chain(3, gamma=0.9, slip="x"), TypeError, r"^slip must be a probability"),
+        (lambda: chain(3, gamma=0.9, slip=True), TypeError, r"^slip must be a probability"),
+        (lambda: chain(3, gamma=0.9, small_reward=None), TypeError, r"^small_reward must be a finite real number"),
+        (lambda: chain(3, gamma=0.9, large_reward=np.nan), ValueError, r"^large_reward must be a finite real number, got nan"),
+        (lambda: chain(10**6, gamma=0.9), ValueError, r"^chain with n_states=1000000 would need 14.6 TB"),
+        (lambda: gridworld(2, 2, gamma=0.9, sparse=np.array([])), TypeError, r"^sparse must be True or False"),
+        (lambda: gridworld(2, 2, gamma=0.9, goal=None, start=None), TypeError, r"^start must be a pair of integers"),
+        (lambda: gridworld(2, 2, gamma=0.9, goal=(0.5, 1)), TypeError, r"^goal must be a pair of integers"),
+        (lambda: gridworld(2, 2, gamma=0.9, goal=(2, 0)), ValueError, r"^goal must be a cell inside the 2x2 grid"),
+        (lambda: gridworld(2, 2, gamma=0.9, step_reward=1e308, goal_reward=1e308), ValueError,
+         r"^step_reward \+ goal_reward must be a finite float64"),
+        (lambda: gridworld(2, 2, gamma=0.9, goal_reward=None), TypeError, r"^goal_reward must be a finite real number"),
+        (lambda: gridworld(1000, 1000, gamma=0.9), ValueError, r"^gridworld with height=1000, width=1000 would need .* TB .*: pass sparse=True"),
+        (lambda: gridworld(10**6, 10**6, gamma=0.9, sparse=True), ValueError, r"^gridworld with height=1000000, width=1000000, sparse=True would need"),
+        (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=None), TypeError, r"^concentration must be a positive finite number"),
+        (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=np.array([])), TypeError, r"^concentration must be"),
+        (lambda: random_mdp(10**12, 2, gamma=0.9, seed=0), ValueError, r"^random_mdp with n_states=1000000000000, n_actions=2 would need"),
+    ],
+)
+def test_builders_refuse_malformed_arguments(build, error, match) -> None:
+    with pytest.raises(error, match=match):
+        build()

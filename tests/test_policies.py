@@ -248,3 +248,50 @@ def test_logit_differences_beyond_float64_range_warn_nothing():
         logp = pol.log_probs(theta)
         pol.score(theta)
     assert logp[0, 0] == 0.0 and logp[0, 1] == -np.inf  # -3.4e308 rounds to -inf in float64
+
+
+@pytest.mark.parametrize(
+    ("z", "error", "match"),
+    [
+        (None, TypeError, r"^z must be an array of real numbers, got NoneType"),
+        (np.ones(6), ValueError, r"^z must have 2 dimension\(s\), got shape \(6,\)"),
+        (np.empty((0, 2)), ValueError, r"^z must have at least one row"),
+        ([[0.0, np.nan]], ValueError, r"^z\[0, 1\] is nan, expected a finite logit or -inf"),
+        ([[0.0, np.inf]], ValueError, r"^z\[0, 1\] is inf"),
+        ([[0.0, 1.0], [-np.inf, -np.inf]], ValueError, r"^z\[1, :\] is all -inf"),
+    ],
+)
+def test_row_softmax_kernels_refuse_malformed_logits(z, error, match) -> None:
+    for fn in (softmax_rows, log_softmax_rows):
+        with pytest.raises(error, match=match):
+            fn(z)
+
+
+def test_row_softmax_kernels_accept_minus_inf_and_extreme_logits() -> None:
+    z = np.array([[1e300, -1e300, -np.inf], [1e16, 1e16, 0.0]])
+    np.testing.assert_array_equal(softmax_rows(z), [[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]])
+    np.testing.assert_array_equal(log_softmax_rows(z)[:, 0], [0.0, -np.log(2.0)])
+    assert log_softmax_rows(z)[0, 2] == -np.inf
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": None}, TypeError, r"^name must be a str"),
+        ({"atol": -1}, ValueError, r"^atol must be a finite number >= 0, got -1"),
+        ({"atol": np.nan}, ValueError, r"^atol must be a finite number >= 0, got nan"),
+        ({"atol": "x"}, TypeError, r"^atol must be a finite number >= 0"),
+        ({"n_states": np.array([])}, TypeError, r"^n_states must be a positive integer"),
+        ({"n_actions": 0}, ValueError, r"^n_actions must be a positive integer, got 0"),
+        ({"action_mask": "x"}, TypeError, r"^action_mask must be a boolean numpy array"),
+        ({"action_mask": np.ones((2, 2), dtype=bool)}, ValueError, r"^action_mask must have the shape \(1, 2\) of pi"),
+    ],
+)
+def test_as_probabilities_refuses_malformed_options(kwargs, error, match) -> None:
+    from pgexact.models import validate_policy_matrix
+
+    with pytest.raises(error, match=match):
+        as_probabilities([[0.5, 0.5]], **kwargs)
+    kwargs = {"n_states": 1, "n_actions": 2, **kwargs}
+    with pytest.raises(error, match=match):
+        validate_policy_matrix([[0.5, 0.5]], **kwargs)

@@ -219,8 +219,47 @@ def test_fisher_metric_at_zero_probability() -> None:
     d = np.array([0.5, 0.5])
     out = fisher_pi_metric(pi, d, np.array([[0.0, 0.0], [0.1, -0.1]]))
     assert np.array_equal(out, [[0.0, 0.0], [0.1, -0.1]])
-    with pytest.raises(NumericalError, match=r"jvp\(v\)\[0, 1\] = 0.2 while pi\[0, 1\] = 0"):
+    with pytest.raises(NumericalError, match=r"u\[0, 1\] = 0.2 while pi\[0, 1\] = 0"):
         fisher_pi_metric(pi, d, np.array([[-0.2, 0.2], [0.0, 0.0]]))
+    with pytest.raises(NumericalError, match=r"jvp\(v\)\[0, 1\] = 0.2 while pi\[0, 1\] = 0"):
+        fisher_pi_metric(pi, d, np.array([[-0.2, 0.2], [0.0, 0.0]]), name="jvp(v)")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"d": None}, TypeError, r"^d must be an array"),
+        ({"d": [0.5, np.nan]}, ValueError, r"^d\[1\] is nan"),
+        ({"d": [0.5, -0.5]}, ValueError, r"^d\[1\] is -0.5, expected a state weight >= 0"),
+        ({"d": np.ones(3)}, ValueError, r"^d must have shape \(2,\)"),
+        ({"u": np.full((2, 2), np.nan)}, ValueError, r"^u\[0, 0\] is nan"),
+        ({"u": np.ones(4)}, ValueError, r"^u has shape \(4,\)"),
+        ({"u": np.full((2, 2), 1e300), "d": [1e300, 1e300]}, ValueError, r"^d\[0\] \* u\[0, 0\] / pi\[0, 0\] is beyond the float64 range"),
+        ({"pi": [[0.5, 0.6], [0.5, 0.5]]}, ValueError, r"^pi\[0, :\] sums to 1.1"),
+        ({"name": None}, TypeError, r"^name must be a str"),
+    ],
+)
+def test_fisher_metric_rejects_malformed_input(kwargs: dict, error: type, match: str) -> None:
+    args = {"pi": [[0.5, 0.5], [0.5, 0.5]], "d": [0.5, 0.5], "u": np.zeros((2, 2)), **kwargs}
+    with pytest.raises(error, match=match):
+        fisher_pi_metric(**args)
+
+
+def test_callbacks_and_options_are_checked() -> None:
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    pi = np.full((3, 2), 0.5)
+    with pytest.raises(TypeError, match=r"^jvp must be a callable, got NoneType"):
+        fisher_vector_product_jvp(mdp, pi, None, lambda w: w, np.ones(6))
+    with pytest.raises(TypeError, match=r"^vjp must be a callable"):
+        fisher_vector_product_jvp(mdp, pi, lambda v: v, "x", np.ones(6))
+    with pytest.raises(ValueError, match=r"^state_weights\[0\] is -1"):
+        fisher_vector_product_jvp(mdp, pi, lambda v: v, lambda w: w, np.ones(6), state_weights=-np.ones(3))
+    with pytest.raises(TypeError, match=r"^matvec must be a callable"):
+        minimum_norm_solve(None, np.ones(3))
+    with pytest.raises(ValueError, match=r"^rtol must be a finite number >= 0, got -1"):
+        minimum_norm_solve(lambda x: x, np.ones(3), rtol=-1)
+    with pytest.raises(TypeError, match=r"^maxiter must be a positive integer"):
+        minimum_norm_solve(lambda x: x, np.ones(3), maxiter=1.5)
 
 
 def test_minimum_norm_solve_is_the_natural_gradient() -> None:

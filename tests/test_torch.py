@@ -270,3 +270,24 @@ def test_ppo_clipped_loss_gradient_at_theta_old_is_the_exact_gradient() -> None:
     samples2 = counts2 @ g_sa / T / (1 - mdp.gamma)
     bad = mean_test(samples2.mean(0), samples2.std(0, ddof=1) / np.sqrt(N), exact, false_alarm=1e-4)
     assert not bad.passed, str(bad)
+
+
+def test_fisher_vector_product_refuses_malformed_callbacks_and_points() -> None:
+    from pgexact.mdps import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+
+    def pi_fn(th):
+        return torch.softmax(th.reshape(3, 2), dim=1)
+
+    theta = torch.zeros(6, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^pi_fn must be a callable, got NoneType"):
+        pt.fisher_vector_product(mdp, None, theta, theta)
+    with pytest.raises(TypeError, match=r"^params must be a floating-point torch.Tensor"):
+        pt.fisher_vector_product(mdp, pi_fn, None, theta)
+    with pytest.raises(TypeError, match=r"^v must have the structure of params"):
+        pt.fisher_vector_product(mdp, pi_fn, theta, (theta, theta))
+    with pytest.raises(ValueError, match=r"^v's leaf 0 has shape \(7,\)"):
+        pt.fisher_vector_product(mdp, pi_fn, theta, torch.zeros(7, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"^pi_fn\(params\)\[0, :\] sums to 2"):
+        pt.fisher_vector_product(mdp, lambda th: torch.ones(3, 2, dtype=torch.float64) + 0 * th[:1], theta, theta)

@@ -66,10 +66,20 @@ class Erratum:
     not_witnessable: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("id", "printed", "corrected", "why", "not_witnessable"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        if not isinstance(self.locations, tuple) or not all(isinstance(loc, Location) for loc in self.locations):
+            raise TypeError(f"locations must be a tuple of Location, got {self.locations!r}")
         if not self.locations:
-            raise ValueError(f"erratum {self.id!r} needs at least one location")
+            raise ValueError(f"erratum {self.id!r}: locations must hold at least one Location")
+        if self.witness is not None and not callable(self.witness):
+            raise TypeError(f"witness must be a callable returning a Witness, or None, got {type(self.witness).__name__}")
         if (self.witness is None) == (not self.not_witnessable):
-            raise ValueError(f"erratum {self.id!r}: give a witness or say why there is none, not both")
+            raise ValueError(
+                f"erratum {self.id!r}: give a witness or say in not_witnessable why there is none, not both"
+            )
 
     @property
     def witnessable(self) -> bool:
@@ -371,10 +381,12 @@ if len(_BY_ID) != len(ERRATA):  # pragma: no cover
 
 def get(erratum_id: str) -> Erratum:
     """The erratum named ``erratum_id``; ``ValueError`` listing the valid ids otherwise."""
+    if not isinstance(erratum_id, str):
+        raise TypeError(f"erratum_id must be a str (one of: {', '.join(_BY_ID)}), got {type(erratum_id).__name__}")
     try:
         return _BY_ID[erratum_id]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown erratum {erratum_id!r}; valid ids: {', '.join(_BY_ID)}") from None
+    except KeyError:
+        raise ValueError(f"erratum_id {erratum_id!r} is not a known erratum; valid ids: {', '.join(_BY_ID)}") from None
 
 
 def _fmt(x: float) -> str:

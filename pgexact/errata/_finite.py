@@ -9,14 +9,12 @@ constrained optimizer).
 from __future__ import annotations
 
 import itertools
-import math
-import numbers
 
 import numpy as np
 import scipy.optimize
 import scipy.special
 
-from .._validation import _first, as_float_array, format_index
+from .._validation import as_float_array, check_tolerance
 from ..exact import evaluate, fisher, natural_gradient, policy_gradient, reinforce_by_enumeration, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, TabularSoftmax
@@ -26,19 +24,19 @@ from ._witness import Witness, bound_witness, identity_witness
 __all__ = ["ppo_clipped_objective"]
 
 
-def ppo_clipped_objective(ratio: np.ndarray | float, advantage: float, eps: float) -> np.ndarray:
+def ppo_clipped_objective(ratio: np.ndarray | float, advantage: np.ndarray | float, eps: float) -> np.ndarray:
     r"""PPO's per-sample clipped objective :math:`\min(rA, \mathrm{clip}(r, 1-\epsilon, 1+\epsilon)A)`.
 
     Schulman et al. (2017), eq. 7. Vectorized over ``ratio``.
 
     Parameters
     ----------
-    ratio : float or array_like (any shape)
-        Finite probability ratios :math:`r \ge 0`.
-    advantage : float
-        Finite :math:`A`.
+    ratio : array_like
+        Probability ratios :math:`r = \pi_{new}(a|s) / \pi_{old}(a|s)`, finite, >= 0.
+    advantage : float or array_like
+        Advantages, broadcastable with ``ratio``.
     eps : float
-        Clip range, finite and in [0, 1).
+        Clip range, finite, >= 0.
 
     Examples
     --------
@@ -46,17 +44,20 @@ def ppo_clipped_objective(ratio: np.ndarray | float, advantage: float, eps: floa
     2.4
     """
     r = as_float_array("ratio", ratio)
-    if np.any(r < 0):
-        raise ValueError(f"ratio{format_index(_first(r < 0))} is negative, expected a probability ratio >= 0")
-    for name, value in (("advantage", advantage), ("eps", eps)):
-        if not isinstance(value, numbers.Real) or isinstance(value, bool):
-            raise TypeError(f"{name} must be a real number, got {value!r}")
-    if not math.isfinite(advantage):
-        raise ValueError(f"advantage must be finite, got {advantage!r}")
-    if not 0.0 <= eps < 1.0:
-        raise ValueError(f"eps must be a number in [0, 1), got {eps!r}")
-    advantage, eps = float(advantage), float(eps)
-    return np.minimum(r * advantage, np.clip(r, 1.0 - eps, 1.0 + eps) * advantage)
+    if (r < 0).any():
+        idx = tuple(int(i) for i in np.argwhere(r < 0)[0])
+        raise ValueError(f"ratio{list(idx)} is {r[idx]}, expected a probability ratio >= 0")
+    adv = as_float_array("advantage", advantage)
+    eps = check_tolerance("eps", eps)
+    try:
+        np.broadcast_shapes(r.shape, adv.shape)
+    except ValueError:
+        raise ValueError(f"ratio (shape {r.shape}) and advantage (shape {adv.shape}) do not broadcast") from None
+    with np.errstate(over="ignore"):
+        out = np.minimum(r * adv, np.clip(r, 1.0 - eps, 1.0 + eps) * adv)
+    if not np.isfinite(out).all():
+        raise ValueError("ratio * advantage overflows float64: rescale the advantages")
+    return out
 
 
 def _kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:

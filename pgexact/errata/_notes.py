@@ -44,6 +44,10 @@ class Location:
     detail: str = ""
 
     def __post_init__(self) -> None:
+        for name in ("note", "section", "detail"):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
         if self.note not in NOTES:
             raise ValueError(f"note must be one of {NOTES}, got {self.note!r}")
 

@@ -24,7 +24,9 @@ __all__ = ["kl_per_state", "kl_expected", "kl_expected_gradient", "kl_max", "tv_
 
 def _pair(p: Any, q: Any) -> tuple[np.ndarray, np.ndarray]:
     p = as_probabilities(p, "p")
-    q = as_probabilities(q, "q", n_states=p.shape[0], n_actions=p.shape[1])
+    q = as_probabilities(q, "q")
+    if q.shape != p.shape:
+        raise ValueError(f"q must have the shape {p.shape} of p, got {q.shape}")
     return p, q
 
 

@@ -74,7 +74,7 @@ class Evaluation:
     def __post_init__(self) -> None:
         for name in ("V", "Q", "A", "d", "p"):
             arr = getattr(self, name)
-            if arr is not None:
+            if isinstance(arr, np.ndarray):  # a plain record: anything else is stored as given
                 arr.flags.writeable = False
 
 

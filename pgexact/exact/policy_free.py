@@ -51,7 +51,7 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
-from .._validation import as_float_array
+from .._validation import as_float_array, as_probabilities, check_callable, check_positive_int, check_tolerance
 from ..errors import NumericalError
 from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
@@ -280,7 +280,7 @@ def occupancy_vjp(mdp: FiniteMDP, pi: Any, d_bar: Any, *, tol: float | None = No
 
 
 # --------------------------------------------------------------------------- Fisher
-def fisher_pi_metric(pi: Any, d: Any, u: Any, *, name: str = "jvp(v)") -> np.ndarray:
+def fisher_pi_metric(pi: Any, d: Any, u: Any, *, name: str = "u") -> np.ndarray:
     r"""The Fisher metric in :math:`\pi`-coordinates applied to a tangent u: :math:`d(s)\, u(s, a) / \pi(a|s)`.
 
     With :math:`u = J_\theta v` (a Jacobian-vector product of :math:`\theta \mapsto \pi_\theta`),
@@ -293,17 +293,28 @@ def fisher_pi_metric(pi: Any, d: Any, u: Any, *, name: str = "jvp(v)") -> np.nda
     d : array_like, shape (S,)
         State weights (the normalized occupancy for the state-averaged Fisher).
     u : array_like, shape (S, A)
+    name : str
+        How error messages call ``u`` (e.g. ``"jvp(v)"`` when u comes from a callback).
 
     Raises
     ------
+    ValueError
+        Malformed input, or a result beyond the float64 range.
     NumericalError
         If :math:`\pi(a|s) = 0 < d(s)` and :math:`u(s, a) \ne 0`: the Fisher information is
         unbounded in direction v (the parametrization leaves the simplex's face at a zero
         probability with nonzero speed).
     """
-    pi = np.asarray(pi, dtype=np.float64)
-    d = np.asarray(d, dtype=np.float64)
-    u = np.asarray(u, dtype=np.float64)
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (what error messages call u), got {type(name).__name__}")
+    pi = as_probabilities(pi, "pi")
+    d = as_float_array("d", d, ndim=1)
+    if d.shape != (pi.shape[0],):
+        raise ValueError(f"d must have shape ({pi.shape[0]},) (one weight per state of pi), got {d.shape}")
+    if (d < 0).any():
+        s = int(np.argmax(d < 0))
+        raise ValueError(f"d[{s}] is {d[s]:.6g}, expected a state weight >= 0")
+    u = as_float_array(name, u)
     if u.shape != pi.shape:
         raise ValueError(f"{name} has shape {u.shape}, expected the policy's shape {pi.shape}")
     zero = pi == 0.0
@@ -315,8 +326,15 @@ def fisher_pi_metric(pi: Any, d: Any, u: Any, *, name: str = "jvp(v)") -> np.nda
             "information is unbounded in this direction (a smooth parametrization with "
             "nonnegative outputs, such as a softmax, has zero derivative where pi = 0)"
         )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(zero, 0.0, d[:, None] * u / np.where(zero, 1.0, pi))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        out = np.where(zero, 0.0, d[:, None] * u / np.where(zero, 1.0, pi))
+    big = ~np.isfinite(out)
+    if big.any():
+        s, a = (int(i) for i in np.argwhere(big)[0])
+        raise ValueError(
+            f"d[{s}] * {name}[{s}, {a}] / pi[{s}, {a}] is beyond the float64 range: rescale {name} or d"
+        )
+    return out
 
 
 def fisher_vector_product_jvp(
@@ -375,14 +393,18 @@ def fisher_vector_product_jvp(
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
+    check_callable("jvp", jvp)
+    check_callable("vjp", vjp)
     if state_weights is None:
         from .evaluation import occupancy
 
         d = occupancy(mdp, pi, tol=tol)
     else:
         d = as_float_array("state_weights", state_weights, shape=(mdp.n_states,))
-    u = np.asarray(jvp(v), dtype=np.float64)
-    return vjp(fisher_pi_metric(pi, d, u))
+        if (d < 0).any():
+            s = int(np.argmax(d < 0))
+            raise ValueError(f"state_weights[{s}] is {d[s]:.6g}, expected >= 0")
+    return vjp(fisher_pi_metric(pi, d, jvp(v), name="jvp(v)"))
 
 
 def minimum_norm_solve(
@@ -410,9 +432,11 @@ def minimum_norm_solve(
     NumericalError
         If the residual does not reach ``rtol`` (b not in the range of F, or F ill-conditioned).
     """
+    check_callable("matvec", matvec)
     b = as_float_array("b", b, ndim=1)
+    rtol = check_tolerance("rtol", rtol)
     n = b.size
-    maxiter = 10 * n if maxiter is None else int(maxiter)
+    maxiter = 10 * n if maxiter is None else check_positive_int("maxiter", maxiter)
     bnorm = float(np.linalg.norm(b))
     x = np.zeros(n)
     if bnorm == 0.0:

@@ -145,14 +145,34 @@ FIGURES: tuple[str, ...] = tuple(REGISTRY)
 
 def get(name: str) -> FigureSpec:
     """The figure named ``name``; ``ValueError`` listing the valid names otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str (one of: {', '.join(FIGURES)}), got {type(name).__name__}")
     if name not in REGISTRY:
-        raise ValueError(f"unknown figure {name!r}; valid names: {', '.join(FIGURES)}")
+        raise ValueError(f"name {name!r} is not a known figure; valid names: {', '.join(FIGURES)}")
     return REGISTRY[name]
+
+
+def _check_names(names: object) -> list[str]:
+    """Figure names in registry terms: None (all), one str, or an iterable of str (duplicates dropped)."""
+    if names is None:
+        return list(FIGURES)
+    if isinstance(names, str):
+        names = [names]
+    if isinstance(names, (bytes, dict)) or not isinstance(names, Iterable):
+        raise TypeError(f"names must be None, a str or an iterable of str, got {type(names).__name__}")
+    chosen = list(names)
+    for i, n in enumerate(chosen):
+        if not isinstance(n, str):
+            raise TypeError(f"names[{i}] must be a str (a figure name), got {type(n).__name__}")
+    unknown = [n for n in chosen if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown figure name(s) in names: {', '.join(map(repr, unknown))}; valid names: {', '.join(FIGURES)}")
+    return list(dict.fromkeys(chosen))
 
 
 def captions(names: Iterable[str] | None = None) -> str:
     """Caption text of the chosen figures (default: all), one paragraph each."""
-    chosen = FIGURES if names is None else [get(n).name for n in names]
+    chosen = _check_names(names)
     return "\n\n".join(f"{n}.png — {REGISTRY[n].title}\n  {REGISTRY[n].caption}" for n in chosen) + "\n"
 
 
@@ -182,14 +202,13 @@ def render(
     into place only when every one succeeded; on any error the temporary directory (and
     ``out_dir`` if this call created it) is removed. Output is byte-identical run to run.
     """
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if isinstance(names, str):
-        names = [names]
-    chosen = list(FIGURES) if names is None else list(dict.fromkeys(names))
-    unknown = [n for n in chosen if n not in REGISTRY]
-    if unknown:
-        raise ValueError(f"unknown figure name(s) {', '.join(map(repr, unknown))}; valid names: {', '.join(FIGURES)}")
+    if not isinstance(out_dir, (str, os.PathLike)):
+        raise TypeError(f"out_dir must be a str or a path-like object, got {type(out_dir).__name__}")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
+    chosen = _check_names(names)
     if not chosen:
         raise ValueError(f"no figure names given; valid names: {', '.join(FIGURES)}")
     return render_specs([REGISTRY[n] for n in chosen], out_dir, fmt, progress)

@@ -13,7 +13,14 @@ import numpy as np
 import scipy.sparse
 
 from .._random import Seed, as_generator
-from .._validation import as_float_array, check_positive_int
+from .._validation import (
+    as_float_array,
+    check_bool,
+    check_memory,
+    check_positive_finite,
+    check_positive_int,
+    check_real,
+)
 from ..models.finite_mdp import FiniteMDP
 
 __all__ = ["random_mdp", "chain", "gridworld", "bandit", "short_corridor", "ShortCorridor"]
@@ -50,8 +57,8 @@ def random_mdp(
     """
     S = check_positive_int("n_states", n_states)
     A = check_positive_int("n_actions", n_actions)
-    if not (np.isfinite(concentration) and concentration > 0):
-        raise ValueError(f"concentration must be a positive finite number, got {concentration}")
+    concentration = check_positive_finite("concentration", concentration)
+    check_memory(f"random_mdp with n_states={S}, n_actions={A}", 8 * S * A * S, "lower n_states")
     rng = as_generator(seed)
     P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
     r = rng.standard_normal((S, A))
@@ -77,6 +84,9 @@ def chain(
     """
     S = check_positive_int("n_states", n_states)
     slip = _check_probability("slip", slip)
+    small_reward = check_real("small_reward", small_reward)
+    large_reward = check_real("large_reward", large_reward)
+    check_memory(f"chain with n_states={S}", 8 * S * 2 * S, "lower n_states")
     P = np.zeros((S, 2, S))
     for s in range(S):
         left, right = max(s - 1, 0), min(s + 1, S - 1)
@@ -128,19 +138,16 @@ def gridworld(
     >>> bool(np.array_equal(gs.P.toarray().reshape(12, 4, 12), g.P)), bool(np.array_equal(gs.r, g.r))
     (True, True)
     """
-    if sparse:
+    if check_bool("sparse", sparse):
         return _sparse_gridworld(
             height, width, gamma=gamma, slip=slip, horizon=horizon, goal=goal, start=start,
             step_reward=step_reward, goal_reward=goal_reward,
         )
-    Hh = check_positive_int("height", height)
-    W = check_positive_int("width", width)
-    slip = _check_probability("slip", slip)
-    goal = (Hh - 1, W - 1) if goal is None else goal
-    for name, cell in (("goal", goal), ("start", start)):
-        if not (0 <= cell[0] < Hh and 0 <= cell[1] < W):
-            raise ValueError(f"{name} must be a cell inside the {Hh}x{W} grid, got {cell}")
+    Hh, W, slip, goal, start, step_reward, goal_reward = _check_grid_arguments(
+        height, width, slip, goal, start, step_reward, goal_reward
+    )
     S = Hh * W
+    check_memory(f"gridworld with height={Hh}, width={W}", 8 * S * 4 * S, "pass sparse=True")
     g = goal[0] * W + goal[1]
     rows, cols = np.divmod(np.arange(S), W)
     P = np.zeros((S, 4, S))
@@ -173,14 +180,12 @@ def _sparse_gridworld(
     goal_reward: float,
 ) -> FiniteMDP:
     """:func:`gridworld` with ``P`` built directly in CSR form, shape (S*4, S)."""
-    Hh = check_positive_int("height", height)
-    W = check_positive_int("width", width)
-    slip = _check_probability("slip", slip)
-    goal = (Hh - 1, W - 1) if goal is None else goal
-    for name, cell in (("goal", goal), ("start", start)):
-        if not (0 <= cell[0] < Hh and 0 <= cell[1] < W):
-            raise ValueError(f"{name} must be a cell inside the {Hh}x{W} grid, got {cell}")
+    Hh, W, slip, goal, start, step_reward, goal_reward = _check_grid_arguments(
+        height, width, slip, goal, start, step_reward, goal_reward
+    )
     S, A = Hh * W, 4
+    # indices, data (4 per row) and the temporaries of the same size: about 48 bytes per entry
+    check_memory(f"gridworld with height={Hh}, width={W}, sparse=True", 48 * S * A * 4, "lower height or width")
     itype = np.int32 if S * A * 4 < np.iinfo(np.int32).max else np.int64
     g = goal[0] * W + goal[1]
     rows, cols = np.divmod(np.arange(S, dtype=itype), itype(W))
@@ -300,7 +305,37 @@ def short_corridor(*, horizon: int = 10_000) -> ShortCorridor:
 
 
 def _check_probability(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a probability in [0, 1], got {value!r}")
     v = float(value)
     if not (0.0 <= v <= 1.0):
         raise ValueError(f"{name} must be a probability in [0, 1], got {value}")
     return v
+
+
+def _check_cell(name: str, cell: Any, height: int, width: int) -> tuple[int, int]:
+    ok = isinstance(cell, (tuple, list, np.ndarray)) and len(cell) == 2 and all(
+        isinstance(c, (int, np.integer)) and not isinstance(c, (bool, np.bool_)) for c in cell
+    )
+    if not ok:
+        raise TypeError(f"{name} must be a pair of integers (row, col), got {cell!r}")
+    row, col = int(cell[0]), int(cell[1])
+    if not (0 <= row < height and 0 <= col < width):
+        raise ValueError(f"{name} must be a cell inside the {height}x{width} grid, got {(row, col)}")
+    return row, col
+
+
+def _check_grid_arguments(
+    height: Any, width: Any, slip: Any, goal: Any, start: Any, step_reward: Any, goal_reward: Any
+) -> tuple[int, int, float, tuple[int, int], tuple[int, int], float, float]:
+    Hh = check_positive_int("height", height)
+    W = check_positive_int("width", width)
+    slip = _check_probability("slip", slip)
+    goal = _check_cell("goal", (Hh - 1, W - 1) if goal is None else goal, Hh, W)
+    start = _check_cell("start", start, Hh, W)
+    step_reward, goal_reward = check_real("step_reward", step_reward), check_real("goal_reward", goal_reward)
+    if not np.isfinite(abs(step_reward) + abs(goal_reward)):  # Python floats: inf, no warning
+        raise ValueError(
+            f"step_reward + goal_reward must be a finite float64, got {step_reward:g} + {goal_reward:g}"
+        )
+    return Hh, W, slip, goal, start, step_reward, goal_reward

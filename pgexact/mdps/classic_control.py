@@ -31,13 +31,14 @@ finite MDP and in gymnasium.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
 import scipy.sparse
 
-from .._validation import check_positive_int
+from .._validation import as_float_array, check_bool, check_memory, check_positive_finite, check_positive_int, check_real
 from ..models.finite_mdp import FiniteMDP
 
 __all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights"]
@@ -81,7 +82,7 @@ class DiscretizedControl:
 
     def interpolate(self, states: Any) -> tuple[np.ndarray, np.ndarray]:
         r"""Vertex indices and multilinear weights of continuous ``states`` (shape (N, D)): each (N, 2^D)."""
-        return multilinear_weights(np.asarray(states, dtype=np.float64), self.axes, self.periodic)
+        return multilinear_weights(states, self.axes, self.periodic)
 
 
 # --------------------------------------------------------------------------- interpolation
@@ -135,6 +136,39 @@ def multilinear_weights(
     >>> bool(np.isclose(w.sum(), 1.0)), bool(np.allclose(w @ verts[idx[0]], [0.25, 0.7]))
     (True, True)
     """
+    states, axes, periodic = _check_interpolation(states, axes, periodic)
+    return _multilinear_weights(states, axes, periodic)
+
+
+def _check_interpolation(
+    states: Any, axes: Any, periodic: Any
+) -> tuple[np.ndarray, tuple[np.ndarray, ...], tuple[bool, ...]]:
+    states = as_float_array("states", states, ndim=2)
+    D = states.shape[1]
+    if isinstance(axes, (str, bytes, np.ndarray)) or not isinstance(axes, (tuple, list)) or len(axes) != D:
+        raise TypeError(f"axes must be a tuple of D={D} arrays (one per column of states), got {type(axes).__name__}")
+    if isinstance(periodic, (str, bytes)) or not isinstance(periodic, (tuple, list, np.ndarray)) or len(periodic) != D:
+        raise TypeError(f"periodic must be a tuple of D={D} bools, got {periodic!r}")
+    checked = []
+    for k, ax in enumerate(axes):
+        arr = as_float_array(f"axes[{k}]", ax, ndim=1)
+        per = check_bool(f"periodic[{k}]", periodic[k])
+        if arr.size < (2 if per else 1):
+            raise ValueError(f"axes[{k}] must have at least {2 if per else 1} point(s), got {arr.size}")
+        with np.errstate(over="ignore", invalid="ignore"):
+            steps = np.diff(arr)
+        bad = ~(steps > 0) | ~np.isfinite(steps)
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"axes[{k}] must be strictly increasing with finite steps: axes[{k}][{i + 1}] = {arr[i + 1]} after {arr[i]}")
+        checked.append(arr)
+    return states, tuple(checked), tuple(bool(p) for p in periodic)
+
+
+def _multilinear_weights(
+    states: np.ndarray, axes: tuple[np.ndarray, ...], periodic: tuple[bool, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`multilinear_weights` on validated input (no check)."""
     N, D = states.shape
     idx = np.zeros((N, 1), dtype=np.int64)
     wts = np.ones((N, 1))
@@ -175,15 +209,19 @@ def _build(
     gamma: float,
     horizon: int | None,
     sparse: bool,
+    overflow_advice: str = "",
 ) -> DiscretizedControl:
+    V, A = int(np.prod([len(ax) for ax in axes])), len(actions)
     verts = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, len(axes))
-    V, A = len(verts), len(actions)
     x = np.repeat(verts, A, axis=0)
     a = np.tile(np.arange(A), V)
-    nxt, reward, done = step(x, actions[a])
+    with np.errstate(over="ignore", invalid="ignore"):
+        nxt, reward, done = step(x, actions[a])
+    if not (np.isfinite(nxt).all() and np.isfinite(reward).all()):
+        raise ValueError(f"the {name} dynamics leave the float64 range on this grid: {overflow_advice}")
     can_end = bool(done.any())
     S = V + 1 if can_end else V
-    idx, w = multilinear_weights(nxt, axes, periodic)
+    idx, w = _multilinear_weights(nxt, axes, periodic)
     if can_end:
         idx[done] = V
         w[done] = 0.0
@@ -215,6 +253,18 @@ def _build(
         terminal=V if can_end else None,
         name=name,
     )
+
+
+def _check_size(name: str, dims: list[int], A: int, sparse: Any) -> bool:
+    """``sparse`` as a bool; refuse a grid whose arrays would exceed the memory limit of one call."""
+    sparse = check_bool("sparse", sparse)
+    D, V = len(dims), math.prod(dims)
+    # per (vertex, action): the state, next state, 2^D indices and weights and their CSR copy
+    need = V * A * (8 * 3 * D + 2**D * 40) + (0 if sparse else 8 * (V + 1) * A * (V + 1))
+    sizes = " x ".join(map(str, dims))
+    check_memory(f"{name} on a {sizes} grid with {A} actions" + ("" if sparse else ", sparse=False"), need,
+                 "use a coarser grid" + ("" if sparse else " or sparse=True"))
+    return sparse
 
 
 def _check_grid(name: str, n: Any, minimum: int = 2) -> int:
@@ -270,11 +320,13 @@ def pendulum(
     """
     nt, nw = _check_grid("n_theta", n_theta, 3), _check_grid("n_omega", n_omega)
     nu = _check_grid("n_torques", n_torques)
+    g = check_real("g", g)
+    sparse = _check_size("Pendulum-v1", [nt, nw], nu, sparse)
     axes = (-np.pi + 2 * np.pi * np.arange(nt) / nt, np.linspace(-8.0, 8.0, nw))
     torques = np.linspace(-2.0, 2.0, nu)
     return _build(
         "Pendulum-v1", axes, (True, False), torques, lambda x, u: pendulum_step(x, u, g),
-        [(-np.pi, np.pi), (-1.0, 1.0)], gamma, horizon, sparse,
+        [(-np.pi, np.pi), (-1.0, 1.0)], gamma, horizon, sparse, "lower |g|",
     )
 
 
@@ -309,6 +361,7 @@ def mountain_car(
     Gymnasium truncates at 200 steps (``horizon=200``, γ = 1).
     """
     npos, nvel = _check_grid("n_position", n_position), _check_grid("n_velocity", n_velocity)
+    sparse = _check_size("MountainCar-v0", [npos, nvel], 3, sparse)
     axes = (np.linspace(-1.2, 0.6, npos), np.linspace(-0.07, 0.07, nvel))
     return _build(
         "MountainCar-v0", axes, (False, False), np.arange(3), mountain_car_step,
@@ -356,10 +409,15 @@ def cartpole(
     each coordinate ~ U[−0.05, 0.05]. Gymnasium truncates at 500 steps.
     """
     dims = [_check_grid(nm, n) for nm, n in (("n_x", n_x), ("n_x_dot", n_x_dot), ("n_theta", n_theta), ("n_theta_dot", n_theta_dot))]
+    x_dot_max = check_positive_finite("x_dot_max", x_dot_max)
+    theta_dot_max = check_positive_finite("theta_dot_max", theta_dot_max)
+    if max(x_dot_max, theta_dot_max) > 1e300:  # the grid's width 2 * max must be a float64
+        raise ValueError(f"x_dot_max and theta_dot_max must be at most 1e300, got {x_dot_max:g} and {theta_dot_max:g}")
+    sparse = _check_size("CartPole-v1", dims, 2, sparse)
     th = CARTPOLE["theta_threshold_radians"]
     axes = (np.linspace(-2.4, 2.4, dims[0]), np.linspace(-x_dot_max, x_dot_max, dims[1]),
             np.linspace(-th, th, dims[2]), np.linspace(-theta_dot_max, theta_dot_max, dims[3]))
     return _build(
         "CartPole-v1", axes, (False,) * 4, np.arange(2), cartpole_step,
-        [(-0.05, 0.05)] * 4, gamma, horizon, sparse,
+        [(-0.05, 0.05)] * 4, gamma, horizon, sparse, "lower x_dot_max or theta_dot_max",
     )

@@ -14,7 +14,6 @@ from .._validation import (
     as_probabilities,
     check_action_mask,
     check_distribution,
-    check_feasible,
     check_gamma,
     check_horizon,
     format_index,
@@ -353,13 +352,15 @@ def validate_policy_matrix(
 ) -> np.ndarray:
     """Check that ``pi`` is an (S, A) matrix of probability rows and return it as float64.
 
+    ``pi`` may also be a pair ``(policy, theta)``, resolved as by
+    :func:`pgexact.policies.as_probabilities`.
+
     Raises ``ValueError`` naming the first row that is not a distribution, or the first
     ``(s, a)`` where ``pi`` puts mass on an action that ``action_mask`` marks infeasible.
     """
-    arr = as_float_array(name, pi, shape=(n_states, n_actions))
-    check_distribution(name, arr, atol=atol)
-    check_feasible(name, arr, action_mask)
-    return arr
+    return as_probabilities(
+        pi, name, n_states=n_states, n_actions=n_actions, action_mask=action_mask, atol=atol
+    )
 
 
 def check_mdp(mdp: Any, name: str = "mdp") -> FiniteMDP:

@@ -23,13 +23,34 @@ from .._validation import as_float_array, check_action_mask, check_positive_int,
 __all__ = ["SoftmaxPolicy", "TabularSoftmax", "LinearSoftmax", "softmax_rows", "log_softmax_rows"]
 
 
-def softmax_rows(z: np.ndarray) -> np.ndarray:
+def _check_logits(z: Any, name: str = "z") -> np.ndarray:
+    """A float64 (S, A) copy of logits: finite or ``-inf``, with a finite entry in every row."""
+    arr = as_float_array(name, z, ndim=2, allow_nonfinite=True)
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must have at least one row and one column, got shape {arr.shape}")
+    bad = np.isnan(arr) | (arr == np.inf)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"{name}{list(idx)} is {arr[idx]}, expected a finite logit or -inf")
+    empty = ~np.isfinite(arr).any(axis=1)
+    if empty.any():
+        s = int(np.argmax(empty))
+        raise ValueError(f"{name}[{s}, :] is all -inf, expected at least one finite logit per row")
+    return arr
+
+
+def softmax_rows(z: Any) -> np.ndarray:
     r"""Row-wise softmax :math:`e^{z - m} / \sum_b e^{z_b - m}` with :math:`m` the row maximum, shape (S, A).
 
-    ``z`` holds finite logits or ``-inf`` (probability 0); every row needs one finite entry.
-    Equal to ``scipy.special.softmax(z, axis=1)`` to rounding, with less call overhead on
-    small arrays.
+    ``z`` (S, A) holds finite logits or ``-inf`` (probability 0); every row needs one finite entry
+    (``ValueError`` naming the first offending index otherwise). Equal to
+    ``scipy.special.softmax(z, axis=1)`` to rounding, with less call overhead on small arrays.
     """
+    return _softmax_rows(_check_logits(z))
+
+
+def _softmax_rows(z: np.ndarray) -> np.ndarray:
+    """:func:`softmax_rows` on validated logits (no check)."""
     e = _shifted(z)
     np.exp(e, out=e)
     e /= e.sum(axis=1, keepdims=True)
@@ -45,8 +66,16 @@ def _shifted(z: np.ndarray) -> np.ndarray:
         return z - m
 
 
-def log_softmax_rows(z: np.ndarray) -> np.ndarray:
-    r"""Row-wise :math:`\log` softmax :math:`y - \log\sum_b e^{y_b}` with :math:`y = z - \max_b z_b`, shape (S, A)."""
+def log_softmax_rows(z: Any) -> np.ndarray:
+    r"""Row-wise :math:`\log` softmax :math:`y - \log\sum_b e^{y_b}` with :math:`y = z - \max_b z_b`, shape (S, A).
+
+    ``z`` as in :func:`softmax_rows`; ``-inf`` logits give ``-inf``.
+    """
+    return _log_softmax_rows(_check_logits(z))
+
+
+def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
+    """:func:`log_softmax_rows` on validated logits (no check)."""
     y = _shifted(z)
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
 
@@ -95,7 +124,7 @@ class SoftmaxPolicy:
 
     def _probs(self, theta: np.ndarray) -> np.ndarray:
         """Probabilities for a validated theta (no check)."""
-        return softmax_rows(self._masked_logits(theta))
+        return _softmax_rows(self._masked_logits(theta))
 
     def _centred(self, pi: np.ndarray, w: np.ndarray) -> np.ndarray:
         """:math:`w - \\pi \\sum_a w`, the weights whose logit contraction is the score contraction."""
@@ -117,7 +146,7 @@ class SoftmaxPolicy:
 
     def log_probs(self, theta: Any) -> np.ndarray:
         r""":math:`\log \pi_\theta(a|s)`, shape (S, A); finite at feasible actions, ``-inf`` at infeasible ones."""
-        return log_softmax_rows(self._masked_logits(self.check_theta(theta)))
+        return _log_softmax_rows(self._masked_logits(self.check_theta(theta)))
 
     def probs(self, theta: Any) -> np.ndarray:
         r""":math:`\pi_\theta(a|s)`, shape (S, A); each row sums to 1 within a few ulps."""
