@@ -178,3 +178,80 @@ def test_benign_underflow_raises_nothing_under_a_strict_errstate():
     assert np.allclose(g, cost_gradient(lqr, np.zeros((1, 2))), rtol=1e-14)
     assert np.all(np.isfinite(pg))
     assert e == pytest.approx(0.5 * (math.log(2 * math.pi * math.e) + math.log(5e-324)), rel=1e-15)
+
+
+# ------------------------------------------------------------------------------ overflow
+def test_riccati_is_scale_free_and_names_lqr():
+    """The DARE is homogeneous in (Q, R, N): scaling them by 1e300 scales P by 1e300 and leaves K
+    unchanged (scipy's solver alone fails at that scale). An unstabilizable model names lqr."""
+    from pgexact.lqr import riccati
+
+    base = riccati(_lqr())
+    big = riccati(_lqr(Q=1e300 * np.eye(2), R=[[1e300]]))
+    assert np.allclose(big.K, base.K, rtol=1e-12)
+    assert np.allclose(big.P / 1e300, base.P, rtol=1e-12)
+    # Q = 1e300, R = 1: cheap control, P is Q's scale and finite
+    with np.errstate(all="raise"):
+        P = riccati(_lqr(Q=1e300 * np.eye(2))).P
+    assert np.all(np.isfinite(P)) and P[0, 0] > 1e300
+    # the first mode is unstable (1e150) and uncontrolled (B = e2): no stabilizing solution
+    with pytest.raises(NumericalError, match="Riccati equation of lqr has no stabilizing solution"):
+        riccati(_lqr(A=[[1e150, 0.0], [0.0, 1.0]]))
+    # an uncontrolled mode of gain 10 multiplies P by 100 per step back from the horizon
+    with pytest.raises(NumericalError, match="Riccati solution of lqr .* overflows float64"):
+        riccati(_lqr(A=[[10.0, 0.0], [0.0, 0.9]], Q=1e300 * np.eye(2), horizon=50))
+
+
+def test_gradient_overflow_is_a_named_numerical_error():
+    """log std 353 gives a variance e^706 ~ 1e306: the cost is finite, its derivative in the
+    log std (2 sigma^2 dC/dSigma_u) is not representable."""
+    pol = LinearGaussian(2, 1, learn_log_std=True)
+    with np.errstate(all="raise"), pytest.raises(NumericalError, match="policy gradient at this theta on lqr overflows"):
+        policy_gradient(_lqr(), pol, [0.2, 0.5, 353.0])
+
+
+def test_soft_overflow_names_alpha():
+    lqr = _lqr()
+    with np.errstate(all="raise"):
+        # alpha H / (1 - gamma) = 1e308 * 1.42 / 0.1 is beyond float64
+        with pytest.raises(NumericalError, match=r"soft objective .* overflows float64 at alpha=1e\+308"):
+            soft_evaluate(lqr, [[1.0, 0.2]], [[1.0]], alpha=1e308)
+        with pytest.raises(NumericalError, match=r"overflows float64 at alpha=1e\+308"):
+            soft_optimal(lqr, alpha=1e308)
+        # tiny temperatures are representable: Sigma* = alpha/2 M^-1 underflows gracefully
+        opt = soft_optimal(lqr, alpha=5e-324)
+    assert np.all(np.isfinite(opt.action_cov)) and np.isfinite(opt.J)
+
+
+def test_estimator_overflow_is_a_named_numerical_error():
+    """Episodes drawn with sigma = e^300 scored under sigma = e^-300: (u - mu) / sigma^2 overflows."""
+    from pgexact.lqr import reinforce, reinforce_to_go
+
+    lqr = _lqr(horizon=3)
+    pol = LinearGaussian(2, 1, learn_log_std=True)
+    ro = rollout(lqr, pol, [0.2, 0.5, 300.0], 4, seed=0)
+    with np.errstate(all="raise"):
+        for fn in (reinforce, reinforce_to_go):
+            with pytest.raises(NumericalError, match=rf"{fn.__name__}: the term of episode 0 of samples overflows float64 under theta"):
+                fn(ro, pol, [0.2, 0.5, -300.0])
+
+
+def test_rollout_refuses_long_loops_before_allocating_and_stops_at_an_overflow():
+    import time
+
+    from pgexact.lqr.sampling import MAX_TIME_STEPS
+
+    lqr = _lqr()
+    pol = LinearGaussian(2, 1)
+    start = time.process_time()
+    with pytest.raises(ValueError, match="would need"):  # 3.3e8 chunks: refused without listing them
+        rollout(lqr, pol, [0.2, 0.5], 10**9, seed=0, horizon=3, chunk_size=3)
+    with pytest.raises(ValueError, match=rf"{MAX_TIME_STEPS + 1} time steps"):
+        rollout(lqr, pol, [0.2, 0.5], 2, seed=0, horizon=MAX_TIME_STEPS + 1)
+    # an unstable gain overflows near t = 260; the kernel stops within 64 steps of it instead of
+    # running the whole horizon
+    with pytest.raises(NumericalError, match=rf"overflowed float64 at step t=2\d\d of {MAX_TIME_STEPS}"):
+        rollout(lqr, pol, [5.0, 5.0], 2, seed=0, horizon=MAX_TIME_STEPS)
+    # generous bound on the CPU time of the three refusals (the full loop would take seconds);
+    # not a timing assertion on the library's speed
+    assert time.process_time() - start < 2.0

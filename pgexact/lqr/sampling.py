@@ -64,8 +64,9 @@ DEFAULT_CHUNK_SIZE = 1 << 13
 #: Largest accepted size of the returned arrays (states, actions, costs), in bytes.
 MAX_BYTES = 4 * 2**30
 #: Largest accepted number of time steps summed over chunks (the Python loop's length); each
-#: costs about 20-60 µs whatever the chunk's size.
-MAX_TIME_STEPS = 10**6
+#: costs about 20-60 µs whatever the chunk's size, so a call stays within a few seconds (a horizon of
+#: 10^5 suits gamma = 0.9999; more episodes fit in larger chunks).
+MAX_TIME_STEPS = 100_000
 _SECONDS_PER_STEP = 3e-5
 
 
@@ -210,6 +211,9 @@ def _draw_block(dyn: _Dynamics, ss: np.random.SeedSequence, block: int, lo: int,
     return z0, z
 
 
+#: The kernel checks the state for overflow every this many steps (and stops there).
+_OVERFLOW_CHECK_EVERY = 64
+
 #: Up to this inner dimension, products run as explicit elementwise sums (exactly the same
 #: rounding for every row, whatever the number of rows); beyond it, as BLAS products on whole
 #: seed blocks (the same shapes every time).
@@ -273,10 +277,14 @@ def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int
             x = XM[..., m + n:m + 2 * n] + UM[..., m:]
             if dyn.CT is not None:
                 x += _times(zt[..., mu:], dyn.CT)
-        final[...] = x.reshape(-1, n)[rows]
-    bad = ~np.isfinite(costs)
-    if bad.any() or not np.all(np.isfinite(final)):
-        t_bad = int(np.argmax(bad.any(axis=1))) if bad.any() else T
+            if t % _OVERFLOW_CHECK_EVERY == _OVERFLOW_CHECK_EVERY - 1 and not np.all(np.isfinite(x)):
+                break  # an overflowed state stays non-finite: stop here, reported below
+        else:
+            final[...] = x.reshape(-1, n)[rows]
+    done = t + 1  # steps simulated (all T unless stopped early)
+    bad = ~np.isfinite(costs[:done])
+    if done < T or bad.any() or not np.all(np.isfinite(final)):
+        t_bad = int(np.argmax(bad.any(axis=1))) if bad.any() else done
         AK = dyn.Mx[:, m + n:m + 2 * n].T + dyn.Mu[:, m:].T @ dyn.Mx[:, :m].T
         rho = float(np.max(np.abs(np.linalg.eigvals(AK))))
         raise NumericalError(
@@ -374,9 +382,8 @@ def rollout(
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor or None, got {type(executor).__name__}")
     n, m = lqr.n_states, lqr.n_actions
-    sizes = chunk_sizes(N, chunk_size)
     nbytes = N * T * (n + m + 1) * 8
-    steps = T * len(sizes)
+    steps = T * -(-N // chunk_size)  # time steps of the loop over all chunks
     if nbytes > MAX_BYTES or steps > MAX_TIME_STEPS:
         raise ValueError(
             f"rollout of {N} episodes x horizon {T} would need {nbytes / 2**30:.3g} GiB for the "
@@ -384,6 +391,7 @@ def rollout(
             f"simulation loop, about {steps * _SECONDS_PER_STEP:.3g} s (limit {MAX_TIME_STEPS}); "
             "use fewer episodes, a shorter horizon or a larger chunk_size"
         )
+    sizes = chunk_sizes(N, chunk_size)
     Sigma0 = lqr.initial_cov("rollout")
     Su = policy.action_cov(theta)
     K = policy.gain(theta)
@@ -477,6 +485,19 @@ def _callback(name: str, value: Any, t: int, shape: tuple) -> np.ndarray:
     return arr
 
 
+def _estimate(fn: str, terms: np.ndarray) -> Estimate:
+    """The :class:`Estimate` of per-episode ``terms``, refused with a named error if one overflowed."""
+    bad = ~np.isfinite(terms)
+    if bad.any():
+        i = int(np.argwhere(bad)[0][0])
+        raise NumericalError(
+            f"{fn}: the term of episode {i} of samples overflows float64 under theta (a score "
+            "(u - mu) / sigma^2 or a return too large for float64: a log standard deviation far below "
+            "the one that drew the samples, or huge costs); use a theta closer to the sampling policy"
+        )
+    return Estimate(terms)
+
+
 @np.errstate(under="ignore")
 def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""REINFORCE with the Gaussian score: :math:`g = (\sum_t \nabla\log\pi(u_t|x_t))\sum_t\gamma^t r_t`.
@@ -497,8 +518,10 @@ def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> E
         ``samples`` of shape (N, n_params).
     """
     samples, policy, theta = _check_args("reinforce", samples, policy, theta)
-    sc = policy.score(theta, samples.states, samples.actions)
-    return Estimate(sc.sum(axis=1) * samples.discounted_returns()[:, None])
+    with np.errstate(over="ignore", invalid="ignore"):
+        sc = policy.score(theta, samples.states, samples.actions)
+        terms = sc.sum(axis=1) * samples.discounted_returns()[:, None]
+    return _estimate("reinforce", terms)
 
 
 @np.errstate(under="ignore")
@@ -509,8 +532,10 @@ def reinforce_to_go(samples: LQRTrajectories, policy: LinearGaussian, theta: Any
     Arguments and result as :func:`reinforce`.
     """
     samples, policy, theta = _check_args("reinforce_to_go", samples, policy, theta)
-    sc = policy.score(theta, samples.states, samples.actions)
-    return Estimate(np.einsum("ntk,nt->nk", sc, _to_go(samples)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        sc = policy.score(theta, samples.states, samples.actions)
+        terms = np.einsum("ntk,nt->nk", sc, _to_go(samples))
+    return _estimate("reinforce_to_go", terms)
 
 
 @np.errstate(under="ignore")
@@ -534,13 +559,16 @@ def reinforce_baseline(
     samples, policy, theta = _check_args("reinforce_baseline", samples, policy, theta)
     if not callable(baseline):
         raise TypeError(f"baseline must be a callable baseline(t, x), got {type(baseline).__name__}")
-    sc = policy.score(theta, samples.states, samples.actions)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sc = policy.score(theta, samples.states, samples.actions)
     T = samples.n_steps
     b = np.empty_like(samples.costs)
     for t in range(T):
         b[:, t] = _callback("baseline(t, x)", baseline(t, samples.states[:, t]), t, (samples.n_episodes,))
-    adv = _to_go(samples) - samples.gamma ** np.arange(T) * b
-    return Estimate(np.einsum("ntk,nt->nk", sc, adv))
+    with np.errstate(over="ignore", invalid="ignore"):
+        adv = _to_go(samples) - samples.gamma ** np.arange(T) * b
+        terms = np.einsum("ntk,nt->nk", sc, adv)
+    return _estimate("reinforce_baseline", terms)
 
 
 @np.errstate(under="ignore")
@@ -574,7 +602,12 @@ def dpg(
     out = np.zeros((samples.n_episodes, policy.n_params))
     for t in range(samples.n_steps):
         x = samples.states[:, t]
-        mu = policy.mean(theta, x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu = policy.mean(theta, x)
+        if not np.all(np.isfinite(mu)):
+            raise NumericalError(f"dpg: the mean action -K x of theta overflows float64 at t={t}; "
+                                 "use a gain of moderate size")
         gq = _callback("grad_q(t, x, u)", grad_q(t, x, mu), t, mu.shape)
-        out += samples.gamma ** t * policy.mean_jacobian_t(theta, x, gq)
-    return Estimate(out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out += samples.gamma ** t * policy.mean_jacobian_t(theta, x, gq)
+    return _estimate("dpg", out)

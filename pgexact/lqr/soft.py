@@ -48,6 +48,7 @@ from .._validation import (
     check_square,
     check_symmetric,
 )
+from ..errors import NumericalError
 from ._args import check_gain, check_infinite, check_lqr, freeze_fields
 from .evaluation import LQREvaluation, _evaluate
 from .model import LQR
@@ -168,16 +169,32 @@ def soft_evaluate(lqr: LQR, K: Any, action_cov: Any, alpha: float) -> SoftEvalua
     check_semidefinite("action_cov", S, strict=True)  # the entropy needs a density
     H = _entropy(S)
     ev = _evaluate(lqr, K, S)
-    return SoftEvaluation(J=ev.J + alpha * H / (1.0 - lqr.gamma), entropy=H, alpha=alpha, base=ev)
+    with np.errstate(over="ignore", invalid="ignore"):
+        J = ev.J + alpha * H / (1.0 - lqr.gamma)
+    _check_soft("soft objective J = -C + alpha H / (1 - gamma)", J, alpha)
+    return SoftEvaluation(J=J, entropy=H, alpha=alpha, base=ev)
 
 
 def _improve(lqr: LQR, P: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     B, g = lqr.B, lqr.gamma
-    M = lqr.R + g * (B.T @ P @ B)
-    M = 0.5 * (M + M.T)
-    K = np.linalg.solve(M, g * (B.T @ P @ lqr.A) + lqr.N.T)
-    Minv = np.linalg.inv(M)
-    return K, 0.5 * alpha * 0.5 * (Minv + Minv.T), M
+    with np.errstate(over="ignore", invalid="ignore"):
+        M = lqr.R + g * (B.T @ P @ B)
+        M = 0.5 * (M + M.T)
+        K = np.linalg.solve(M, g * (B.T @ P @ lqr.A) + lqr.N.T)
+        Minv = np.linalg.inv(M)
+        S = 0.5 * alpha * 0.5 * (Minv + Minv.T)
+    _check_soft("soft-greedy gain K' = M^-1 (gamma B^T P A + N^T)", K, alpha)
+    _check_soft("soft-greedy covariance alpha/2 M^-1", S, alpha)
+    return K, S, M
+
+
+def _check_soft(what: str, value: Any, alpha: float) -> None:
+    """Refuse a soft quantity that overflowed float64, naming alpha (it scales every entropy term)."""
+    if not np.all(np.isfinite(value)):
+        raise NumericalError(
+            f"the {what} overflows float64 at alpha={alpha:g} on lqr: use a smaller temperature "
+            "alpha or a rescaled model"
+        )
 
 
 @np.errstate(under="ignore")
@@ -329,7 +346,10 @@ def soft_optimal(lqr: LQR, alpha: float) -> SoftOptimal:
     K, S, M = _improve(lqr, P, alpha)
     g, m = lqr.gamma, lqr.n_actions
     _, logdet_M = np.linalg.slogdet(M)
-    log_partition = 0.5 * (m * np.log(np.pi * alpha) - logdet_M)  # log det(pi alpha M^-1) / 2
-    d = (g * float(np.sum(P * lqr.noise_cov)) - alpha * log_partition) / (1.0 - g)
-    J = None if lqr.Sigma0 is None else -(float(np.sum(P * lqr.Sigma0)) + d)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # log det(pi alpha M^-1) / 2, with log(pi alpha) = log(pi) + log(alpha) (no overflow of pi alpha)
+        log_partition = 0.5 * (m * (np.log(np.pi) + np.log(alpha)) - logdet_M)
+        d = (g * float(np.sum(P * lqr.noise_cov)) - alpha * log_partition) / (1.0 - g)
+        J = None if lqr.Sigma0 is None else -(float(np.sum(P * lqr.Sigma0)) + d)
+    _check_soft("soft value offset d* (and J)", d if J is None else (d, J), alpha)
     return SoftOptimal(K=K, action_cov=S, P=np.array(P), offset=d, J=J, alpha=alpha, lqr=lqr)
