@@ -120,7 +120,7 @@ def main() -> None:
           f"{'met' if tl <= 2 * tq else 'NOT met'}); peak RSS {peak_rss_mb():.0f} MB")
     cq, cl = float(np.median(cpu_q)), float(np.median(cpu_l))
     print(f"CPU time (user + sys; not inflated by other load): {cq:.2f} s quiet, {cl:.2f} s with the "
-          f"competitor ({cl / cq:.2f}x); wall time = CPU time on an otherwise idle machine")
+          f"competitor ({cl / cq:.2f}x); the solve is single-threaded, so on an idle core wall time is about CPU time")
 
 
 if __name__ == "__main__":
