@@ -119,8 +119,9 @@ def main() -> None:
           f"with one CPU-bound competitor {tl:.2f} s, slowdown {tl / tq:.2f}x (target <= 2x: "
           f"{'met' if tl <= 2 * tq else 'NOT met'}); peak RSS {peak_rss_mb():.0f} MB")
     cq, cl = float(np.median(cpu_q)), float(np.median(cpu_l))
-    print(f"CPU time (user + sys; not inflated by other load): {cq:.2f} s quiet, {cl:.2f} s with the "
-          f"competitor ({cl / cq:.2f}x); the solve is single-threaded, so on an idle core wall time is about CPU time")
+    print(f"CPU time (user + sys; not inflated by other load): {cq:.2f} s quiet, {cl:.2f} s with "
+          f"the competitor ({cl / cq:.2f}x); the solve is single-threaded, so on an idle core "
+          "wall time is about CPU time")
 
 
 if __name__ == "__main__":
