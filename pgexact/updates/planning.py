@@ -110,21 +110,21 @@ class ValueIterationResult:
     error_bound: float
 
 
-def _rounding_per_step(mdp: FiniteMDP, V_norm: float) -> float:
-    r"""Bound :math:`\eta` on :math:`\|\tilde T V - T V\|_\infty` for one computed Bellman step.
+def _rounding_per_step(mdp: FiniteMDP) -> tuple[float, float]:
+    r"""``(c, R)`` with :math:`\eta = c\,(R + \gamma \|V\|_\infty)` bounding :math:`\|\tilde T V - T V\|_\infty`.
 
-    Each entry of :math:`r + \gamma P V` is a dot product of at most n terms (n the largest number
-    of stored entries of a row of P) and two more operations; with unit roundoff u the error is
-    at most :math:`(n + 2) u / (1 - (n + 2) u)\,(|r| + \gamma \|V\|_\infty)` (Higham 2002,
-    eq. 3.5); the max over actions is exact. Here :math:`2u` per operation is used (a factor 2
-    of safety, which also covers :math:`(n + 2) u < 1/2`).
+    :math:`\tilde T` is one computed Bellman step. Each entry of :math:`r + \gamma P V` is a dot
+    product of at most n terms (n the largest number of stored entries of a row of P) and two
+    more operations; with unit roundoff u the error is at most
+    :math:`(n + 2) u / (1 - (n + 2) u)\,(|r| + \gamma \|V\|_\infty)` (Higham 2002, eq. 3.5); the
+    max over actions is exact. Here :math:`c = (n + 3)\,2u`: a factor 2 of safety, which also
+    covers :math:`(n + 2) u < 1/2`. :math:`R = \max |r|`.
     """
     if mdp.P.ndim == 2:  # sparse (S*A, S)
         n = int(np.max(np.diff(mdp.P.indptr))) if mdp.P.shape[0] else 0
     else:
         n = mdp.n_states
-    eps = np.finfo(float).eps
-    return (n + 3) * eps * (float(np.max(np.abs(mdp.r))) + mdp.gamma * V_norm)
+    return (n + 3) * np.finfo(float).eps, float(np.max(np.abs(mdp.r)))
 
 
 def _contraction_modulus(mdp: FiniteMDP) -> float:
@@ -222,10 +222,12 @@ def value_iteration(
             V[t] = _masked(Q[t], mask).max(axis=1)
             nxt = V[t]
         acts = np.stack([_greedy_actions(_masked(Q[t], mask)) for t in range(H)])
-        bound = H * _rounding_per_step(mdp, float(np.max(np.abs(V))))
+        c, R = _rounding_per_step(mdp)
+        bound = H * c * (R + g * float(np.max(np.abs(V))))
         return ValueIterationResult(V, Q, _one_hot(acts, A), acts, float(mdp.mu0 @ V[0]), H, bound)
     safety = 1.0 + 16.0 * np.finfo(float).eps  # rounding of the bound's own arithmetic
     g_hat = _contraction_modulus(mdp)
+    c, R = _rounding_per_step(mdp)
     patience = max(50, int(math.ceil(2.0 / (1.0 - g))))
     V = np.zeros(S)
     best_diff, best_k = math.inf, 0
@@ -237,7 +239,7 @@ def value_iteration(
         diff = float(np.max(np.abs(V_new - V)))
         V = V_new
         V_norm = float(np.max(np.abs(V)))
-        eta = _rounding_per_step(mdp, V_norm)
+        eta = c * (R + g * V_norm)
         bound = safety * (g_hat * diff + eta) / (1.0 - g_hat) if g_hat < 1.0 else math.inf
         if n_iterations is not None:
             if k < n_iterations:
