@@ -138,6 +138,10 @@ from . import _classic_control  # noqa: E402 - discretized classic-control tasks
 
 _SPECS.extend(_classic_control.specs(FigureSpec))
 
+from . import _power  # power of the unbiasedness test, predicted and observed
+
+_SPECS.extend(_power.specs(FigureSpec))
+
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
 FIGURES: tuple[str, ...] = tuple(REGISTRY)
