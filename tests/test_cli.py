@@ -24,6 +24,7 @@ JSON_KEYS = {
     "control_power",
     "passed",
     "seconds",
+    "cpu_seconds",
 }
 
 
