@@ -24,6 +24,7 @@ JSON_KEYS = {
     "control_power",
     "passed",
     "seconds",
+    "cpu_seconds",
 }
 
 
@@ -281,3 +282,27 @@ def test_bernoulli_statistic_rejects_bad_counts_naming_the_cell():
         bernoulli_statistic("x", [2], [0.5])
     with pytest.raises(ValueError, match="false_alarm"):
         bernoulli_statistic([1], [2], [0.5], false_alarm=0.0)
+
+
+def test_verify_runs_theorems_with_one_blas_thread():
+    """The instances are tiny: spinning BLAS threads would only add CPU time (the default run's budget)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from pgexact.theorems import registry
+
+    seen = []
+
+    def instance(rng):
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+        return 0.0
+
+    identity(
+        id="zz_test.blas_threads", statement="0 = 0", source="test", reference="test", instance=instance,
+        computed=lambda x: x, expected=lambda x: x, tolerance=1e-12, tolerance_reason="test",
+        mutants={"plus one": lambda x: x + 1.0},
+    )
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):  # a caller's setting, e.g. the default
+            (row,) = run_verify(1, 0, "zz_test.blas_threads", progress=False)
+    finally:
+        del registry._REGISTRY["zz_test.blas_threads"]
+    assert row["passed"] and seen and set(seen) == {1}
