@@ -1,4 +1,4 @@
-r"""Optimal references: value iteration and policy iteration (soft control: :mod:`.soft`).
+r"""Optimal references: value iteration and policy iteration (soft control: :mod:`pgexact.updates.soft`).
 
 Hard control (Puterman 1994, ch. 6; Sutton & Barto 2018, sec. 4.3-4.4):
 :math:`V^*(s) = \max_a [r(s, a) + \gamma \sum_{s'} P(s'|s, a) V^*(s')]`.
