@@ -223,7 +223,7 @@ def _soft_improve(lqr: LQR, K: np.ndarray, alpha: float, gain: str) -> tuple[np.
 
 #: Largest accepted ``n_iterations`` of :func:`soft_policy_iteration` (it converges
 #: quadratically: a few tens of iterations reach machine precision).
-MAX_ITERATIONS = 10_000
+MAX_ITERATIONS = 1000
 
 
 @np.errstate(under="ignore")
