@@ -255,3 +255,32 @@ def test_rollout_refuses_long_loops_before_allocating_and_stops_at_an_overflow()
     # generous bound on the CPU time of the three refusals (the full loop would take seconds);
     # not a timing assertion on the library's speed
     assert time.process_time() - start < 2.0
+
+
+def test_model_entries_are_bounded_so_symmetrizing_cannot_overflow():
+    with pytest.raises(ValueError, match=r"Q\[0, 0\] is 1e\+308, expected magnitude <= 8.98847e\+307"):
+        _lqr(Q=np.full((2, 2), 1e308))
+    with pytest.raises(ValueError, match=r"Sigma0\[1, 1\] is 1e\+308"):
+        _lqr(Sigma0=np.diag([1.0, 1e308]))
+
+
+def test_policy_refuses_sizes_it_cannot_allocate():
+    with pytest.raises(ValueError, match=r"LinearGaussian\(n_states=1, n_actions=1000000\) would need 7.28 TB"):
+        LinearGaussian(1, 10**6)
+
+
+def test_methods_refuse_an_overflowed_value():
+    """V, Q and the policy's mean at states near 1e300: the quadratic forms are not representable."""
+    lqr = _lqr()
+    ev = evaluate(lqr, [[0.2, 0.5]])
+    pol = LinearGaussian(2, 1, noise_cov=[[0.04]])
+    x, u = np.array([1e300, 0.0]), np.array([0.0])
+    with np.errstate(all="raise"):
+        for call, name in [(lambda: ev.V(x), r"LQREvaluation\.V\(x, t\)"),
+                           (lambda: ev.Q(x, u), r"LQREvaluation\.Q\(x, u, t\)"),
+                           (lambda: ev.A(x, u), r"LQREvaluation\.(A|Q)\(x, u, t\)"),
+                           (lambda: soft_optimal(lqr, 0.1).Q(x, u), r"SoftOptimal\.Q\(x, u\)"),
+                           (lambda: pol.mean([1e150, 1e150], [1e300, 0.0]), r"LinearGaussian\.mean\(theta, x\)")]:
+            with pytest.raises(NumericalError, match=name + " overflows float64"):
+                call()
+        assert np.isfinite(ev.V([1e100, 0.0]))  # representable: no error

@@ -47,6 +47,7 @@ from ..errors import NumericalError, UnstableGainError
 from ._args import check_action_cov, check_gain, check_lqr, check_noise_allowed, freeze_fields
 from ._stein import spectral_radius_of, stein_pair
 from .model import LQR
+from .policy import _finite_result
 
 __all__ = ["LQREvaluation", "evaluate", "spectral_radius"]
 
@@ -133,14 +134,14 @@ class LQREvaluation:
         return x, u
 
     # values (reward convention: negatives of costs) -------------------------
-    @np.errstate(under="ignore")
+    @_finite_result("LQREvaluation.V(x, t)")
     def V(self, x: Any, t: int = 0) -> np.ndarray:
         r"""State value :math:`V(x) = -(x^\top P x + c)` (reward convention), x (..., n) -> (...)."""
         x, _ = self._xu(x)
         P, c = self._Pt(t)
         return -(np.einsum("...i,ij,...j->...", x, P, x) + c)
 
-    @np.errstate(under="ignore")
+    @_finite_result("LQREvaluation.Q(x, u, t)")
     def Q(self, x: Any, u: Any, t: int = 0) -> np.ndarray:
         r"""Action value (reward convention), x (..., n), u (..., m) -> (...).
 
@@ -160,12 +161,12 @@ class LQREvaluation:
                 + lqr.gamma * (np.einsum("...i,ij,...j->...", y, Pn, y) + np.sum(Pn * lqr.noise_cov) + cn))
         return -cost
 
-    @np.errstate(under="ignore")
+    @_finite_result("LQREvaluation.A(x, u, t)")
     def A(self, x: Any, u: Any, t: int = 0) -> np.ndarray:
         r"""Advantage :math:`A(x, u) = Q(x, u) - V(x)` (reward convention); :math:`E_{u\sim\pi}A = 0`."""
         return self.Q(x, u, t) - self.V(x, t)
 
-    @np.errstate(under="ignore")
+    @_finite_result("LQREvaluation.grad_u_Q(x, u, t)")
     def grad_u_Q(self, x: Any, u: Any, t: int = 0) -> np.ndarray:
         r""":math:`\nabla_u Q(x, u) = -2[R u + N^\top x + \gamma B^\top P' (A x + B u)]` (reward convention), (..., m)."""
         x, u = self._xu(x, u)

@@ -26,6 +26,19 @@ from .._validation import (
 
 __all__ = ["LQR"]
 
+#: Largest accepted magnitude of a symmetric matrix's entries: half the float64 maximum, so that
+#: symmetrizing, ``(M + M^T) / 2``, cannot overflow.
+_HALF_MAX = float(np.finfo(np.float64).max) / 2
+
+
+def _half_range(name: str, arr: np.ndarray) -> np.ndarray:
+    big = np.abs(arr) > _HALF_MAX
+    if big.any():
+        i, j = (int(k) for k in np.argwhere(big)[0])
+        raise ValueError(f"{name}[{i}, {j}] is {arr[i, j]:.6g}, expected magnitude <= {_HALF_MAX:.6g} "
+                         "(half the float64 maximum): rescale the model")
+    return arr
+
 
 @dataclass(frozen=True, eq=False)
 class LQR:
@@ -132,8 +145,8 @@ class LQR:
         m = B.shape[1]
         if m == 0:
             raise ValueError(f"B must have at least one column (input), got shape {B.shape}")
-        Q = check_symmetric("Q", check_square("Q", self.Q, n, " to match A"))
-        R = check_symmetric("R", check_square("R", self.R, m, f" to match B's {m} columns"))
+        Q = check_symmetric("Q", _half_range("Q", check_square("Q", self.Q, n, " to match A")))
+        R = check_symmetric("R", _half_range("R", check_square("R", self.R, m, f" to match B's {m} columns")))
         check_semidefinite("R", R, strict=True)
         if self.N is None:
             Nx = np.zeros((n, m))
@@ -142,7 +155,8 @@ class LQR:
             Nx = as_float_array("N", self.N, shape=(n, m))
             joint = np.block([[Q, Nx], [Nx.T, R]])
             check_semidefinite("the joint cost [[Q, N], [N^T, R]]", joint)
-        Sigma0 = None if self.Sigma0 is None else check_covariance("Sigma0", self.Sigma0, n, " to match A")
+        Sigma0 = None if self.Sigma0 is None else check_covariance(
+            "Sigma0", _half_range("Sigma0", check_square("Sigma0", self.Sigma0, n, " to match A")), n)
         if self.noise_cov is not None and self.noise_factor is not None:
             raise ValueError("give the process noise as noise_cov (W) or as noise_factor (C, W = C C^T), not both")
         if self.noise_factor is not None:
@@ -158,7 +172,8 @@ class LQR:
                                  "rescale the model")
             W = 0.5 * (W + W.T)
         elif self.noise_cov is not None:
-            W = check_covariance("noise_cov", self.noise_cov, n, " to match A")
+            W = check_covariance(
+                "noise_cov", _half_range("noise_cov", check_square("noise_cov", self.noise_cov, n, " to match A")), n)
             lam, V = np.linalg.eigh(W)
             C = (V * np.sqrt(np.clip(lam, 0.0, None))) @ V.T
         else:

@@ -20,22 +20,49 @@ log standard deviations :math:`\partial \log\pi / \partial \ell_i = (u - \mu)_i^
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import scipy.linalg
 
 from .._random import Seed, as_generator
-from .._validation import as_float_array, check_covariance, check_positive_int, check_theta
+from .._validation import as_float_array, check_covariance, check_memory, check_positive_int, check_theta
 from ..errors import NumericalError
 
 __all__ = ["LinearGaussian"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _psd_sqrt(M: np.ndarray) -> np.ndarray:
     """Symmetric square root of a symmetric PSD matrix (eigenvalues clipped at 0)."""
     lam, V = np.linalg.eigh(M)
     return (V * np.sqrt(np.clip(lam, 0.0, None))) @ V.T
+
+
+def _finite_result(what: str) -> Callable[[F], F]:
+    """Run a method with floating-point exceptions off and refuse a result that overflowed.
+
+    Its array arguments are validated finite, so a non-finite result is an overflow of float64:
+    it raises :class:`~pgexact.errors.NumericalError` naming the method and its arguments.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+                out = fn(*args, **kwargs)
+            if not np.all(np.isfinite(out)):
+                raise NumericalError(
+                    f"{what} overflows float64 at these arguments: the states, actions or theta are "
+                    "too large for float64 in this quadratic form; rescale them"
+                )
+            return out
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
 
 
 class LinearGaussian:
@@ -87,7 +114,11 @@ class LinearGaussian:
         if not isinstance(learn_log_std, bool):
             raise TypeError(f"learn_log_std must be a bool, got {learn_log_std!r}")
         self.learn_log_std = learn_log_std
-        m = self.n_actions
+        m, n = self.n_actions, self.n_states
+        check_memory(
+            f"LinearGaussian(n_states={n}, n_actions={m})", 8.0 * max(m * m, m * n + m),
+            "its action covariance is (n_actions, n_actions) and theta has n_actions * n_states entries",
+        )
         if learn_log_std:
             if noise_cov is not None:
                 raise ValueError("noise_cov must be None when learn_log_std=True (Sigma_u comes from theta)")
@@ -165,7 +196,7 @@ class LinearGaussian:
             )
         return u
 
-    @np.errstate(under="ignore")
+    @_finite_result("LinearGaussian.mean(theta, x)")
     def mean(self, theta: Any, x: Any) -> np.ndarray:
         r""":math:`\mu_\theta(x) = -K x` for a batch ``x`` (..., n); returns (..., m)."""
         K = self.gain(theta)
@@ -183,7 +214,7 @@ class LinearGaussian:
         flat = diff.reshape(-1, self.n_actions).T
         return scipy.linalg.cho_solve(cf, flat, check_finite=False).T.reshape(diff.shape)
 
-    @np.errstate(under="ignore")
+    @_finite_result("LinearGaussian.log_prob(theta, x, u)")
     def log_prob(self, theta: Any, x: Any, u: Any) -> np.ndarray:
         r""":math:`\log N(u; -Kx, \Sigma_u)` for batches ``x`` (..., n), ``u`` (..., m); returns (...)."""
         theta = self.check_theta(theta)
@@ -196,7 +227,7 @@ class LinearGaussian:
         m = self.n_actions
         return -0.5 * np.sum(diff * z, axis=-1) - 0.5 * logdet - 0.5 * m * np.log(2.0 * np.pi)
 
-    @np.errstate(under="ignore")
+    @_finite_result("LinearGaussian.score(theta, x, u)")
     def score(self, theta: Any, x: Any, u: Any) -> np.ndarray:
         r"""Score :math:`\nabla_\theta \log\pi_\theta(u|x)`, shape (..., n_params).
 
@@ -209,15 +240,18 @@ class LinearGaussian:
         """
         theta = self.check_theta(theta)
         x = self._x(x)
-        u = self._u(u, x)
-        diff = u - self.mean(theta, x)
+        return self._score(theta, x, self._u(u, x))
+
+    def _score(self, theta: np.ndarray, x: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """:meth:`score` of validated arguments, unchecked for overflow (the caller checks)."""
+        diff = u + x @ self.gain(theta).T  # u - mu, mu = -K x
         z = self._prec_times(theta, diff)
         gK = -(z[..., :, None] * x[..., None, :]).reshape(x.shape[:-1] + (self.n_gain,))
         if not self.learn_log_std:
             return gK
         return np.concatenate([gK, diff * z - 1.0], axis=-1)
 
-    @np.errstate(under="ignore")
+    @_finite_result("LinearGaussian.mean_jacobian_t(theta, x, g)")
     def mean_jacobian_t(self, theta: Any, x: Any, g: Any) -> np.ndarray:
         r""":math:`(\nabla_\theta \mu_\theta(x))^\top g`, shape (..., n_params), for ``g`` (..., m).
 
@@ -235,7 +269,7 @@ class LinearGaussian:
             return gK
         return np.concatenate([gK, np.zeros(x.shape[:-1] + (self.n_actions,))], axis=-1)
 
-    @np.errstate(under="ignore")
+    @_finite_result("LinearGaussian.sample(theta, x, seed)")
     def sample(self, theta: Any, x: Any, seed: Seed) -> np.ndarray:
         r"""Draw :math:`u \sim N(-Kx, \Sigma_u)` for a batch ``x`` (..., n); returns (..., m)."""
         theta = self.check_theta(theta)

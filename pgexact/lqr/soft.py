@@ -52,6 +52,7 @@ from ..errors import NumericalError
 from ._args import check_gain, check_infinite, check_lqr, freeze_fields
 from .evaluation import LQREvaluation, _evaluate
 from .model import LQR
+from .policy import _finite_result
 from .riccati import riccati
 
 __all__ = [
@@ -123,12 +124,12 @@ class SoftEvaluation:
     alpha: float
     base: LQREvaluation
 
-    @np.errstate(under="ignore")
+    @_finite_result("SoftEvaluation.V(x)")
     def V(self, x: Any) -> np.ndarray:
         r"""Soft state value :math:`V^\pi(x) = -(x^\top P_Kx + c_K) + \alpha\mathcal H/(1-\gamma)`, x (..., n) -> (...)."""
         return self.base.V(x) + self.alpha * self.entropy / (1.0 - self.base.lqr.gamma)
 
-    @np.errstate(under="ignore")
+    @_finite_result("SoftEvaluation.Q(x, u)")
     def Q(self, x: Any, u: Any) -> np.ndarray:
         r"""Soft action value :math:`Q^\pi(x, u) = r(x, u) + \gamma E_w[V^\pi(Ax + Bu + w)]`, x (..., n), u (..., m) -> (...)."""
         g = self.base.lqr.gamma
@@ -222,7 +223,7 @@ def _soft_improve(lqr: LQR, K: np.ndarray, alpha: float, gain: str) -> tuple[np.
 
 #: Largest accepted ``n_iterations`` of :func:`soft_policy_iteration` (it converges
 #: quadratically: a few tens of iterations reach machine precision).
-MAX_ITERATIONS = 10_000
+MAX_ITERATIONS = 1000
 
 
 @np.errstate(under="ignore")
@@ -288,7 +289,7 @@ class SoftOptimal:
     def __post_init__(self) -> None:
         freeze_fields(self, ("K", "action_cov", "P"))
 
-    @np.errstate(under="ignore")
+    @_finite_result("SoftOptimal.Q(x, u)")
     def Q(self, x: Any, u: Any) -> np.ndarray:
         r"""Soft-optimal action value, x (..., n), u (..., m) -> (...).
 
@@ -312,7 +313,7 @@ class SoftOptimal:
         nxt = np.einsum("...i,ij,...j->...", y, self.P, y) + float(np.sum(self.P * lqr.noise_cov)) + self.offset
         return -(cost + lqr.gamma * nxt)
 
-    @np.errstate(under="ignore")
+    @_finite_result("SoftOptimal.V(x)")
     def V(self, x: Any) -> np.ndarray:
         r""":math:`V^*(x) = -(x^\top P^* x + d^*)`, x (..., n) -> (...)."""
         x = as_float_array("x", x)
