@@ -193,6 +193,7 @@ def test_rewards_beyond_float64_closed_forms_are_refused():
         (lambda: gridworld(10**6, 10**6, gamma=0.9, sparse=True), ValueError, r"^gridworld with height=1000000, width=1000000, sparse=True would need"),
         (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=None), TypeError, r"^concentration must be a positive finite number"),
         (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=np.array([])), TypeError, r"^concentration must be"),
+        (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=1e308), ValueError, r"^concentration must be at most 1e300"),
         (lambda: random_mdp(10**12, 2, gamma=0.9, seed=0), ValueError, r"^random_mdp with n_states=1000000000000, n_actions=2 would need"),
     ],
 )

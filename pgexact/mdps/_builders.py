@@ -58,6 +58,8 @@ def random_mdp(
     S = check_positive_int("n_states", n_states)
     A = check_positive_int("n_actions", n_actions)
     concentration = check_positive_finite("concentration", concentration)
+    if concentration > 1e300:  # the sampler's gamma draws would overflow; rows are uniform long before
+        raise ValueError(f"concentration must be at most 1e300, got {concentration:g}")
     check_memory(f"random_mdp with n_states={S}, n_actions={A}", 8 * S * A * S, "lower n_states")
     rng = as_generator(seed)
     P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
