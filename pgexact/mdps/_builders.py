@@ -257,6 +257,8 @@ class ShortCorridor:
     @staticmethod
     def theta_for(p: float) -> np.ndarray:
         """Parameters of ``LinearSoftmax(features)`` with Pr(right) = p, shape (2,): ``[logit(p), 0]``."""
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"p must be a probability in (0, 1), got {p!r}")
         if not (0.0 < p < 1.0):
             raise ValueError(f"p must be in (0, 1), got {p}")
         return np.array([np.log(p) - np.log1p(-p), 0.0])
