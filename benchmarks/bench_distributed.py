@@ -7,7 +7,7 @@ and with two workers of the same executor type (``ProcessPoolExecutor`` by defau
 ``LocalCluster`` with ``--dask``), measured in the same run. The results must be bit-identical
 across worker counts (and equal to the in-process run); the script checks it.
 
-Target (issue 7): >= 1.8x speed-up with two workers over one. Pools are started (and warmed
+Target: >= 1.8x speed-up with two workers over one. Pools are started (and warmed
 up) before timing: the figures are the steady-state cost of a call, best of ``--repeats``
 alternated runs. A trivially parallel pure-Python task is timed on the same pools to show how
 much parallelism the machine offers at that moment (other processes may share the cores). Worker processes use one

@@ -68,3 +68,17 @@ sphinx_gallery_conf = {
 }
 
 write_api_pages(HERE / "api")
+
+#: Links between the repository's Markdown files, as the documentation pages that include them.
+PAGE_OF = {"DESIGN.md": "design.md", "REFERENCES.md": "references.md", "CHANGELOG.md": "changelog.md",
+           "README.md": "readme.md"}
+
+
+def _relink(app, relative_path, parent_docname, content):
+    """In an included Markdown file, point ``[..](DESIGN.md)``-style links at the pages."""
+    for source, page in PAGE_OF.items():
+        content[0] = content[0].replace(f"]({source})", f"]({page})")
+
+
+def setup(app):
+    app.connect("include-read", _relink)

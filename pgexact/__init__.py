@@ -10,7 +10,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 # --- errors
-from .errors import NotUniqueError, NumericalError, SingularSystemError, UnstableGainError
+from .errors import MultichainError, NotUniqueError, NumericalError, SingularSystemError, UnstableGainError
 
 # --- models and parametrizations (exact core)
 from .models import FiniteMDP
@@ -60,7 +60,7 @@ from . import distributed, gym
 __all__ = [
     "__version__",
     # errors
-    "NotUniqueError", "NumericalError", "SingularSystemError", "UnstableGainError",
+    "MultichainError", "NotUniqueError", "NumericalError", "SingularSystemError", "UnstableGainError",
     # models and parametrizations
     "FiniteMDP", "LinearSoftmax", "TabularSoftmax", "LQR", "LinearGaussian",
     # exact closed forms

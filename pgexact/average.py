@@ -39,7 +39,7 @@ import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
 from ._validation import as_float_array, format_bytes
-from .errors import SingularSystemError
+from .errors import MultichainError, SingularSystemError
 from .exact._checks import check_policy_theta
 from .models.finite_mdp import FiniteMDP, check_mdp, check_pi
 from .policies.softmax import SoftmaxPolicy
@@ -48,44 +48,6 @@ __all__ = ["AverageEvaluation", "MultichainError", "closed_classes", "evaluate",
 
 #: Largest number of states solved with dense LU (the chain is densified).
 MAX_DENSE_STATES = 8000
-
-
-class MultichainError(ValueError):
-    """The chain under the policy has more than one closed class: the gain is not a single number.
-
-    Attributes
-    ----------
-    classes : list of numpy.ndarray
-        The closed classes (state indices), at least two.
-    """
-
-    def __init__(self, classes: list[np.ndarray]) -> None:
-        classes = _check_classes(classes)
-        self.classes = classes
-        shown = "; ".join(
-            "{" + ", ".join(str(int(s)) for s in c[:8]) + (", ..." if len(c) > 8 else "") + "}" for c in classes[:4]
-        )
-        more = f" and {len(classes) - 4} more" if len(classes) > 4 else ""
-        super().__init__(
-            f"the chain under pi is multichain: {len(classes)} closed classes of states ({shown}{more}); "
-            "the average reward depends on the start state and pgexact.average needs a unichain policy "
-            "(one closed class). Use a policy that reaches one class from everywhere, or the discounted objective"
-        )
-
-
-def _check_classes(classes: Any) -> list[np.ndarray]:
-    """``classes`` as a list of 1-D arrays of state indices (non-negative integers)."""
-    if isinstance(classes, (str, bytes, np.ndarray)) or not isinstance(classes, (list, tuple)):
-        raise TypeError(f"classes must be a list of arrays of state indices, got {type(classes).__name__}")
-    out = []
-    for i, c in enumerate(classes):
-        arr = np.asarray(c) if isinstance(c, (list, tuple, np.ndarray)) else None
-        if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu":
-            raise TypeError(f"classes[{i}] must be a 1-D array of state indices (integers), got {c!r}")
-        if arr.size and arr.min() < 0:
-            raise ValueError(f"classes[{i}] holds the negative state index {int(arr.min())}")
-        out.append(arr)
-    return out
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,8 +8,11 @@ subclass of :class:`NumericalError`, so that callers can tell the two apart.
 from __future__ import annotations
 
 import numbers
+from typing import Any, Sequence
 
-__all__ = ["NumericalError", "SingularSystemError", "UnstableGainError", "NotUniqueError"]
+import numpy as np
+
+__all__ = ["NumericalError", "SingularSystemError", "UnstableGainError", "NotUniqueError", "MultichainError"]
 
 
 class NumericalError(ArithmeticError):
@@ -22,6 +25,33 @@ class SingularSystemError(NumericalError):
 
 class NotUniqueError(NumericalError):
     """The requested quantity is not unique (e.g. a reducible chain's stationary distribution)."""
+
+
+class MultichainError(ValueError, NotUniqueError):
+    """The chain under the policy has more than one closed class: the gain is not a single number.
+
+    A ``ValueError`` (the policy is outside the unichain domain the average-reward formulas need)
+    and a :class:`NotUniqueError` (the condition under which the stationary distribution is not
+    unique).
+
+    Attributes
+    ----------
+    classes : list of numpy.ndarray
+        The closed classes (state indices), at least two.
+    """
+
+    def __init__(self, classes: Sequence[Any]) -> None:
+        classes = _check_classes(classes)
+        self.classes = classes
+        shown = "; ".join(
+            "{" + ", ".join(str(int(s)) for s in c[:8]) + (", ..." if len(c) > 8 else "") + "}" for c in classes[:4]
+        )
+        more = f" and {len(classes) - 4} more" if len(classes) > 4 else ""
+        super().__init__(
+            f"the chain under pi is multichain: {len(classes)} closed classes of states ({shown}{more}); "
+            "the average reward depends on the start state and pgexact.average needs a unichain policy "
+            "(one closed class). Use a policy that reaches one class from everywhere, or the discounted objective"
+        )
 
 
 class UnstableGainError(NumericalError):
@@ -44,3 +74,18 @@ class UnstableGainError(NumericalError):
             or f"gain K is not stabilizing: spectral radius of sqrt(gamma) (A - B K) is "
             f"{self.spectral_radius:.6g}, expected < 1"
         )
+
+
+def _check_classes(classes: Any) -> list[Any]:
+    """``classes`` as a list of 1-D arrays of state indices (non-negative integers)."""
+    if isinstance(classes, (str, bytes, np.ndarray)) or not isinstance(classes, (list, tuple)):
+        raise TypeError(f"classes must be a list of arrays of state indices, got {type(classes).__name__}")
+    out = []
+    for i, c in enumerate(classes):
+        arr = np.asarray(c) if isinstance(c, (list, tuple, np.ndarray)) else None
+        if arr is None or arr.ndim != 1 or arr.dtype.kind not in "iu":
+            raise TypeError(f"classes[{i}] must be a 1-D array of state indices (integers), got {c!r}")
+        if arr.size and arr.min() < 0:
+            raise ValueError(f"classes[{i}] holds the negative state index {int(arr.min())}")
+        out.append(arr)
+    return out

@@ -24,10 +24,14 @@ import numpy as np
 from hypothesis import strategies as st
 
 from .models.finite_mdp import FiniteMDP
+from .sampling.rollout import rollout
+from .sampling.trajectories import Trajectories
 from .policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
 
 __all__ = [
+    "enumerated_problems",
     "finite_mdps",
+    "sampled_problems",
     "thetas",
     "tabular_problems",
     "linear_problems",
@@ -122,3 +126,40 @@ def linear_problems(
 def policy_problems(**mdp_kwargs: Any) -> st.SearchStrategy[tuple[FiniteMDP, SoftmaxPolicy, np.ndarray]]:
     """Either a tabular or a linear-softmax problem."""
     return st.one_of(tabular_problems(**mdp_kwargs), linear_problems(**mdp_kwargs))
+
+
+@st.composite
+def sampled_problems(
+    draw: Any, *, max_episodes: int = 64, **mdp_kwargs: Any
+) -> tuple[FiniteMDP, SoftmaxPolicy, np.ndarray, Trajectories]:
+    """``(mdp, policy, theta, trajectories)``: a policy problem and episodes sampled from it.
+
+    Finite-horizon MDPs are sampled to their horizon, discounted ones with geometric stopping
+    (the unbiased mode), with a seed drawn by hypothesis (so failures replay). Keyword
+    arguments go to :func:`finite_mdps`; discounts are capped at 0.9 to keep episodes short.
+    """
+    mdp_kwargs.setdefault("max_gamma", 0.9)
+    mdp, policy, theta = draw(policy_problems(**mdp_kwargs))
+    n = draw(st.integers(2, max_episodes))
+    seed = draw(st.integers(0, 2**32 - 1))
+    geometric = mdp.horizon is None
+    return mdp, policy, theta, rollout(mdp, policy.probs(theta), n, geometric=geometric, seed=seed)
+
+
+@st.composite
+def enumerated_problems(
+    draw: Any, **mdp_kwargs: Any
+) -> tuple[FiniteMDP, SoftmaxPolicy, np.ndarray, Trajectories, np.ndarray]:
+    """``(mdp, policy, theta, trajectories, prob)``: every trajectory of a small finite-horizon
+    problem with its probability (:func:`pgexact.estimators.enumerate_trajectories`), for exact
+    expectations ``exact_mean(estimator(trajectories, policy, theta).samples, prob)``.
+
+    At most 3 states, 2 actions and horizon 3 by default (at most 6^3 trajectories).
+    """
+    from .estimators.exact_moments import enumerate_trajectories
+
+    kw = dict(max_states=3, max_actions=2, max_horizon=3, discounted=False)
+    kw.update(mdp_kwargs)
+    mdp, policy, theta = draw(policy_problems(**kw))
+    trajs, prob = enumerate_trajectories(mdp, policy.probs(theta))
+    return mdp, policy, theta, trajs, prob

@@ -8,6 +8,7 @@ import pytest
 import pgexact
 from pgexact import FiniteMDP, LinearSoftmax, TabularSoftmax, average, evaluate, policy_gradient
 from pgexact.exact import stationary_distribution
+from pgexact.errors import MultichainError, NotUniqueError
 from pgexact.mdps import random_mdp
 from pgexact.theorems.registry import CONTROL_FACTOR, get
 
@@ -97,7 +98,8 @@ def test_multichain_is_refused_with_the_classes() -> None:
     with pytest.raises(average.MultichainError, match=r"multichain: 2 closed classes of states \(\{0\}; \{2\}\)") as info:
         average.evaluate(mdp, np.full((3, 2), 0.5))
     assert [c.tolist() for c in info.value.classes] == [[0], [2]]
-    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, NotUniqueError)
+    assert average.MultichainError is MultichainError
     with pytest.raises(average.MultichainError):
         average.policy_gradient(mdp, TabularSoftmax(3, 2), np.zeros(6))
     # both absorbing states stay closed whatever the policy

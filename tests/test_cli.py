@@ -1,6 +1,7 @@
 """The theorem registry and `pgexact verify`."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ JSON_KEYS = {
     "control_power",
     "passed",
     "seconds",
+    "cpu_seconds",
 }
 
 
@@ -38,8 +40,7 @@ def test_registry_entries_are_complete():
     for t in theorems:
         assert t.statement and t.source and t.tolerance_reason
         assert 0 < t.tolerance <= 1
-        if not t.id.startswith("lqr."):  # the LQR module states its references in its own terms
-            assert t.reference and t.controls, t.id
+        assert t.reference.strip() and t.controls, t.id
         assert ".txt" not in t.source and "seeds" not in t.source, t.id  # course notes cited by title, not file
 
 
@@ -102,6 +103,7 @@ def test_verify_reports_failure_with_exit_status_1(capsys):
         id="zz_test.always_false",
         statement="1 = 2",
         source="test",
+        reference="test",
         instance=lambda rng: rng.random(),
         residual=lambda x: float("nan"),
         tolerance=1e-9,
@@ -219,3 +221,88 @@ def test_verify_is_reproducible_and_independent_of_selection(capsys):
     assert json.loads(capsys.readouterr().out)[0]["max_residual"] == first
     rows = run_verify(2, 0, "pg.*", progress=False)
     assert next(r for r in rows if r["id"] == "pg.central_difference")["max_residual"] == first
+
+
+@pytest.mark.parametrize(
+    "change, exc, name",
+    [
+        ({"id": ""}, ValueError, "id"),
+        ({"id": 3}, TypeError, "id"),
+        ({"reference": None}, TypeError, "reference"),
+        ({"computed": "x"}, TypeError, "computed"),
+        ({"tolerance": 0.0}, ValueError, "tolerance"),
+        ({"tolerance": float("nan")}, ValueError, "tolerance"),
+        ({"tolerance": True}, TypeError, "tolerance"),
+        ({"floor": -1.0}, ValueError, "floor"),
+        ({"mutants": {}}, ValueError, "mutants"),
+        ({"mutants": None}, TypeError, "mutants"),
+        ({"mutants": {"wrong": 1}}, TypeError, "mutants['wrong']"),
+    ],
+)
+def test_identity_rejects_bad_arguments_naming_them(change, exc, name):
+    args = dict(
+        id="zz_test.bad", statement="x = x", source="test", reference="test",
+        instance=lambda rng: 0.0, computed=lambda x: x, expected=lambda x: x,
+        tolerance=1e-12, tolerance_reason="test", mutants={"doubled": lambda x: 2 * x},
+    )
+    args.update(change)
+    with pytest.raises(exc, match=re.escape(name)):
+        identity(**args)
+    assert "zz_test.bad" not in {t.id for t in all_theorems()}
+
+
+def test_inequality_statistical_register_and_get_reject_bad_arguments():
+    common = dict(id="zz_test.bad", statement="x <= 1", source="test", reference="test", instance=lambda rng: 0.0)
+    with pytest.raises(ValueError, match=re.escape("mutants['both'] is (None, None)")):
+        inequality(**common, lhs=lambda x: x, rhs=lambda x: 1.0, tolerance=1e-12, tolerance_reason="test",
+                   mutants={"both": (None, None)})
+    with pytest.raises(TypeError, match="mutants"):
+        inequality(**common, lhs=lambda x: x, rhs=lambda x: 1.0, tolerance=1e-12, tolerance_reason="test",
+                   mutants={"not a pair": lambda x: x})
+    with pytest.raises(ValueError, match="false_alarm"):
+        statistical(**common, observed=lambda x: (0, 1), expected=lambda x: 0.5,
+                    mutants={"m": lambda x: (1, 1)}, false_alarm=1.0)
+    with pytest.raises(TypeError, match="theorem must be a Theorem"):
+        register(None)
+    with pytest.raises(TypeError, match="theorem_id"):
+        get(["pg.q_form"])
+    with pytest.raises(ValueError, match="theorem_id 'no.such' is not a registered theorem"):
+        get("no.such")
+    assert "zz_test.bad" not in {t.id for t in all_theorems()}
+
+
+def test_bernoulli_statistic_rejects_bad_counts_naming_the_cell():
+    from pgexact.theorems.registry import bernoulli_statistic
+
+    with pytest.raises(ValueError, match=re.escape("trials[1] = 2, expected at least counts[1] = 3")):
+        bernoulli_statistic([1, 3], [2, 2], 0.5)
+    with pytest.raises(ValueError, match=re.escape("p[0] = 1.5")):
+        bernoulli_statistic([1], [2], [1.5])
+    with pytest.raises(TypeError, match="counts"):
+        bernoulli_statistic("x", [2], [0.5])
+    with pytest.raises(ValueError, match="false_alarm"):
+        bernoulli_statistic([1], [2], [0.5], false_alarm=0.0)
+
+
+def test_verify_runs_theorems_with_one_blas_thread():
+    """The instances are tiny: spinning BLAS threads would only add CPU time (the default run's budget)."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from pgexact.theorems import registry
+
+    seen = []
+
+    def instance(rng):
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info() if p["user_api"] == "blas")
+        return 0.0
+
+    identity(
+        id="zz_test.blas_threads", statement="0 = 0", source="test", reference="test", instance=instance,
+        computed=lambda x: x, expected=lambda x: x, tolerance=1e-12, tolerance_reason="test",
+        mutants={"plus one": lambda x: x + 1.0},
+    )
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):  # a caller's setting, e.g. the default
+            (row,) = run_verify(1, 0, "zz_test.blas_threads", progress=False)
+    finally:
+        del registry._REGISTRY["zz_test.blas_threads"]
+    assert row["passed"] and seen and set(seen) == {1}

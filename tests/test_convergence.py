@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -11,7 +13,8 @@ from pgexact.theorems.registry import CONTROL_FACTOR, all_theorems, get
 from pgexact.updates import value_iteration
 
 IDS = ["convergence.softmax_pg_rate", "convergence.npg_rate", "convergence.gradient_domination",
-       "convergence.entropy_npg_linear", "convergence.pmd_linear", "convergence.cpi_improvement"]
+       "convergence.entropy_npg_linear", "convergence.pmd_linear", "convergence.cpi_improvement",
+       "convergence.entropy_pg_lojasiewicz", "convergence.entropy_pg_lojasiewicz_sharp"]
 
 
 def _model(m: C.Tabular, start: np.ndarray) -> FiniteMDP:
@@ -71,3 +74,49 @@ def test_npg_bound_nearly_binds_somewhere() -> None:
     thm = get("convergence.npg_rate")
     rng = np.random.default_rng(3)
     assert max(thm.outcome(thm.instance(rng)).ratio for _ in range(30)) > 0.2
+
+
+def test_soft_gradient_is_the_derivative_of_the_regularized_value() -> None:
+    # central differences of V~(mu) = mu . (I - gamma P_pi)^{-1} (r_pi - tau H(pi)): error O(h^2) ~ 1e-10 times
+    # third derivatives (O(1/(1-gamma)^3) <= 1e3 here) plus rounding ~1e-16 * 10 / h
+    rng = np.random.default_rng(4)
+    for _ in range(3):
+        m = C.random_tabular(rng, (0.5, 0.9))
+        tau, theta = 0.4, rng.standard_normal(m.r.shape)
+        h = 1e-5
+        fd = np.zeros_like(theta)
+        for i in np.ndindex(theta.shape):
+            e = np.zeros_like(theta)
+            e[i] = h
+            fd[i] = (m.mu @ C.values(m, C.softmax(theta + e), tau)[0] - m.mu @ C.values(m, C.softmax(theta - e), tau)[0]) / (2 * h)
+        assert np.allclose(C.soft_gradient(m, theta, tau), fd, atol=1e-8)
+
+
+def test_soft_policy_iteration_agrees_with_soft_value_iteration() -> None:
+    rng = np.random.default_rng(5)
+    for tau in (0.1, 1.0, 3.0):
+        m = C.random_tabular(rng, (0.5, 0.95))
+        V, pi = C.soft_policy_iteration(m, tau)
+        Q_vi, logpi_vi = C.soft_optimal(m, tau)
+        assert np.allclose(pi, np.exp(logpi_vi), atol=1e-11)
+        assert np.allclose(V, tau * np.log(np.exp(Q_vi / tau).sum(axis=1)), atol=1e-10)
+
+
+def test_lojasiewicz_nearly_binds_and_fails_for_a_gradient_without_its_1_over_1_minus_gamma() -> None:
+    thm = get("convergence.entropy_pg_lojasiewicz_sharp")
+    rng = np.random.default_rng(6)
+    insts = [thm.instance(rng) for _ in range(30)]
+    assert max(thm.outcome(p).ratio for p in insts) > 0.9
+    mei = get("convergence.entropy_pg_lojasiewicz")  # at most 1/sqrt(2) of the sharp constant's ratio
+    assert max(mei.outcome(mei.instance(rng)).ratio for _ in range(30)) > 0.5
+    # the check can fail: a gradient too small by (1 - gamma) violates the bound on every instance
+    broken = [replace(p, grad_norms=(1 - p.gamma) * p.grad_norms) for p in insts]
+    assert all(thm.outcome(p).residual > CONTROL_FACTOR * thm.tolerance for p in broken)
+
+
+def test_mei_constant_is_implied_by_the_sharp_one() -> None:
+    # sharp C >= sqrt(2S) * Mei's C at every parameter (d_mu >= (1 - gamma) mu), on both theorems' instances
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        p = C.lojasiewicz_problem(rng, (1, 2, 3), (0.0, 0.95))
+        assert np.all(C.lojasiewicz_lhs(p) >= np.sqrt(2 * p.n_states) * C.mei_lojasiewicz_lhs(p) * (1 - 1e-12))

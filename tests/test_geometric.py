@@ -154,3 +154,49 @@ def test_huge_requests_are_refused_with_their_memory():
         rollout(mdp, np.full((4, 3), 1 / 3), 10, horizon=10**12, seed=0)
     with pytest.raises(ValueError, match=r"would need"):
         rollout(random_mdp(4, 3, gamma=1 - 1e-15, seed=0), np.full((4, 3), 1 / 3), 10, geometric=True, seed=0)
+
+
+def test_sparse_joint_tables_encode_pi_times_p_in_blocks():
+    """The tables built block by block encode pi(a|s) P(s'|s, a) exactly (to rounding)."""
+    from pgexact.sampling.alias import alias_probabilities
+
+    rng = np.random.default_rng(3)
+    S, A = 37, 3
+    P = rng.dirichlet(np.full(S, 0.3), size=(S, A))
+    P[P < 0.02] = 0.0
+    P /= P.sum(axis=2, keepdims=True)
+    pi = rng.dirichlet(np.ones(A), size=S)
+    table = kernel._sparse_joint_table(scipy.sparse.csr_array(P.reshape(S * A, S)), pi, block=5)
+    K = table.n_columns
+    enc = alias_probabilities(table.threshold.reshape(S, K), _local_alias(table, S, K))
+    joint = np.zeros((S, A * S))
+    np.add.at(joint, (np.repeat(np.arange(S), K), table.primary), enc.reshape(-1))
+    np.testing.assert_allclose(joint, (pi[:, :, None] * P).reshape(S, A * S), atol=1e-14)
+
+
+def _local_alias(table, S, K):
+    """Alias columns (0..K-1) from the alias codes: the column of each row holding that code."""
+    prim = table.primary.reshape(S, K)
+    al = table.alias.reshape(S, K)
+    out = np.empty((S, K), dtype=np.intp)
+    for s in range(S):
+        first = {}
+        for j, c in enumerate(prim[s]):
+            first.setdefault(int(c), j)
+        out[s] = [first[int(c)] for c in al[s]]
+    return out
+
+
+@pytest.mark.parametrize("tail", [False, True])
+def test_several_chunks_written_in_place_equal_their_concatenation(monkeypatch, batch, tail):
+    """rollout with several geometric chunks writes each chunk into the merged batch; it must be
+    bit for bit the concatenation of rollout_chunks (lock-step, or scan for the tails)."""
+    from pgexact import rollout_chunks
+
+    mdp, pol, th, _ = batch  # with an absorbing state
+    monkeypatch.setattr(kernel, "TAIL_WORK", 10**9 if tail else 0)
+    monkeypatch.setattr(kernel, "TAIL_MIN_ROWS", 1)
+    whole = rollout(mdp, pol.probs(th), 700, geometric=True, seed=11, chunk_size=128)
+    parts = Trajectories.concatenate(list(rollout_chunks(mdp, pol.probs(th), 700, geometric=True, seed=11, chunk_size=128)))
+    for name in ("flat_states", "flat_actions", "flat_rewards", "counts", "column_order", "lengths", "absorbed"):
+        np.testing.assert_array_equal(getattr(whole, name), getattr(parts, name), err_msg=name)

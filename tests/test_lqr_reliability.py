@@ -3,6 +3,8 @@ resources, and sampling that is bit-identical whatever the chunking or the numbe
 
 from __future__ import annotations
 
+import multiprocessing
+
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -121,7 +123,8 @@ def test_seed_blocks_are_distinct_and_processes_agree():
     ro = rollout(lqr, pol, th, 3 * SEED_BLOCK, seed=3, horizon=4)
     first = ro.states[:: SEED_BLOCK, 0]  # x0 of the first episode of each block
     assert len({tuple(r) for r in first}) == 3
-    with ProcessPoolExecutor(2) as ex:
+    # forkserver: JAX or torch may already be imported (and threaded) in this test process
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("forkserver")) as ex:
         par = rollout(lqr, pol, th, 3 * SEED_BLOCK, seed=3, horizon=4, chunk_size=50, executor=ex)
     assert np.array_equal(par.states, ro.states) and np.array_equal(par.costs, ro.costs)
 

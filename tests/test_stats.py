@@ -164,3 +164,27 @@ def test_predicted_power_matches_the_rejection_rate_over_seeds(scale, n_needed_p
         rejections += not E.mean_test(E.reward_to_go(tr, POL, TH), g - bias, false_alarm=alpha).passed
     lo, hi = binom.interval(1 - 1e-4, M, predicted)
     assert lo <= rejections <= hi, (rejections, predicted * M)
+
+
+# ------------------------------------------------------------------ pgexact.testing strategies
+from hypothesis import given, settings  # noqa: E402
+
+from pgexact.testing import enumerated_problems, sampled_problems  # noqa: E402
+
+
+@settings(max_examples=15, deadline=None)
+@given(enumerated_problems())
+def test_enumerated_problems_give_exact_expectations(problem):
+    mdp, pol, th, trajs, prob = problem
+    g = E.exact_mean(E.reward_to_go(trajs, pol, th).samples, prob)
+    np.testing.assert_allclose(g, policy_gradient(mdp, pol, th), rtol=1e-9, atol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(sampled_problems())
+def test_sampled_problems_feed_every_gradient_estimator(problem):
+    mdp, pol, th, trajs = problem
+    assert trajs.objective == ("geometric" if mdp.horizon is None else "finite")
+    for est in (E.reinforce(trajs, pol, th), E.reward_to_go(trajs, pol, th)):
+        assert est.samples.shape == (trajs.n_episodes, pol.n_params)
+        assert np.all(np.isfinite(est.std_error))

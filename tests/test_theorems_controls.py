@@ -12,24 +12,14 @@ import pytest
 from pgexact.cli import MIN_CONTROL_POWER, run_verify
 from pgexact.theorems.registry import all_theorems
 
-#: Theorem-id prefixes whose modules have not been converted to declarative theorems with negative
-#: controls yet; they are exempt from the "has a control" requirement until converted. Empty it once
-#: every module states its controls.
-PENDING_CONVERSION: tuple[str, ...] = ("lqr.",)
 
-
-def _pending(theorem_id: str) -> bool:
-    return theorem_id.startswith(PENDING_CONVERSION)
-
-
-def test_every_theorem_has_a_negative_control():
-    missing = [t.id for t in all_theorems() if not t.controls and not _pending(t.id)]
-    assert not missing, f"theorems without a negative control: {missing}"
+def test_every_theorem_has_a_reference_and_a_negative_control():
+    missing = [t.id for t in all_theorems() if not t.controls or not t.reference.strip()]
+    assert not missing, f"theorems without an independent reference or a negative control: {missing}"
 
 
 def _check_power(instances: int, seed: int) -> None:
-    ids = [t.id for t in all_theorems() if t.controls]  # the others fail the test above
-    rows = run_verify(instances, seed, None, progress=False, controls=True, ids=ids)
+    rows = run_verify(instances, seed, None, progress=False, controls=True)
     weak = []
     for r in rows:
         assert r["passed"], (r["id"], r["max_residual"], r.get("error"))

@@ -8,7 +8,9 @@ function it patches and to the theorems that catch it; if a function moves, re-p
 
 from __future__ import annotations
 
+import importlib
 import math
+import sys
 import types
 from typing import Callable
 
@@ -17,12 +19,13 @@ import pytest
 
 import pgexact.estimators as estimators
 import pgexact.exact.divergences as divergences
-import pgexact.sampling as sampling
 import pgexact.sampling.alias as alias
 import pgexact.updates.sources as sources
-import pgexact.updates.steps as steps
+import pgexact.updates.trpo as trpo
 from pgexact.cli import run_verify
-from pgexact.models.finite_mdp import FiniteMDP
+
+# the module, not the function pgexact.sampling.rollout that shadows it as an attribute
+rollout_module = importlib.import_module("pgexact.sampling.rollout")
 
 
 def _swap_kl_direction(mp: pytest.MonkeyPatch) -> None:
@@ -42,16 +45,23 @@ def _alias_thresholds_unscaled(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(alias, "build_alias", build)
 
 
+class _GammaGeometric(np.random.Generator):
+    """A generator whose geometric draws use success probability 1 - p in place of p."""
+
+    def geometric(self, p, size=None):
+        return super().geometric(1.0 - np.asarray(p), size)
+
+
 def _geometric_with_gamma(mp: pytest.MonkeyPatch) -> None:
-    """Geometric stopping drawn with success probability gamma instead of 1 - gamma."""
-    original = sampling.rollout
+    """Geometric stopping drawn with success probability gamma instead of 1 - gamma.
 
-    def rollout(mdp, pi, n_episodes, *, geometric=False, **kw):
-        if geometric:
-            mdp = FiniteMDP(mdp.P, mdp.r, mdp.mu0, gamma=1.0 - mdp.gamma)
-        return original(mdp, pi, n_episodes, geometric=geometric, **kw)
-
-    mp.setattr(sampling, "rollout", rollout)
+    The chunk's generator in ``sampling.rollout`` draws ``geometric(gamma)`` where the code asks
+    for ``geometric(1 - gamma)``; every other draw is unchanged.
+    """
+    shim = types.ModuleType("numpy_with_gamma_geometric")
+    shim.__dict__.update(np.__dict__)
+    shim.random = types.SimpleNamespace(**{**np.random.__dict__, "Generator": _GammaGeometric})
+    mp.setattr(rollout_module, "np", shim)
 
 
 def _baseline_fitted_on_gradient_episodes(mp: pytest.MonkeyPatch) -> None:
@@ -65,10 +75,14 @@ def _baseline_fitted_on_gradient_episodes(mp: pytest.MonkeyPatch) -> None:
 
 
 def _trpo_full_step_without_2(mp: pytest.MonkeyPatch) -> None:
-    """beta_0 = sqrt(delta / x^T F x): the 2 of sqrt(2 delta / x^T F x) dropped (every sqrt in steps)."""
+    """beta_0 = sqrt(delta / x^T F x): the 2 of sqrt(2 delta / x^T F x) dropped in trpo_step.
+
+    Only the square roots taken in ``trpo_step`` itself change (the full step is its one sqrt);
+    those of ``conjugate_gradient``, in the same module, are left exact.
+    """
     shim = types.SimpleNamespace(**{k: getattr(math, k) for k in dir(math) if not k.startswith("_")})
-    shim.sqrt = lambda v: math.sqrt(v / 2.0)
-    mp.setattr(steps, "math", shim)
+    shim.sqrt = lambda v: math.sqrt(v / 2.0 if sys._getframe(1).f_code.co_name == "trpo_step" else v)
+    mp.setattr(trpo, "math", shim)
 
 
 def _ppo_clip_bounds_swapped(mp: pytest.MonkeyPatch) -> None:
@@ -86,7 +100,7 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         _alias_thresholds_unscaled,
         ("sampler.alias_tables_exact", "sampler.rollout_marginals"),
     ),
-    "geometric stopping with gamma instead of 1 - gamma in sampling.rollout": (
+    "geometric stopping with gamma instead of 1 - gamma in sampling.rollout._run_chunk": (
         _geometric_with_gamma,
         ("sampler.geometric_stopping",),
     ),
@@ -94,7 +108,7 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         _baseline_fitted_on_gradient_episodes,
         ("estimators.learned_baseline_independent",),
     ),
-    "TRPO full step missing its factor 2 in updates.steps": (_trpo_full_step_without_2, ("updates.trpo_full_step",)),
+    "TRPO full step missing its factor 2 in updates.trpo.trpo_step": (_trpo_full_step_without_2, ("updates.trpo_full_step",)),
     "PPO clip bounds swapped in updates.sources.clipped_objective": (
         _ppo_clip_bounds_swapped,
         ("updates.ppo_clipped_objective_value",),

@@ -79,7 +79,8 @@ def test_finite_horizon_value_iteration_is_backward_induction():
     for _ in range(20):
         pi = rng.dirichlet(np.ones(3), size=4)
         assert np.all(pe.evaluate(mdp, pi).V[0] <= vi.V[0] + 1e-12)
-    assert vi.policy.shape == (5, 4, 3) and vi.error_bound == 0.0
+    # exact but for rounding: the bound is the rounding term H eta, tiny but not zero
+    assert vi.policy.shape == (5, 4, 3) and 0.0 < vi.error_bound <= 1e-12
 
 
 # ----------------------------------------------------------------------------- soft
@@ -136,3 +137,150 @@ def test_soft_bad_input():
             soft_evaluate(mdp, np.full((3, 2), 0.5), bad)
     with pytest.raises(ValueError, match="discounted"):
         soft_value_iteration(random_mdp(3, 2, gamma=0.9, horizon=3, seed=0), 0.1)
+
+
+# ----------------------------------------------------------------------------- value iteration:
+# k-th iterate, a rigorous error bound, a relative tol, integer actions, feasible actions
+def exact_optimal_values(mdp, actions):
+    """V of the deterministic policy ``actions`` in exact rational arithmetic (every float64 is a
+    binary fraction), by Gaussian elimination on (I - gamma P_pi) V = r_pi."""
+    from fractions import Fraction
+
+    S = mdp.n_states
+    g = Fraction(mdp.gamma)
+    M = [[Fraction(int(i == j)) - g * Fraction(float(mdp.P[i, actions[i], j])) for j in range(S)]
+         + [Fraction(float(mdp.r[i, actions[i]]))] for i in range(S)]
+    for c in range(S):
+        piv = next(i for i in range(c, S) if M[i][c] != 0)
+        M[c], M[piv] = M[piv], M[c]
+        for i in range(S):
+            if i != c and M[i][c] != 0:
+                f = M[i][c] / M[c][c]
+                M[i] = [a - f * b for a, b in zip(M[i], M[c])]
+    return [M[i][S] / M[i][i] for i in range(S)]
+
+
+def sup_error(V, exact):
+    from fractions import Fraction
+
+    return float(max(abs(Fraction(float(v)) - e) for v, e in zip(V, exact)))
+
+
+def _check_bound(mdp, iterations):
+    pi_res = policy_iteration(mdp)
+    exact = exact_optimal_values(mdp, pi_res.actions)
+    runs = [value_iteration(mdp, n_iterations=k) for k in iterations] + [value_iteration(mdp)]
+    for vi in runs:
+        assert sup_error(vi.V, exact) <= vi.error_bound, vi.n_iterations
+    return runs[-1]
+
+
+@pytest.mark.parametrize("gamma, seed", [(0.9, 0), (0.99, 1), (0.999, 2)])
+def test_value_iteration_error_bound_is_rigorous(gamma, seed):
+    """||V - V*||_inf <= error_bound, with V* of policy iteration's optimal policy in exact
+    rational arithmetic. At gamma = 0.9999 (below, few iterations) a bound that ignores the row
+    sums of P (1 only to rounding) fails after 50 iterations."""
+    vi = _check_bound(random_mdp(4, 3, gamma=gamma, seed=seed), [1, 50])
+    # not vacuous: a bound of zero (the old report at gamma = 0.9999) would fail the line above
+    # whenever V has any rounding error, and the bound stays within rounding scale of ||V||
+    assert vi.error_bound <= 1e-9 * max(1.0, float(np.max(np.abs(vi.V))))
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_value_iteration_error_bound_is_rigorous_at_gamma_09999_early_iterates(seed):
+    mdp = random_mdp(4, 3, gamma=0.9999, seed=seed)
+    pi_res = policy_iteration(mdp)
+    exact = exact_optimal_values(mdp, pi_res.actions)
+    for k in (1, 50, 3000):
+        vi = value_iteration(mdp, n_iterations=k)
+        assert sup_error(vi.V, exact) <= vi.error_bound
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [3, 4])
+def test_value_iteration_error_bound_is_rigorous_at_gamma_09999_converged(seed):
+    """Was reported as 0.0 where the error is ~1e-8 (covered fast by the early iterates above)."""
+    vi = _check_bound(random_mdp(4, 3, gamma=0.9999, seed=seed), [])
+    assert 0.0 < vi.error_bound <= 1e-9 * float(np.max(np.abs(vi.V)))
+
+
+def test_value_iteration_n_iterations_returns_the_kth_iterate():
+    mdp = random_mdp(5, 3, gamma=0.95, seed=7)
+    V = np.zeros(5)
+    for k in range(1, 8):
+        V = np.max(mdp.r + 0.95 * np.einsum("sat,t->sa", mdp.P, V), axis=1)  # V_k, by hand
+        vi = value_iteration(mdp, n_iterations=k)
+        assert vi.n_iterations == k and np.allclose(vi.V, V, rtol=1e-14, atol=1e-14)
+        # the bound of an early iterate is honest too: V* from policy iteration
+        assert np.max(np.abs(vi.V - policy_iteration(mdp).V)) <= vi.error_bound * (1 + 1e-12)
+    with pytest.raises(ValueError, match="n_iterations"):
+        value_iteration(mdp, n_iterations=0)
+
+
+@pytest.mark.parametrize("scale", [1e-8, 1.0, 1e6])
+def test_value_iteration_tol_is_relative_at_every_scale(scale):
+    """tol bounds ||V - V*|| / ||V||: with rewards of size 1e-8 an absolute test would stop at an
+    error of 1e-6 times the whole value."""
+    mdp0 = random_mdp(4, 2, gamma=0.9, seed=5)
+    mdp = pe.FiniteMDP(mdp0.P, scale * mdp0.r, mdp0.mu0, 0.9)
+    vi = value_iteration(mdp, tol=1e-6)
+    V_star = policy_iteration(mdp).V
+    assert np.max(np.abs(vi.V - V_star)) <= 1e-6 * np.max(np.abs(vi.V))
+    assert vi.error_bound <= 1e-6 * np.max(np.abs(vi.V))
+
+
+def test_value_iteration_unreachable_tol_raises_with_advice():
+    mdp = random_mdp(4, 2, gamma=0.99, seed=0)
+    with pytest.raises(pe.errors.NumericalError, match="loosen tol or use policy_iteration"):
+        value_iteration(mdp, tol=1e-16)
+
+
+def test_planning_results_expose_integer_actions():
+    mdp = random_mdp(6, 3, gamma=0.9, seed=2)
+    vi, pi_res = value_iteration(mdp), policy_iteration(mdp)
+    for res in (vi, pi_res):
+        assert res.actions.shape == (6,) and res.actions.dtype.kind == "i"
+        assert np.array_equal(res.policy, np.eye(3)[res.actions])
+    assert np.array_equal(vi.actions, pi_res.actions)
+    fh = value_iteration(random_mdp(3, 2, gamma=1.0, horizon=4, seed=0))
+    assert fh.actions.shape == (4, 3) and np.array_equal(fh.policy, np.eye(2)[fh.actions])
+
+
+def _with_mask(mdp, mask):
+    """The model with an action mask: through the constructor when FiniteMDP takes one, else
+    attached to the (frozen) instance, which is what planning reads (getattr)."""
+    try:
+        return pe.FiniteMDP(mdp.P, mdp.r, mdp.mu0, mdp.gamma, action_mask=mask)
+    except TypeError:
+        out = pe.FiniteMDP(mdp.P, mdp.r, mdp.mu0, mdp.gamma)
+        object.__setattr__(out, "action_mask", mask)
+        return out
+
+
+def test_planning_honours_the_action_mask():
+    mdp = random_mdp(4, 3, gamma=0.9, seed=11)
+    vi0, pi0 = value_iteration(mdp), policy_iteration(mdp)
+    all_true = _with_mask(mdp, np.ones((4, 3), dtype=bool))
+    assert np.array_equal(value_iteration(all_true).V, vi0.V)  # an all-True mask changes nothing
+    assert np.array_equal(policy_iteration(all_true).actions, pi0.actions)
+    mask = np.ones((4, 3), dtype=bool)
+    mask[np.arange(4), vi0.actions] = False  # forbid every optimal action
+    masked = _with_mask(mdp, mask)
+    # reference: enumeration of the feasible deterministic policies
+    best = np.full(4, -np.inf)
+    for acts in itertools.product(*[np.flatnonzero(mask[s]) for s in range(4)]):
+        best = np.maximum(best, pe.evaluate(mdp, np.eye(3)[list(acts)]).V)
+    for res in (value_iteration(masked), policy_iteration(masked)):
+        assert np.all(mask[np.arange(4), res.actions])
+        assert np.max(np.abs(res.V - best)) <= 1e-9 * max(1.0, np.max(np.abs(best)))
+
+
+def test_value_iteration_on_a_sparse_model_matches_the_dense_one():
+    from pgexact.mdps import gridworld
+
+    dense, sparse = (gridworld(4, 5, gamma=0.95, slip=0.2, step_reward=-0.1, sparse=sp)
+                     for sp in (False, True))
+    vd, vs = value_iteration(dense), value_iteration(sparse)
+    assert np.max(np.abs(vd.V - vs.V)) <= vd.error_bound + vs.error_bound
+    assert np.max(np.abs(vs.V - policy_iteration(dense).V)) <= vs.error_bound
+    assert vs.error_bound <= vd.error_bound  # at most 4 stored entries per row instead of 20

@@ -1,4 +1,4 @@
-"""The sampled gradient source: internal consistency with issue 4's estimators, bad input, and
+"""The sampled gradient source: internal consistency with the estimators, bad input, and
 convergence of every sampled update to its exact twin at the Monte Carlo rate 1/sqrt(N)."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_sampled_oracle_is_consistent_with_the_estimators(critic, horizon):
     mdp, pol, theta = problem(horizon=horizon)
     src = SampledSource(mdp, pol, 500, seed=1, critic=critic)
     o = src.at(theta)
-    # the gradient (issue 4's weighted_score) is the batch surrogate's gradient at theta_old,
+    # the gradient (the estimators' weighted_score) is the batch surrogate's gradient at theta_old,
     # and the sampled surrogate vanishes there
     value, grad = surrogate_and_gradient(pol, o.batch, theta)
     assert np.max(np.abs(grad - o.gradient)) <= 1e-12 * max(1.0, np.max(np.abs(o.gradient)))

@@ -13,7 +13,7 @@ import scipy.special
 
 from ..exact import evaluate, fisher, natural_gradient, policy_gradient, state_marginals
 from ..models.finite_mdp import FiniteMDP
-from ..updates.planning import soft_value_iteration
+from ..updates import soft_value_iteration
 from . import _mini
 from ._finite import _LINEAR, _linear_instance, trust_region_coefficients
 from ._witness import Witness, identity_witness

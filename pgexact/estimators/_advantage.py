@@ -1,10 +1,11 @@
 r"""Advantage targets on arrays: n-step returns and generalized advantage estimation (GAE).
 
-Both take batch-first arrays, ``rewards`` (N, T) and ``values`` (N, T+1) whose last column is
+All take batch-first arrays, ``rewards`` (N, T) and ``values`` (N, T+1) whose last column is
 the bootstrap value :math:`V(s_T)`, and an optional boolean ``terminated`` (N, T) marking the
 steps after which an episode *ended*: nothing is bootstrapped across them. An episode that is
-merely *truncated* by the end of the arrays is bootstrapped from ``values[:, T]``. Entries after
-a terminated step (padding) are computed but meaningless; mask them.
+merely cut by the end of the arrays is bootstrapped from ``values[:, T]``; :func:`gae` also
+takes ``truncated`` steps inside a row (a time limit) with their own bootstrap values. Entries
+after a terminated step (padding) are computed but meaningless; mask them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_float_array, check_positive_int
+from ..errors import NumericalError
 
 __all__ = ["gae", "n_step_returns", "td_errors"]
 
@@ -44,44 +46,105 @@ def _check_arrays(
     return r, v, g, done
 
 
+def _finite(name: str, out: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(out)):
+        idx = tuple(int(i) for i in np.argwhere(~np.isfinite(out))[0])
+        raise NumericalError(
+            f"{name} overflows float64 at {list(idx)} (rewards or values too large): rescale them"
+        )
+    return out
+
+
 def td_errors(rewards: Any, values: Any, gamma: float, *, terminated: Any = None) -> np.ndarray:
     r"""One-step TD errors :math:`\delta_t = r_t + \gamma (1 - d_t) V_{t+1} - V_t`, shape (N, T).
 
     Here :math:`d_t` is ``terminated[:, t]`` (Sutton & Barto 2018, eq. 6.5).
     """
     r, v, g, done = _check_arrays(rewards, values, gamma, terminated)
-    return r + g * np.where(done, 0.0, v[:, 1:]) - v[:, :-1]
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = r + g * np.where(done, 0.0, v[:, 1:]) - v[:, :-1]
+    return _finite("td_errors", out)
+
+
+def _check_flags(name: str, flags: Any, shape: tuple[int, int]) -> np.ndarray:
+    if flags is None:
+        return np.zeros(shape, dtype=bool)
+    arr = np.asarray(flags)
+    if arr.dtype != bool:
+        raise TypeError(f"{name} must be a boolean array, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"{name} must have shape (N, T)=({shape[0]}, {shape[1]}), got {arr.shape}")
+    return arr
 
 
 def gae(
-    rewards: Any, values: Any, gamma: float, lam: float, *, terminated: Any = None
+    rewards: Any,
+    values: Any,
+    gamma: float,
+    lam: float,
+    *,
+    terminated: Any = None,
+    truncated: Any = None,
+    bootstrap: Any = None,
 ) -> np.ndarray:
     r"""Generalized advantage estimates, shape (N, T).
 
     .. math::
-        \hat A_t = \sum_{l \ge 0} (\gamma\lambda)^l \delta_{t+l}, \qquad
-        \delta_t = r_t + \gamma (1 - d_t) V(s_{t+1}) - V(s_t),
+        \delta_t = r_t + \gamma \big[(1 - d_t)(1 - c_t) V(s_{t+1}) + c_t B_t\big] - V(s_t),
+        \qquad
+        \hat A_t = \delta_t + \gamma\lambda (1 - d_t)(1 - c_t) \hat A_{t+1},
 
-    computed backwards as :math:`\hat A_t = \delta_t + \gamma\lambda (1 - d_t) \hat A_{t+1}`,
-    :math:`\hat A_T = 0` (Schulman et al. 2016, "High-dimensional continuous control using
-    generalized advantage estimation", eq. 16). A terminated step (:math:`d_t = 1`) stops both the
-    bootstrap and the sum; at the truncation column T the bootstrap value ``values[:, T]`` is
-    used. ``lam = 0`` gives :math:`\delta_t`; ``lam = 1`` gives the Monte Carlo advantage
-    :math:`\sum_l \gamma^l r_{t+l} + \gamma^{k} V_{t+k} - V_t` (k: steps to the end of the arrays,
-    no bootstrap after a termination). With the exact V, :math:`E[\hat A_t | s_t, a_t] = A(s_t, a_t)`
-    for every λ (:mod:`pgexact.theorems.estimators`).
+    :math:`\hat A_T = 0`, with :math:`d_t` = ``terminated[:, t]``, :math:`c_t` =
+    ``truncated[:, t]`` and :math:`B_t` = ``bootstrap[:, t]`` (Schulman et al. 2016,
+    "High-dimensional continuous control using generalized advantage estimation", eq. 16):
+    :math:`\hat A_t = \sum_{l \ge 0} (\gamma\lambda)^l \delta_{t+l}` summed up to the end of the
+    episode. A *terminated* step ends the episode with nothing after it; a *truncated* step
+    (a time limit cutting the row, after which the row continues with a new episode) ends the
+    sum but bootstraps from the value of the state the cut episode reached, ``bootstrap[:, t]``
+    (``values[:, t + 1]`` belongs to the next episode). At the end of the arrays the episode is
+    bootstrapped from ``values[:, T]``. ``lam = 0`` gives :math:`\delta_t`; ``lam = 1`` the Monte
+    Carlo advantage. With the exact V, :math:`E[\hat A_t | s_t, a_t] = A(s_t, a_t)` for every λ.
 
     Parameters
     ----------
     rewards : array_like, shape (N, T)
+        Batch-first: N parallel rows (environments), T steps each.
     values : array_like, shape (N, T+1)
-        ``values[:, t] = V(s_t)``; the last column is the bootstrap value at truncation.
+        ``values[:, t] = V(s_t)``; the last column is the value after the last step.
     gamma : float
         Discount in [0, 1] (use ``Trajectories.discount``: 1 under geometric stopping).
     lam : float
         λ in [0, 1].
     terminated : array_like of bool, shape (N, T), optional
         Steps after which the episode ended (no bootstrap); default: none.
+    truncated : array_like of bool, shape (N, T), optional
+        Steps after which the episode was cut by a time limit (bootstrap from ``bootstrap``).
+    bootstrap : array_like, shape (N, T), optional
+        :math:`V` of the state reached at a truncated step (the final observation); required
+        with ``truncated``, read only where ``truncated`` is True.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, T)
+
+    Raises
+    ------
+    NumericalError
+        If the advantages overflow float64.
+
+    Notes
+    -----
+    Stable-Baselines3's ``RolloutBuffer`` (time-major ``(buffer_size, n_envs)``) maps as
+    ``rewards = buffer.rewards.T`` *without* its truncation trick (SB3 adds
+    :math:`\gamma V(s_{final})` to the reward of a time-limit step), ``values =
+    [buffer.values.T, last_values]``, ``terminated[:, t]`` = the episode ended at step t by
+    termination (``episode_starts[t + 1]``, or ``dones`` for the last step),
+    ``truncated[:, t]`` = it ended by ``TimeLimit.truncated`` and ``bootstrap[:, t]`` = SB3's
+    ``terminal_value``; ``buffer.advantages.T`` is then ``gae(...)`` and ``buffer.returns`` is
+    ``advantages + values``. CleanRL's ``ppo.py`` loop (``dones[t]`` flags the first step of a new
+    episode, truncations counted as terminations) maps as ``terminated[:, t] = dones[t + 1]``
+    (``next_done`` for the last step), ``values = [values.T, next_value]``, no ``truncated``.
+    Both are checked in the test suite against literal re-statements of the two loops.
 
     Examples
     --------
@@ -92,6 +155,9 @@ def gae(
     >>> mc = 1 + 0.9 * 2 + 0.81 * 3 + 0.729 * 4.0 - 0.5  # lambda = 1: Monte Carlo advantage
     >>> bool(np.isclose(gae(r, v, 0.9, 1.0)[0, 0], mc))
     True
+    >>> cut = np.array([[True, False, False]])  # a time limit after step 0; V(final) = 7
+    >>> float(gae(r, v, 0.9, 1.0, truncated=cut, bootstrap=np.full((1, 3), 7.0))[0, 0])  # 1 + 0.9 * 7 - 0.5
+    6.8
     """
     r, v, g, done = _check_arrays(rewards, values, gamma, terminated)
     if isinstance(lam, bool) or not isinstance(lam, (int, float, np.floating, np.integer)):
@@ -99,15 +165,28 @@ def gae(
     lam = float(lam)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam is {lam}, expected 0 <= lam <= 1")
-    keep = ~done
-    delta = r + g * np.where(keep, v[:, 1:], 0.0) - v[:, :-1]
-    out = np.empty_like(delta)
-    acc = np.zeros(r.shape[0])
-    gl = g * lam
-    for t in range(r.shape[1] - 1, -1, -1):
-        acc = delta[:, t] + gl * np.where(keep[:, t], acc, 0.0)
-        out[:, t] = acc
-    return out
+    cut = _check_flags("truncated", truncated, r.shape)
+    if bootstrap is None:
+        if cut.any():
+            raise ValueError("truncated has True entries: pass bootstrap, the values of the states reached there")
+        boot = np.zeros(r.shape)
+    else:
+        boot = as_float_array("bootstrap", np.where(cut, bootstrap, 0.0) if np.shape(bootstrap) == r.shape else bootstrap)
+        if boot.shape != r.shape:
+            raise ValueError(f"bootstrap must have shape (N, T)={r.shape}, got {boot.shape}")
+    if (done & cut).any():
+        idx = tuple(int(i) for i in np.argwhere(done & cut)[0])
+        raise ValueError(f"terminated{list(idx)} and truncated{list(idx)} are both True: a step ends one way")
+    keep = ~(done | cut)
+    with np.errstate(over="ignore", invalid="ignore"):
+        delta = r + g * (np.where(keep, v[:, 1:], 0.0) + np.where(cut, boot, 0.0)) - v[:, :-1]
+        out = np.empty_like(delta)
+        acc = np.zeros(r.shape[0])
+        gl = g * lam
+        for t in range(r.shape[1] - 1, -1, -1):
+            acc = delta[:, t] + gl * np.where(keep[:, t], acc, 0.0)
+            out[:, t] = acc
+    return _finite("gae", out)
 
 
 def n_step_returns(
@@ -137,6 +216,8 @@ def n_step_returns(
     n = check_positive_int("n", n)
     keep = ~done
     G = v.copy()  # G^{(0)}, with column T fixed at V_T
-    for _ in range(n):
-        G[:, :-1] = r + g * np.where(keep, G[:, 1:], 0.0)
-    return G[:, :-1]
+    # after T iterations every entry has reached the end of the arrays: more change nothing
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(min(n, r.shape[1])):
+            G[:, :-1] = r + g * np.where(keep, G[:, 1:], 0.0)
+    return _finite("n_step_returns", G[:, :-1])

@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .._validation import as_float_array, check_positive_int
-from ..exact._checks import check_mdp, check_pi, check_policy_theta
+from .._validation import as_float_array, check_distribution, check_positive_int
+from ..exact._checks import check_policy_theta
+from ..models.finite_mdp import check_mdp, check_pi
 from ..exact.evaluation import evaluate, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
@@ -118,19 +119,65 @@ def enumerate_trajectories(
     return trajs, prob
 
 
+def _check_weighted(samples: Any, prob: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(samples (M, ...), prob (M,))``: finite samples, a probability vector."""
+    p = as_float_array("prob", prob, ndim=1)
+    x = as_float_array("samples", samples)
+    if x.ndim == 0 or x.shape[0] != p.shape[0]:
+        raise ValueError(
+            f"samples must have one row per trajectory: shape ({p.shape[0]}, ...) to match prob, got {x.shape}"
+        )
+    check_distribution("prob", p, atol=1e-9)
+    return x, p
+
+
 def exact_mean(samples: Any, prob: Any) -> np.ndarray:
-    r""":math:`\sum_\tau p(\tau) f(\tau)` for per-trajectory values ``samples`` (M, ...)."""
-    x = np.asarray(samples, dtype=np.float64)
-    return np.tensordot(np.asarray(prob, dtype=np.float64), x, axes=1)
+    r""":math:`\sum_\tau p(\tau) f(\tau)` for per-trajectory values ``samples`` (M, ...).
+
+    Parameters
+    ----------
+    samples : array_like, shape (M, ...)
+        Finite values, one row per trajectory.
+    prob : array_like, shape (M,)
+        Their probabilities: non-negative, summing to 1 (tolerance 1e-9).
+
+    Returns
+    -------
+    numpy.ndarray, shape ``samples.shape[1:]``
+
+    Examples
+    --------
+    >>> exact_mean([[1.0], [3.0]], [0.25, 0.75]).tolist()
+    [2.5]
+    """
+    x, p = _check_weighted(samples, prob)
+    return np.tensordot(p, x, axes=1)
 
 
 def exact_covariance(samples: Any, prob: Any) -> np.ndarray:
     r""":math:`\sum_\tau p(\tau) (f - \bar f)(f - \bar f)^\top` of the flattened values, shape (d, d).
 
     The covariance of one episode's term; the mean of N i.i.d. episodes has covariance ``/ N``.
+
+    Parameters
+    ----------
+    samples : array_like, shape (M, ...)
+        Finite values, one row per trajectory.
+    prob : array_like, shape (M,)
+        Their probabilities: non-negative, summing to 1 (tolerance 1e-9).
+
+    Returns
+    -------
+    numpy.ndarray, shape (d, d)
+        d the number of entries of one row.
+
+    Examples
+    --------
+    >>> exact_covariance([[1.0], [3.0]], [0.5, 0.5]).tolist()
+    [[1.0]]
     """
-    x = np.asarray(samples, dtype=np.float64).reshape(len(prob), -1)
-    p = np.asarray(prob, dtype=np.float64)
+    x, p = _check_weighted(samples, prob)
+    x = x.reshape(len(p), -1)
     c = x - p @ x
     return (c * p[:, None]).T @ c
 

@@ -105,7 +105,7 @@ _SPECS: list[FigureSpec] = [
         "Maximizing J(θ) = π_θ(1) = σ(θ): the vanilla gradient σ(θ)(1−σ(θ)) vanishes as θ grows, while the "
         "Fisher information is the same σ(1−σ), so the natural gradient is exactly 1 and θ grows at a constant "
         "rate. Step size 1, θ0 = 0, computed with pgexact.policy_gradient / natural_gradient. Source: the "
-        "course notes' example 'Natural gradient on a simple problem' (001, § Natural policy gradient); "
+        "course notes' example 'Natural gradient on a simple problem' (Policy Gradients (textbook chapter), § Natural policy gradient); "
         "Kakade (2002).",
         _core.make_bernoulli_npg, (10.0, 4.2),
     ),
@@ -137,6 +137,10 @@ _SPECS.extend(_research.specs(FigureSpec))
 from . import _classic_control  # noqa: E402 - discretized classic-control tasks
 
 _SPECS.extend(_classic_control.specs(FigureSpec))
+
+from . import _power  # power of the unbiasedness test, predicted and observed
+
+_SPECS.extend(_power.specs(FigureSpec))
 
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.

@@ -6,7 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..mdps.classic_control import mountain_car, pendulum
-from ..updates.planning import value_iteration
+from ..updates import value_iteration
 
 
 def make_classic_control(fig: Figure) -> None:

@@ -252,14 +252,14 @@ def short_corridor_closed_form(p: np.ndarray) -> np.ndarray:
 
 def make_short_corridor(fig: Figure) -> None:
     sc = short_corridor()
-    p_lib = np.linspace(0.05, 0.95, 37)
+    p_lib = np.linspace(0.05, 0.95, 19)
     J_lib = np.array([evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(p))).J for p in p_lib])
     p = np.linspace(0.05, 0.95, 500)
     res = scipy.optimize.minimize_scalar(lambda q: -evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(q))).J,
                                          bounds=(0.05, 0.95), method="bounded", options={"xatol": 1e-10})
     ax = fig.subplots()
     ax.plot(p, short_corridor_closed_form(p), color="0.4", lw=1.5, label=r"closed form $J(p) = (2p-4)/(p(1-p))$")
-    ax.plot(p_lib, J_lib, "o", ms=4, color=C_PG, label="pgexact.evaluate (γ = 1, horizon 1000)")
+    ax.plot(p_lib, J_lib, "o", ms=4, color=C_PG, label=f"pgexact.evaluate (γ = 1, horizon {sc.mdp.horizon})")
     ax.plot([res.x], [-res.fun], "*", ms=16, color=C_NPG,
             label=rf"optimum $p^\star$ = {res.x:.4f} ($2-\sqrt{{2}}$), $J^\star$ = {-res.fun:.3f}")
     for p_det, lab in [(0.05, "≈ always left"), (0.95, "≈ always right")]:

@@ -6,12 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .. import lqr as L
-from ..estimators import (
-    enumerate_trajectories,
-    exact_covariance,
-    exact_mean,
-    gae_gradient,
-)
+from ..estimators import estimator_moments
 from ..exact import evaluate, policy_gradient
 from ..mdps import gridworld, random_mdp
 from ..policies.softmax import TabularSoftmax
@@ -58,16 +53,15 @@ def make_gae_bias_variance(fig: Figure) -> None:
     pi = pol.probs(theta)
     ev = evaluate(mdp, pi)
     g = policy_gradient(mdp, pol, theta)
-    trajs, prob = enumerate_trajectories(mdp, pi)
     V_wrong = ev.V + 0.5 * np.random.default_rng(53).standard_normal(ev.V.shape)
     lams = np.linspace(0.0, 1.0, 21)
     ax1, ax2 = fig.subplots(1, 2)
     for V, label, style in [(V_wrong, r"critic $\hat V = V + $ noise (sd 0.5)", "-"), (ev.V, r"exact critic $\hat V = V$", "--")]:
         bias, var = np.empty(lams.size), np.empty(lams.size)
         for i, lam in enumerate(lams):
-            samples = gae_gradient(trajs, pol, theta, V, lam).samples
-            bias[i] = np.linalg.norm(exact_mean(samples, prob) - g)
-            var[i] = np.trace(exact_covariance(samples, prob))
+            moments = estimator_moments(mdp, pol, theta, "gae", V=V, lam=lam)
+            bias[i] = np.linalg.norm(moments.mean - g)
+            var[i] = np.trace(moments.covariance)
         ax1.plot(lams, bias, style, marker="o", ms=3, color=C_PG, label=label)
         ax2.plot(lams, var, style, marker="o", ms=3, color=C_NPG, label=label)
     ax1.set_xlabel(r"$\lambda$")
@@ -78,8 +72,8 @@ def make_gae_bias_variance(fig: Figure) -> None:
     ax2.set_ylabel(r"variance $\mathrm{tr\,Cov}(\hat g_\lambda)$ per episode")
     ax2.set_title("variance (grows with λ)")
     ax2.legend(fontsize=8)
-    fig.suptitle("GAE(γ, λ) policy-gradient estimator: exact bias and variance by trajectory enumeration\n"
-                 f"(random 3-state MDP, 2 actions, horizon 6, γ = 0.9; all {prob.size} trajectories enumerated)")
+    fig.suptitle("GAE(γ, λ) policy-gradient estimator: exact bias and variance (moment recursions)\n"
+                 "(random 3-state MDP, 2 actions, horizon 6, γ = 0.9)")
 
 
 # --------------------------------------------------------------------------- LQR
@@ -135,7 +129,8 @@ def specs(FigureSpec):  # noqa: N803 - the class is passed in to avoid a circula
         FigureSpec(
             "gae_bias_variance", "GAE bias and variance against λ",
             "Exact bias ‖E[ĝ_λ] − ∇J‖ and per-episode variance tr Cov(ĝ_λ) of the GAE(γ, λ) policy-gradient "
-            "estimator, by enumerating every trajectory of a random 3-state MDP (horizon 6), with a noisy critic "
+            "estimator, from the exact moment recursions (no sampling, no enumeration) on a random 3-state MDP "
+            "(horizon 6), with a noisy critic "
             "and with the exact critic. Source: Schulman et al. (2016), 'High-Dimensional Continuous Control Using "
             "Generalized Advantage Estimation', eq. 16 and sec. 3.",
             make_gae_bias_variance, (11.0, 4.5),

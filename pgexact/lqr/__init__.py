@@ -5,6 +5,11 @@ Cost convention: the LQR cost :math:`C` is minimized; wherever a reward is meant
 Modules: :mod:`~pgexact.lqr.model`, :mod:`~pgexact.lqr.policy`, :mod:`~pgexact.lqr.evaluation`,
 :mod:`~pgexact.lqr.gradients`, :mod:`~pgexact.lqr.riccati`, :mod:`~pgexact.lqr.sampling`,
 :mod:`~pgexact.lqr.soft` (entropy-regularized LQR), :mod:`~pgexact.lqr.offpolicy` (DDPG's gradient and its bias).
+
+Floating point: the public functions and methods ignore underflow whatever the caller's
+:func:`numpy.errstate` (gradual underflow to subnormals or zero is benign in these closed forms);
+overflow is detected and raised as :class:`~pgexact.errors.NumericalError`, never returned as
+inf or NaN.
 """
 
 from .evaluation import LQREvaluation, evaluate, spectral_radius

@@ -11,7 +11,7 @@ from .model import LQR
 from .policy import LinearGaussian
 
 __all__ = ["check_lqr", "check_gain", "check_action_cov", "check_noise_allowed", "check_policy",
-           "check_infinite"]
+           "check_infinite", "freeze_fields"]
 
 
 def check_lqr(lqr: Any, name: str = "lqr") -> LQR:
@@ -21,10 +21,10 @@ def check_lqr(lqr: Any, name: str = "lqr") -> LQR:
     return lqr
 
 
-def check_gain(lqr: LQR, K: Any, allow_time_varying: bool = True) -> np.ndarray:
+def check_gain(lqr: LQR, K: Any, allow_time_varying: bool = True, name: str = "K") -> np.ndarray:
     if isinstance(K, (LQR, LinearGaussian)):
-        raise TypeError(f"K must be a gain matrix (n_actions, n_states), got {type(K).__name__}")
-    K = as_float_array("K", K)
+        raise TypeError(f"{name} must be a gain matrix (n_actions, n_states), got {type(K).__name__}")
+    K = as_float_array(name, K)
     m, n = lqr.n_actions, lqr.n_states
     if K.shape == (m, n):
         return K
@@ -33,7 +33,7 @@ def check_gain(lqr: LQR, K: Any, allow_time_varying: bool = True) -> np.ndarray:
     want = f"({m}, {n})" + (
         f" or time-varying ({lqr.horizon}, {m}, {n})" if allow_time_varying and lqr.horizon else ""
     )
-    raise ValueError(f"K must have shape {want} (n_actions, n_states), got {K.shape}")
+    raise ValueError(f"{name} must have shape {want} (n_actions, n_states), got {K.shape}")
 
 
 def check_action_cov(lqr: LQR, noise_cov: Any) -> np.ndarray:
@@ -65,3 +65,17 @@ def check_policy(lqr: LQR, policy: Any, theta: Any) -> tuple[LinearGaussian, np.
 def check_infinite(lqr: LQR, what: str) -> None:
     if lqr.horizon is not None:
         raise ValueError(f"{what} is defined for an infinite horizon (horizon=None), got horizon={lqr.horizon}")
+
+
+def freeze_fields(record: Any, names: tuple[str, ...]) -> None:
+    """Replace the array fields ``names`` of a frozen dataclass by read-only views.
+
+    Result records store what they are given: anything that is not an array is left as it is,
+    and the caller's arrays are not modified (a view, not the array, is made read-only).
+    """
+    for name in names:
+        value = getattr(record, name)
+        if isinstance(value, np.ndarray):
+            view = value.view()
+            view.flags.writeable = False
+            object.__setattr__(record, name, view)

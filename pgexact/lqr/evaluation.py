@@ -43,15 +43,15 @@ from typing import Any
 import numpy as np
 
 from .._validation import as_float_array
-from ..errors import NumericalError
-from ._args import check_action_cov, check_gain, check_lqr, check_noise_allowed
+from ..errors import NumericalError, UnstableGainError
+from ._args import check_action_cov, check_gain, check_lqr, check_noise_allowed, freeze_fields
 from ._stein import spectral_radius_of, stein_pair
 from .model import LQR
 
-__all__ = ["LQREvaluation", "evaluate", "spectral_radius", "closed_loop_cost_matrix"]
+__all__ = ["LQREvaluation", "evaluate", "spectral_radius"]
 
 
-def closed_loop_cost_matrix(lqr: LQR, K: np.ndarray) -> np.ndarray:
+def _closed_loop_cost_matrix(lqr: LQR, K: np.ndarray) -> np.ndarray:
     r""":math:`Q_K = Q + K^\top R K - NK - K^\top N^\top`, the state cost of :math:`u = -Kx`, shape (n, n)."""
     NK = lqr.N @ K
     QK = lqr.Q + K.T @ lqr.R @ K - NK - NK.T
@@ -99,10 +99,7 @@ class LQREvaluation:
     lqr: LQR
 
     def __post_init__(self) -> None:
-        for name in ("P", "offset", "Sigma", "S", "K", "action_cov"):
-            arr = getattr(self, name)
-            if isinstance(arr, np.ndarray):
-                arr.flags.writeable = False
+        freeze_fields(self, ("P", "offset", "Sigma", "S", "K", "action_cov"))
 
     # helpers ---------------------------------------------------------------
     def _Pt(self, t: int) -> tuple[np.ndarray, float]:
@@ -136,12 +133,14 @@ class LQREvaluation:
         return x, u
 
     # values (reward convention: negatives of costs) -------------------------
+    @np.errstate(under="ignore")
     def V(self, x: Any, t: int = 0) -> np.ndarray:
         r"""State value :math:`V(x) = -(x^\top P x + c)` (reward convention), x (..., n) -> (...)."""
         x, _ = self._xu(x)
         P, c = self._Pt(t)
         return -(np.einsum("...i,ij,...j->...", x, P, x) + c)
 
+    @np.errstate(under="ignore")
     def Q(self, x: Any, u: Any, t: int = 0) -> np.ndarray:
         r"""Action value (reward convention), x (..., n), u (..., m) -> (...).
 
@@ -161,10 +160,12 @@ class LQREvaluation:
                 + lqr.gamma * (np.einsum("...i,ij,...j->...", y, Pn, y) + np.sum(Pn * lqr.noise_cov) + cn))
         return -cost
 
+    @np.errstate(under="ignore")
     def A(self, x: Any, u: Any, t: int = 0) -> np.ndarray:
         r"""Advantage :math:`A(x, u) = Q(x, u) - V(x)` (reward convention); :math:`E_{u\sim\pi}A = 0`."""
         return self.Q(x, u, t) - self.V(x, t)
 
+    @np.errstate(under="ignore")
     def grad_u_Q(self, x: Any, u: Any, t: int = 0) -> np.ndarray:
         r""":math:`\nabla_u Q(x, u) = -2[R u + N^\top x + \gamma B^\top P' (A x + B u)]` (reward convention), (..., m)."""
         x, u = self._xu(x, u)
@@ -176,31 +177,31 @@ class LQREvaluation:
 
 
 # ---------------------------------------------------------------------------- evaluation
-def _overflow(what: str, K: np.ndarray) -> NumericalError:
+def _overflow(what: str, K: np.ndarray, gain: str) -> NumericalError:
     return NumericalError(
-        f"the finite-horizon {what} overflows float64 (largest |K| entry {np.max(np.abs(K)):.3g}): "
-        "the closed loop A - B K amplifies the state beyond 1e308 within the horizon; use a gain "
-        "of moderate size or a shorter horizon"
+        f"the finite-horizon {what} of {gain} on lqr overflows float64 (largest |K| entry "
+        f"{np.max(np.abs(K)):.3g}): the closed loop A - B K amplifies the state beyond 1e308 within "
+        "the horizon; use a gain of moderate size or a shorter horizon"
     )
 
 
-def _finite(lqr: LQR, K: np.ndarray, Su: np.ndarray, Sigma0: np.ndarray) -> tuple:
+def _finite(lqr: LQR, K: np.ndarray, Su: np.ndarray, Sigma0: np.ndarray, gain: str) -> tuple:
     H, g = int(lqr.horizon), lqr.gamma  # type: ignore[arg-type]
     n = lqr.n_states
     Ks = np.broadcast_to(K, (H,) + K.shape[-2:])
     A, B, R, W = lqr.A, lqr.B, lqr.R, lqr.noise_cov
-    WK = W + B @ Su @ B.T
-    trRS = float(np.sum(R * Su))
     P = np.empty((H + 1, n, n))
     c = np.empty(H + 1)
     P[H], c[H] = 0.0, 0.0
     S = np.empty((H, n, n))
     S[0] = Sigma0
     with np.errstate(over="ignore", invalid="ignore"):
+        WK = W + B @ Su @ B.T
+        trRS = float(np.sum(R * Su))
         for t in range(H - 1, -1, -1):
             Kt = Ks[t]
             AK = A - B @ Kt
-            Pt = closed_loop_cost_matrix(lqr, Kt) + g * (AK.T @ P[t + 1] @ AK)
+            Pt = _closed_loop_cost_matrix(lqr, Kt) + g * (AK.T @ P[t + 1] @ AK)
             P[t] = 0.5 * (Pt + Pt.T)
             c[t] = trRS + g * (float(np.sum(P[t + 1] * WK)) + c[t + 1])
         for t in range(H - 1):
@@ -209,36 +210,64 @@ def _finite(lqr: LQR, K: np.ndarray, Su: np.ndarray, Sigma0: np.ndarray) -> tupl
             S[t + 1] = 0.5 * (St + St.T)
         Sigma = np.einsum("t,tij->ij", g ** np.arange(H), S)
     if not (np.all(np.isfinite(P)) and np.all(np.isfinite(c))):
-        raise _overflow("cost-to-go P_t", K)
+        raise _overflow("cost-to-go P_t", K, gain)
     if not (np.all(np.isfinite(S)) and np.all(np.isfinite(Sigma))):
-        raise _overflow("state covariance S_t", K)
+        raise _overflow("state covariance S_t", K, gain)
     return Ks, P, c, S, Sigma
 
 
-def _evaluate(lqr: LQR, K: np.ndarray, Su: np.ndarray) -> LQREvaluation:
+def _evaluate(lqr: LQR, K: np.ndarray, Su: np.ndarray, gain: str = "K") -> LQREvaluation:
+    """Evaluate validated arguments; ``gain`` names the gain in messages as the caller passed it."""
     check_noise_allowed(lqr, Su)
     Sigma0 = lqr.initial_cov("evaluate")
     A, B, R, W, g = lqr.A, lqr.B, lqr.R, lqr.noise_cov, lqr.gamma
     if lqr.horizon is not None:
-        _, P, c, S, Sigma = _finite(lqr, K, Su, Sigma0)
-        cost = float(np.sum(P[0] * Sigma0) + c[0])
+        _, P, c, S, Sigma = _finite(lqr, K, Su, Sigma0, gain)
+        with np.errstate(over="ignore", invalid="ignore"):
+            cost = float(np.sum(P[0] * Sigma0) + c[0])
         if not np.isfinite(cost):
-            raise _overflow("cost", K)
+            raise _overflow("cost", K, gain)
         return LQREvaluation(cost=cost, J=-cost, P=P[:-1], offset=c[:-1], Sigma=Sigma, S=S, K=K,
                              action_cov=Su, spectral_radius=None, lqr=lqr)
-    AK = A - B @ K
-    WK = W + B @ Su @ B.T
-    q_sigma = np.array(Sigma0) if g == 1.0 else Sigma0 + (g / (1.0 - g)) * WK
     with np.errstate(over="ignore", invalid="ignore"):
-        Sigma, P, rho = stein_pair(np.sqrt(g) * AK, q_sigma, closed_loop_cost_matrix(lqr, K))
+        AK = A - B @ K
+        WK = W + B @ Su @ B.T
+        q_sigma = np.array(Sigma0) if g == 1.0 else Sigma0 + (g / (1.0 - g)) * WK
+        q_p = _closed_loop_cost_matrix(lqr, K)
+    if not (np.all(np.isfinite(AK)) and np.all(np.isfinite(q_p))):
+        raise NumericalError(
+            f"evaluating {gain} on lqr: A - B K or the state cost Q + K^T R K overflows float64 "
+            f"(largest |K| entry {np.max(np.abs(K)):.3g}); use a gain of moderate size"
+        )
+    if not np.all(np.isfinite(q_sigma)):
+        raise NumericalError(
+            f"evaluating {gain} on lqr: the discounted noise Sigma0 + gamma/(1-gamma) (W + B Sigma_u B^T) "
+            "overflows float64; use a smaller noise covariance or a smaller gamma"
+        )
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):
+            Sigma, P, rho = stein_pair(np.sqrt(g) * AK, q_sigma, q_p)
+    except UnstableGainError as exc:
+        raise UnstableGainError(
+            exc.spectral_radius,
+            f"{gain} is not stabilizing for lqr: the spectral radius of sqrt(gamma) (A - B K) is "
+            f"{exc.spectral_radius:.6g}, expected < 1",
+        ) from None
+    except NumericalError as exc:
+        raise NumericalError(f"evaluating {gain} on lqr: {exc}") from None
+    with np.errstate(over="ignore", invalid="ignore"):
         c = 0.0 if g == 1.0 else (float(np.sum(R * Su)) + g * float(np.sum(P * WK))) / (1.0 - g)
         cost = float(np.sum(P * Sigma0)) + c
-    if not np.isfinite(cost):  # pragma: no cover - excluded by the residual check of stein_pair
-        raise NumericalError(f"the cost overflows float64 (spectral radius {rho:.6g})")
+    if not np.isfinite(cost):
+        raise NumericalError(
+            f"the cost of {gain} on lqr overflows float64 (spectral radius {rho:.6g}): rescale the "
+            "model (Q, R, Sigma0, the noise) or the policy noise"
+        )
     return LQREvaluation(cost=cost, J=-cost, P=P, offset=c, Sigma=Sigma, S=None, K=K,
                          action_cov=Su, spectral_radius=rho, lqr=lqr)
 
 
+@np.errstate(under="ignore")
 def evaluate(lqr: LQR, K: Any, noise_cov: Any = None) -> LQREvaluation:
     r"""Exact cost, :math:`P_K`, :math:`\Sigma_K` and V, Q, A of the policy :math:`u = -Kx + e`.
 
@@ -289,6 +318,7 @@ def evaluate(lqr: LQR, K: Any, noise_cov: Any = None) -> LQREvaluation:
     return _evaluate(lqr, K, Su)
 
 
+@np.errstate(under="ignore")
 def spectral_radius(lqr: LQR, K: Any) -> float:
     r""":math:`\rho(\sqrt\gamma (A - BK))`; K is stabilizing (infinite horizon) iff it is < 1.
 

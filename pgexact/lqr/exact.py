@@ -15,7 +15,6 @@ from .gradients import (
     noise_gradient,
     npg_direction,
     policy_gradient,
-    state_second_moment,
 )
 from .riccati import OptimalControl, optimal_gain, riccati
 
@@ -32,7 +31,6 @@ __all__ = [
     "natural_gradient",
     "npg_direction",
     "gauss_newton_direction",
-    "state_second_moment",
     "riccati",
     "optimal_gain",
     "STEIN_RESIDUAL_RTOL",

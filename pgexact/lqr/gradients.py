@@ -17,12 +17,13 @@ for a stationary gain). Reward side: :math:`\nabla J = -\nabla C`.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 import scipy.linalg
 
-from ..errors import SingularSystemError
+from ..errors import NumericalError, SingularSystemError
 from ._args import check_action_cov, check_gain, check_infinite, check_lqr, check_policy
 from .evaluation import LQREvaluation, _evaluate, evaluate  # noqa: F401  (evaluate: doctests)
 from .model import LQR
@@ -37,8 +38,34 @@ __all__ = [
     "natural_gradient",
     "npg_direction",
     "gauss_newton_direction",
-    "state_second_moment",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _finite_output(what: str, gain: str) -> Callable[[F], F]:
+    """Run a public function with floating-point exceptions off and refuse a non-finite result.
+
+    Intermediate overflows either raise a named :class:`~pgexact.errors.NumericalError` where they
+    occur (the evaluation checks its own results) or reach the output, which is checked here;
+    underflow is benign. ``gain`` names the argument that sets the gain, as the caller passes it.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            with np.errstate(under="ignore", over="ignore", invalid="ignore"):
+                out = fn(*args, **kwargs)
+            if not all(np.all(np.isfinite(v)) for v in (out if isinstance(out, tuple) else (out,))):
+                raise NumericalError(
+                    f"the {what} at this {gain} on lqr overflows float64: use a gain of moderate "
+                    "size, a smaller noise covariance or a rescaled model"
+                )
+            return out
+
+        return checked  # type: ignore[return-value]
+
+    return decorate
 
 
 def _gain_error(ev: LQREvaluation) -> np.ndarray:
@@ -71,6 +98,7 @@ def _eval(lqr: Any, K: Any, noise_cov: Any) -> LQREvaluation:
     return _evaluate(lqr, check_gain(lqr, K), check_action_cov(lqr, noise_cov))
 
 
+@_finite_output("cost gradient", "K")
 def cost_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Gradient of the cost, :math:`\nabla_K C(K) = 2 E_K \Sigma_K`, same shape as K.
 
@@ -105,6 +133,7 @@ def cost_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     return _grad_from(_eval(lqr, K, noise_cov))
 
 
+@_finite_output("cost or its gradient", "K")
 def cost_and_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> tuple[float, np.ndarray]:
     r"""``(C(K), ∇_K C(K))`` from a single evaluation (one shared Schur factorization).
 
@@ -141,6 +170,7 @@ def _noise_grad_from(ev: LQREvaluation) -> np.ndarray:
     return 0.5 * (G + G.T)
 
 
+@_finite_output("noise gradient", "K")
 def noise_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Gradient of the cost with respect to the policy noise covariance, shape (m, m).
 
@@ -170,9 +200,10 @@ def noise_gradient(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
 def _policy_eval(lqr: Any, policy: Any, theta: Any) -> tuple[LinearGaussian, np.ndarray, LQREvaluation]:
     lqr = check_lqr(lqr)
     policy, theta = check_policy(lqr, policy, theta)
-    return policy, theta, _evaluate(lqr, policy.gain(theta), policy.action_cov(theta))
+    return policy, theta, _evaluate(lqr, policy.gain(theta), policy.action_cov(theta), gain="the gain K of theta")
 
 
+@_finite_output("policy gradient", "theta")
 def policy_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     r"""Exact policy gradient :math:`\nabla_\theta J`, :math:`J = -C` (reward convention), shape (n_params,).
 
@@ -206,7 +237,7 @@ def policy_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     return np.concatenate([gK, -2.0 * np.diag(ev.action_cov) * np.diag(G)])
 
 
-def state_second_moment(ev: LQREvaluation) -> np.ndarray:
+def _state_second_moment(ev: LQREvaluation) -> np.ndarray:
     r""":math:`X = E_{x\sim d}[xx^\top] = \Sigma_K / \sum_t\gamma^t` for the normalized discounted state distribution d."""
     lqr = ev.lqr
     if lqr.horizon is None:
@@ -232,6 +263,7 @@ def _action_precision(Su: np.ndarray, what: str) -> np.ndarray:
     return 0.5 * (inv + inv.T)
 
 
+@_finite_output("Fisher matrix", "theta")
 def fisher(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     r"""State-averaged Fisher matrix of the Gaussian policy, shape (n_params, n_params).
 
@@ -262,7 +294,7 @@ def fisher(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     """
     policy, theta, ev = _policy_eval(lqr, policy, theta)
     Su_inv = _action_precision(ev.action_cov, "Fisher matrix")
-    FK = np.kron(Su_inv, state_second_moment(ev))
+    FK = np.kron(Su_inv, _state_second_moment(ev))
     if not policy.learn_log_std:
         return FK
     F = np.zeros((policy.n_params, policy.n_params))
@@ -271,6 +303,7 @@ def fisher(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     return F
 
 
+@_finite_output("natural gradient", "theta")
 def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray:
     r"""Natural policy gradient :math:`F^{-1}\nabla_\theta J` (reward convention), shape (n_params,).
 
@@ -301,7 +334,7 @@ def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray
     """
     policy, theta, ev = _policy_eval(lqr, policy, theta)
     _action_precision(ev.action_cov, "natural gradient")  # the Fisher must exist
-    X = state_second_moment(ev)
+    X = _state_second_moment(ev)
     GJ = -_grad_from(ev)
     try:
         cf = scipy.linalg.cho_factor(X, lower=True, check_finite=False)
@@ -310,8 +343,8 @@ def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray
         Y = scipy.linalg.cho_solve(cf, GJ.T, check_finite=False).T  # GJ X^{-1}
     except np.linalg.LinAlgError:
         raise SingularSystemError(
-            "the state second moment X = Sigma_K / sum_t gamma^t is singular: the Fisher matrix is "
-            "not invertible (give Sigma0 or process noise full rank)"
+            "the state second moment X = Sigma_K / sum_t gamma^t of theta on lqr is singular: the "
+            "Fisher matrix is not invertible (give lqr a full-rank Sigma0 or process noise)"
         ) from None
     out = (ev.action_cov @ Y).reshape(-1)
     if not policy.learn_log_std:
@@ -320,6 +353,7 @@ def natural_gradient(lqr: LQR, policy: LinearGaussian, theta: Any) -> np.ndarray
     return np.concatenate([out, 0.5 * gl])
 
 
+@_finite_output("natural-gradient direction", "K")
 def npg_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Fazel et al.'s natural-gradient direction :math:`\nabla C(K)\,\Sigma_K^{-1} = 2E_K`, shape (m, n).
 
@@ -344,6 +378,7 @@ def npg_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     return 2.0 * _gain_error(_eval(lqr, K, noise_cov))
 
 
+@_finite_output("Gauss-Newton direction", "K")
 def gauss_newton_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     r"""Gauss-Newton direction :math:`(R + \gamma B^\top P_K B)^{-1}\nabla C(K)\Sigma_K^{-1}`, shape (m, n).
 

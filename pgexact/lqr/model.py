@@ -120,6 +120,7 @@ class LQR:
     has_noise: bool = field(init=False, repr=False)
     has_cross: bool = field(init=False, repr=False)
 
+    @np.errstate(under="ignore")
     def __post_init__(self) -> None:
         A = check_square("A", self.A)
         n = A.shape[0]

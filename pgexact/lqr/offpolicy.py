@@ -51,10 +51,11 @@ def _setup(lqr: Any, policy: Any, theta: Any, state_cov: Any) -> tuple[LinearGau
         raise ValueError("the off-policy deterministic policy gradient needs a deterministic policy "
                          "(LinearGaussian(n_states, n_actions) without noise_cov)")
     SD = check_covariance("state_cov", state_cov, lqr.n_states, " (n_states, n_states)")
-    ev = _evaluate(lqr, policy.gain(theta), np.zeros((lqr.n_actions, lqr.n_actions)))
+    ev = _evaluate(lqr, policy.gain(theta), np.zeros((lqr.n_actions, lqr.n_actions)), gain="the gain K of theta")
     return policy, ev, SD
 
 
+@np.errstate(under="ignore")
 def ddpg_gradient(lqr: LQR, policy: LinearGaussian, theta: Any, *, state_cov: Any) -> np.ndarray:
     r"""DDPG's off-policy gradient :math:`g_D = E_{x\sim D}[\nabla_\theta\mu^\top\nabla_uQ^{\mu}(x, \mu(x))] = -\mathrm{vec}(2E_K\Sigma_D)`.
 
@@ -92,6 +93,7 @@ def ddpg_gradient(lqr: LQR, policy: LinearGaussian, theta: Any, *, state_cov: An
     return -(2.0 * _gain_error(ev) @ SD).reshape(-1)
 
 
+@np.errstate(under="ignore")
 def ddpg_bias(lqr: LQR, policy: LinearGaussian, theta: Any, *, state_cov: Any) -> np.ndarray:
     r"""The bias :math:`\nabla_\theta J - g_D = -\mathrm{vec}\big(2E_K(\Sigma_K - \Sigma_D)\big)` of :func:`ddpg_gradient`, shape (m n,).
 

@@ -29,10 +29,10 @@ from .._random import Seed, as_generator
 from .._validation import as_float_array, check_covariance, check_positive_int, check_theta
 from ..errors import NumericalError
 
-__all__ = ["LinearGaussian", "psd_sqrt"]
+__all__ = ["LinearGaussian"]
 
 
-def psd_sqrt(M: np.ndarray) -> np.ndarray:
+def _psd_sqrt(M: np.ndarray) -> np.ndarray:
     """Symmetric square root of a symmetric PSD matrix (eigenvalues clipped at 0)."""
     lam, V = np.linalg.eigh(M)
     return (V * np.sqrt(np.clip(lam, 0.0, None))) @ V.T
@@ -73,6 +73,7 @@ class LinearGaussian:
     True
     """
 
+    @np.errstate(under="ignore")
     def __init__(
         self,
         n_states: int,
@@ -130,6 +131,7 @@ class LinearGaussian:
         theta = self.check_theta(theta)
         return theta[: self.n_gain].reshape(self.n_actions, self.n_states).copy()
 
+    @np.errstate(under="ignore")
     def action_cov(self, theta: Any) -> np.ndarray:
         r"""The action covariance :math:`\Sigma_u`, shape (m, m)."""
         theta = self.check_theta(theta)
@@ -163,6 +165,7 @@ class LinearGaussian:
             )
         return u
 
+    @np.errstate(under="ignore")
     def mean(self, theta: Any, x: Any) -> np.ndarray:
         r""":math:`\mu_\theta(x) = -K x` for a batch ``x`` (..., n); returns (..., m)."""
         K = self.gain(theta)
@@ -180,6 +183,7 @@ class LinearGaussian:
         flat = diff.reshape(-1, self.n_actions).T
         return scipy.linalg.cho_solve(cf, flat, check_finite=False).T.reshape(diff.shape)
 
+    @np.errstate(under="ignore")
     def log_prob(self, theta: Any, x: Any, u: Any) -> np.ndarray:
         r""":math:`\log N(u; -Kx, \Sigma_u)` for batches ``x`` (..., n), ``u`` (..., m); returns (...)."""
         theta = self.check_theta(theta)
@@ -192,6 +196,7 @@ class LinearGaussian:
         m = self.n_actions
         return -0.5 * np.sum(diff * z, axis=-1) - 0.5 * logdet - 0.5 * m * np.log(2.0 * np.pi)
 
+    @np.errstate(under="ignore")
     def score(self, theta: Any, x: Any, u: Any) -> np.ndarray:
         r"""Score :math:`\nabla_\theta \log\pi_\theta(u|x)`, shape (..., n_params).
 
@@ -212,6 +217,7 @@ class LinearGaussian:
             return gK
         return np.concatenate([gK, diff * z - 1.0], axis=-1)
 
+    @np.errstate(under="ignore")
     def mean_jacobian_t(self, theta: Any, x: Any, g: Any) -> np.ndarray:
         r""":math:`(\nabla_\theta \mu_\theta(x))^\top g`, shape (..., n_params), for ``g`` (..., m).
 
@@ -229,11 +235,12 @@ class LinearGaussian:
             return gK
         return np.concatenate([gK, np.zeros(x.shape[:-1] + (self.n_actions,))], axis=-1)
 
+    @np.errstate(under="ignore")
     def sample(self, theta: Any, x: Any, seed: Seed) -> np.ndarray:
         r"""Draw :math:`u \sim N(-Kx, \Sigma_u)` for a batch ``x`` (..., n); returns (..., m)."""
         theta = self.check_theta(theta)
         x = self._x(x)
         rng = as_generator(seed)
         mu = self.mean(theta, x)
-        L = psd_sqrt(self.action_cov(theta))
+        L = _psd_sqrt(self.action_cov(theta))
         return mu + rng.standard_normal(mu.shape) @ L.T

@@ -18,12 +18,14 @@ Bertsekas, *Dynamic Programming and Optimal Control*, vol. I, sec. 4.1; QuantEco
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.linalg
 
 from ..errors import NumericalError
-from ._args import check_lqr
+from ._args import check_lqr, freeze_fields
+from ._stein import spectral_radius_of
 from .model import LQR
 
 __all__ = ["OptimalControl", "riccati", "optimal_gain"]
@@ -51,11 +53,10 @@ class OptimalControl:
     cost: float | None
 
     def __post_init__(self) -> None:
-        for arr in (self.K, self.P, self.offset):
-            if isinstance(arr, np.ndarray):
-                arr.flags.writeable = False
+        freeze_fields(self, ("K", "P", "offset"))
 
 
+@np.errstate(under="ignore")
 def riccati(lqr: LQR) -> OptimalControl:
     r"""Optimal gain(s) and cost-to-go from the Riccati equation.
 
@@ -86,36 +87,65 @@ def riccati(lqr: LQR) -> OptimalControl:
     A, B, Q, R, W, N, g = lqr.A, lqr.B, lqr.Q, lqr.R, lqr.noise_cov, lqr.N, lqr.gamma
     if lqr.horizon is None:
         sg = np.sqrt(g)
-        try:
-            P = scipy.linalg.solve_discrete_are(sg * A, sg * B, Q, R, s=N if lqr.has_cross else None)
-        except (np.linalg.LinAlgError, ValueError) as exc:
+        # scipy's solver overflows and casts NaN internally on extreme scales: its result is checked below
+        with np.errstate(all="ignore"):
+            try:
+                # the DARE is homogeneous in (Q, R, N): solve it at unit scale (a power of two, so
+                # the scaling is exact) and scale P back, which keeps scipy's iterations in range
+                s = 2.0 ** np.round(np.log2(max(np.max(np.abs(Q)), np.max(np.abs(R)), np.max(np.abs(N)))))
+                Ps = scipy.linalg.solve_discrete_are(sg * A, sg * B, Q / s, R / s,
+                                                     s=N / s if lqr.has_cross else None)
+                Ps = 0.5 * (Ps + Ps.T)
+                K = np.linalg.solve(R / s + g * (B.T @ Ps @ B), g * (B.T @ Ps @ A) + N.T / s)
+                P = s * Ps
+            except (np.linalg.LinAlgError, ValueError) as exc:
+                raise NumericalError(
+                    f"the discounted Riccati equation of lqr has no stabilizing solution ({exc}); check "
+                    "that (sqrt(gamma) A, sqrt(gamma) B) is stabilizable, or lower gamma"
+                ) from None
+            d = g / (1.0 - g) * float(np.sum(P * W)) if g < 1.0 else 0.0
+            cost = None if lqr.Sigma0 is None else float(np.sum(P * lqr.Sigma0)) + d
+            _check_finite_solution(P, K, d, cost)
+            rho = spectral_radius_of(sg * (A - B @ K))
+        if not rho < 1.0:
             raise NumericalError(
-                f"the discounted Riccati equation has no stabilizing solution ({exc}); check that "
-                "(sqrt(gamma) A, sqrt(gamma) B) is stabilizable, or lower gamma"
-            ) from None
-        P = 0.5 * (P + P.T)
-        K = np.linalg.solve(R + g * (B.T @ P @ B), g * (B.T @ P @ A) + N.T)
-        d = g / (1.0 - g) * float(np.sum(P * W)) if g < 1.0 else 0.0
-        cost = None if lqr.Sigma0 is None else float(np.sum(P * lqr.Sigma0)) + d
+                f"the discounted Riccati equation of lqr has no stabilizing solution (the solver's gain "
+                f"leaves spectral radius {rho:.6g} >= 1); check that (sqrt(gamma) A, sqrt(gamma) B) is "
+                "stabilizable, or lower gamma"
+            )
         return OptimalControl(K=K, P=P, offset=d, cost=cost)
     H, n, m = lqr.horizon, lqr.n_states, lqr.n_actions
     Ps = np.empty((H + 1, n, n))
     Ks = np.empty((H, m, n))
     c = np.zeros(H + 1)
     Ps[H] = 0.0
-    for t in range(H - 1, -1, -1):
-        Pn = Ps[t + 1]
-        Kt = np.linalg.solve(R + g * (B.T @ Pn @ B), g * (B.T @ Pn @ A) + N.T)
-        AK = A - B @ Kt
-        NK = N @ Kt
-        Pt = Q + Kt.T @ R @ Kt - NK - NK.T + g * (AK.T @ Pn @ AK)
-        Ps[t] = 0.5 * (Pt + Pt.T)
-        Ks[t] = Kt
-        c[t] = g * (float(np.sum(Pn * W)) + c[t + 1])
-    cost = None if lqr.Sigma0 is None else float(np.sum(Ps[0] * lqr.Sigma0) + c[0])
+    with np.errstate(over="ignore", invalid="ignore"):
+        for t in range(H - 1, -1, -1):
+            Pn = Ps[t + 1]
+            if not np.all(np.isfinite(Pn)):
+                _check_finite_solution(Pn)
+            Kt = np.linalg.solve(R + g * (B.T @ Pn @ B), g * (B.T @ Pn @ A) + N.T)
+            AK = A - B @ Kt
+            NK = N @ Kt
+            Pt = Q + Kt.T @ R @ Kt - NK - NK.T + g * (AK.T @ Pn @ AK)
+            Ps[t] = 0.5 * (Pt + Pt.T)
+            Ks[t] = Kt
+            c[t] = g * (float(np.sum(Pn * W)) + c[t + 1])
+        cost = None if lqr.Sigma0 is None else float(np.sum(Ps[0] * lqr.Sigma0) + c[0])
+    _check_finite_solution(Ps, Ks, c, cost)
     return OptimalControl(K=Ks, P=Ps[:-1].copy(), offset=c[:-1].copy(), cost=cost)
 
 
+def _check_finite_solution(*values: Any) -> None:
+    """Refuse a Riccati solution with an entry that overflowed (``None`` values are skipped)."""
+    if not all(np.all(np.isfinite(v)) for v in values if v is not None):
+        raise NumericalError(
+            "the Riccati solution of lqr (its cost-to-go P, gain K or cost) overflows float64: "
+            "rescale the model (Q, R, A, Sigma0, the noise)"
+        )
+
+
+@np.errstate(under="ignore")
 def optimal_gain(lqr: LQR) -> np.ndarray:
     r"""The optimal gain :math:`K^* = (R + \gamma B^\top P^* B)^{-1}(\gamma B^\top P^* A + N^\top)`.
 

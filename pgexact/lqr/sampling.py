@@ -29,6 +29,7 @@ Score :math:`s_t = \nabla_\theta\log\pi_\theta(u_t|x_t)`, discounted reward-to-g
 
 from __future__ import annotations
 
+import numbers
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -37,11 +38,11 @@ import numpy as np
 
 from .._chunks import ChunkError, chunk_seed, chunk_sizes
 from .._random import Seed, as_seed_sequence
-from .._validation import check_positive_int
+from .._validation import as_float_array, check_positive_int, format_index
 from ..errors import NumericalError
 from ..estimators._base import Estimate
 from .model import LQR
-from .policy import LinearGaussian, psd_sqrt
+from .policy import LinearGaussian, _psd_sqrt
 
 __all__ = [
     "LQRTrajectories",
@@ -63,8 +64,9 @@ DEFAULT_CHUNK_SIZE = 1 << 13
 #: Largest accepted size of the returned arrays (states, actions, costs), in bytes.
 MAX_BYTES = 4 * 2**30
 #: Largest accepted number of time steps summed over chunks (the Python loop's length); each
-#: costs about 20-60 µs whatever the chunk's size.
-MAX_TIME_STEPS = 10**6
+#: costs about 20-60 µs whatever the chunk's size, so a call stays within a few seconds (a horizon of
+#: 10^5 suits gamma = 0.9999; more episodes fit in larger chunks).
+MAX_TIME_STEPS = 100_000
 _SECONDS_PER_STEP = 3e-5
 
 
@@ -91,8 +93,40 @@ class LQRTrajectories:
     gamma: float
 
     def __post_init__(self) -> None:
-        for name in ("states", "actions", "costs", "final_states"):
-            getattr(self, name).flags.writeable = False
+        """Check the shapes agree, the entries are finite reals and ``0 <= gamma <= 1``.
+
+        The fields become read-only views (the caller's arrays are not modified; float64 input
+        is not copied).
+        """
+        arrays = {}
+        for name, ndim, what in (("states", 3, "(N, T, n)"), ("actions", 3, "(N, T, m)"),
+                                 ("costs", 2, "(N, T)"), ("final_states", 2, "(N, n)")):
+            value = getattr(self, name)
+            arr = value if isinstance(value, np.ndarray) and value.dtype == np.float64 else _real_array(name, value)
+            if arr.ndim != ndim:
+                raise ValueError(f"{name} must have shape {what}, got shape {arr.shape}")
+            arrays[name] = arr
+        N, T, n = arrays["states"].shape
+        expected = {"actions": (N, T, None), "costs": (N, T), "final_states": (N, n)}
+        for name, want in expected.items():
+            got = arrays[name].shape
+            if any(w is not None and g != w for g, w in zip(got, want)):
+                shown = "(" + ", ".join("m" if w is None else str(w) for w in want) + ")"
+                raise ValueError(f"{name} must have shape {shown} to match states {arrays['states'].shape}, got {got}")
+        if N == 0 or T == 0:
+            raise ValueError(f"states must hold at least one episode of at least one step, got shape {(N, T, n)}")
+        for name, arr in arrays.items():
+            _check_finite(name, arr)
+        if not isinstance(self.gamma, numbers.Real) or isinstance(self.gamma, (bool, np.bool_)):
+            raise TypeError(f"gamma must be a real number, got {type(self.gamma).__name__}")
+        gamma = float(self.gamma)
+        if not 0.0 <= gamma <= 1.0:
+            raise ValueError(f"gamma is {gamma}, expected 0 <= gamma <= 1")
+        for name, arr in arrays.items():
+            view = arr.view()
+            view.flags.writeable = False
+            object.__setattr__(self, name, view)
+        object.__setattr__(self, "gamma", gamma)
 
     @property
     def rewards(self) -> np.ndarray:
@@ -119,9 +153,30 @@ class LQRTrajectories:
         """Input dimension m."""
         return int(self.actions.shape[2])
 
+    @np.errstate(under="ignore")
     def discounted_returns(self) -> np.ndarray:
         r""":math:`\sum_t \gamma^t r_t` per episode, shape (N,)."""
         return self.rewards @ (self.gamma ** np.arange(self.n_steps))
+
+
+def _real_array(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array (no finiteness check: :func:`_check_finite` does it)."""
+    return as_float_array(name, value, allow_nonfinite=True)
+
+
+#: Entries of an array checked for finiteness at a time (bounds the temporary mask's memory).
+_FINITE_BLOCK = 1 << 22
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    """Raise ``ValueError`` naming the first non-finite entry of ``arr`` (read in blocks of rows)."""
+    rows = max(1, _FINITE_BLOCK // max(1, arr[0].size if arr.shape[0] else 1))
+    for lo in range(0, arr.shape[0], rows):
+        bad = ~np.isfinite(arr[lo:lo + rows])
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            idx = (idx[0] + lo,) + idx[1:]
+            raise ValueError(f"{name}{format_index(idx)} is {arr[idx]}, expected a finite number")
 
 
 # ---------------------------------------------------------------------------- the kernel
@@ -155,6 +210,9 @@ def _draw_block(dyn: _Dynamics, ss: np.random.SeedSequence, block: int, lo: int,
     z = gen.standard_normal((hi, dyn.T, dyn.d))[lo:] if dyn.d else np.zeros((hi - lo, dyn.T, 0))
     return z0, z
 
+
+#: The kernel checks the state for overflow every this many steps (and stops there).
+_OVERFLOW_CHECK_EVERY = 64
 
 #: Up to this inner dimension, products run as explicit elementwise sums (exactly the same
 #: rounding for every row, whatever the number of rows); beyond it, as BLAS products on whole
@@ -201,7 +259,7 @@ def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int
         out = (np.empty((T, size, n)), np.empty((T, size, m)), np.empty((T, size)), np.empty((size, n)))
     states, actions, costs, final = out
     mu = 0 if dyn.LuT is None else dyn.LuT.shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         x = _times(z0, dyn.L0T)  # (nb, B, n)
         for t in range(T):
             zt = Z[t]
@@ -219,10 +277,14 @@ def _run_chunk(dyn: _Dynamics, ss: np.random.SeedSequence, start: int, stop: int
             x = XM[..., m + n:m + 2 * n] + UM[..., m:]
             if dyn.CT is not None:
                 x += _times(zt[..., mu:], dyn.CT)
-        final[...] = x.reshape(-1, n)[rows]
-    bad = ~np.isfinite(costs)
-    if bad.any() or not np.all(np.isfinite(final)):
-        t_bad = int(np.argmax(bad.any(axis=1))) if bad.any() else T
+            if t % _OVERFLOW_CHECK_EVERY == _OVERFLOW_CHECK_EVERY - 1 and not np.all(np.isfinite(x)):
+                break  # an overflowed state stays non-finite: stop here, reported below
+        else:
+            final[...] = x.reshape(-1, n)[rows]
+    done = t + 1  # steps simulated (all T unless stopped early)
+    bad = ~np.isfinite(costs[:done])
+    if done < T or bad.any() or not np.all(np.isfinite(final)):
+        t_bad = int(np.argmax(bad.any(axis=1))) if bad.any() else done
         AK = dyn.Mx[:, m + n:m + 2 * n].T + dyn.Mu[:, m:].T @ dyn.Mx[:, :m].T
         rho = float(np.max(np.abs(np.linalg.eigvals(AK))))
         raise NumericalError(
@@ -243,6 +305,7 @@ def _check_model_policy(lqr: Any, policy: Any) -> None:
                          f"the LQR has ({lqr.n_states}, {lqr.n_actions})")
 
 
+@np.errstate(under="ignore")
 def rollout(
     lqr: LQR,
     policy: LinearGaussian,
@@ -319,9 +382,8 @@ def rollout(
     if executor is not None and not isinstance(executor, Executor):
         raise TypeError(f"executor must be a concurrent.futures.Executor or None, got {type(executor).__name__}")
     n, m = lqr.n_states, lqr.n_actions
-    sizes = chunk_sizes(N, chunk_size)
     nbytes = N * T * (n + m + 1) * 8
-    steps = T * len(sizes)
+    steps = T * -(-N // chunk_size)  # time steps of the loop over all chunks
     if nbytes > MAX_BYTES or steps > MAX_TIME_STEPS:
         raise ValueError(
             f"rollout of {N} episodes x horizon {T} would need {nbytes / 2**30:.3g} GiB for the "
@@ -329,6 +391,7 @@ def rollout(
             f"simulation loop, about {steps * _SECONDS_PER_STEP:.3g} s (limit {MAX_TIME_STEPS}); "
             "use fewer episodes, a shorter horizon or a larger chunk_size"
         )
+    sizes = chunk_sizes(N, chunk_size)
     Sigma0 = lqr.initial_cov("rollout")
     Su = policy.action_cov(theta)
     K = policy.gain(theta)
@@ -336,9 +399,9 @@ def rollout(
     dyn = _Dynamics(
         Mx=np.ascontiguousarray(np.hstack([-K.T, lqr.Q, lqr.A.T, Nx])),
         Mu=np.ascontiguousarray(np.hstack([lqr.R, lqr.B.T])),
-        LuT=psd_sqrt(Su).T if np.any(Su) else None,
+        LuT=_psd_sqrt(Su).T if np.any(Su) else None,
         CT=np.array(lqr.noise_factor.T) if lqr.has_noise else None,
-        L0T=psd_sqrt(Sigma0).T, n=n, m=m, T=T, cross=lqr.has_cross,
+        L0T=_psd_sqrt(Sigma0).T, n=n, m=m, T=T, cross=lqr.has_cross,
     )
     ss = as_seed_sequence(seed)
     bounds = [int(v) for v in np.concatenate([[0], np.cumsum(sizes)])]
@@ -422,6 +485,20 @@ def _callback(name: str, value: Any, t: int, shape: tuple) -> np.ndarray:
     return arr
 
 
+def _estimate(fn: str, terms: np.ndarray) -> Estimate:
+    """The :class:`Estimate` of per-episode ``terms``, refused with a named error if one overflowed."""
+    bad = ~np.isfinite(terms)
+    if bad.any():
+        i = int(np.argwhere(bad)[0][0])
+        raise NumericalError(
+            f"{fn}: the term of episode {i} of samples overflows float64 under theta (a score "
+            "(u - mu) / sigma^2 or a return too large for float64: a log standard deviation far below "
+            "the one that drew the samples, or huge costs); use a theta closer to the sampling policy"
+        )
+    return Estimate(terms)
+
+
+@np.errstate(under="ignore")
 def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""REINFORCE with the Gaussian score: :math:`g = (\sum_t \nabla\log\pi(u_t|x_t))\sum_t\gamma^t r_t`.
 
@@ -441,10 +518,13 @@ def reinforce(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> E
         ``samples`` of shape (N, n_params).
     """
     samples, policy, theta = _check_args("reinforce", samples, policy, theta)
-    sc = policy.score(theta, samples.states, samples.actions)
-    return Estimate(sc.sum(axis=1) * samples.discounted_returns()[:, None])
+    with np.errstate(over="ignore", invalid="ignore"):
+        sc = policy.score(theta, samples.states, samples.actions)
+        terms = sc.sum(axis=1) * samples.discounted_returns()[:, None]
+    return _estimate("reinforce", terms)
 
 
+@np.errstate(under="ignore")
 def reinforce_to_go(samples: LQRTrajectories, policy: LinearGaussian, theta: Any) -> Estimate:
     r"""Reward-to-go REINFORCE: :math:`g = \sum_t \nabla\log\pi(u_t|x_t)\sum_{t'\ge t}\gamma^{t'} r_{t'}`.
 
@@ -452,10 +532,13 @@ def reinforce_to_go(samples: LQRTrajectories, policy: LinearGaussian, theta: Any
     Arguments and result as :func:`reinforce`.
     """
     samples, policy, theta = _check_args("reinforce_to_go", samples, policy, theta)
-    sc = policy.score(theta, samples.states, samples.actions)
-    return Estimate(np.einsum("ntk,nt->nk", sc, _to_go(samples)))
+    with np.errstate(over="ignore", invalid="ignore"):
+        sc = policy.score(theta, samples.states, samples.actions)
+        terms = np.einsum("ntk,nt->nk", sc, _to_go(samples))
+    return _estimate("reinforce_to_go", terms)
 
 
+@np.errstate(under="ignore")
 def reinforce_baseline(
     samples: LQRTrajectories,
     policy: LinearGaussian,
@@ -476,15 +559,19 @@ def reinforce_baseline(
     samples, policy, theta = _check_args("reinforce_baseline", samples, policy, theta)
     if not callable(baseline):
         raise TypeError(f"baseline must be a callable baseline(t, x), got {type(baseline).__name__}")
-    sc = policy.score(theta, samples.states, samples.actions)
+    with np.errstate(over="ignore", invalid="ignore"):
+        sc = policy.score(theta, samples.states, samples.actions)
     T = samples.n_steps
     b = np.empty_like(samples.costs)
     for t in range(T):
         b[:, t] = _callback("baseline(t, x)", baseline(t, samples.states[:, t]), t, (samples.n_episodes,))
-    adv = _to_go(samples) - samples.gamma ** np.arange(T) * b
-    return Estimate(np.einsum("ntk,nt->nk", sc, adv))
+    with np.errstate(over="ignore", invalid="ignore"):
+        adv = _to_go(samples) - samples.gamma ** np.arange(T) * b
+        terms = np.einsum("ntk,nt->nk", sc, adv)
+    return _estimate("reinforce_baseline", terms)
 
 
+@np.errstate(under="ignore")
 def dpg(
     samples: LQRTrajectories,
     policy: LinearGaussian,
@@ -515,7 +602,12 @@ def dpg(
     out = np.zeros((samples.n_episodes, policy.n_params))
     for t in range(samples.n_steps):
         x = samples.states[:, t]
-        mu = policy.mean(theta, x)
+        with np.errstate(over="ignore", invalid="ignore"):
+            mu = policy.mean(theta, x)
+        if not np.all(np.isfinite(mu)):
+            raise NumericalError(f"dpg: the mean action -K x of theta overflows float64 at t={t}; "
+                                 "use a gain of moderate size")
         gq = _callback("grad_q(t, x, u)", grad_q(t, x, mu), t, mu.shape)
-        out += samples.gamma ** t * policy.mean_jacobian_t(theta, x, gq)
-    return Estimate(out)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out += samples.gamma ** t * policy.mean_jacobian_t(theta, x, gq)
+    return _estimate("dpg", out)

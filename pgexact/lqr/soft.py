@@ -39,8 +39,17 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_covariance, check_positive_finite, check_positive_int
-from ._args import check_gain, check_infinite, check_lqr
+from .._validation import (
+    as_float_array,
+    check_covariance,
+    check_positive_finite,
+    check_positive_int,
+    check_semidefinite,
+    check_square,
+    check_symmetric,
+)
+from ..errors import NumericalError
+from ._args import check_gain, check_infinite, check_lqr, freeze_fields
 from .evaluation import LQREvaluation, _evaluate
 from .model import LQR
 from .riccati import riccati
@@ -53,11 +62,18 @@ __all__ = [
     "soft_optimal",
     "soft_policy_improvement",
     "soft_policy_iteration",
+    "MAX_ITERATIONS",
 ]
 
 
+@np.errstate(under="ignore")
 def gaussian_entropy(cov: Any) -> float:
-    r"""Differential entropy :math:`\mathcal H = \frac12\log\det(2\pi e\Sigma)` of :math:`N(\mu, \Sigma)`, Σ (m, m) positive definite.
+    r"""Differential entropy :math:`\mathcal H = \frac12\log\det(2\pi e\Sigma)` of :math:`N(\mu, \Sigma)`.
+
+    Parameters
+    ----------
+    cov : array_like, shape (m, m)
+        Σ, symmetric positive definite (m >= 1).
 
     Examples
     --------
@@ -65,12 +81,18 @@ def gaussian_entropy(cov: Any) -> float:
     >>> bool(abs(gaussian_entropy([[1.0]]) - 0.5 * math.log(2 * math.pi * math.e)) < 1e-15)
     True
     """
-    S = as_float_array("cov", cov, ndim=2)
-    sign, logdet = np.linalg.slogdet(S)
-    if S.shape[0] != S.shape[1] or sign <= 0:
-        raise ValueError(f"cov must be a positive definite square matrix, got shape {S.shape} and sign {sign:g}")
-    m = S.shape[0]
-    return 0.5 * (m * np.log(2.0 * np.pi * np.e) + logdet)
+    S = check_symmetric("cov", check_square("cov", cov))
+    if S.shape[0] == 0:
+        raise ValueError("cov must be at least 1 x 1, got shape (0, 0)")
+    check_semidefinite("cov", S, strict=True)
+    return _entropy(S)
+
+
+def _entropy(S: np.ndarray) -> float:
+    """The entropy of a validated positive definite Σ, from its Cholesky factor (no overflow of det Σ)."""
+    L = np.linalg.cholesky(S)
+    logdet = 2.0 * float(np.sum(np.log(np.diag(L))))
+    return 0.5 * (S.shape[0] * np.log(2.0 * np.pi * np.e) + logdet)
 
 
 def _check(lqr: Any, alpha: Any) -> tuple[LQR, float]:
@@ -101,16 +123,19 @@ class SoftEvaluation:
     alpha: float
     base: LQREvaluation
 
+    @np.errstate(under="ignore")
     def V(self, x: Any) -> np.ndarray:
         r"""Soft state value :math:`V^\pi(x) = -(x^\top P_Kx + c_K) + \alpha\mathcal H/(1-\gamma)`, x (..., n) -> (...)."""
         return self.base.V(x) + self.alpha * self.entropy / (1.0 - self.base.lqr.gamma)
 
+    @np.errstate(under="ignore")
     def Q(self, x: Any, u: Any) -> np.ndarray:
         r"""Soft action value :math:`Q^\pi(x, u) = r(x, u) + \gamma E_w[V^\pi(Ax + Bu + w)]`, x (..., n), u (..., m) -> (...)."""
         g = self.base.lqr.gamma
         return self.base.Q(x, u) + g * self.alpha * self.entropy / (1.0 - g)
 
 
+@np.errstate(under="ignore")
 def soft_evaluate(lqr: LQR, K: Any, action_cov: Any, alpha: float) -> SoftEvaluation:
     r"""Soft policy evaluation of :math:`\pi(u|x) = N(u; -Kx, \Sigma)` (module docstring).
 
@@ -141,20 +166,38 @@ def soft_evaluate(lqr: LQR, K: Any, action_cov: Any, alpha: float) -> SoftEvalua
     lqr, alpha = _check(lqr, alpha)
     K = check_gain(lqr, K, allow_time_varying=False)
     S = check_covariance("action_cov", action_cov, lqr.n_actions, " (n_actions, n_actions)")
-    H = gaussian_entropy(S)
+    check_semidefinite("action_cov", S, strict=True)  # the entropy needs a density
+    H = _entropy(S)
     ev = _evaluate(lqr, K, S)
-    return SoftEvaluation(J=ev.J + alpha * H / (1.0 - lqr.gamma), entropy=H, alpha=alpha, base=ev)
+    with np.errstate(over="ignore", invalid="ignore"):
+        J = ev.J + alpha * H / (1.0 - lqr.gamma)
+    _check_soft("soft objective J = -C + alpha H / (1 - gamma)", J, alpha)
+    return SoftEvaluation(J=J, entropy=H, alpha=alpha, base=ev)
 
 
 def _improve(lqr: LQR, P: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     B, g = lqr.B, lqr.gamma
-    M = lqr.R + g * (B.T @ P @ B)
-    M = 0.5 * (M + M.T)
-    K = np.linalg.solve(M, g * (B.T @ P @ lqr.A) + lqr.N.T)
-    Minv = np.linalg.inv(M)
-    return K, 0.5 * alpha * 0.5 * (Minv + Minv.T), M
+    with np.errstate(over="ignore", invalid="ignore"):
+        M = lqr.R + g * (B.T @ P @ B)
+        M = 0.5 * (M + M.T)
+        K = np.linalg.solve(M, g * (B.T @ P @ lqr.A) + lqr.N.T)
+        Minv = np.linalg.inv(M)
+        S = 0.5 * alpha * 0.5 * (Minv + Minv.T)
+    _check_soft("soft-greedy gain K' = M^-1 (gamma B^T P A + N^T)", K, alpha)
+    _check_soft("soft-greedy covariance alpha/2 M^-1", S, alpha)
+    return K, S, M
 
 
+def _check_soft(what: str, value: Any, alpha: float) -> None:
+    """Refuse a soft quantity that overflowed float64, naming alpha (it scales every entropy term)."""
+    if not np.all(np.isfinite(value)):
+        raise NumericalError(
+            f"the {what} overflows float64 at alpha={alpha:g} on lqr: use a smaller temperature "
+            "alpha or a rescaled model"
+        )
+
+
+@np.errstate(under="ignore")
 def soft_policy_improvement(lqr: LQR, K: Any, alpha: float) -> tuple[np.ndarray, np.ndarray]:
     r"""The soft-greedy policy :math:`\pi'(u|x) \propto \exp(Q^\pi(x, u)/\alpha)` of a policy with gain K.
 
@@ -167,13 +210,22 @@ def soft_policy_improvement(lqr: LQR, K: Any, alpha: float) -> tuple[np.ndarray,
     Returns ``(K', Σ')`` of shapes (m, n) and (m, m).
     """
     lqr, alpha = _check(lqr, alpha)
-    K = check_gain(lqr, K, allow_time_varying=False)
+    return _soft_improve(lqr, check_gain(lqr, K, allow_time_varying=False), alpha, "K")
+
+
+def _soft_improve(lqr: LQR, K: np.ndarray, alpha: float, gain: str) -> tuple[np.ndarray, np.ndarray]:
     P = _evaluate(lqr.with_initial_cov(np.eye(lqr.n_states)) if lqr.Sigma0 is None else lqr,
-                  K, np.zeros((lqr.n_actions, lqr.n_actions))).P
+                  K, np.zeros((lqr.n_actions, lqr.n_actions)), gain=gain).P
     Kn, Sn, _ = _improve(lqr, P, alpha)
     return Kn, Sn
 
 
+#: Largest accepted ``n_iterations`` of :func:`soft_policy_iteration` (it converges
+#: quadratically: a few tens of iterations reach machine precision).
+MAX_ITERATIONS = 10_000
+
+
+@np.errstate(under="ignore")
 def soft_policy_iteration(lqr: LQR, K0: Any, alpha: float, n_iterations: int = 20) -> list[tuple[np.ndarray, np.ndarray]]:
     r"""Soft policy iteration from a stabilizing gain ``K0``: the iterates :math:`(K_k, \Sigma_k)`, k = 1..n.
 
@@ -193,10 +245,15 @@ def soft_policy_iteration(lqr: LQR, K0: Any, alpha: float, n_iterations: int = 2
     """
     lqr, alpha = _check(lqr, alpha)
     n = check_positive_int("n_iterations", n_iterations)
-    K = check_gain(lqr, K0, allow_time_varying=False)
+    if n > MAX_ITERATIONS:
+        raise ValueError(
+            f"n_iterations is {n}, at most {MAX_ITERATIONS} accepted (each solves two Lyapunov "
+            "equations; the iteration converges quadratically, a few tens suffice)"
+        )
+    K = check_gain(lqr, K0, allow_time_varying=False, name="K0")
     out = []
-    for _ in range(n):
-        K, S = soft_policy_improvement(lqr, K, alpha)
+    for k in range(n):
+        K, S = _soft_improve(lqr, K, alpha, "K0" if k == 0 else f"the iterate K_{k} from K0")
         out.append((K, S))
     return out
 
@@ -229,9 +286,9 @@ class SoftOptimal:
     lqr: LQR
 
     def __post_init__(self) -> None:
-        for arr in (self.K, self.action_cov, self.P):
-            arr.flags.writeable = False
+        freeze_fields(self, ("K", "action_cov", "P"))
 
+    @np.errstate(under="ignore")
     def Q(self, x: Any, u: Any) -> np.ndarray:
         r"""Soft-optimal action value, x (..., n), u (..., m) -> (...).
 
@@ -255,12 +312,14 @@ class SoftOptimal:
         nxt = np.einsum("...i,ij,...j->...", y, self.P, y) + float(np.sum(self.P * lqr.noise_cov)) + self.offset
         return -(cost + lqr.gamma * nxt)
 
+    @np.errstate(under="ignore")
     def V(self, x: Any) -> np.ndarray:
         r""":math:`V^*(x) = -(x^\top P^* x + d^*)`, x (..., n) -> (...)."""
         x = as_float_array("x", x)
         return -(np.einsum("...i,ij,...j->...", x, self.P, x) + self.offset)
 
 
+@np.errstate(under="ignore")
 def soft_optimal(lqr: LQR, alpha: float) -> SoftOptimal:
     r"""The soft-optimal policy :math:`N(-K^*x, \Sigma^*)` and value of the entropy-regularized LQR.
 
@@ -287,7 +346,10 @@ def soft_optimal(lqr: LQR, alpha: float) -> SoftOptimal:
     K, S, M = _improve(lqr, P, alpha)
     g, m = lqr.gamma, lqr.n_actions
     _, logdet_M = np.linalg.slogdet(M)
-    log_partition = 0.5 * (m * np.log(np.pi * alpha) - logdet_M)  # log det(pi alpha M^-1) / 2
-    d = (g * float(np.sum(P * lqr.noise_cov)) - alpha * log_partition) / (1.0 - g)
-    J = None if lqr.Sigma0 is None else -(float(np.sum(P * lqr.Sigma0)) + d)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # log det(pi alpha M^-1) / 2, with log(pi alpha) = log(pi) + log(alpha) (no overflow of pi alpha)
+        log_partition = 0.5 * (m * (np.log(np.pi) + np.log(alpha)) - logdet_M)
+        d = (g * float(np.sum(P * lqr.noise_cov)) - alpha * log_partition) / (1.0 - g)
+        J = None if lqr.Sigma0 is None else -(float(np.sum(P * lqr.Sigma0)) + d)
+    _check_soft("soft value offset d* (and J)", d if J is None else (d, J), alpha)
     return SoftOptimal(K=K, action_cov=S, P=np.array(P), offset=d, J=J, alpha=alpha, lqr=lqr)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
-from .alias import AliasTable
+from .alias import AliasTable, build_alias
 
 __all__ = ["TransitionSampler"]
 
@@ -67,6 +67,11 @@ class TransitionSampler:
         thr += np.arange(K, dtype=np.float64)
         self.joint_threshold_abs = thr.reshape(-1)
         self.dense_codes = not scipy.sparse.issparse(P)
+        # dense codes a*S + s' < K: the smallest integer type keeps the alias table in cache
+        self.code_dtype = np.dtype(np.intp)
+        if self.dense_codes:
+            self.code_dtype = np.dtype(np.int16 if K <= np.iinfo(np.int16).max else np.int32)
+        self.alias_codes = self.joint.alias.astype(self.code_dtype, copy=False)
         self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
@@ -90,12 +95,16 @@ class TransitionSampler:
         n: int,
         counts: np.ndarray,
         out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+        scatter: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Advance ``n`` episodes; row t simulates the first ``counts[t]`` columns (non-increasing).
 
         Returns flat ``(states (n + M,), actions (M,), rewards (M,))``, row after row,
         M = ``counts.sum()``. ``out``: time-major buffers ``(states (T+1, n), actions (T, n),
         rewards (T, n))`` to fill instead (full rows only; views with contiguous rows).
+        ``scatter = (states, actions, rewards, row_offsets, position)``: write into the flat
+        buffers of a larger ragged batch instead, column k of row t at
+        ``row_offsets[t] + position[k]`` (states of row t+1 after that batch's N initial states).
         """
         S, A = self.n_states, self.n_actions
         K = self.joint.n_columns
@@ -104,7 +113,15 @@ class TransitionSampler:
         np.cumsum(counts, out=offsets[1:])
         M = int(offsets[-1])
         flat_out = out is None
-        if flat_out:
+        if scatter is not None:
+            states_g, actions_g, rewards_g, offsets_g, position = scatter
+            N_g = int(states_g.shape[0] - actions_g.shape[0])
+            dest = np.empty(n, dtype=np.intp)
+            rtmp = np.empty(n)
+        if scatter is not None:
+            states, actions, rewards = states_g, actions_g, rewards_g
+            s0 = np.empty(n, dtype=np.int32)
+        elif flat_out:
             states = np.empty(n + M, dtype=np.int32)
             actions = np.empty(M, dtype=np.int32)
             rewards = np.empty(M, dtype=np.float64)
@@ -112,15 +129,18 @@ class TransitionSampler:
         else:
             st2, ac2, rw2 = out
             s0 = st2[0]
-        thr_abs, alias, reward = self.joint_threshold_abs, self.joint.alias, self.reward
+        thr_abs, alias, reward = self.joint_threshold_abs, self.alias_codes, self.reward
         primary, dense = self.joint.primary, self.dense_codes
         # work buffers, allocated once per chunk (no allocation inside the time loop)
         x = np.empty(n)
         thv = np.empty(n)
         coin = np.empty(n, dtype=bool)
-        j, flat, code, a, d, sa = (np.empty(n, dtype=np.intp) for _ in range(6))
-        s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+        j, flat, sa = (np.empty(n, dtype=np.intp) for _ in range(3))
+        code, a, d = (np.empty(n, dtype=self.code_dtype) for _ in range(3))
+        s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n)).astype(self.code_dtype)
         s0[:] = s
+        if scatter is not None:
+            states_g[position] = s0
         pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
         shift = S.bit_length() - 1
         m = -1
@@ -129,27 +149,33 @@ class TransitionSampler:
             if m_t != m:  # (re)slice the work buffers only when the running prefix shrinks
                 m = m_t
                 if m * S <= TAIL_WORK and T - t >= TAIL_MIN_ROWS:
-                    bufs = (states, actions, rewards) if flat_out else out
-                    self._tail(gen, s[:m], t, counts, offsets, bufs, flat_out, n)  # type: ignore[arg-type]
+                    if scatter is not None:
+                        place = (offsets_g, position, N_g)
+                        self._tail(gen, s[:m], t, counts, offsets, (states, actions, rewards), True, n, place)
+                    else:
+                        bufs = (states, actions, rewards) if flat_out else out
+                        self._tail(gen, s[:m], t, counts, offsets, bufs, flat_out, n)  # type: ignore[arg-type]
                     break
+                if scatter is not None:
+                    dest_, rtmp_ = dest[:m], rtmp[:m]
                 x_, j_, flat_, code_, a_, d_, sa_ = (v[:m] for v in (x, j, flat, code, a, d, sa))
                 s_, thv_, coin_ = s[:m], thv[:m], coin[:m]
             gen.random(out=x_)
             x_ *= K  # x < K exactly: for u <= 1 - 2^-53, u * K rounds below K
             j_[...] = x_  # column = floor(x) (x >= 0)
-            np.multiply(s_, K, out=flat_)
+            np.multiply(s_, K, out=flat_, dtype=np.intp)
             flat_ += j_
-            thr_abs.take(flat_, out=thv_)
+            thr_abs.take(flat_, out=thv_, mode="clip")  # indices are in range: clip skips the check
             np.less(x_, thv_, out=coin_)  # coin: frac(x) < threshold  <=>  x < j + threshold
-            alias.take(flat_, out=code_)
+            alias.take(flat_, out=code_, mode="clip")
             if dense:
-                np.subtract(j_, code_, out=d_)  # code = coin ? j : alias  (branch-free blend)
+                np.subtract(j_, code_, out=d_, casting="unsafe")  # code = coin ? j : alias  (branch-free blend; j < K fits)
             else:
-                primary.take(flat_, out=d_)  # sparse rows: column j stands for primary[s, j]
+                primary.take(flat_, out=d_, mode="clip")  # sparse rows: column j stands for primary[s, j]
                 d_ -= code_
             d_ *= coin_
             code_ += d_
-            np.multiply(s_, A, out=sa_)
+            np.multiply(s_, A, out=sa_, dtype=np.intp)
             if pow2:
                 np.right_shift(code_, shift, out=a_)
                 sa_ += a_
@@ -159,17 +185,26 @@ class TransitionSampler:
                 sa_ += a_
                 np.multiply(a_, S, out=d_)
                 np.subtract(code_, d_, out=s_)  # next state
-            if flat_out:
+            if scatter is not None:
+                np.add(position[:m], offsets_g[t], out=dest_)
+                actions_g[dest_] = a_
+                reward.take(sa_, out=rtmp_, mode="clip")
+                rewards_g[dest_] = rtmp_
+                dest_ += N_g
+                states_g[dest_] = s_
+            elif flat_out:
                 o = int(offsets[t])
                 actions[o : o + m] = a_
-                reward.take(sa_, out=rewards[o : o + m])
+                reward.take(sa_, out=rewards[o : o + m], mode="clip")
                 states[n + o : n + o + m] = s_
             else:
                 ac2[t, :m] = a_
-                reward.take(sa_, out=rw2[t, :m])
+                reward.take(sa_, out=rw2[t, :m], mode="clip")
                 st2[t + 1, :m] = s_
         if out is not None:
             return out
+        if scatter is not None:
+            return None  # type: ignore[return-value]
         return states, actions, rewards
 
     def _tail(
@@ -182,6 +217,7 @@ class TransitionSampler:
         bufs: tuple[np.ndarray, np.ndarray, np.ndarray],
         flat_out: bool,
         n: int,
+        place: tuple[np.ndarray, np.ndarray, int] | None = None,
     ) -> None:
         """Rows ``t0..T-1`` of the ``len(s)`` running columns, by prefix composition (module docstring)."""
         S, A = self.n_states, self.n_actions
@@ -199,11 +235,16 @@ class TransitionSampler:
             for b0 in range(0, L, block):
                 rows = np.arange(t0 + b0, t0 + min(b0 + block, L))
                 u = u_all[offsets[rows] - base + k]
-                B = u.shape[0]
                 path = self._path(cur, u, every_state)
                 act, _ = self.draw(path[:-1], u)
                 rew = self.reward[path[:-1] * A + act]
-                if flat_out:
+                if place is not None:  # a column of a larger ragged batch
+                    offsets_g, position, N_g = place
+                    idx = offsets_g[rows] + position[k]
+                    actions[idx] = act
+                    rewards[idx] = rew
+                    states[N_g + idx] = path[1:]
+                elif flat_out:
                     idx = offsets[rows] + k
                     actions[idx] = act
                     rewards[idx] = rew
@@ -246,13 +287,42 @@ class TransitionSampler:
         return path
 
 
-def _sparse_joint_table(P: Any, pi: np.ndarray) -> AliasTable:
-    """Joint (action, next-state) tables of a sparse P of shape (S*A, S): codes ``a*S + s'``."""
+def _sparse_joint_table(P: Any, pi: np.ndarray, block: int = 1 << 15) -> AliasTable:
+    r"""Joint (action, next-state) tables of a sparse P of shape (S*A, S): codes ``a*S + s'``.
+
+    The joint row of state s is the concatenation of the CSR rows ``s*A .. s*A + A - 1`` (stored
+    contiguously), scaled by :math:`\pi(a|s)`; rows are padded to the largest count and built in
+    blocks of states, so the temporaries stay small (a 1000 x 1000 gridworld: 1e6 states).
+    """
     S, A = pi.shape
-    csr = scipy.sparse.csr_array(P)
-    k = np.repeat(np.arange(S * A), np.diff(csr.indptr))
-    joint_sp = scipy.sparse.csr_array(
-        (csr.data * pi.reshape(-1)[k], (k // A, (k % A) * S + csr.indices)),
-        shape=(S, A * S),
-    )
-    return AliasTable.from_sparse_rows(joint_sp)
+    csr = P if isinstance(P, scipy.sparse.csr_array) else scipy.sparse.csr_array(P)
+    if not csr.has_canonical_format:
+        csr = csr.copy()
+        csr.sum_duplicates()
+    indptr, indices, data = csr.indptr, csr.indices, csr.data
+    jptr = indptr[::A].astype(np.int64)  # joint row s: entries jptr[s]:jptr[s + 1]
+    counts = np.diff(jptr)
+    K = max(int(counts.max()) if S else 1, 1)
+    threshold = np.empty(S * K)
+    primary = np.empty(S * K, dtype=np.intp)
+    alias = np.empty(S * K, dtype=np.intp)
+    pi_flat = pi.reshape(-1)
+    for s0 in range(0, S, block):
+        s1 = min(S, s0 + block)
+        e0, e1 = int(jptr[s0]), int(jptr[s1])
+        c = counts[s0:s1]
+        rows = np.repeat(np.arange(s1 - s0, dtype=np.intp), c)
+        pos = np.arange(e1 - e0, dtype=np.intp) - np.repeat(jptr[s0:s1] - e0, c)
+        k = np.repeat(np.arange(s0 * A, s1 * A, dtype=np.intp), np.diff(indptr[s0 * A : s1 * A + 1]))
+        probs = np.zeros((s1 - s0, K))
+        probs[rows, pos] = data[e0:e1] * pi_flat[k]
+        codes = np.zeros((s1 - s0, K), dtype=np.intp)
+        codes[rows, pos] = (k % A) * S + indices[e0:e1]
+        # padded columns repeat the row's first code (probability 0: never returned)
+        pad = np.arange(K)[None, :] >= c[:, None]
+        codes[pad] = np.broadcast_to(codes[:, :1], codes.shape)[pad]
+        thr, al = build_alias(probs)
+        threshold[s0 * K : s1 * K] = thr.reshape(-1)
+        primary[s0 * K : s1 * K] = codes.reshape(-1)
+        alias[s0 * K : s1 * K] = np.take_along_axis(codes, al, axis=1).reshape(-1)
+    return AliasTable(S, K, threshold, primary, alias)

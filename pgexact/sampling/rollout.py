@@ -310,7 +310,17 @@ def rollout(
     Returns
     -------
     Trajectories
-        Batch-first (F-ordered) arrays; see :class:`Trajectories` for padding and masks.
+        Stored time-major and ragged (memory proportional to the simulated transitions, also
+        under geometric stopping); ``steps`` gives per-step arrays, ``states``/``actions``/
+        ``rewards``/``mask`` padded batch-first views (see :class:`Trajectories`).
+
+    Raises
+    ------
+    ValueError
+        Inconsistent horizon arguments, or a batch whose arrays would exceed
+        ``pgexact._validation.MEMORY_LIMIT`` (the message gives the memory it would need).
+    TypeError
+        ``executor`` that is not a ``concurrent.futures.Executor``.
 
     Examples
     --------
@@ -349,5 +359,47 @@ def rollout(
                 raise ChunkError(i, size, chunk_seed(ss, i), len(sizes), exc) from exc
             start += size
         return _finish_full(sampler, *bufs, np.full(n, T), objective, mdp.gamma)
+    if executor is None and len(sizes) > 1:  # geometric: every chunk writes into one ragged batch
+        return _geometric_merged(sampler, ss, sizes, mdp.gamma)
     parts = list(_chunks_iter(sampler, ss, sizes, T, objective, mdp.gamma, executor, None))
     return Trajectories.concatenate(parts)
+
+
+def _geometric_merged(
+    sampler: TransitionSampler, ss: np.random.SeedSequence, sizes: list[int], gamma: float
+) -> Trajectories:
+    """Chunks of geometric episodes sampled straight into the storage of their concatenation.
+
+    Each chunk draws its stopping times and its episodes from its own child seed, exactly as
+    :func:`_run_chunk` does; only where the results are written differs (no concatenation).
+    """
+    gens = [np.random.Generator(np.random.PCG64(chunk_seed(ss, i))) for i in range(len(sizes))]
+    Ls = [g.geometric(1.0 - gamma, size=size) for g, size in zip(gens, sizes)]
+    L = np.concatenate(Ls)
+    N, M = int(L.shape[0]), int(L.sum())
+    check_memory(
+        f"rollout(..., geometric=True) of {N} episodes at gamma={gamma!r} ({M} transitions)",
+        BYTES_PER_TRANSITION * M,
+        advice="stream the episodes with rollout_chunks or use a smaller gamma",
+    )
+    order = np.argsort(-L, kind="stable")
+    column_of = np.empty(N, dtype=np.intp)
+    column_of[order] = np.arange(N)
+    counts = np.searchsorted(-L[order], -np.arange(int(L.max())), side="left").astype(np.int64)
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    states = np.empty(N + M, dtype=np.int32)
+    actions = np.empty(M, dtype=np.int32)
+    rewards = np.empty(M, dtype=np.float64)
+    start = 0
+    for i, (gen, Li) in enumerate(zip(gens, Ls)):
+        local = np.argsort(-Li, kind="stable")  # the chunk's own column order
+        Ls_i = Li[local]
+        counts_i = np.searchsorted(-Ls_i, -np.arange(int(Ls_i[0])), side="left").astype(np.int64)
+        position = column_of[start + local]  # where the chunk's columns sit in the batch
+        try:
+            sampler.run(gen, Li.shape[0], counts_i, scatter=(states, actions, rewards, offsets, position))
+        except Exception as exc:
+            raise ChunkError(i, sizes[i], chunk_seed(ss, i), len(sizes), exc) from exc
+        start += Li.shape[0]
+    return _finish(sampler, states, actions, rewards, counts, order, L, "geometric", gamma)

@@ -101,6 +101,18 @@ class Trajectories:
     flat_actions : numpy.ndarray, shape (M,), int32
     flat_rewards : numpy.ndarray, shape (M,), float64
         The storage, row after row.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import rollout
+    >>> from pgexact.mdps import random_mdp
+    >>> tr = rollout(random_mdp(3, 2, gamma=0.9, seed=0), np.full((3, 2), 0.5), 1000, geometric=True, seed=0)
+    >>> bool(tr.n_transitions == tr.stops.sum() == tr.steps.reward.shape[0])  # no padding stored
+    True
+    >>> G = tr.per_episode_sum(tr.steps.reward)  # undiscounted return per episode
+    >>> bool(np.allclose(G, (tr.rewards * tr.mask).sum(axis=1)))  # the padded view agrees
+    True
     """
 
     def __init__(
@@ -135,6 +147,13 @@ class Trajectories:
             self.lengths, self.stops, self.absorbed, self.truncated,
         ):
             arr.flags.writeable = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Trajectories(n_episodes={self.n_episodes}, n_steps={self.n_steps}, "
+            f"n_transitions={self.n_transitions}, objective={self.objective!r}, gamma={self.gamma!r}, "
+            f"n_states={self.n_states}, n_actions={self.n_actions})"
+        )
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self.__dict__:

@@ -22,6 +22,11 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
 from .registry import identity
 
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
+
 EPS = 1e-4  # 1 - gamma of the coarser discounted solve
 
 

@@ -25,6 +25,11 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
 from .registry import inequality
 
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
+
 TOL = 1e-9
 REASON = (
     "two exact computations of a variance (a closed-form minimum and the moment recursion with "

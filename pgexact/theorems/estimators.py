@@ -16,7 +16,6 @@ margin of 1e4.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +26,15 @@ from ..mdps import random_mdp
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
 from ..sampling import Trajectories
+from ..sampling.trajectories import from_steps
 from . import _reference as ref
 from .finite import CS_REFERENCE, cs_gradient
 from .registry import identity
 
-__all__ = ["EnumProblem", "enum_problem"]
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
 
 TOL = 1e-9
 REASON = (
@@ -250,14 +253,26 @@ identity(
 
 # ----------------------------------------------------------------------------- learned baseline
 def _episode(trajs: Trajectories, i: int) -> Trajectories:
-    """Episode i of a batch as a batch of one (every per-episode array sliced)."""
-    n = trajs.n_episodes
-    changes = {}
-    for f in dataclasses.fields(trajs):
-        value = getattr(trajs, f.name)
-        if isinstance(value, np.ndarray) and value.ndim >= 1 and value.shape[0] == n:
-            changes[f.name] = value[i : i + 1].copy()
-    return dataclasses.replace(trajs, **changes)
+    """Episode i of a batch as a batch of one, rebuilt from its simulated steps."""
+    sv = trajs.steps
+    keep = sv.episode == i
+    return from_steps(
+        np.zeros(int(keep.sum()), dtype=np.intp),
+        sv.time[keep],
+        sv.state[keep],
+        sv.action[keep],
+        sv.reward[keep],
+        sv.next_state[keep],
+        lengths=trajs.lengths[i : i + 1],
+        stops=trajs.stops[i : i + 1],
+        absorbed=trajs.absorbed[i : i + 1],
+        truncated=trajs.truncated[i : i + 1],
+        gamma=trajs.gamma,
+        discount=trajs.discount,
+        objective=trajs.objective,
+        n_states=trajs.n_states,
+        n_actions=trajs.n_actions,
+    )
 
 
 def _learned_instance(rng: np.random.Generator) -> tuple[EnumProblem, Trajectories]:

@@ -27,7 +27,10 @@ from ..policies.softmax import LinearSoftmax, SoftmaxPolicy, TabularSoftmax
 from . import _reference as ref
 from .registry import identity, inequality
 
-__all__ = ["Problem", "random_problem", "cs_gradient", "CS_REFERENCE"]
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
 
 IDENTITY_TOL = 1e-9
 IDENTITY_REASON = (
@@ -461,7 +464,7 @@ def _kl_reversed(inst: tuple[Problem, np.ndarray]) -> tuple[np.ndarray, float]:
 identity(
     id="kl.direction",
     statement=r"\nabla_{\theta'} E_{s\sim d}\,KL(\pi_\theta(\cdot|s)\,\|\,\pi_{\theta'}(\cdot|s)) = \sum_s d(s)\sum_a(\pi_{\theta'}-\pi_\theta)(a|s)\nabla z(s,a),\ \ KL(p\|q) = E_p[\log p - \log q]",
-    source="Schulman et al. 2015, eq. 12 (KL(pi_old || pi_new)) and Appendix C; DESIGN.md conventions (KL direction)",
+    source="Schulman et al. 2015, eq. 12 (KL(pi_old || pi_new)) and Appendix C",
     reference="Richardson central differences (h = 1e-3) in theta' != theta of the value pgexact.kl_expected "
     "(against pgexact.kl_expected_gradient); the value written out as sum p (log p - log q) from the logits",
     instance=_kl_instance,

@@ -28,6 +28,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import _checks as check
+
 __all__ = [
     "Theorem",
     "Control",
@@ -40,6 +42,7 @@ __all__ = [
     "all_theorems",
     "get",
     "relative_error",
+    "UnknownTheoremError",
     "THEOREM_MODULES",
     "CONTROL_FACTOR",
     "FALSE_ALARM",
@@ -164,9 +167,17 @@ def _as_outcome(value: Any) -> Outcome:
     return Outcome(float(value))
 
 
-def _check_mutants(id: str, mutants: dict) -> None:
-    if not mutants:
-        raise ValueError(f"theorem {id!r} needs at least one mutant (negative control)")
+def _check_common(
+    id: Any, statement: Any, source: Any, reference: Any, instance: Any, tolerance_reason: Any = None
+) -> None:
+    """Validate the arguments every constructor shares (each error names its argument)."""
+    check.text("id", id)
+    check.text("statement", statement)
+    check.text("source", source)
+    check.text("reference", reference)
+    check.function("instance", instance)
+    if tolerance_reason is not None:  # None: statistical theorems state theirs from false_alarm
+        check.text("tolerance_reason", tolerance_reason)
 
 
 def identity(
@@ -189,8 +200,20 @@ def identity(
     tuples of arrays (compared pairwise). ``expected`` is the independent reference described by
     ``reference``. Each mutant is a plausible mistaken version of ``computed``; its residual
     against the same ``expected`` (computed once per instance) is the negative control.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong kind or value (named in the message): texts must be non-empty
+        strings, ``instance``, ``computed``, ``expected`` and every mutant callable, ``tolerance``
+        finite and positive, ``floor`` finite and non-negative, ``mutants`` a non-empty dict.
     """
-    _check_mutants(id, mutants)
+    _check_common(id, statement, source, reference, instance, tolerance_reason)
+    check.function("computed", computed)
+    check.function("expected", expected)
+    tolerance = check.real("tolerance", tolerance, low=0.0)
+    floor = check.real("floor", floor, low=0.0, low_open=False)
+    mutants = check.mutants("mutants", mutants)
     names = tuple(mutants)
     fns = tuple(mutants.values())
 
@@ -267,8 +290,19 @@ def inequality(
     the ratio ``max lhs / rhs`` is reported for non-negative sides (the tightest seen tells how
     close the bound comes to binding). Each mutant is a pair ``(lhs_mutant, rhs_mutant)``;
     ``None`` keeps that side as it is.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong kind or value, named in the message (as for :func:`identity`;
+        each mutant is a pair of callables or None, not both None).
     """
-    _check_mutants(id, mutants)
+    _check_common(id, statement, source, reference, instance, tolerance_reason)
+    check.function("lhs", lhs)
+    check.function("rhs", rhs)
+    tolerance = check.real("tolerance", tolerance, low=0.0)
+    floor = check.real("floor", floor, low=0.0, low_open=False)
+    mutants = check.mutants("mutants", mutants, pairs=True)
     pairs = tuple(mutants.values())
 
     def residual(inst: Any) -> Outcome:
@@ -335,9 +369,10 @@ def bernoulli_statistic(counts: Any, trials: Any, p: Any, false_alarm: float = F
 
     Parameters
     ----------
-    counts, trials, p : array_like, same shape (any)
+    counts, trials, p : array_like, broadcastable shapes (any)
+        Finite; ``0 <= counts <= trials`` and ``0 <= p <= 1`` cell by cell.
     false_alarm : float
-        α.
+        α, in (0, 1).
 
     Returns
     -------
@@ -351,15 +386,31 @@ def bernoulli_statistic(counts: Any, trials: Any, p: Any, false_alarm: float = F
     >>> bernoulli_statistic([8000], [10000], [0.5]) > 100  # a 0.8-coin: over 100x the critical value
     True
     """
-    k = np.asarray(counts, dtype=float).reshape(-1)
-    n = np.broadcast_to(np.asarray(trials, dtype=float), np.shape(counts)).reshape(-1)
-    p = np.broadcast_to(np.asarray(p, dtype=float), np.shape(counts)).reshape(-1)
+    false_alarm = check.real("false_alarm", false_alarm, low=0.0, high=1.0, high_open=True)
+    k = check.counts_array("counts", counts)
+    n = check.counts_array("trials", trials)
+    q = check.counts_array("p", p)
+    try:
+        k, n, q = np.broadcast_arrays(k, n, q)
+    except ValueError:
+        raise ValueError(
+            f"counts, trials and p must have broadcastable shapes, got {np.shape(k)}, {np.shape(n)} and {np.shape(q)}"
+        ) from None
+    for name, arr, ok in (
+        ("counts", k, k >= 0), ("trials", n, n >= k), ("p", q, (q >= 0) & (q <= 1)),
+    ):
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            i = tuple(int(j) for j in np.unravel_index(int(bad[0]), arr.shape))
+            need = {"counts": "at least 0", "trials": f"at least counts{list(i)} = {k[i]:g}", "p": "in [0, 1]"}[name]
+            raise ValueError(f"{name}{list(i)} = {arr[i]:g}, expected {need}")
+    k, n, q = k.reshape(-1), n.reshape(-1), q.reshape(-1)
     keep = n > 0
     if not np.any(keep):
         return 0.0
-    k, n, p = k[keep], n[keep], np.clip(p[keep], 0.0, 1.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        llr = n * _bernoulli_kl(k / n, p)
+    k, n, q = k[keep], n[keep], q[keep]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        llr = n * _bernoulli_kl(k / n, q)
     critical = math.log(2.0 * k.size / false_alarm)
     return float(np.max(llr)) / critical
 
@@ -385,8 +436,19 @@ def statistical(
     an instance with probability at most ``false_alarm``. Each mutant is a mistaken sampler
     ``instance -> (counts, trials)``; it is rejected when its statistic is at least
     ``CONTROL_FACTOR`` (a log-likelihood ratio 100 times the critical value).
+
+    Raises
+    ------
+    TypeError, ValueError
+        An argument of the wrong kind or value, named in the message (as for :func:`identity`;
+        ``false_alarm`` in (0, 1), ``power_note`` a string).
     """
-    _check_mutants(id, mutants)
+    _check_common(id, statement, source, reference, instance)
+    check.function("observed", observed)
+    check.function("expected", expected)
+    false_alarm = check.real("false_alarm", false_alarm, low=0.0, high=1.0, high_open=True)
+    check.text("power_note", power_note, empty=True)
+    mutants = check.mutants("mutants", mutants)
     names = tuple(mutants)
     fns = tuple(mutants.values())
 
@@ -434,11 +496,35 @@ _REGISTRY: dict[str, Theorem] = {}
 
 
 def register(theorem: Theorem) -> Theorem:
-    """Add ``theorem`` to the registry (ids are unique)."""
+    """Add ``theorem`` to the registry (ids are unique) and return it.
+
+    Raises
+    ------
+    TypeError, ValueError
+        ``theorem`` is not a :class:`Theorem`, one of its fields is of the wrong kind (named as
+        ``theorem.<field>``), or its id is registered already.
+    """
+    if not isinstance(theorem, Theorem):
+        raise TypeError(f"theorem must be a Theorem (build one with identity, inequality or statistical), got {type(theorem).__name__}")
+    check.text("theorem.id", theorem.id)
+    for name in ("statement", "source", "reference", "tolerance_reason"):
+        check.text(f"theorem.{name}", getattr(theorem, name))
+    check.function("theorem.instance", theorem.instance)
+    check.function("theorem.residual", theorem.residual)
+    check.real("theorem.tolerance", theorem.tolerance, low=0.0)
+    if not isinstance(theorem.controls, tuple) or not all(isinstance(c, Control) for c in theorem.controls):
+        raise TypeError(f"theorem.controls must be a tuple of Control, got {_short(theorem.controls)}")
+    if theorem.evaluate is not None:
+        check.function("theorem.evaluate", theorem.evaluate)
     if theorem.id in _REGISTRY:
         raise ValueError(f"theorem id {theorem.id!r} is registered twice")
     _REGISTRY[theorem.id] = theorem
     return theorem
+
+
+def _short(value: Any) -> str:
+    r = repr(value).replace("\n", " ")
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def _load() -> None:
@@ -452,14 +538,30 @@ def all_theorems() -> list[Theorem]:
     return list(_REGISTRY.values())
 
 
+class UnknownTheoremError(KeyError, ValueError):
+    """No theorem has the requested id: a ``KeyError`` (a failed lookup) and a ``ValueError`` (a bad argument)."""
+
+    def __str__(self) -> str:  # the message as written, not KeyError's repr of it
+        return str(self.args[0]) if self.args else ""
+
+
 def get(theorem_id: str) -> Theorem:
-    """The theorem with this id; ``KeyError`` listing the valid ids otherwise."""
+    """The theorem with this id.
+
+    Raises
+    ------
+    TypeError
+        ``theorem_id`` is not a string.
+    UnknownTheoremError
+        (a ``KeyError`` and a ``ValueError``) no theorem has this id; the message lists the valid ids.
+    """
+    check.text("theorem_id", theorem_id)
     _load()
     try:
         return _REGISTRY[theorem_id]
     except KeyError:
-        raise KeyError(
-            f"unknown theorem {theorem_id!r}; valid ids: {', '.join(sorted(_REGISTRY))}"
+        raise UnknownTheoremError(
+            f"theorem_id {theorem_id!r} is not a registered theorem; valid ids: {', '.join(sorted(_REGISTRY))}"
         ) from None
 
 
@@ -468,20 +570,40 @@ def relative_error(a: Any, b: Any, floor: float = 1.0) -> float:
 
     ``a`` and ``b`` may be tuples (or lists) of arrays of different shapes, compared pair by pair;
     the result is the largest of the pairwise errors. Shapes that do not broadcast, or a NaN, give
-    ``inf``.
+    ``inf``; a non-numeric ``a`` or ``b`` raises ``TypeError``, a negative or non-finite ``floor``
+    ``ValueError``.
     """
     if isinstance(b, (tuple, list)):
         if not isinstance(a, (tuple, list)) or len(a) != len(b):
             return float("inf")
         return max((relative_error(x, y, floor) for x, y in zip(a, b)), default=0.0)
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
+    a = _numeric("a", a)
+    b = _numeric("b", b)
+    if not (isinstance(floor, (int, float, np.integer, np.floating)) and not isinstance(floor, (bool, np.bool_))):
+        raise TypeError(f"floor must be a real number, got {type(floor).__name__} {_short(floor)}")
+    if not 0 <= floor < math.inf:
+        raise ValueError(f"floor must be finite and non-negative, got {floor!r}")
     try:
         diff = np.abs(a - b)
     except ValueError:  # shapes that do not broadcast
         return float("inf")
     if diff.size == 0:
         return 0.0
-    with np.errstate(invalid="ignore", over="ignore"):
-        err = float(np.max(diff) / max(float(np.max(np.abs(b))) if b.size else 0.0, floor))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        top = float(np.max(diff))
+        scale = max(float(np.max(np.abs(b))) if b.size else 0.0, float(floor))
+        if scale == 0.0:  # floor 0 and b == 0: exact agreement or an infinite relative error
+            return 0.0 if top == 0.0 else float("inf")
+        err = top / scale
     return err if not np.isnan(err) else float("inf")
+
+
+def _numeric(name: str, value: Any) -> np.ndarray:
+    """``value`` as a float64 array; ``TypeError`` naming ``name`` if it is not numeric."""
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a numeric array or a tuple of them, got {_short(value)}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array or a tuple of them, got dtype {arr.dtype} ({_short(value)})")
+    return arr.astype(np.float64, copy=False)

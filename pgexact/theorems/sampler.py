@@ -24,7 +24,10 @@ from ..models.finite_mdp import FiniteMDP
 from . import _reference as ref
 from .registry import identity, statistical
 
-__all__ = ["SamplerProblem", "N_EPISODES", "N_GEOMETRIC", "T_CUT"]
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
 
 N_EPISODES = 50_000
 N_GEOMETRIC = 10_000  # geometric episodes are ~1/(1-gamma) <= 10 steps long on average
@@ -93,10 +96,17 @@ identity(
 
 
 # ----------------------------------------------------------------------------- rollout marginals
-def _cells(states: np.ndarray, actions: np.ndarray, alive: np.ndarray, T: int, S: int, A: int) -> np.ndarray:
-    """Counts of (t, s, a) over episodes with ``alive[n, t]``, shape (T, S, A)."""
-    idx = (np.arange(T)[None, :] * S + states[:, :T]) * A + actions[:, :T]
-    return np.bincount(idx[alive[:, :T]], minlength=T * S * A).reshape(T, S, A)
+def _cells(tr: "sampling.Trajectories", T: int, S: int, A: int, shift: bool = False) -> np.ndarray:
+    """Counts of (t, s_t, a_t) over the simulated steps with t < T, shape (T, S, A).
+
+    Read from the batch's per-step view (one entry per simulated step); ``shift`` pairs
+    :math:`s_{t+1}` with :math:`a_t` (an off-by-one in time).
+    """
+    sv = tr.steps
+    keep = sv.time < T
+    states = sv.next_state if shift else sv.state
+    idx = (sv.time[keep] * S + states[keep]) * A + sv.action[keep]
+    return np.bincount(idx, minlength=T * S * A).reshape(T, S, A)
 
 
 def _rollout_counts(pr: SamplerProblem, mdp: FiniteMDP | None = None, pi: np.ndarray | None = None, shift: int = 0):
@@ -104,9 +114,7 @@ def _rollout_counts(pr: SamplerProblem, mdp: FiniteMDP | None = None, pi: np.nda
     pi = pr.pi if pi is None else pi
     tr = sampling.rollout(mdp, pi, N_EPISODES, seed=pr.seed)
     H, (S, A) = pr.mdp.horizon, pr.pi.shape
-    states = np.asarray(tr.states)[:, shift : shift + H]
-    counts = _cells(states, np.asarray(tr.actions), np.ones((N_EPISODES, H), bool), H, S, A)
-    return counts, N_EPISODES
+    return _cells(tr, H, S, A, shift=bool(shift)), N_EPISODES
 
 
 def _rollout_expected(pr: SamplerProblem) -> np.ndarray:
@@ -141,15 +149,10 @@ def _geometric_counts(pr: SamplerProblem, mdp: FiniteMDP | None = None):
     mdp = pr.mdp if mdp is None else mdp
     tr = sampling.rollout(mdp, pr.pi, N_GEOMETRIC, geometric=True, seed=pr.seed)
     S, A = pr.pi.shape
-    stops = np.asarray(tr.stops)
-    T = min(T_CUT, int(np.asarray(tr.actions).shape[1]))
-    alive = np.arange(T_CUT)[None, :] < stops[:, None]
-    states = np.zeros((N_GEOMETRIC, T_CUT), dtype=np.intp)
-    actions = np.zeros((N_GEOMETRIC, T_CUT), dtype=np.intp)
-    states[:, :T] = np.asarray(tr.states)[:, :T]
-    actions[:, :T] = np.asarray(tr.actions)[:, :T]
-    survive = alive.sum(axis=0)
-    joint = _cells(states, actions, alive, T_CUT, S, A)
+    survive = np.zeros(T_CUT, dtype=np.int64)  # #{L > t} = episodes simulated at step t
+    T = min(T_CUT, tr.n_steps)
+    survive[:T] = tr.counts[:T]
+    joint = _cells(tr, T_CUT, S, A)
     counts = np.concatenate([survive, joint.reshape(-1), [1.0 if tr.discount == 1.0 else 0.0]])
     trials = np.concatenate([np.full(T_CUT + joint.size, N_GEOMETRIC), [1]])
     return counts, trials

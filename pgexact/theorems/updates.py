@@ -37,7 +37,10 @@ from . import _reference as ref
 from .finite import CS_REFERENCE, cs_gradient
 from .registry import identity, inequality
 
-__all__ = ["UpdateProblem"]
+#: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get` and
+#: :func:`pgexact.theorems.all_theorems`; the instance generators and references below serve
+#: those theorems and the tests.
+__all__: list[str] = []
 
 ROUNDING_TOL = 1e-9
 ROUNDING_REASON = (

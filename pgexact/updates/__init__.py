@@ -13,17 +13,19 @@ r"""Policy optimization updates driven by a gradient source, exact or sampled.
 
 from .planning import (
     PolicyIterationResult,
-    SoftEvaluation,
-    SoftOptimum,
-    SoftPolicyIterationResult,
     ValueIterationResult,
     greedy_policy,
     policy_iteration,
+    value_iteration,
+)
+from .soft import (
+    SoftEvaluation,
+    SoftOptimum,
+    SoftPolicyIterationResult,
     soft_evaluate,
     soft_improve,
     soft_policy_iteration,
     soft_value_iteration,
-    value_iteration,
 )
 from .sources import (
     ExactOracle,

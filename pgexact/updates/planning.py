@@ -1,29 +1,16 @@
-r"""Optimal references: value iteration, policy iteration, and their entropy-regularized (soft) versions.
+r"""Optimal references: value iteration and policy iteration (soft control: :mod:`pgexact.updates.soft`).
 
 Hard control (Puterman 1994, ch. 6; Sutton & Barto 2018, sec. 4.3-4.4):
 :math:`V^*(s) = \max_a [r(s, a) + \gamma \sum_{s'} P(s'|s, a) V^*(s')]`.
-
-Soft control with temperature α > 0 (Haarnoja et al. 2017, eq. 2-4; Haarnoja et al. 2018, sec. 4.1):
-the soft value of a policy adds α times its entropy at every visited state,
-
-.. math::
-
-    V^\pi_{soft}(s) = \sum_a \pi(a|s)\left[Q^\pi_{soft}(s, a) - \alpha \log\pi(a|s)\right], \qquad
-    Q^\pi_{soft}(s, a) = r(s, a) + \gamma \sum_{s'} P(s'|s, a) V^\pi_{soft}(s'),
-
-soft policy improvement is :math:`\pi'(\cdot|s) \propto \exp(Q^\pi_{soft}(s, \cdot)/\alpha)`
-(Haarnoja et al. 2018, Lemma 2: :math:`Q^{\pi'}_{soft} \ge Q^\pi_{soft}`), and the soft-optimal
-policy :math:`\pi^* \propto \exp(Q^*_{soft}/\alpha)` solves
-:math:`Q^* = r + \gamma P\, (\alpha \log\sum_a \exp(Q^*(\cdot, a)/\alpha))`.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.special import entr, logsumexp, softmax
 
 from ..errors import NumericalError
 from ..exact._checks import check_mdp, check_pi
@@ -37,13 +24,6 @@ __all__ = [
     "PolicyIterationResult",
     "policy_iteration",
     "greedy_policy",
-    "SoftEvaluation",
-    "soft_evaluate",
-    "soft_improve",
-    "SoftPolicyIterationResult",
-    "soft_policy_iteration",
-    "SoftOptimum",
-    "soft_value_iteration",
 ]
 
 
@@ -59,63 +39,157 @@ def _tol(tol: Any) -> float:
     return check_positive_finite("tol", tol)
 
 
+def _feasible(mdp: FiniteMDP) -> np.ndarray | None:
+    """The model's (S, A) mask of feasible actions, or None when every action is feasible."""
+    mask = getattr(mdp, "action_mask", None)
+    if mask is None:
+        return None
+    mask = np.asarray(mask, dtype=bool)
+    return None if mask.all() else mask
+
+
+def _masked(Q: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    """Q with infeasible actions at -inf (Q itself when every action is feasible)."""
+    return Q if mask is None else np.where(mask, Q, -np.inf)
+
+
 def greedy_policy(Q: Any, current: np.ndarray | None = None, atol: float = 0.0) -> np.ndarray:
     r"""Deterministic greedy policy matrix :math:`\pi(a|s) = 1[a = \arg\max_b Q(s, b)]`, shape (S, A).
 
     Ties go to the lowest action, except that the action ``current[s]`` is kept whenever
     :math:`Q(s, current) \ge \max_b Q(s, b) - atol` (so that policy iteration terminates).
+    Infeasible actions can be excluded by setting their Q to :math:`-\infty`.
     """
     Q = np.asarray(Q, dtype=np.float64)
+    return _one_hot(_greedy_actions(Q, current, atol), Q.shape[-1])
+
+
+def _greedy_actions(Q: np.ndarray, current: np.ndarray | None = None, atol: float = 0.0) -> np.ndarray:
     best = np.argmax(Q, axis=-1)
     if current is not None:
         keep = Q[np.arange(Q.shape[0]), current] >= Q.max(axis=-1) - atol
         best = np.where(keep, current, best)
-    pi = np.zeros_like(Q)
-    np.put_along_axis(pi, best[..., None], 1.0, axis=-1)
+    return best
+
+
+def _one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    pi = np.zeros(actions.shape + (n_actions,))
+    np.put_along_axis(pi, actions[..., None], 1.0, axis=-1)
     return pi
 
 
 # ----------------------------------------------------------------------------- value iteration
 @dataclass(frozen=True, eq=False)
 class ValueIterationResult:
-    r"""Optimal values and a greedy optimal policy.
+    r"""Values of value iteration, and the greedy policy.
 
     Attributes
     ----------
     V : numpy.ndarray, shape (S,) or (H, S)
+        The last iterate :math:`V_k` (backward induction: :math:`V_t`, t = 0..H-1).
     Q : numpy.ndarray, shape (S, A) or (H, S, A)
+        :math:`r + \gamma P V_k` (for every action, feasible or not).
     policy : numpy.ndarray, shape (S, A) or (H, S, A)
-        Deterministic greedy policy (time-indexed for a finite horizon).
+        Deterministic greedy policy matrix (time-indexed for a finite horizon).
+    actions : numpy.ndarray of int, shape (S,) or (H, S)
+        The greedy action of every state: ``policy`` is its one-hot encoding.
     J : float
-        :math:`\mu_0^\top V^*` (``V[0]`` for a finite horizon).
+        :math:`\mu_0^\top V` (``V[0]`` for a finite horizon).
     n_iterations : int
     error_bound : float
-        Bound on :math:`\|V - V^*\|_\infty`: :math:`\gamma/(1-\gamma)\|V_{k+1} - V_k\|_\infty`
-        (Puterman 1994, Theorem 6.3.1); 0 for backward induction, which is exact.
+        Rigorous bound on :math:`\|V - V^*\|_\infty`, rounding included (see
+        :func:`value_iteration`).
     """
 
     V: np.ndarray
     Q: np.ndarray
     policy: np.ndarray
+    actions: np.ndarray
     J: float
     n_iterations: int
     error_bound: float
 
 
-def value_iteration(mdp: FiniteMDP, *, tol: float = 1e-12, max_iter: int = 1_000_000) -> ValueIterationResult:
+def _rounding_per_step(mdp: FiniteMDP) -> tuple[float, float]:
+    r"""``(c, R)`` with :math:`\eta = c\,(R + \gamma \|V\|_\infty)` bounding :math:`\|\tilde T V - T V\|_\infty`.
+
+    :math:`\tilde T` is one computed Bellman step. Each entry of :math:`r + \gamma P V` is a dot
+    product of at most n terms (n the largest number of stored entries of a row of P) and two
+    more operations; with unit roundoff u the error is at most
+    :math:`(n + 2) u / (1 - (n + 2) u)\,(|r| + \gamma \|V\|_\infty)` (Higham 2002, eq. 3.5); the
+    max over actions is exact. Here :math:`c = (n + 3)\,2u`: a factor 2 of safety, which also
+    covers :math:`(n + 2) u < 1/2`. :math:`R = \max |r|`.
+    """
+    if mdp.P.ndim == 2:  # sparse (S*A, S)
+        n = int(np.max(np.diff(mdp.P.indptr))) if mdp.P.shape[0] else 0
+    else:
+        n = mdp.n_states
+    return (n + 3) * np.finfo(float).eps, float(np.max(np.abs(mdp.r)))
+
+
+def _contraction_modulus(mdp: FiniteMDP) -> float:
+    r"""An upper bound on :math:`\gamma \max_{s,a} \sum_{s'} P(s'|s, a)`, the sup-norm modulus of T.
+
+    The stored rows of P sum to 1 only to rounding (a row sum of :math:`1 + 10^{-16}` moves
+    :math:`V^*` by :math:`10^{-16} \|r\|/(1-\gamma)^2`, which matters at
+    :math:`\gamma = 0.9999`); the computed row sums are enlarged by their own rounding bound.
+    """
+    P = mdp.P
+    if P.ndim == 2:  # sparse (S*A, S)
+        sums = np.asarray(abs(P).sum(axis=1)).ravel()
+        n = int(np.max(np.diff(P.indptr))) if P.shape[0] else 0
+    else:
+        sums = np.abs(P).sum(axis=2)
+        n = mdp.n_states
+    row = float(np.max(sums)) * (1.0 + (n + 1) * np.finfo(float).eps)
+    return mdp.gamma * max(row, 1.0)
+
+
+def value_iteration(
+    mdp: FiniteMDP, *, tol: float | None = None, n_iterations: int | None = None
+) -> ValueIterationResult:
     r"""Value iteration :math:`V_{k+1} = \max_a (r + \gamma P V_k)` (finite horizon: backward induction).
 
-    Discounted: iterate from :math:`V_0 = 0` until the a-posteriori bound
-    :math:`\frac{\gamma}{1-\gamma}\|V_{k+1} - V_k\|_\infty \le` ``tol`` :math:`\max(1, \|V_{k+1}\|_\infty)`
-    (Puterman 1994, Theorem 6.3.1; relative, since rounding alone leaves differences of a few ulps
-    of :math:`\|V\|`). Finite horizon H: :math:`V_{H} = 0`,
-    :math:`Q_t = r + \gamma P V_{t+1}`, :math:`V_t = \max_a Q_t` — exact in H steps, with a
-    time-indexed optimal policy.
+    Discounted, from :math:`V_0 = 0`. After every step the rigorous a-posteriori bound
+
+    .. math::
+
+        \|V_k - V^*\|_\infty \le \frac{\hat\gamma \|V_k - V_{k-1}\|_\infty + \eta}{1 - \hat\gamma}
+
+    holds for the *computed* iterates, with :math:`\hat\gamma` :math:`\gamma` times an upper
+    bound on the largest row sum of the stored P (which is 1 only to rounding) (Puterman 1994, Theorem 6.3.1, with a rounding term
+    :math:`\eta` per computed Bellman step: :math:`\|\tilde V_k - V^*\| \le \eta + \gamma
+    \|\tilde V_{k-1} - V^*\|` and :math:`\|\tilde V_{k-1} - V^*\| \le \|\tilde V_k - \tilde V_{k-1}\|
+    + \|\tilde V_k - V^*\|`). It is reported as ``error_bound``.
+
+    * ``n_iterations=k``: exactly k steps; returns :math:`V_k` with its bound.
+    * ``tol`` given: stops at the first k with ``error_bound`` :math:`\le` ``tol``
+      :math:`\cdot \|V_k\|_\infty` (a relative tolerance, whatever the scale of V). When
+      rounding keeps the bound above that (the iterates reach a fixed point of the computed
+      operator, or stop contracting for two discount horizons :math:`2/(1-\gamma)`, at least 50
+      steps), :class:`NumericalError` says how far it got.
+    * default: as accurate as rounding allows; stops once the iteration term is below the
+      rounding term (:math:`\gamma \|V_k - V_{k-1}\|_\infty \le \eta`), or at the same
+      stagnation test, and reports the bound reached.
+
+    Finite horizon H: :math:`V_{H} = 0`, :math:`Q_t = r + \gamma P V_{t+1}`,
+    :math:`V_t = \max_a Q_t`, exact in H steps but for rounding (``error_bound`` is
+    :math:`H\eta`), with a time-indexed optimal policy. If the model has an ``action_mask``, the
+    max runs over feasible actions only.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    tol : float, optional
+        Relative tolerance on the error bound, > 0 (not used with ``n_iterations``).
+    n_iterations : int, optional
+        Number of steps k >= 1 to take (then no stopping test).
 
     Raises
     ------
     NumericalError
-        If the bound is not reached within ``max_iter`` iterations.
+        If rounding keeps the bound above ``tol``: loosen ``tol`` or use
+        :func:`policy_iteration` (exact linear solves).
 
     Examples
     --------
@@ -124,12 +198,18 @@ def value_iteration(mdp: FiniteMDP, *, tol: float = 1e-12, max_iter: int = 1_000
     >>> mdp = random_mdp(4, 2, gamma=0.9, seed=0)
     >>> vi = value_iteration(mdp)
     >>> resid = vi.V - np.max(mdp.r + 0.9 * mdp.expected_next(vi.V), axis=1)  # Bellman optimality
-    >>> bool(np.max(np.abs(resid)) < 1e-11)
-    True
+    >>> bool(np.max(np.abs(resid)) < 1e-11), vi.actions.dtype.kind
+    (True, 'i')
+    >>> v3 = value_iteration(mdp, n_iterations=3)  # the third iterate V_3
+    >>> v1 = value_iteration(mdp, n_iterations=1)
+    >>> bool(np.array_equal(v1.V, mdp.r.max(axis=1))), v3.n_iterations
+    (True, 3)
     """
     mdp = check_mdp(mdp)
-    tol = _tol(tol)
-    max_iter = check_positive_int("max_iter", max_iter)
+    tol = None if tol is None else _tol(tol)
+    if n_iterations is not None:
+        n_iterations = check_positive_int("n_iterations", n_iterations)
+    mask = _feasible(mdp)
     S, A = mdp.n_states, mdp.n_actions
     g = mdp.gamma
     if mdp.horizon is not None:
@@ -139,21 +219,50 @@ def value_iteration(mdp: FiniteMDP, *, tol: float = 1e-12, max_iter: int = 1_000
         nxt = np.zeros(S)
         for t in range(H - 1, -1, -1):
             Q[t] = mdp.r + g * mdp.expected_next(nxt) if t < H - 1 else mdp.r
-            V[t] = Q[t].max(axis=1)
+            V[t] = _masked(Q[t], mask).max(axis=1)
             nxt = V[t]
-        pol = np.stack([greedy_policy(Q[t]) for t in range(H)])
-        return ValueIterationResult(V, Q, pol, float(mdp.mu0 @ V[0]), H, 0.0)
+        acts = np.stack([_greedy_actions(_masked(Q[t], mask)) for t in range(H)])
+        c, R = _rounding_per_step(mdp)
+        bound = H * c * (R + g * float(np.max(np.abs(V))))
+        return ValueIterationResult(V, Q, _one_hot(acts, A), acts, float(mdp.mu0 @ V[0]), H, bound)
+    safety = 1.0 + 16.0 * np.finfo(float).eps  # rounding of the bound's own arithmetic
+    g_hat = _contraction_modulus(mdp)
+    c, R = _rounding_per_step(mdp)
+    patience = max(50, int(math.ceil(2.0 / (1.0 - g))))
     V = np.zeros(S)
-    for k in range(1, max_iter + 1):
+    best_diff, best_k = math.inf, 0
+    k = 0
+    while True:
+        k += 1
         Q = mdp.r + g * mdp.expected_next(V)
-        V_new = Q.max(axis=1)
+        V_new = _masked(Q, mask).max(axis=1)
         diff = float(np.max(np.abs(V_new - V)))
         V = V_new
-        bound = g / (1.0 - g) * diff
-        if bound <= tol * max(1.0, float(np.max(np.abs(V)))):
-            Q = mdp.r + g * mdp.expected_next(V)
-            return ValueIterationResult(V, Q, greedy_policy(Q), float(mdp.mu0 @ V), k, bound)
-    raise NumericalError(f"value iteration did not reach tol={tol:g} in max_iter={max_iter} iterations")
+        V_norm = float(np.max(np.abs(V)))
+        eta = c * (R + g * V_norm)
+        bound = safety * (g_hat * diff + eta) / (1.0 - g_hat) if g_hat < 1.0 else math.inf
+        if n_iterations is not None:
+            if k < n_iterations:
+                continue
+            break
+        if tol is not None and bound <= tol * V_norm:
+            break
+        if tol is None and g_hat * diff <= eta:
+            break
+        if diff < best_diff:
+            best_diff, best_k = diff, k
+        if diff == 0.0 or k - best_k > patience:
+            if tol is None:
+                break
+            raise NumericalError(
+                f"value iteration: rounding keeps the error bound at {bound:.3g} = "
+                f"{bound / max(V_norm, np.finfo(float).tiny):.3g} ||V|| after {k} iterations, "
+                f"above tol={tol:g} (relative); loosen tol or use policy_iteration (exact "
+                "linear solves)"
+            )
+    Q = mdp.r + g * mdp.expected_next(V)
+    acts = _greedy_actions(_masked(Q, mask))
+    return ValueIterationResult(V, Q, _one_hot(acts, A), acts, float(mdp.mu0 @ V), k, bound)
 
 
 # ----------------------------------------------------------------------------- policy iteration
@@ -165,6 +274,8 @@ class PolicyIterationResult:
     ----------
     policy : numpy.ndarray, shape (S, A)
         The final deterministic policy (optimal).
+    actions : numpy.ndarray of int, shape (S,)
+        Its action in every state (``policy`` is the one-hot encoding).
     V, Q : numpy.ndarray
         Its exact values (optimal).
     J : float
@@ -176,6 +287,7 @@ class PolicyIterationResult:
     """
 
     policy: np.ndarray
+    actions: np.ndarray
     V: np.ndarray
     Q: np.ndarray
     J: float
@@ -195,7 +307,7 @@ def policy_iteration(
     2018, sec. 4.2) and it terminates at an optimal policy after finitely many steps (at most
     :math:`A^S`; Puterman 1994, Theorem 6.4.2). The current action is kept unless another beats it
     by more than :math:`10^{-12}\max(1, \|Q\|_\infty)` (rounding can otherwise make it cycle among
-    tied actions).
+    tied actions). If the model has an ``action_mask``, improvement picks feasible actions only.
 
     Parameters
     ----------
@@ -217,217 +329,23 @@ def policy_iteration(
     _require_discounted(mdp, "policy_iteration")
     max_iter = check_positive_int("max_iter", max_iter)
     S, A = mdp.n_states, mdp.n_actions
-    pi = np.full((S, A), 1.0 / A) if pi0 is None else check_pi(mdp, pi0, name="pi0")
+    mask = _feasible(mdp)
+    if pi0 is None:  # uniform over the feasible actions
+        pi = np.full((S, A), 1.0 / A) if mask is None else mask / mask.sum(axis=1, keepdims=True)
+    else:
+        pi = check_pi(mdp, pi0, name="pi0")
     ev = evaluate(mdp, pi)
     values, Js = [ev.V], [ev.J]
     current: np.ndarray | None = None
     for k in range(max_iter + 1):
         atol = 1e-12 * max(1.0, float(np.max(np.abs(ev.Q))))
-        new = greedy_policy(ev.Q, current, atol)
-        new_actions = np.argmax(new, axis=1)
+        new_actions = _greedy_actions(_masked(ev.Q, mask), current, atol)
         if current is not None and np.array_equal(new_actions, current):
             return PolicyIterationResult(
-                pi, ev.V, ev.Q, ev.J, len(values) - 1, np.array(values), np.array(Js)
+                pi, current, ev.V, ev.Q, ev.J, len(values) - 1, np.array(values), np.array(Js)
             )
-        current, pi = new_actions, new
+        current, pi = new_actions, _one_hot(new_actions, A)
         ev = evaluate(mdp, pi)
         values.append(ev.V)
         Js.append(ev.J)
     raise NumericalError(f"policy iteration did not stabilize in max_iter={max_iter} iterations")
-
-
-# ----------------------------------------------------------------------------- soft control
-@dataclass(frozen=True, eq=False)
-class SoftEvaluation:
-    r"""Soft (entropy-regularized) values of a policy.
-
-    Attributes
-    ----------
-    J : float
-        :math:`\mu_0^\top V_{soft}`.
-    V : numpy.ndarray, shape (S,)
-    Q : numpy.ndarray, shape (S, A)
-    entropy : numpy.ndarray, shape (S,)
-        :math:`H(\pi(\cdot|s)) = -\sum_a \pi \log\pi` (nats).
-    """
-
-    J: float
-    V: np.ndarray
-    Q: np.ndarray
-    entropy: np.ndarray
-
-
-def _alpha(alpha: Any) -> float:
-    return check_positive_finite("alpha", alpha)
-
-
-def soft_evaluate(mdp: FiniteMDP, pi: Any, alpha: float) -> SoftEvaluation:
-    r"""Soft policy evaluation (Haarnoja et al. 2018, Lemma 1), by one linear solve.
-
-    .. math::
-
-        V_{soft} = (I - \gamma P_\pi)^{-1}(r_\pi + \alpha H_\pi), \qquad
-        Q_{soft} = r + \gamma P V_{soft}
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-        Discounted.
-    pi : array_like, shape (S, A)
-    alpha : float
-        Temperature α > 0.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact.mdps import random_mdp
-    >>> mdp = random_mdp(3, 2, gamma=0.8, seed=0)
-    >>> pi = np.array([[0.3, 0.7], [0.5, 0.5], [0.9, 0.1]])
-    >>> ev = soft_evaluate(mdp, pi, alpha=0.5)
-    >>> v = np.sum(pi * (ev.Q - 0.5 * np.log(pi)), axis=1)  # soft Bellman equation
-    >>> bool(np.allclose(v, ev.V, rtol=0, atol=1e-12))
-    True
-    """
-    mdp = check_mdp(mdp)
-    _require_discounted(mdp, "soft_evaluate")
-    pi = check_pi(mdp, pi)
-    alpha = _alpha(alpha)
-    H = entr(pi).sum(axis=1)
-    # the entropy bonus as a reward: r'(s, a) = r(s, a) - alpha log pi(a|s) where pi > 0
-    # (entries with pi = 0 are never weighted, so any finite value serves there)
-    with np.errstate(divide="ignore"):
-        bonus = np.where(pi > 0, -alpha * np.log(np.where(pi > 0, pi, 1.0)), 0.0)
-    shifted = FiniteMDP(mdp.P, mdp.r + bonus, mdp.mu0, mdp.gamma, None)
-    V = np.array(evaluate(shifted, pi).V)
-    Q = mdp.r + mdp.gamma * mdp.expected_next(V)
-    return SoftEvaluation(J=float(mdp.mu0 @ V), V=V, Q=Q, entropy=H)
-
-
-def soft_improve(mdp: FiniteMDP, pi: Any, alpha: float) -> np.ndarray:
-    r"""Soft policy improvement :math:`\pi'(a|s) = \exp(Q^\pi_{soft}(s,a)/\alpha) / \sum_b \exp(Q^\pi_{soft}(s,b)/\alpha)`.
-
-    (Haarnoja et al. 2018, eq. 4 and Lemma 2: :math:`Q^{\pi'}_{soft} \ge Q^{\pi}_{soft}`.)
-    Returns the policy matrix, shape (S, A).
-    """
-    alpha = _alpha(alpha)
-    Q = soft_evaluate(mdp, pi, alpha).Q
-    return softmax(Q / alpha, axis=1)
-
-
-@dataclass(frozen=True, eq=False)
-class SoftPolicyIterationResult:
-    r"""Result of :func:`soft_policy_iteration`.
-
-    Attributes
-    ----------
-    policy : numpy.ndarray, shape (S, A)
-    evaluation : SoftEvaluation
-        Soft values of ``policy``.
-    n_iterations : int
-    J_history : numpy.ndarray
-        Soft J of every iterate (non-decreasing).
-    change : float
-        :math:`\max_{s,a} |\pi_{k+1} - \pi_k|` at the last iteration.
-    """
-
-    policy: np.ndarray
-    evaluation: SoftEvaluation
-    n_iterations: int
-    J_history: np.ndarray
-    change: float
-
-
-def soft_policy_iteration(
-    mdp: FiniteMDP, alpha: float, pi0: Any = None, *, tol: float = 1e-12, max_iter: int = 10_000
-) -> SoftPolicyIterationResult:
-    r"""Soft policy iteration: alternate :func:`soft_evaluate` and :func:`soft_improve`.
-
-    Converges to the soft-optimal policy :math:`\pi^* \propto \exp(Q^*_{soft}/\alpha)`
-    (Haarnoja et al. 2018, Theorem 1); stops when :math:`\max|\pi_{k+1} - \pi_k| \le` ``tol``.
-
-    Raises
-    ------
-    NumericalError
-        If not converged within ``max_iter`` iterations.
-    """
-    mdp = check_mdp(mdp)
-    _require_discounted(mdp, "soft_policy_iteration")
-    alpha = _alpha(alpha)
-    tol = _tol(tol)
-    max_iter = check_positive_int("max_iter", max_iter)
-    S, A = mdp.n_states, mdp.n_actions
-    pi = np.full((S, A), 1.0 / A) if pi0 is None else check_pi(mdp, pi0, name="pi0")
-    ev = soft_evaluate(mdp, pi, alpha)
-    Js = [ev.J]
-    for k in range(1, max_iter + 1):
-        new = softmax(ev.Q / alpha, axis=1)
-        change = float(np.max(np.abs(new - pi)))
-        pi = new
-        ev = soft_evaluate(mdp, pi, alpha)
-        Js.append(ev.J)
-        if change <= tol:
-            return SoftPolicyIterationResult(pi, ev, k, np.array(Js), change)
-    raise NumericalError(f"soft policy iteration did not reach tol={tol:g} in max_iter={max_iter} iterations")
-
-
-@dataclass(frozen=True, eq=False)
-class SoftOptimum:
-    r"""The soft-optimal values and policy.
-
-    Attributes
-    ----------
-    Q : numpy.ndarray, shape (S, A)
-        :math:`Q^*_{soft}`.
-    V : numpy.ndarray, shape (S,)
-        :math:`V^* = \alpha \log\sum_a \exp(Q^*/\alpha)`.
-    policy : numpy.ndarray, shape (S, A)
-        :math:`\pi^* \propto \exp(Q^*/\alpha)`.
-    J : float
-    n_iterations : int
-    error_bound : float
-        Bound on :math:`\|Q - Q^*\|_\infty`: :math:`\gamma/(1-\gamma)\|Q_{k+1} - Q_k\|_\infty`.
-    """
-
-    Q: np.ndarray
-    V: np.ndarray
-    policy: np.ndarray
-    J: float
-    n_iterations: int
-    error_bound: float
-
-
-def soft_value_iteration(
-    mdp: FiniteMDP, alpha: float, *, tol: float = 1e-12, max_iter: int = 1_000_000
-) -> SoftOptimum:
-    r"""Soft value iteration :math:`Q_{k+1} = r + \gamma P\, \alpha \log\sum_a \exp(Q_k/\alpha)`.
-
-    The soft Bellman operator is a γ-contraction in the sup norm (Haarnoja et al. 2017,
-    Appendix A.2), so iteration stops at the a-posteriori bound
-    :math:`\frac{\gamma}{1-\gamma}\|Q_{k+1} - Q_k\|_\infty \le` ``tol`` :math:`\max(1, \|Q\|_\infty)`.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact.mdps import random_mdp
-    >>> mdp = random_mdp(4, 3, gamma=0.9, seed=0)
-    >>> opt = soft_value_iteration(mdp, alpha=0.3)
-    >>> bool(np.allclose(soft_improve(mdp, opt.policy, 0.3), opt.policy, rtol=0, atol=1e-9))  # fixed point
-    True
-    """
-    mdp = check_mdp(mdp)
-    _require_discounted(mdp, "soft_value_iteration")
-    alpha = _alpha(alpha)
-    tol = _tol(tol)
-    max_iter = check_positive_int("max_iter", max_iter)
-    g = mdp.gamma
-    Q = np.array(mdp.r)
-    for k in range(1, max_iter + 1):
-        V = alpha * logsumexp(Q / alpha, axis=1)
-        Q_new = mdp.r + g * mdp.expected_next(V)
-        diff = float(np.max(np.abs(Q_new - Q)))
-        Q = Q_new
-        bound = g / (1.0 - g) * diff
-        if bound <= tol * max(1.0, float(np.max(np.abs(Q)))):
-            V = alpha * logsumexp(Q / alpha, axis=1)
-            return SoftOptimum(Q, V, softmax(Q / alpha, axis=1), float(mdp.mu0 @ V), k, bound)
-    raise NumericalError(f"soft value iteration did not reach tol={tol:g} in max_iter={max_iter} iterations")

@@ -20,7 +20,7 @@ from .._random import as_generator
 from .._validation import check_positive_int
 from ._checks import check_clip, check_delta, check_lr, check_nonnegative_finite, check_source
 from ._common import _split_seed, _theta
-from .sources import SurrogateBatch, clipped_objective, kl_and_gradient, surrogate_and_gradient
+from .sources import SurrogateBatch, _clipped_objective, kl_and_gradient, surrogate_and_gradient
 
 __all__ = ["PPOStep", "ppo_update", "ppo_kl_update", "ppo_dual_update"]
 
@@ -168,11 +168,11 @@ def ppo_update(
     policy = source.policy
 
     def f(batch: SurrogateBatch, t: np.ndarray) -> tuple[float, np.ndarray]:
-        v, g, _ = clipped_objective(policy, batch, t, clip)
+        v, g, _ = _clipped_objective(policy, batch, t, clip)
         return v, g
 
     new, hist = _ascent(f, oracle.batch, theta, lr=lr, epochs=epochs, n_minibatches=n_mb, rng=rng)
-    frac = clipped_objective(policy, oracle.batch, new, clip)[2]
+    frac = _clipped_objective(policy, oracle.batch, new, clip)[2]
     return PPOStep(
         theta=new,
         theta_old=theta,

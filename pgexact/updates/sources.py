@@ -28,6 +28,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 from .._validation import check_theta
+from ._checks import check_clip
 from ..exact import natural_gradient
 from ..exact.gradients import gradient_weights
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
@@ -115,22 +116,38 @@ class SurrogateBatch:
         )
 
 
-def _row_terms(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(w_i r_i, r_i)``; ``w_i r_i`` is computed in log space so that it never overflows
-    where the product is finite (``w_i`` carries the factor :math:`\\pi_{old}`)."""
-    logp = policy.log_probs(theta)[batch.states, batch.actions]
-    log_ratio = logp - batch.logp_old
+def _row_terms(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(w_i r_i, r_i, log pi_theta)``; ``w_i r_i`` is computed in log space so that it never
+    overflows where the product is finite (``w_i`` carries the factor :math:`\\pi_{old}`)."""
+    logp_all = policy.log_probs(theta)
+    log_ratio = logp_all[batch.states, batch.actions] - batch.logp_old
     with np.errstate(over="ignore"):
         ratio = np.exp(log_ratio)
         w_ratio = np.exp(batch.log_weights + log_ratio)
-    return w_ratio, ratio
+    return w_ratio, ratio, logp_all
 
 
-def _contract_rows(policy: SoftmaxPolicy, theta: np.ndarray, batch: SurrogateBatch, c: np.ndarray) -> np.ndarray:
+def _score_contract(policy: SoftmaxPolicy, theta: np.ndarray, W: np.ndarray, logp: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_{s,a} W(s, a) \nabla\log\pi_\theta(a|s)` with :math:`\log\pi_\theta` already known.
+
+    Logits linear in θ: the score is :math:`\nabla z - E_\pi \nabla z`, so the contraction is the
+    logit Jacobian applied to :math:`W - \pi \sum_a W` (what ``policy.score_contract`` computes
+    after recomputing π).
+    """
+    if not hasattr(policy, "_logit_jacobian_t"):
+        return policy.score_contract(theta, W)
+    return policy._logit_jacobian_t(W - np.exp(logp) * W.sum(axis=1, keepdims=True))
+
+
+def _contract_rows(
+    policy: SoftmaxPolicy, theta: np.ndarray, batch: SurrogateBatch, c: np.ndarray, logp: np.ndarray
+) -> np.ndarray:
     r""":math:`\sum_i c_i \nabla\log\pi_\theta(a_i|s_i)`, shape (n_params,)."""
     S, A = policy.n_states, policy.n_actions
     W = np.bincount(batch.states * A + batch.actions, weights=c, minlength=S * A).reshape(S, A)
-    return policy.score_contract(theta, W)
+    return _score_contract(policy, theta, W, logp)
 
 
 def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> float:
@@ -141,7 +158,7 @@ def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndar
     rounding); subtracting it makes the value 0 at :math:`\theta_{old}` and keeps a sampled
     surrogate unbiased when its :math:`A_i` estimate Q rather than A.
     """
-    w_ratio, _ = _row_terms(policy, batch, theta)
+    w_ratio = _row_terms(policy, batch, theta)[0]
     return float(np.sum((w_ratio - batch.weights) * batch.advantages))
 
 
@@ -149,9 +166,10 @@ def surrogate_and_gradient(
     policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray
 ) -> tuple[float, np.ndarray]:
     r"""Surrogate (:func:`surrogate_value`) and its gradient :math:`\sum_i w_i r_i A_i \nabla\log\pi_\theta(a_i|s_i)`."""
-    w_ratio, _ = _row_terms(policy, batch, theta)
+    w_ratio, _, logp = _row_terms(policy, batch, theta)
     c = w_ratio * batch.advantages
-    return float(np.sum((w_ratio - batch.weights) * batch.advantages)), _contract_rows(policy, theta, batch, c)
+    value = float(np.sum((w_ratio - batch.weights) * batch.advantages))
+    return value, _contract_rows(policy, theta, batch, c, logp)
 
 
 def kl_and_gradient(
@@ -169,7 +187,7 @@ def kl_and_gradient(
         kl_s = np.sum(rel_entr(pi_old, np.exp(logp)), axis=1)
     pos = nu > 0
     value = float(nu[pos] @ kl_s[pos])
-    grad = policy.score_contract(theta, -nu[:, None] * pi_old)
+    grad = _score_contract(policy, theta, -nu[:, None] * pi_old, logp)
     return value, grad
 
 
@@ -198,14 +216,27 @@ def clipped_objective(
     clip_fraction : float
         :math:`\sum_{i\ \text{clipped}} w_i / \sum_i w_i`.
     """
-    w_ratio, ratio = _row_terms(policy, batch, theta)
+    if not isinstance(policy, SoftmaxPolicy):
+        raise TypeError(f"policy must be a SoftmaxPolicy, got {type(policy).__name__}")
+    if not isinstance(batch, SurrogateBatch):
+        raise TypeError(f"batch must be a SurrogateBatch, got {type(batch).__name__}")
+    theta = check_theta(theta, policy.n_params)
+    clip = check_clip(clip)
+    return _clipped_objective(policy, batch, theta, clip)
+
+
+def _clipped_objective(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray, clip: float
+) -> tuple[float, np.ndarray, float]:
+    """:func:`clipped_objective` on validated arguments (the inner loop of :func:`ppo_update`)."""
+    w_ratio, ratio, logp = _row_terms(policy, batch, theta)
     adv = batch.advantages
     clipped_branch = ((adv > 0) & (ratio > 1.0 + clip)) | ((adv < 0) & (ratio < 1.0 - clip))
     unclipped_term = w_ratio * adv
     clipped_term = batch.weights * np.clip(ratio, 1.0 - clip, 1.0 + clip) * adv
     value = float(np.sum(np.where(clipped_branch, clipped_term, unclipped_term) - batch.weights * adv))
     c = np.where(clipped_branch, 0.0, unclipped_term)
-    grad = _contract_rows(policy, theta, batch, c)
+    grad = _contract_rows(policy, theta, batch, c, logp)
     total = float(np.sum(batch.weights))
     frac = float(np.sum(batch.weights[clipped_branch]) / total) if total > 0 else 0.0
     return value, grad, frac
