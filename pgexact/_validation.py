@@ -127,6 +127,10 @@ def check_distribution(name: str, arr: np.ndarray, atol: float = PROBABILITY_ATO
     if neg.any():
         idx = _first(neg)
         raise ValueError(f"{name}{format_index(idx)} is {arr[idx]:.6g}, expected >= 0")
+    big = arr > 1.0 + atol  # refused before summing: a sum of huge entries would overflow
+    if big.any():
+        idx = _first(big)
+        raise ValueError(f"{name}{format_index(idx)} is {arr[idx]:.6g}, expected a probability <= 1")
     sums = arr.sum(axis=-1)
     bad = np.abs(sums - 1.0) > atol
     if np.any(bad):

@@ -355,7 +355,11 @@ def _env_class() -> type:
             info : dict
                 ``{"action_mask": ...}`` (int8, shape (A,)) when the MDP has an action mask, else empty.
             """
-            super().reset(seed=seed)
+            if seed is not None and (
+                isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0
+            ):
+                raise TypeError(f"seed must be None or a non-negative integer, got {seed!r}")
+            super().reset(seed=None if seed is None else int(seed))
             self.s = self._draw(self._mu0_cdf)
             self.t = 0
             return self.s, self._info()

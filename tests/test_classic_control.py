@@ -230,10 +230,11 @@ def test_multilinear_weights_refuses_malformed_input(kwargs, error, match) -> No
         (lambda: cartpole(3, 3, 3, 3, gamma=0.9, theta_dot_max=1e200), ValueError,
          r"^the CartPole-v1 dynamics leave the float64 range on this grid: lower x_dot_max or theta_dot_max"),
         (lambda: pendulum(4, 2, 2, gamma=0.9, g=1e308), ValueError, r"^the Pendulum-v1 dynamics leave the float64 range .*lower \|g\|"),
+        (lambda: pendulum(n_torques=10**9, gamma=0.9), ValueError, r"^Pendulum-v1 .*1000000000 torques \(n_torques\) would need"),
         (lambda: pendulum(gamma=0.9, g=None), TypeError, r"^g must be a finite real number"),
         (lambda: mountain_car(gamma=0.9, sparse=np.array([])), TypeError, r"^sparse must be True or False"),
-        (lambda: mountain_car(10**12, gamma=0.9), ValueError, r"^MountainCar-v0 on a 1000000000000 x 41 grid with 3 actions would need .*: use a coarser grid"),
-        (lambda: pendulum(301, 301, gamma=0.9, sparse=False), ValueError, r"^Pendulum-v1 on a 301 x 301 grid with 5 actions, sparse=False would need .*or sparse=True"),
+        (lambda: mountain_car(10**12, gamma=0.9), ValueError, r"^MountainCar-v0 with n_position=1000000000000, n_velocity=41, 3 actions would need .*: use a coarser grid"),
+        (lambda: pendulum(301, 301, gamma=0.9, sparse=False), ValueError, r"^Pendulum-v1 with n_theta=301, n_omega=301, 5 torques \(n_torques\), sparse=False would need .*or sparse=True"),
     ],
 )
 def test_builders_refuse_malformed_arguments(build, error, match) -> None:

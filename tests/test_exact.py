@@ -455,3 +455,23 @@ def test_masked_gradient_forms_agree(mdp, seed, linear):
         # of F on its range (minimum-norm solve): observed <= 7.3e-14 relative on 600 random
         # masked instances; 1e-8 leaves room for an ill-conditioned F
         assert np.max(np.abs(F @ w - g)) <= 1e-8 * max(1.0, np.max(np.abs(g)))
+
+
+def test_dense_fisher_beyond_the_memory_limit_is_refused():
+    from pgexact.mdps import gridworld
+
+    mdp = gridworld(400, 400, gamma=0.9, sparse=True)
+    pol = pg.TabularSoftmax(mdp.n_states, 4)
+    theta = np.zeros(pol.n_params)
+    with pytest.raises(ValueError, match=r"^fisher with n_params=640000 and S\*A=640000 would need 8.94 TB .*fisher_vector_product"):
+        pg.fisher(mdp, pol, theta)
+    with pytest.raises(ValueError, match=r"^trajectory_fisher with n_params=640000"):
+        pg.trajectory_fisher(mdp, pol, theta, horizon=2)
+    with pytest.raises(ValueError, match=r"^score with n_params=640000 and S\*A=640000 would need"):
+        pol.score(theta)
+
+
+def test_weights_far_above_one_are_refused_before_they_are_summed():
+    pi = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match=r"^weights\[0\] is 1e\+308, expected a probability <= 1"):
+        pg.kl_expected(pi, pi, [1e308, 1e308, 1e308])

@@ -214,7 +214,9 @@ def call_and_judge(
         pytest.fail(f"{label}({_show(kwargs)}) ran longer than {CALL_SECONDS} s")
     except ACCEPTED as exc:
         message = str(exc).lower()
-        if not any(n.lower() in message for n in names + [label.rsplit(".", 1)[-1]]):
+        # a ``name`` argument is how the caller calls the checked value: messages use it instead
+        called = [kwargs["name"]] if isinstance(kwargs.get("name"), str) and kwargs["name"] else []
+        if not any(n.lower() in message for n in names + called + [label.rsplit(".", 1)[-1]]):
             pytest.fail(
                 f"{label}({_show(kwargs)}) raised {type(exc).__name__}({message!r}), "
                 f"which names none of the arguments passed ({', '.join(kwargs) or 'none'})"

@@ -352,3 +352,11 @@ def test_env_methods_have_their_own_numpydoc_docstrings() -> None:
         assert FiniteMDPEnv.__dict__[name].__doc__  # defined on the class itself
     returns = [r.name for r in FunctionDoc(FiniteMDPEnv.step)["Returns"]]
     assert returns == ["observation", "reward", "terminated", "truncated", "info"]
+
+
+def test_reset_checks_its_seed() -> None:
+    env = make_env(random_mdp(3, 2, gamma=0.9, seed=0))
+    for bad in ("x", -1, 1.5, True):
+        with pytest.raises(TypeError, match=r"^seed must be None or a non-negative integer"):
+            env.reset(seed=bad)
+    assert env.reset(seed=np.int64(3))[0] == env.reset(seed=3)[0]

@@ -193,9 +193,44 @@ def test_rewards_beyond_float64_closed_forms_are_refused():
         (lambda: gridworld(10**6, 10**6, gamma=0.9, sparse=True), ValueError, r"^gridworld with height=1000000, width=1000000, sparse=True would need"),
         (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=None), TypeError, r"^concentration must be a positive finite number"),
         (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=np.array([])), TypeError, r"^concentration must be"),
+        (lambda: random_mdp(3, 2, gamma=0.9, seed=0, concentration=1e308), ValueError, r"^concentration must be at most 1e300"),
         (lambda: random_mdp(10**12, 2, gamma=0.9, seed=0), ValueError, r"^random_mdp with n_states=1000000000000, n_actions=2 would need"),
     ],
 )
 def test_builders_refuse_malformed_arguments(build, error, match) -> None:
     with pytest.raises(error, match=match):
         build()
+
+
+def test_linear_operators_check_their_arguments() -> None:
+    for mdp in (random_mdp(3, 2, gamma=0.9, seed=0), gridworld(2, 2, gamma=0.9, sparse=True)):
+        S, A = mdp.n_states, mdp.n_actions
+        pi = np.full((S, A), 1.0 / A)
+        for method in (mdp.policy_transition, mdp.policy_reward):
+            with pytest.raises(TypeError, match=r"^pi must be a probability matrix"):
+                method(None)
+            with pytest.raises(ValueError, match=rf"^pi must have shape \({S}, {A}\)"):
+                method(np.full((S + 1, A), 1.0 / A))
+            with pytest.raises(ValueError, match=r"^pi\[0, 0\] is nan"):
+                method(np.full((S, A), np.nan))
+            with pytest.raises(ValueError, match=r"^pi\[0, :\] sums to 2"):
+                method(2 * pi)
+        np.testing.assert_allclose(mdp.policy_reward(pi), mdp.r.mean(axis=1), rtol=1e-15)
+        for bad, error, match in [
+            (None, TypeError, r"^values must be an array of real numbers"),
+            ("x", TypeError, r"^values must be an array of real numbers"),
+            ([[1, 2], [3]], TypeError, r"^values must be an array of real numbers"),
+            ([], ValueError, r"^values must have shape \(S,\) or \(S, k\)"),
+            (np.ones((S, 2, 2)), ValueError, r"^values must have shape"),
+            (np.full(S, np.nan), ValueError, r"^values\[0\] is nan"),
+        ]:
+            with pytest.raises(error, match=match):
+                mdp.expected_next(bad)
+        assert mdp.expected_next(list(range(S))).shape == (S, A)
+
+
+def test_short_corridor_theta_for_checks_p() -> None:
+    with pytest.raises(TypeError, match=r"^p must be a probability in \(0, 1\), got array"):
+        short_corridor().theta_for(np.full(2, 0.5))
+    with pytest.raises(ValueError, match=r"^p must be in \(0, 1\), got 1.0"):
+        short_corridor().theta_for(1.0)

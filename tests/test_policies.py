@@ -295,3 +295,8 @@ def test_as_probabilities_refuses_malformed_options(kwargs, error, match) -> Non
     kwargs = {"n_states": 1, "n_actions": 2, **kwargs}
     with pytest.raises(error, match=match):
         validate_policy_matrix([[0.5, 0.5]], **kwargs)
+
+
+def test_deterministic_refuses_a_matrix_beyond_the_memory_limit() -> None:
+    with pytest.raises(ValueError, match=r"^deterministic with 3 states and n_actions=1000000000000 would need 21.8 TB"):
+        deterministic([0, 1, 1], 10**12)

@@ -54,10 +54,20 @@ def fisher(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> np.ndarray:
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+    _check_fisher_memory("fisher", mdp, policy)
     pi = policy._probs(theta)
     d = _visitation(mdp, pi) / _visitation_mass(mdp)
     score = policy.score(theta)
     return np.einsum("s,sa,sak,sal->kl", d, pi, score, score)
+
+
+def _check_fisher_memory(
+    what: str, mdp: FiniteMDP, policy: SoftmaxPolicy,
+    advice: str = "use fisher_vector_product (F v without forming F) or natural_gradient",
+) -> None:
+    """Refuse a dense Fisher whose matrix and score tensor would exceed the limit of one call."""
+    k, SA = policy.n_params, mdp.n_states * mdp.n_actions
+    check_memory(f"{what} with n_params={k} and S*A={SA}", 8 * (k * k + 2 * SA * k), advice)
 
 
 def trajectory_fisher(
@@ -82,6 +92,7 @@ def trajectory_fisher(
         raise ValueError("horizon is None and mdp.horizon is None: the trajectory Fisher needs a horizon T")
     check_memory(f"trajectory_fisher with horizon={T} and S={mdp.n_states}", 8 * T * mdp.n_states,
                  "use a shorter horizon")
+    _check_fisher_memory("trajectory_fisher", mdp, policy)
     pi = policy._probs(theta)
     p = _marginals(mdp, pi, T).sum(axis=0)
     score = policy.score(theta)
@@ -156,6 +167,8 @@ def natural_gradient(
         w = np.where(support & (d[:, None] > 0), u - mean, 0.0)
         return w.reshape(-1)
     g = policy._score_contract(pi, gradient_weights(mdp, pi, ev))
+    _check_fisher_memory("natural_gradient", mdp, policy,
+                         "solve F x = g by pgexact.exact.minimum_norm_solve with fisher_vector_product")
     score = policy.score(theta)
     d = ev.d if mdp.horizon is None else _visitation(mdp, pi) / _visitation_mass(mdp)
     F = np.einsum("s,sa,sak,sal->kl", d, pi, score, score)

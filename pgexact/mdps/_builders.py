@@ -58,6 +58,8 @@ def random_mdp(
     S = check_positive_int("n_states", n_states)
     A = check_positive_int("n_actions", n_actions)
     concentration = check_positive_finite("concentration", concentration)
+    if concentration > 1e300:  # the sampler's gamma draws would overflow; rows are uniform long before
+        raise ValueError(f"concentration must be at most 1e300, got {concentration:g}")
     check_memory(f"random_mdp with n_states={S}, n_actions={A}", 8 * S * A * S, "lower n_states")
     rng = as_generator(seed)
     P = rng.dirichlet(np.full(S, float(concentration)), size=(S, A))
@@ -255,6 +257,8 @@ class ShortCorridor:
     @staticmethod
     def theta_for(p: float) -> np.ndarray:
         """Parameters of ``LinearSoftmax(features)`` with Pr(right) = p, shape (2,): ``[logit(p), 0]``."""
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer, np.floating)):
+            raise TypeError(f"p must be a probability in (0, 1), got {p!r}")
         if not (0.0 < p < 1.0):
             raise ValueError(f"p must be in (0, 1), got {p}")
         return np.array([np.log(p) - np.log1p(-p), 0.0])

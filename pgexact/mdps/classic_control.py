@@ -255,14 +255,14 @@ def _build(
     )
 
 
-def _check_size(name: str, dims: list[int], A: int, sparse: Any) -> bool:
+def _check_size(name: str, dims: dict[str, int], A: int, sparse: Any, actions: str = "actions") -> bool:
     """``sparse`` as a bool; refuse a grid whose arrays would exceed the memory limit of one call."""
     sparse = check_bool("sparse", sparse)
-    D, V = len(dims), math.prod(dims)
+    D, V = len(dims), math.prod(dims.values())
     # per (vertex, action): the state, next state, 2^D indices and weights and their CSR copy
     need = V * A * (8 * 3 * D + 2**D * 40) + (0 if sparse else 8 * (V + 1) * A * (V + 1))
-    sizes = " x ".join(map(str, dims))
-    check_memory(f"{name} on a {sizes} grid with {A} actions" + ("" if sparse else ", sparse=False"), need,
+    sizes = ", ".join(f"{k}={v}" for k, v in dims.items())
+    check_memory(f"{name} with {sizes}, {A} {actions}" + ("" if sparse else ", sparse=False"), need,
                  "use a coarser grid" + ("" if sparse else " or sparse=True"))
     return sparse
 
@@ -321,7 +321,7 @@ def pendulum(
     nt, nw = _check_grid("n_theta", n_theta, 3), _check_grid("n_omega", n_omega)
     nu = _check_grid("n_torques", n_torques)
     g = check_real("g", g)
-    sparse = _check_size("Pendulum-v1", [nt, nw], nu, sparse)
+    sparse = _check_size("Pendulum-v1", {"n_theta": nt, "n_omega": nw}, nu, sparse, "torques (n_torques)")
     axes = (-np.pi + 2 * np.pi * np.arange(nt) / nt, np.linspace(-8.0, 8.0, nw))
     torques = np.linspace(-2.0, 2.0, nu)
     return _build(
@@ -361,7 +361,7 @@ def mountain_car(
     Gymnasium truncates at 200 steps (``horizon=200``, γ = 1).
     """
     npos, nvel = _check_grid("n_position", n_position), _check_grid("n_velocity", n_velocity)
-    sparse = _check_size("MountainCar-v0", [npos, nvel], 3, sparse)
+    sparse = _check_size("MountainCar-v0", {"n_position": npos, "n_velocity": nvel}, 3, sparse)
     axes = (np.linspace(-1.2, 0.6, npos), np.linspace(-0.07, 0.07, nvel))
     return _build(
         "MountainCar-v0", axes, (False, False), np.arange(3), mountain_car_step,
@@ -413,7 +413,7 @@ def cartpole(
     theta_dot_max = check_positive_finite("theta_dot_max", theta_dot_max)
     if max(x_dot_max, theta_dot_max) > 1e300:  # the grid's width 2 * max must be a float64
         raise ValueError(f"x_dot_max and theta_dot_max must be at most 1e300, got {x_dot_max:g} and {theta_dot_max:g}")
-    sparse = _check_size("CartPole-v1", dims, 2, sparse)
+    sparse = _check_size("CartPole-v1", dict(zip(("n_x", "n_x_dot", "n_theta", "n_theta_dot"), dims)), 2, sparse)
     th = CARTPOLE["theta_threshold_radians"]
     axes = (np.linspace(-2.4, 2.4, dims[0]), np.linspace(-x_dot_max, x_dot_max, dims[1]),
             np.linspace(-th, th, dims[2]), np.linspace(-theta_dot_max, theta_dot_max, dims[3]))

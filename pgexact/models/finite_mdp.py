@@ -192,28 +192,44 @@ class FiniteMDP:
 
         Parameters
         ----------
-        pi : numpy.ndarray, shape (S, A)
-            A validated policy matrix.
+        pi : array_like, shape (S, A), or tuple (policy, theta)
+            A policy matrix (checked as by :func:`pgexact.policies.as_probabilities`).
 
         Returns
         -------
         numpy.ndarray, shape (S, S)
             A ``scipy.sparse.csr_array`` of shape (S, S) when ``P`` is sparse.
         """
+        pi = self._policy(pi)
         if self.P.ndim == 2:
             return _sparse_policy_transition(self.P, pi, canonical=True)
         return np.matmul(pi[:, None, :], self.P)[:, 0, :]
 
     def policy_reward(self, pi: np.ndarray) -> np.ndarray:
         r"""Expected one-step reward under ``pi``: :math:`r_\pi[s] = \sum_a \pi(a|s) r(s, a)`, shape (S,)."""
-        return (pi * self.r).sum(axis=1)
+        return (self._policy(pi) * self.r).sum(axis=1)
+
+    def _policy(self, pi: Any) -> np.ndarray:
+        """``pi`` checked for this model (fast path: a float64 (S, A) array of finite rows summing to 1)."""
+        shape = (self.n_states, self.n_actions)
+        if type(pi) is np.ndarray and pi.dtype == np.float64 and pi.shape == shape and self.action_mask is None:
+            sums = pi.sum(axis=1)
+            if (pi >= 0).all() and (np.abs(sums - 1.0) <= PROBABILITY_ATOL).all():
+                return pi
+        return check_pi(self, pi)
 
     def expected_next(self, values: np.ndarray) -> np.ndarray:
         r""":math:`(P v)[s, a] = \sum_{s'} P(s'|s, a) v(s')` for ``values`` of shape (S,); returns (S, A).
 
-        ``values`` may also have shape (S, k); the result then has shape (S, A, k).
+        ``values`` may also have shape (S, k); the result then has shape (S, A, k). Entries must be
+        finite (``ValueError`` naming the first that is not).
         """
         S, A = self.n_states, self.n_actions
+        if not (type(values) is np.ndarray and values.dtype == np.float64 and values.ndim in (1, 2)
+                and values.shape[0] == S and np.isfinite(values).all()):
+            values = as_float_array("values", values)
+            if values.ndim not in (1, 2) or values.shape[0] != S:
+                raise ValueError(f"values must have shape (S,) or (S, k) with S={S}, got {values.shape}")
         if self.P.ndim == 2:  # sparse, already (S*A, S)
             out = self.P @ values
         else:

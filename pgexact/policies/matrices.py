@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_probabilities, check_positive_int
+from .._validation import as_probabilities, check_memory, check_positive_int
 
 __all__ = ["as_probabilities", "deterministic"]
 
@@ -61,6 +61,7 @@ def deterministic(actions: Any, n_actions: int) -> np.ndarray:
         s = int(np.argmax(bad))
         raise ValueError(f"actions[{s}] is {raw[s]}, expected an action in 0..{A - 1} (n_actions={A})")
     S = raw.shape[0]
+    check_memory(f"deterministic with {S} states and n_actions={A}", 8 * S * A)
     out = np.zeros((S, A))
     out[np.arange(S), raw.astype(np.int64)] = 1.0
     return out

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_action_mask, check_positive_int, check_theta
+from .._validation import as_float_array, check_action_mask, check_memory, check_positive_int, check_theta
 
 __all__ = ["SoftmaxPolicy", "TabularSoftmax", "LinearSoftmax", "softmax_rows", "log_softmax_rows"]
 
@@ -160,6 +160,9 @@ class SoftmaxPolicy:
         (``action_mask`` False), where :math:`\log\pi = -\infty`, are set to 0.
         """
         pi = self.probs(theta)
+        SA = self.n_states * self.n_actions
+        check_memory(f"score with n_params={self.n_params} and S*A={SA}", 16 * SA * self.n_params,
+                     "use score_contract or score_dot (no dense score)")
         jac = self._logit_jacobian()
         out = jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]
         if self.action_mask is not None:
