@@ -1,4 +1,4 @@
-"""Fuzz every public function, class and method with malformed and extreme input.
+"""Fuzz every public function and class with malformed and extreme input.
 
 The list of what is fuzzed is generated from the ``__all__`` of every public module (walked with
 ``pkgutil``), so a new public name cannot escape. Each argument is drawn either from a pool of

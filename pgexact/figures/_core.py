@@ -252,11 +252,11 @@ def short_corridor_closed_form(p: np.ndarray) -> np.ndarray:
 
 def make_short_corridor(fig: Figure) -> None:
     sc = short_corridor()
-    p_lib = np.linspace(0.05, 0.95, 19)
+    p_lib = np.linspace(0.05, 0.95, 13)
     J_lib = np.array([evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(p))).J for p in p_lib])
     p = np.linspace(0.05, 0.95, 500)
     res = scipy.optimize.minimize_scalar(lambda q: -evaluate(sc.mdp, LinearSoftmax(sc.features).probs(sc.theta_for(q))).J,
-                                         bounds=(0.05, 0.95), method="bounded", options={"xatol": 1e-10})
+                                         bounds=(0.05, 0.95), method="bounded", options={"xatol": 1e-7})
     ax = fig.subplots()
     ax.plot(p, short_corridor_closed_form(p), color="0.4", lw=1.5, label=r"closed form $J(p) = (2p-4)/(p(1-p))$")
     ax.plot(p_lib, J_lib, "o", ms=4, color=C_PG, label=f"pgexact.evaluate (γ = 1, horizon {sc.mdp.horizon})")
