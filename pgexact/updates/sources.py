@@ -34,7 +34,7 @@ from ..exact.gradients import gradient_weights
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
 from ..exact.evaluation import Evaluation, _evaluate, evaluate
 from ..models.finite_mdp import FiniteMDP
-from ..policies.softmax import SoftmaxPolicy, _log_softmax_rows, _shifted
+from ..policies.softmax import SoftmaxPolicy, TabularSoftmax, _shifted
 
 __all__ = [
     "SurrogateBatch",
@@ -291,6 +291,11 @@ class GradientSource(Protocol):
 
 
 # ----------------------------------------------------------------------------- exact
+#: Largest ``n_params`` of a ``TabularSoftmax`` for which :meth:`ExactOracle._cg_operator` forms
+#: the Fisher matrix (n² ≤ 4096 entries: a matrix-vector product costs less than the numpy
+#: calls of one structured product).
+_DENSE_FISHER_MAX_PARAMS = 64
+
 def _old_state_distribution(mdp: FiniteMDP, ev: Evaluation) -> np.ndarray:
     """Normalized occupancy d_old (finite horizon: normalized discounted time average)."""
     if mdp.horizon is None:
@@ -397,6 +402,29 @@ class ExactOracle:
         W *= self._d_pi
         W -= pi * np.add.reduce(W, axis=1, keepdims=True)
         return pol._logit_jacobian_t(W)
+
+    def _cg_operator(self) -> Callable[[np.ndarray], np.ndarray]:
+        r"""The map :math:`v \mapsto F v` for a conjugate-gradient loop (no argument check).
+
+        For a ``TabularSoftmax`` with at most ``_DENSE_FISHER_MAX_PARAMS`` parameters, F is
+        formed once, column j being :meth:`fisher_vector_product` of the unit vector
+        :math:`e_j` (the same centred arithmetic, batched over the columns), and each product
+        is one matrix-vector product: on such sizes numpy's per-call overhead, not the
+        arithmetic, is the cost of a structured product. The two agree to rounding.
+        Otherwise the structured product :meth:`fisher_vector_product`.
+        """
+        pol = self.policy
+        n = pol.n_params
+        if not (isinstance(pol, TabularSoftmax) and n <= _DENSE_FISHER_MAX_PARAMS):
+            return self._fisher_vector_product
+        S, A = pol.n_states, pol.n_actions
+        pi = self.pi[:, :, None]
+        Z = np.eye(n).reshape(S, A, n)  # Z[:, :, j] is e_j as a logit table
+        W = Z - np.add.reduce(pi * Z, axis=1, keepdims=True)
+        W *= self._d_pi[:, :, None]
+        W -= pi * np.add.reduce(W, axis=1, keepdims=True)
+        F = W.reshape(n, n)
+        return F.dot
 
     def natural_gradient(self) -> np.ndarray:
         r"""Minimum-norm :math:`F^+ \nabla J` (:func:`pgexact.natural_gradient`, on this oracle's evaluation)."""

@@ -99,8 +99,10 @@ def conjugate_gradient(
     iterations : int
     breakdown : bool
     """
-    # the oracle's unchecked product when it has one (p is a float64 vector of length n_params)
-    fvp = _fast_path(oracle, "fisher_vector_product", "_fisher_vector_product") or oracle.fisher_vector_product
+    # the oracle's own operator for this loop when it has one (p is a float64 vector of length
+    # n_params, so no argument check is needed)
+    operator = _fast_path(oracle, "fisher_vector_product", "_cg_operator")
+    fvp = operator() if operator is not None else oracle.fisher_vector_product
     x = np.zeros_like(g)
     r = g.copy()
     p = r.copy()
