@@ -358,9 +358,10 @@ class ExactOracle:
     """
 
     def __init__(self, mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray) -> None:
-        # mdp, policy and theta are validated by ExactSource: the probabilities and the
-        # log-probabilities come from one evaluation of the logits, and the policy evaluation
-        # trusts them (a softmax of finite logits is a distribution on the feasible actions)
+        # validated once, here: the probabilities and the log-probabilities come from one
+        # evaluation of the logits, and the policy evaluation trusts them (a softmax of finite
+        # logits is a distribution on the feasible actions)
+        mdp, policy, theta = check_policy_theta(mdp, policy, theta)
         self.mdp = mdp
         self.policy = policy
         self.theta = theta
@@ -505,8 +506,7 @@ class ExactSource:
 
     def at(self, theta: Any, seed: Any = None) -> ExactOracle:
         """The exact oracle at ``theta`` (shape (n_params,)); ``seed`` is ignored."""
-        _, _, t = check_policy_theta(self.mdp, self.policy, theta)
-        return ExactOracle(self.mdp, self.policy, t)
+        return ExactOracle(self.mdp, self.policy, theta)  # which validates theta
 
     # ---- convenience: one question, one oracle
     def gradient(self, theta: Any) -> np.ndarray:
