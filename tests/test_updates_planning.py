@@ -284,3 +284,19 @@ def test_value_iteration_on_a_sparse_model_matches_the_dense_one():
     assert np.max(np.abs(vd.V - vs.V)) <= vd.error_bound + vs.error_bound
     assert np.max(np.abs(vs.V - policy_iteration(dense).V)) <= vs.error_bound
     assert vs.error_bound <= vd.error_bound  # at most 4 stored entries per row instead of 20
+
+
+@pytest.mark.parametrize("scale", [1e-9, 1.0, 1e6])
+def test_soft_value_iteration_tolerance_is_relative(scale):
+    """Scaling r and alpha by c scales Q* by c: the same relative accuracy at every scale."""
+    mdp0 = random_mdp(5, 3, gamma=0.9, seed=3)
+    mdp = pe.FiniteMDP(mdp0.P, scale * mdp0.r, mdp0.mu0, gamma=0.9)
+    alpha = 0.5 * scale
+    opt = soft_value_iteration(mdp, alpha, tol=1e-12)
+    # the soft Q of the returned policy by one linear solve (an independent computation); the
+    # policy's error is first order in Q's and Q* is stationary in it, so the gap is ~ tol ||Q||
+    ref = soft_evaluate(mdp, opt.policy, alpha).Q
+    Q_norm = float(np.max(np.abs(ref)))
+    assert np.max(np.abs(opt.Q - ref)) <= 1e-10 * Q_norm
+    assert opt.error_bound <= 1e-12 * float(np.max(np.abs(opt.Q)))
+

@@ -149,7 +149,13 @@ def natural_gradient(
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     pi = policy._probs(theta)
-    ev = _evaluate(mdp, pi, check_tol(tol))
+    return _natural_gradient(mdp, policy, theta, pi, _evaluate(mdp, pi, check_tol(tol)))
+
+
+def _natural_gradient(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, pi: np.ndarray, ev: Any
+) -> np.ndarray:
+    """:func:`natural_gradient` on validated arguments, given ``pi`` at ``theta`` and its evaluation."""
     if isinstance(policy, TabularSoftmax):
         if mdp.horizon is None:
             d = ev.d

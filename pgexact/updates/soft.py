@@ -16,6 +16,7 @@ policy :math:`\pi^* \propto \exp(Q^*_{soft}/\alpha)` solves
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -206,7 +207,12 @@ def soft_value_iteration(
 
     The soft Bellman operator is a γ-contraction in the sup norm (Haarnoja et al. 2017,
     Appendix A.2), so iteration stops at the a-posteriori bound
-    :math:`\frac{\gamma}{1-\gamma}\|Q_{k+1} - Q_k\|_\infty \le` ``tol`` :math:`\max(1, \|Q\|_\infty)`.
+    :math:`\|Q_{k+1} - Q^*\|_\infty \le \frac{\gamma}{1-\gamma}\|Q_{k+1} - Q_k\|_\infty \le`
+    ``tol`` :math:`\|Q_{k+1}\|_\infty`: a relative tolerance, whatever the scale of the rewards
+    and of α (as in :func:`pgexact.updates.value_iteration`; the bound counts the iteration
+    error, not the rounding of the computed steps). When rounding keeps the bound above that
+    (the iterates stop contracting for two discount horizons :math:`2/(1-\gamma)`, at least 50
+    steps), :class:`NumericalError` says how far it got.
 
     Examples
     --------
@@ -223,6 +229,8 @@ def soft_value_iteration(
     tol = _tol(tol)
     max_iter = check_positive_int("max_iter", max_iter)
     g = mdp.gamma
+    patience = max(50, int(math.ceil(2.0 / (1.0 - g))))
+    best_diff, best_k = math.inf, 0
     Q = np.array(mdp.r)
     for k in range(1, max_iter + 1):
         V = alpha * logsumexp(Q / alpha, axis=1)
@@ -230,7 +238,16 @@ def soft_value_iteration(
         diff = float(np.max(np.abs(Q_new - Q)))
         Q = Q_new
         bound = g / (1.0 - g) * diff
-        if bound <= tol * max(1.0, float(np.max(np.abs(Q)))):
+        Q_norm = float(np.max(np.abs(Q)))
+        if bound <= tol * Q_norm:
             V = alpha * logsumexp(Q / alpha, axis=1)
             return SoftOptimum(Q, V, softmax(Q / alpha, axis=1), float(mdp.mu0 @ V), k, bound)
+        if diff < best_diff:
+            best_diff, best_k = diff, k
+        if k - best_k > patience:
+            raise NumericalError(
+                f"soft value iteration: rounding keeps the error bound at {bound:.3g} = "
+                f"{bound / max(Q_norm, np.finfo(float).tiny):.3g} ||Q|| after {k} iterations, above "
+                f"tol={tol:g} (relative); loosen tol or use soft_policy_iteration"
+            )
     raise NumericalError(f"soft value iteration did not reach tol={tol:g} in max_iter={max_iter} iterations")

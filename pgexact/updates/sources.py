@@ -22,19 +22,19 @@ and a seed. Updates do not know which one they were given.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from scipy.special import rel_entr
 
 from .._validation import check_theta
 from ._checks import check_clip
-from ..exact import natural_gradient
+from ..exact.fisher import _natural_gradient
 from ..exact.gradients import gradient_weights
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
-from ..exact.evaluation import Evaluation, evaluate
+from ..exact.evaluation import Evaluation, _evaluate, evaluate
 from ..models.finite_mdp import FiniteMDP
-from ..policies.softmax import SoftmaxPolicy
+from ..policies.softmax import SoftmaxPolicy, TabularSoftmax, _shifted
 
 __all__ = [
     "SurrogateBatch",
@@ -122,11 +122,17 @@ def _row_terms(
     """``(w_i r_i, r_i, log pi_theta)``; ``w_i r_i`` is computed in log space so that it never
     overflows where the product is finite (``w_i`` carries the factor :math:`\\pi_{old}`)."""
     logp_all = policy.log_probs(theta)
+    w_ratio, ratio = _ratios(batch, logp_all)
+    return w_ratio, ratio, logp_all
+
+
+def _ratios(batch: SurrogateBatch, logp_all: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""``(w_i r_i, r_i)`` given :math:`\log\pi_\theta`, shape (S, A)."""
     log_ratio = logp_all[batch.states, batch.actions] - batch.logp_old
     with np.errstate(over="ignore"):
         ratio = np.exp(log_ratio)
         w_ratio = np.exp(batch.log_weights + log_ratio)
-    return w_ratio, ratio, logp_all
+    return w_ratio, ratio
 
 
 def _score_contract(policy: SoftmaxPolicy, theta: np.ndarray, W: np.ndarray, logp: np.ndarray) -> np.ndarray:
@@ -158,7 +164,12 @@ def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndar
     rounding); subtracting it makes the value 0 at :math:`\theta_{old}` and keeps a sampled
     surrogate unbiased when its :math:`A_i` estimate Q rather than A.
     """
-    w_ratio = _row_terms(policy, batch, theta)[0]
+    return _surrogate_from_log_probs(batch, policy.log_probs(theta))
+
+
+def _surrogate_from_log_probs(batch: SurrogateBatch, logp: np.ndarray) -> float:
+    r""":func:`surrogate_value` given :math:`\log\pi_\theta`, shape (S, A)."""
+    w_ratio = _ratios(batch, logp)[0]
     return float(np.sum((w_ratio - batch.weights) * batch.advantages))
 
 
@@ -181,14 +192,19 @@ def kl_and_gradient(
     (softmax logits z linear in θ), written as the score contraction with weights
     :math:`-\nu(s)\pi_{old}(a|s)`.
     """
-    nu = batch.state_weights
     logp = policy.log_probs(theta)
+    value = _kl_value(batch, logp, pi_old)
+    grad = _score_contract(policy, theta, -batch.state_weights[:, None] * pi_old, logp)
+    return value, grad
+
+
+def _kl_value(batch: SurrogateBatch, logp: np.ndarray, pi_old: np.ndarray) -> float:
+    r"""The value of :func:`kl_and_gradient` given :math:`\log\pi_\theta`, shape (S, A)."""
+    nu = batch.state_weights
     with np.errstate(divide="ignore"):
         kl_s = np.sum(rel_entr(pi_old, np.exp(logp)), axis=1)
     pos = nu > 0
-    value = float(nu[pos] @ kl_s[pos])
-    grad = _score_contract(policy, theta, -nu[:, None] * pi_old, logp)
-    return value, grad
+    return float(nu[pos] @ kl_s[pos])
 
 
 def clipped_objective(
@@ -275,6 +291,11 @@ class GradientSource(Protocol):
 
 
 # ----------------------------------------------------------------------------- exact
+#: Largest ``n_params`` of a ``TabularSoftmax`` for which :meth:`ExactOracle._cg_operator` forms
+#: the Fisher matrix (n² ≤ 4096 entries: a matrix-vector product costs less than the numpy
+#: calls of one structured product).
+_DENSE_FISHER_MAX_PARAMS = 64
+
 def _old_state_distribution(mdp: FiniteMDP, ev: Evaluation) -> np.ndarray:
     """Normalized occupancy d_old (finite horizon: normalized discounted time average)."""
     if mdp.horizon is None:
@@ -306,6 +327,8 @@ def exact_batch(
         states, actions = (idx // A) % S, idx % A
         lp = np.broadcast_to(logp, (H, S, A)).reshape(-1)
     keep = rho > 0
+    if keep.all():  # every row kept: no copies by index
+        keep = slice(None)
     return SurrogateBatch(
         states=states[keep],
         actions=actions[keep],
@@ -335,36 +358,78 @@ class ExactOracle:
     """
 
     def __init__(self, mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray) -> None:
+        # validated once, here: the probabilities and the log-probabilities come from one
+        # evaluation of the logits, and the policy evaluation trusts them (a softmax of finite
+        # logits is a distribution on the feasible actions)
+        mdp, policy, theta = check_policy_theta(mdp, policy, theta)
         self.mdp = mdp
         self.policy = policy
         self.theta = theta
-        self.pi = policy.probs(theta)
-        self.evaluation = evaluate(mdp, self.pi)
-        self._logp = policy.log_probs(theta)
+        # the arithmetic of _softmax_rows and _log_softmax_rows, sharing y = z - max z
+        y = _shifted(policy._masked_logits(theta))
+        e = np.exp(y)
+        total = e.sum(axis=1, keepdims=True)
+        self.pi = e / total
+        self._logp = y - np.log(total)
+        self.evaluation = _evaluate(mdp, self.pi)
         self.J: float | None = self.evaluation.J
         # the policy gradient theorem's weights of pgexact.policy_gradient, on this evaluation
-        self.gradient = policy.score_contract(theta, gradient_weights(mdp, self.pi, self.evaluation))
+        self.gradient = policy._score_contract(self.pi, gradient_weights(mdp, self.pi, self.evaluation))
         self.batch = exact_batch(mdp, policy, theta, self.evaluation, self._logp)
         self.d = self.batch.state_weights
         self._d_pi = self.d[:, None] * self.pi
+        self._pos = self.d > 0
+        self._nu_pos = self.d[self._pos]
+        # the score of a softmax with logits z linear in theta is grad z - E_pi[grad z]: Fisher-
+        # vector products use the policy's logit Jacobian products and the probabilities above
+        self._linear_logits = hasattr(policy, "_logit_jvp") and hasattr(policy, "_logit_jacobian_t")
 
     def fisher_vector_product(self, v: Any) -> np.ndarray:
         r""":math:`F v = \sum_s d(s) \sum_a \pi(a|s) \nabla\log\pi\, (\nabla\log\pi^\top v)`, shape (n_params,)."""
         v = np.asarray(v, dtype=np.float64).reshape(-1)
         if v.shape[0] != self.policy.n_params:
             raise ValueError(f"v must have shape ({self.policy.n_params},), got {np.shape(v)}")
-        # the score of a softmax with logits z linear in theta is grad z - E_pi[grad z]: the
-        # policy's logit Jacobian products with the probabilities at theta computed once
+        return self._fisher_vector_product(v)
+
+    def _fisher_vector_product(self, v: np.ndarray) -> np.ndarray:
+        """:meth:`fisher_vector_product` of a float64 vector of length n_params (no check)."""
         pol, pi = self.policy, self.pi
-        if not (hasattr(pol, "_logit_jvp") and hasattr(pol, "_logit_jacobian_t")):
+        if not self._linear_logits:
             return pol.score_contract(self.theta, self._d_pi * pol.score_dot(self.theta, v))
+        # ufunc reductions called directly: on small arrays the ndarray.sum wrapper costs more
+        # than the arithmetic
         zv = pol._logit_jvp(v)
-        W = self._d_pi * (zv - np.sum(pi * zv, axis=1, keepdims=True))
-        return pol._logit_jacobian_t(W - pi * W.sum(axis=1, keepdims=True))
+        W = zv - np.add.reduce(pi * zv, axis=1, keepdims=True)
+        W *= self._d_pi
+        W -= pi * np.add.reduce(W, axis=1, keepdims=True)
+        return pol._logit_jacobian_t(W)
+
+    def _cg_operator(self) -> Callable[[np.ndarray], np.ndarray]:
+        r"""The map :math:`v \mapsto F v` for a conjugate-gradient loop (no argument check).
+
+        For a ``TabularSoftmax`` with at most ``_DENSE_FISHER_MAX_PARAMS`` parameters, F is
+        formed once, column j being :meth:`fisher_vector_product` of the unit vector
+        :math:`e_j` (the same centred arithmetic, batched over the columns), and each product
+        is one matrix-vector product: on such sizes numpy's per-call overhead, not the
+        arithmetic, is the cost of a structured product. The two agree to rounding.
+        Otherwise the structured product :meth:`fisher_vector_product`.
+        """
+        pol = self.policy
+        n = pol.n_params
+        if not (isinstance(pol, TabularSoftmax) and n <= _DENSE_FISHER_MAX_PARAMS):
+            return self._fisher_vector_product
+        S, A = pol.n_states, pol.n_actions
+        pi = self.pi[:, :, None]
+        Z = np.eye(n).reshape(S, A, n)  # Z[:, :, j] is e_j as a logit table
+        W = Z - np.add.reduce(pi * Z, axis=1, keepdims=True)
+        W *= self._d_pi[:, :, None]
+        W -= pi * np.add.reduce(W, axis=1, keepdims=True)
+        F = W.reshape(n, n)
+        return F.dot
 
     def natural_gradient(self) -> np.ndarray:
-        r"""Minimum-norm :math:`F^+ \nabla J` (:func:`pgexact.natural_gradient`; tabular closed form)."""
-        return natural_gradient(self.mdp, self.policy, self.theta)
+        r"""Minimum-norm :math:`F^+ \nabla J` (:func:`pgexact.natural_gradient`, on this oracle's evaluation)."""
+        return _natural_gradient(self.mdp, self.policy, self.theta, self.pi, self.evaluation)
 
     def surrogate(self, theta_new: Any) -> float:
         r"""Exact surrogate :math:`\bar A(\pi_{\theta'})` (equals :func:`pgexact.surrogate`)."""
@@ -375,6 +440,27 @@ class ExactOracle:
         r"""Exact :math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{\theta'}(\cdot|s))`."""
         t = check_theta(theta_new, self.policy.n_params, name="theta_new")
         return kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
+
+    def _kl_and_surrogate(self, theta_new: Any) -> tuple[float, Callable[[], float]]:
+        r""":meth:`kl` of ``theta_new`` and a callable returning its :meth:`surrogate`, from one
+        evaluation of :math:`\log\pi_{\theta'}` (the line search of :func:`trpo_step`)."""
+        t = check_theta(theta_new, self.policy.n_params, name="theta_new")
+        # the arithmetic of _log_softmax_rows, _kl_value and _surrogate_from_log_probs with the
+        # ufunc reductions called directly (their wrappers cost more than the arithmetic here)
+        y = _shifted(self.policy._masked_logits(t))
+        logp = y - np.log(np.add.reduce(np.exp(y), axis=1, keepdims=True))
+        with np.errstate(divide="ignore", over="ignore"):
+            kl_s = np.add.reduce(rel_entr(self.pi, np.exp(logp)), axis=1)
+        kl = float(self._nu_pos @ kl_s[self._pos])
+
+        def surrogate() -> float:
+            batch = self.batch
+            log_ratio = logp[batch.states, batch.actions] - batch.logp_old
+            with np.errstate(over="ignore"):
+                w_ratio = np.exp(batch.log_weights + log_ratio)
+            return float(np.add.reduce((w_ratio - batch.weights) * batch.advantages))
+
+        return kl, surrogate
 
 
 class ExactSource:
@@ -420,8 +506,7 @@ class ExactSource:
 
     def at(self, theta: Any, seed: Any = None) -> ExactOracle:
         """The exact oracle at ``theta`` (shape (n_params,)); ``seed`` is ignored."""
-        _, _, t = check_policy_theta(self.mdp, self.policy, theta)
-        return ExactOracle(self.mdp, self.policy, t)
+        return ExactOracle(self.mdp, self.policy, theta)  # which validates theta
 
     # ---- convenience: one question, one oracle
     def gradient(self, theta: Any) -> np.ndarray:

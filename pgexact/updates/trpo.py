@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -99,6 +99,10 @@ def conjugate_gradient(
     iterations : int
     breakdown : bool
     """
+    # the oracle's own operator for this loop when it has one (p is a float64 vector of length
+    # n_params, so no argument check is needed)
+    operator = _fast_path(oracle, "fisher_vector_product", "_cg_operator")
+    fvp = operator() if operator is not None else oracle.fisher_vector_product
     x = np.zeros_like(g)
     r = g.copy()
     p = r.copy()
@@ -107,7 +111,7 @@ def conjugate_gradient(
     eps = np.finfo(float).eps
     with np.errstate(all="ignore"):
         for k in range(maxiter):
-            Fp = oracle.fisher_vector_product(p)
+            Fp = fvp(p)
             if damping > 0.0:
                 Fp = Fp + damping * p
             pFp = float(p @ Fp)
@@ -124,6 +128,30 @@ def conjugate_gradient(
             p += r
             rr = rr_new
     return x, maxiter, False
+
+
+def _fast_path(oracle: Any, public: str, private: str) -> Any:
+    """The bound method ``private`` of ``oracle``, or None: an oracle may offer a faster private
+    equivalent of its method ``public``, used only when ``public`` is not replaced (on the
+    instance, or by a subclass of the class that defines both)."""
+    if public in getattr(oracle, "__dict__", {}):
+        return None
+    owner = {name: next((c for c in type(oracle).__mro__ if name in vars(c)), None) for name in (public, private)}
+    if owner[private] is None or owner[private] is not owner[public]:
+        return None
+    return getattr(oracle, private)
+
+
+def _kl_and_surrogate(oracle: Any, theta_new: np.ndarray) -> tuple[float, Callable[[], float]]:
+    """The oracle's KL of ``theta_new`` and a callable returning its surrogate (evaluated only
+    when the line search needs it); one policy evaluation for both when the oracle offers it."""
+    both = None
+    if _fast_path(oracle, "kl", "_kl_and_surrogate") and _fast_path(oracle, "surrogate", "_kl_and_surrogate"):
+        both = oracle._kl_and_surrogate
+    if both is not None:
+        kl, surrogate = both(theta_new)
+        return float(kl), lambda: float(surrogate())
+    return float(oracle.kl(theta_new)), lambda: float(oracle.surrogate(theta_new))
 
 
 def trpo_step(
@@ -223,8 +251,8 @@ def trpo_step(
     for k in range(max_backtracks + 1):
         beta = full * ratio**k
         cand = theta + beta * x
-        kl = float(oracle.kl(cand))
-        imp = float(oracle.surrogate(cand)) if kl <= delta or k == max_backtracks else float("nan")
+        kl, surrogate = _kl_and_surrogate(oracle, cand)
+        imp = surrogate() if kl <= delta or k == max_backtracks else float("nan")
         if kl <= delta and imp > 0.0:
             return TRPOStep(
                 theta=cand,
