@@ -32,9 +32,6 @@ from ._streaming import (
 __all__ = [
     "MeanTest",
     "StreamedMean",
-    "chunk_moments",
-    "merge_moments",
-    "moments_of",
     "streaming_mean_on",
     "episodes_needed",
     "mean_test",

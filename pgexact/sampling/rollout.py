@@ -40,10 +40,7 @@ __all__ = [
     "Trajectories",
     "rollout",
     "rollout_chunks",
-    "chunk_seed",
-    "chunk_sizes",
     "DEFAULT_CHUNK_SIZE",
-    "TransitionSampler",
 ]
 
 #: Episodes per chunk unless told otherwise (a chunk's buffers: about 17 bytes x transitions).
