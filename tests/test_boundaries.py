@@ -70,3 +70,83 @@ def test_a_callback_failing_on_its_arguments_keeps_its_error_class():
 def test_chunk_error_stores_what_it_is_given():
     err = ChunkError(None, "x", 0, None, None)
     assert err.index is None and err.size == "x" and err.seed == 0
+
+
+# ------------------------------------------------------------------ Trajectories and records
+_FIELDS = ("flat_states flat_actions flat_rewards counts column_order lengths stops absorbed truncated "
+           "gamma discount objective n_states n_actions").split()
+
+
+@pytest.mark.parametrize("geometric", [False, True])
+def test_trajectories_constructor_accepts_a_batch_it_stored(geometric):
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0) if geometric else MDP
+    tr = rollout(mdp, PI, 40, seed=0, geometric=geometric)
+    again = type(tr)(**{k: getattr(tr, k) for k in _FIELDS})
+    assert np.array_equal(again.states, tr.states) and np.array_equal(again.rewards, tr.rewards)
+
+
+@pytest.mark.parametrize(
+    "field, bad, error, match",
+    [
+        ("flat_states", None, TypeError, "flat_states must be a 1-D integer array"),
+        ("flat_states", "states+3", ValueError, r"flat_states\[\d+\] is 3, expected >= 0 and < 3"),
+        ("flat_actions", "actions[:-1]", ValueError, "flat_actions must have length"),
+        ("flat_rewards", "rewards nan", ValueError, r"flat_rewards\[0\] is nan"),
+        ("counts", "counts+1", ValueError, "counts\\[t\\] must be the number of episodes"),
+        ("column_order", "order twice", ValueError, "column_order must be a permutation"),
+        ("lengths", "lengths+1", ValueError, r"lengths\[0\] is 4, expected <= stops\[0\] = 3"),
+        ("absorbed", None, TypeError, "absorbed must be a boolean array"),
+        ("objective", np.array([]), ValueError, "objective must be one of"),
+        ("gamma", None, TypeError, "gamma must be a real number"),
+        ("n_states", 0, TypeError, "n_states must be a positive int"),
+    ],
+)
+def test_trajectories_constructor_names_the_broken_field(field, bad, error, match):
+    tr = rollout(MDP, PI, 5, seed=0)
+    kw = {k: getattr(tr, k) for k in _FIELDS}
+    bad = {
+        "states+3": kw["flat_states"] + 3, "actions[:-1]": kw["flat_actions"][:-1],
+        "rewards nan": np.where(np.arange(kw["flat_rewards"].size) == 0, np.nan, kw["flat_rewards"]),
+        "counts+1": kw["counts"] + 1, "order twice": np.zeros(5, dtype=np.intp),
+        "lengths+1": kw["lengths"] + 1,
+    }.get(bad, bad) if isinstance(bad, str) else bad
+    with pytest.raises(error, match=match):
+        type(tr)(**{**kw, field: bad})
+
+
+def test_records_store_what_they_are_given_and_leave_the_callers_arrays_writeable():
+    from pgexact.estimators import EstimatorMoments, OptimalBaselines
+    from pgexact.updates import SurrogateBatch, TrainingHistory
+
+    x = np.zeros(3)
+    rec = EstimatorMoments("reinforce", x, None, None, None, "x", 3)
+    assert rec.second_moment == "x" and x.flags.writeable and not rec.mean.flags.writeable
+    assert OptimalBaselines(*[None] * 8).constant is None
+    assert SurrogateBatch(None, x, None, None, None, None).states is None
+    assert TrainingHistory(x, None, None, None, None, None, None, ()).thetas is None
+    assert x.flags.writeable
+
+
+# ------------------------------------------------------------------ statistics
+def test_power_and_moments_near_the_float64_limit_and_checked_tolerances():
+    assert E.mean_test_power([[1e308]], [-1.0], 1) < 1e-3  # no overflow symmetrizing the covariance
+    assert E.mean_test_power([[2.0]], [1e308], 5) == 1.0  # a shift beyond float64 rejects surely
+    with pytest.raises(TypeError, match="atol"):
+        E.mean_test_power([[1.0]], [0.0], 5, atol=None)
+    with pytest.raises(ValueError, match="atol must be >= 0"):
+        E.mean_test_power([[1.0]], [0.0], 5, atol=-1.0)
+    with pytest.raises(TypeError, match="estimate must be an array"):
+        E.mean_test(None, [1.0], [0.0])
+
+
+def test_exact_moment_routines_check_lam_and_horizon_and_refuse_huge_enumerations():
+    with pytest.raises(TypeError, match="lam must be a finite real number"):
+        E.gae_expected_advantage(MDP, PI, np.zeros(3), None)
+    disc = random_mdp(3, 2, gamma=0.9, seed=0)
+    for bad, error in ((1j, TypeError), (np.inf, TypeError), ("x", TypeError)):
+        with pytest.raises(error, match="horizon"):
+            E.optimal_baselines(disc, POL, THETA, horizon=bad)
+    with pytest.raises(ValueError, match="would need about .* GiB .* horizon H=1000000000000"):
+        E.optimal_baselines(disc, POL, THETA, horizon=10**12)
+    with pytest.raises(ValueError, match=r"enumerate_trajectories\(\.\.\., horizon=1000000000000\) would need"):
+        E.enumerate_trajectories(disc, PI, horizon=10**12, max_trajectories=10**12)

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.special import rel_entr
 
+from .._records import freeze_arrays
 from .._validation import check_theta
 from ._checks import check_clip
 from ..exact import natural_gradient
@@ -91,8 +92,7 @@ class SurrogateBatch:
     state_weights: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("states", "actions", "advantages", "log_weights", "logp_old", "state_weights"):
-            getattr(self, name).flags.writeable = False
+        freeze_arrays(self, ("states", "actions", "advantages", "log_weights", "logp_old", "state_weights"))
 
     @property
     def weights(self) -> np.ndarray:
