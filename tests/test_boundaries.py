@@ -150,3 +150,67 @@ def test_exact_moment_routines_check_lam_and_horizon_and_refuse_huge_enumeration
         E.optimal_baselines(disc, POL, THETA, horizon=10**12)
     with pytest.raises(ValueError, match=r"enumerate_trajectories\(\.\.\., horizon=1000000000000\) would need"):
         E.enumerate_trajectories(disc, PI, horizon=10**12, max_trajectories=10**12)
+
+
+# ------------------------------------------------------------------ updates
+def test_update_functions_check_policy_batch_theta_and_pi_old():
+    from pgexact import LinearGaussian
+    from pgexact import updates as U
+
+    disc = random_mdp(3, 2, gamma=0.9, seed=0)
+    oracle = U.ExactSource(disc, POL).at(THETA)
+    with pytest.raises(TypeError, match="policy must be a pgexact.TabularSoftmax"):
+        U.ExactOracle(disc, LinearGaussian(2, 1, noise_cov=[[0.04]]), THETA)
+    with pytest.raises(TypeError, match="trajs must be Trajectories"):
+        U.SampledOracle(disc, POL, THETA, None, "none", 1.0, disc)
+    for fn in (U.surrogate_value, U.surrogate_and_gradient):
+        with pytest.raises(TypeError, match="batch must be a SurrogateBatch"):
+            fn(POL, None, THETA)
+        with pytest.raises(TypeError, match="policy must be a SoftmaxPolicy"):
+            fn(LinearGaussian(2, 1, noise_cov=[[0.04]]), oracle.batch, THETA)
+    junk = U.SurrogateBatch(oracle.batch.states + 3, *[getattr(oracle.batch, f) for f in
+                            ("actions", "advantages", "log_weights", "logp_old", "state_weights")])
+    with pytest.raises(ValueError, match=r"batch.states\[0\] is 3"):
+        U.surrogate_value(POL, junk, THETA)
+    with pytest.raises(ValueError, match="pi_old"):
+        U.kl_and_gradient(POL, oracle.batch, THETA, np.full((3, 2), 0.7))
+    # the checked public functions agree with the oracle's own (unchecked) path
+    assert U.surrogate_value(POL, oracle.batch, THETA + 0.1) == oracle.surrogate(THETA + 0.1)
+
+
+def test_greedy_policy_checks_q_current_and_atol():
+    from pgexact.updates import greedy_policy
+
+    Q = np.array([[1.0, 2.0], [3.0, -np.inf]])
+    assert np.array_equal(greedy_policy(Q), [[0.0, 1.0], [1.0, 0.0]])
+    assert np.array_equal(greedy_policy(Q, current=np.array([0, 0]), atol=1.0), [[1.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(TypeError, match="current must be None or an integer array"):
+        greedy_policy(Q, current="x")
+    with pytest.raises(ValueError, match=r"current\[1\] is 2"):
+        greedy_policy(Q, current=np.array([0, 2]))
+    with pytest.raises(ValueError, match=r"Q\[0, 1\] is nan"):
+        greedy_policy([[0.0, np.nan]])
+    with pytest.raises(ValueError, match=r"Q\[0\] is -inf for every action"):
+        greedy_policy([[-np.inf, -np.inf]])
+    with pytest.raises(TypeError, match="atol"):
+        greedy_policy(Q, atol=None)
+
+
+def test_ppo_variants_report_absent_quantities_as_none_not_nan():
+    from pgexact import updates as U
+
+    src = U.ExactSource(random_mdp(3, 2, gamma=0.9, seed=0), POL)
+    clipped = U.ppo_update(src, THETA, clip=0.2, lr=0.1)
+    assert clipped.coefficient is None and clipped.next_coefficient is None
+    assert U.ppo_kl_update(src, THETA, beta=1.0, kl_target=0.01, lr=0.1).clip_fraction is None
+
+
+def test_value_iteration_stops_at_a_fixed_point_of_its_map_and_soft_alpha_is_named():
+    from pgexact import updates as U
+
+    disc = random_mdp(3, 2, gamma=0.9, seed=0)
+    far = U.value_iteration(disc, n_iterations=10**12)  # the computed iterates reach a fixed point
+    assert far.n_iterations == 10**12
+    assert np.array_equal(far.V, U.value_iteration(disc, n_iterations=5000).V)
+    with pytest.raises(ValueError, match="alpha=1e\\+308 makes the entropy-regularized reward"):
+        U.soft_evaluate(disc, PI, 1e308)
