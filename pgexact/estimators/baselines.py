@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .._records import freeze_arrays
+from .._validation import freeze_arrays
 from .._validation import check_positive_int
 from ..exact._checks import check_policy_theta
 from ..exact.evaluation import evaluate

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .._records import freeze_arrays
+from .._validation import freeze_arrays
 from .._validation import as_float_array, check_positive_int
 from ..errors import NumericalError
 from ..exact._checks import check_policy_theta

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.special import rel_entr
 
-from .._records import freeze_arrays
+from .._validation import freeze_arrays
 from .._validation import as_float_array, check_distribution, check_theta
 from ._checks import check_clip
 from ..exact import natural_gradient

@@ -9,7 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._records import freeze_arrays
+from .._validation import freeze_arrays
 from .._random import as_seed_sequence
 from .._validation import check_positive_int
 from ._checks import check_source
