@@ -16,6 +16,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from .errors import NumericalError
+
 __all__ = ["ChunkError", "check_executor", "chunk_seed", "chunk_sizes", "ordered_map"]
 
 
@@ -91,20 +93,45 @@ def ordered_map(
 
 
 def chunk_seed(seed: np.random.SeedSequence, index: int) -> np.random.SeedSequence:
-    """Child ``index`` of ``seed`` (what ``seed.spawn`` yields), without mutating ``seed``."""
+    """Child ``index`` of ``seed`` (what ``seed.spawn`` yields), without mutating ``seed``.
+
+    Parameters
+    ----------
+    seed : numpy.random.SeedSequence
+        The run's seed sequence.
+    index : int
+        Chunk index, ``>= 0``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> chunk_seed(np.random.SeedSequence(5), 3).spawn_key
+    (3,)
+    """
+    if not isinstance(seed, np.random.SeedSequence):
+        raise TypeError(f"seed must be a numpy.random.SeedSequence, got {type(seed).__name__}")
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"index must be a non-negative int, got {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"index must be a non-negative int, got {index}")
     return np.random.SeedSequence(
         seed.entropy, spawn_key=tuple(seed.spawn_key) + (int(index),), pool_size=seed.pool_size
     )
 
 
 def chunk_sizes(n_episodes: int, chunk_size: int) -> list[int]:
-    """Sizes of the chunks: ``chunk_size`` each, the last one smaller."""
+    """Sizes of the chunks: ``chunk_size`` each, the last one smaller (both already validated)."""
     full, rest = divmod(n_episodes, chunk_size)
     return [chunk_size] * full + ([rest] if rest else [])
 
 
 class ChunkError(RuntimeError):
     """A chunk of a distributed Monte Carlo run failed.
+
+    When the cause is a ``TypeError``, a ``ValueError`` or a :class:`pgexact.errors.NumericalError`
+    (bad arguments to the estimator or callback, or a numerical failure), the error raised is also
+    an instance of that class, so ``except TypeError`` catches a callback's bad-argument failure
+    whether it ran in a chunk or not.
 
     Attributes
     ----------
@@ -117,7 +144,18 @@ class ChunkError(RuntimeError):
         given as data (``streaming_mean(..., executor=...)``), whose seeds are not known here.
     n_chunks : int or None
         Number of chunks of the run (``None`` if the chunks came from an iterator).
+
+    The attributes store what they are given (the constructor does not convert them).
     """
+
+    def __new__(cls, index: Any = None, size: Any = None, seed: Any = None, n_chunks: Any = None,
+                cause: Any = None, *args: Any) -> "ChunkError":
+        if cls is ChunkError:
+            for kind, sub in _CAUSE_CLASSES:
+                if isinstance(cause, kind):
+                    cls = sub
+                    break
+        return super().__new__(cls)
 
     def __init__(
         self,
@@ -127,26 +165,52 @@ class ChunkError(RuntimeError):
         n_chunks: int | None,
         cause: BaseException,
     ):
-        self.index, self.size, self.seed = int(index), int(size), seed
-        self.n_chunks = None if n_chunks is None else int(n_chunks)
+        self.index, self.size, self.seed, self.n_chunks = index, size, seed, n_chunks
         of = "" if n_chunks is None else f" of {n_chunks}"
-        where = (
-            f"its seed is SeedSequence(entropy={seed.entropy}, spawn_key={tuple(seed.spawn_key)}) "
-            "(replay it alone with pgexact.distributed.replay_chunk)"
-            if seed is not None
-            else "the chunk was passed as data (its seed is the one it was sampled with)"
-        )
+        if isinstance(seed, np.random.SeedSequence):
+            where = (
+                f"its seed is SeedSequence(entropy={seed.entropy}, spawn_key={tuple(seed.spawn_key)}) "
+                "(replay it alone with pgexact.distributed.replay_chunk)"
+            )
+        elif seed is None:
+            where = "the chunk was passed as data (its seed is the one it was sampled with)"
+        else:
+            where = f"its seed is {seed!r}"
         super().__init__(
             f"chunk {index}{of} ({size} episodes) failed with {type(cause).__name__}: {cause}; "
             f"{where}; no partial result is returned"
         )
 
     def __reduce__(self) -> Any:  # picklable, for executors that re-raise across processes
-        return (_rebuild_chunk_error, (self.index, self.size, self.seed, self.n_chunks, str(self)))
+        return (
+            _rebuild_chunk_error,
+            (type(self), self.index, self.size, self.seed, self.n_chunks, str(self)),
+        )
 
 
-def _rebuild_chunk_error(index: int, size: int, seed: Any, n_chunks: int, message: str) -> ChunkError:
-    err = ChunkError.__new__(ChunkError)
+class _ChunkTypeError(ChunkError, TypeError):
+    """A chunk failed with a ``TypeError``."""
+
+
+class _ChunkValueError(ChunkError, ValueError):
+    """A chunk failed with a ``ValueError``."""
+
+
+class _ChunkNumericalError(ChunkError, NumericalError):
+    """A chunk failed with a :class:`pgexact.errors.NumericalError`."""
+
+
+_CAUSE_CLASSES = (
+    (TypeError, _ChunkTypeError),
+    (ValueError, _ChunkValueError),
+    (NumericalError, _ChunkNumericalError),
+)
+
+
+def _rebuild_chunk_error(
+    cls: type, index: Any, size: Any, seed: Any, n_chunks: Any, message: str
+) -> ChunkError:
+    err = Exception.__new__(cls)
     err.index, err.size, err.seed, err.n_chunks = index, size, seed, n_chunks
     RuntimeError.__init__(err, message)
     return err

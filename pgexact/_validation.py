@@ -451,3 +451,17 @@ def check_memory(what: str, n_bytes: float, advice: str = "") -> None:
             f"{what} would need {format_bytes(n_bytes)} for its arrays, more than the "
             f"{format_bytes(MAX_CALL_BYTES)} one call may allocate" + (f": {advice}" if advice else "")
         )
+
+
+def freeze_arrays(record: object, names: tuple[str, ...]) -> None:
+    """Replace each ndarray field of a frozen record by a read-only view of it.
+
+    The caller's array itself stays writeable; a field of any other type is stored as given
+    (a record does not validate: it holds what the function that built it computed).
+    """
+    for name in names:
+        arr = getattr(record, name)
+        if isinstance(arr, np.ndarray):
+            view = arr.view()
+            view.flags.writeable = False
+            object.__setattr__(record, name, view)

@@ -35,7 +35,8 @@ import numpy as np
 from ._chunks import ChunkError, check_executor, chunk_seed, chunk_sizes, ordered_map
 from ._random import Seed, as_seed_sequence
 from ._validation import check_positive_int
-from .estimators.stats import StreamedMean, merge_moments, moments_of, streaming_mean_on
+from .estimators._streaming import check_call_arguments, merge_moments, moments_of
+from .estimators.stats import StreamedMean, streaming_mean_on
 from .sampling.rollout import (
     DEFAULT_CHUNK_SIZE,
     Trajectories,
@@ -170,8 +171,9 @@ def map_chunks(
     """
     if fn is not None and not callable(fn):
         raise TypeError(f"fn must be callable or None, got {type(fn).__name__}")
+    fn_args, fn_kwargs = check_call_arguments("fn_args", fn_args, "fn_kwargs", fn_kwargs)
     return _run_ordered(
-        _chunk_task, fn, tuple(fn_args), dict(fn_kwargs or {}), mdp, pi, n_episodes, horizon,
+        _chunk_task, fn, fn_args, fn_kwargs, mdp, pi, n_episodes, horizon,
         geometric, seed, chunk_size, executor, max_in_flight,
     )
 
@@ -238,9 +240,12 @@ def streaming_estimate(
     """
     if not callable(estimator):
         raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
+    estimator_args, estimator_kwargs = check_call_arguments(
+        "estimator_args", estimator_args, "estimator_kwargs", estimator_kwargs
+    )
     result = merge_moments(
         _run_ordered(
-            _moments_task, estimator, tuple(estimator_args), dict(estimator_kwargs or {}), mdp, pi,
+            _moments_task, estimator, estimator_args, estimator_kwargs, mdp, pi,
             n_episodes, horizon, geometric, seed, chunk_size, executor, max_in_flight,
         )
     )

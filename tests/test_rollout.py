@@ -20,7 +20,8 @@ import pgexact as pg
 from pgexact import FiniteMDP, Trajectories, evaluate, rollout, rollout_chunks
 from pgexact.exact import state_marginals
 from pgexact.mdps import random_mdp, short_corridor
-from pgexact.sampling import AliasTable, alias_probabilities, build_alias, chunk_seed
+from pgexact.sampling import AliasTable, chunk_seed
+from pgexact.sampling.alias import alias_probabilities, build_alias
 
 ALPHA = 1e-4
 

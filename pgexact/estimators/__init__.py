@@ -75,6 +75,5 @@ __all__ = [
     "surrogate_gradient_estimate",
     "td_errors",
     "trajectory_fisher_estimate",
-    "value_array",
     "weighted_score",
 ]

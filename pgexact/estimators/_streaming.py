@@ -99,33 +99,61 @@ def streaming_mean_on(
     check_executor(executor)
     if not callable(estimator):
         raise TypeError(f"estimator must be callable, got {type(estimator).__name__}")
+    args, kwargs = check_call_arguments("args", args, "kwargs", kwargs)
     if max_in_flight is not None:
         max_in_flight = check_positive_int("max_in_flight", max_in_flight)
+    if isinstance(chunks, (str, bytes)) or not isinstance(chunks, Iterable):
+        raise TypeError(f"chunks must be an iterable of Trajectories, got {type(chunks).__name__}")
     sizes: dict[int, int] = {}
 
-    def calls() -> Iterable[tuple]:
+    def checked() -> Iterable[Any]:
+        from ..sampling.trajectories import Trajectories
+
         for i, chunk in enumerate(chunks):
-            sizes[i] = int(getattr(chunk, "n_episodes", 0))  # 0 if unknown (not Trajectories)
-            yield (estimator, chunk, tuple(args), dict(kwargs))
+            if not isinstance(chunk, Trajectories):
+                raise TypeError(f"chunks[{i}] must be Trajectories, got {type(chunk).__name__}")
+            sizes[i] = chunk.n_episodes
+            yield chunk
 
     def error(i: int, exc: BaseException) -> Exception:
         return ChunkError(i, sizes.get(i, 0), None, None, exc)
 
     if executor is None:  # in this process the estimator's own exception is the clearest
-        return merge_moments(moments_of(estimator, chunk, tuple(args), dict(kwargs)) for chunk in chunks)
-    return merge_moments(ordered_map(executor, moments_of, calls(), error, max_in_flight))
+        return merge_moments(moments_of(estimator, chunk, args, kwargs) for chunk in checked())
+    calls = ((estimator, chunk, args, kwargs) for chunk in checked())
+    return merge_moments(ordered_map(executor, moments_of, calls, error, max_in_flight))
+
+
+def check_call_arguments(args_name: str, args: Any, kwargs_name: str, kwargs: Any) -> tuple[tuple, dict]:
+    """``(tuple(args), dict(kwargs))`` for a callback's extra arguments; ``kwargs=None`` is ``{}``."""
+    if not isinstance(args, (tuple, list)):
+        raise TypeError(f"{args_name} must be a tuple of positional arguments, got {type(args).__name__}")
+    if kwargs is None:
+        kwargs = {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise TypeError(f"{kwargs_name} must be a dict of keyword arguments, got {type(kwargs).__name__}")
+    return tuple(args), dict(kwargs)
 
 
 def moments_of(estimator: Callable[..., Any], chunk: Any, args: tuple, kwargs: dict) -> tuple:
     """One chunk's ``(n, mean, m2)`` of the estimator's per-episode terms (on a worker)."""
-    return chunk_moments(estimator(chunk, *args, **kwargs).samples)
+    result = estimator(chunk, *args, **kwargs)
+    samples = getattr(result, "samples", None)
+    if samples is None:
+        raise TypeError(
+            f"estimator must return an object with a samples array (an Estimate), got {type(result).__name__}"
+        )
+    return chunk_moments(samples)
 
 
 def chunk_moments(samples: Any) -> tuple[int, np.ndarray, np.ndarray]:
     """``(n, mean, sum of squared deviations)`` of per-episode terms, shape (n, ...) -> (...)."""
-    x = np.asarray(samples, dtype=np.float64)
+    try:
+        x = np.asarray(samples, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the estimator's samples must be an array of real numbers: {exc}") from None
     if x.ndim == 0 or x.shape[0] == 0:
-        raise ValueError("a chunk's samples must have at least one episode (shape (n, ...), n >= 1)")
+        raise ValueError("the estimator's samples must have at least one episode (shape (n, ...), n >= 1)")
     mb = x.mean(axis=0)
     return x.shape[0], mb, ((x - mb) ** 2).sum(axis=0)
 

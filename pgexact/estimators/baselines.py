@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import freeze_arrays
+from .._validation import check_positive_int
 from ..exact._checks import check_policy_theta
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
@@ -77,9 +79,8 @@ class OptimalBaselines:
     variance_value: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("constant", "state", "per_state", "variance_none", "variance_constant",
-                     "variance_state", "variance_value"):
-            getattr(self, name).flags.writeable = False
+        freeze_arrays(self, ("constant", "state", "per_state", "variance_none", "variance_constant",
+                          "variance_state", "variance_value"))
 
 
 def _state_cross_moments(
@@ -170,6 +171,8 @@ def optimal_baselines(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, hori
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+    if horizon is not None:
+        horizon = check_positive_int("horizon", horizon)
     if mdp.horizon is not None:
         if horizon is not None and horizon != mdp.horizon:
             raise ValueError(f"horizon is {horizon}, but the mdp has horizon {mdp.horizon}")

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .._validation import as_float_array, check_distribution, check_positive_int
+from .._validation import as_float_array, check_distribution, check_memory, check_positive_int, check_real
 from ..exact._checks import check_policy_theta
 from ..models.finite_mdp import check_mdp, check_pi
 from ..exact.evaluation import evaluate, state_marginals
@@ -87,13 +87,17 @@ def enumerate_trajectories(
     prob = mdp.mu0[state]
     path_s = state[:, None]
     path_a = np.zeros((len(state), 0), dtype=np.intp)
-    for _ in range(T):
+    # the paths hold (states + actions) x (T + 1) integers each, at least one path per start
+    advice = "lower the horizon or max_trajectories"
+    check_memory(f"enumerate_trajectories(..., horizon={T})", 16.0 * len(state) * (T + 1), advice)
+    for t in range(T):
         m = len(prob)
         if m * A * S > max_trajectories:
             raise ValueError(
                 f"enumeration needs more than max_trajectories={max_trajectories} branches; "
                 "use a smaller problem or a larger limit"
             )
+        check_memory(f"enumerate_trajectories(..., horizon={T}) at step {t}", 40.0 * m * A * S * (t + 2), advice)
         s = path_s[:, -1]
         # branch on (a, s') jointly
         idx = np.repeat(np.arange(m), A * S)
@@ -217,7 +221,7 @@ def gae_expected_advantage(mdp: FiniteMDP, pi: Any, V: Any, lam: float) -> np.nd
     """
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
-    lam = float(lam)
+    lam = check_real("lam", lam)
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam is {lam}, expected 0 <= lam <= 1")
     S, g = mdp.n_states, mdp.gamma

@@ -45,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import freeze_arrays
 from .._validation import as_float_array, check_positive_int
 from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
@@ -91,10 +92,7 @@ class EstimatorMoments:
     horizon: int
 
     def __post_init__(self) -> None:
-        for name in ("mean", "covariance", "directions", "direction_covariance", "second_moment"):
-            arr = getattr(self, name)
-            if arr is not None:
-                arr.flags.writeable = False
+        freeze_arrays(self, ("mean", "covariance", "directions", "direction_covariance", "second_moment"))
 
     @property
     def variance(self) -> np.ndarray:
@@ -412,9 +410,9 @@ def estimator_moments(
         k = D.shape[0]
     need = 12 * S * nA * k * 8 + (3 * H * S * nA * 8 if estimator == "reinforce" else 4 * H * S * nA * 8)
     if need > MAX_MOMENT_BYTES:
-        raise MemoryError(
+        raise ValueError(
             f"estimator_moments would need about {need / 2**30:.1f} GiB for S*A={S * nA}, k={k} columns "
-            f"and H={H} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
+            f"and horizon H={H} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
             "few directions, or a smaller problem"
         )
     pi = policy.probs(theta)

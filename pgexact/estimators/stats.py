@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_positive_int, check_real
 from ._streaming import (
     StreamedMean,
     chunk_moments,
@@ -34,9 +34,6 @@ from ._streaming import (
 __all__ = [
     "MeanTest",
     "StreamedMean",
-    "chunk_moments",
-    "merge_moments",
-    "moments_of",
     "streaming_mean_on",
     "episodes_needed",
     "mean_test",
@@ -127,7 +124,7 @@ def _unpack(estimate: Any, args: tuple, expected: Any, std_error: Any) -> tuple[
             "mean_test takes an Estimate (or StreamedMean) and the expected value, "
             "or mean, std_error and expected"
         )
-    return estimate, std_error, expected, None, "mean"
+    return estimate, std_error, expected, None, "estimate"
 
 
 def mean_test(
@@ -259,7 +256,7 @@ def _check_cov_bias(covariance: Any, bias: Any) -> tuple[np.ndarray, np.ndarray]
     if (diag < 0).any():
         i = int(np.argmax(diag < 0))
         raise ValueError(f"covariance[{i}, {i}] is {diag[i]}, expected a variance >= 0")
-    return (C + C.T) / 2, d
+    return C / 2 + C.T / 2, d  # halves first: no overflow near the float64 limit
 
 
 def mean_test_power(
@@ -308,6 +305,9 @@ def mean_test_power(
     C, d = _check_cov_bias(covariance, bias)
     n = check_positive_int("n_episodes", n_episodes)
     alpha = _check_false_alarm(false_alarm)
+    atol = check_real("atol", atol)
+    if atol < 0:
+        raise ValueError(f"atol must be >= 0, got {atol}")
     k = d.size
     thr = _threshold(alpha, k)
     var = np.diag(C)
@@ -318,7 +318,8 @@ def mean_test_power(
     if not live.any():
         return 0.0
     sd = np.sqrt(var[live])
-    shift = d[live] * math.sqrt(n) / sd
+    with np.errstate(over="ignore"):  # a shift beyond float64 is +-inf: power 1, exactly
+        shift = d[live] * math.sqrt(n) / sd
     from scipy.stats import multivariate_normal, norm
 
     if shift.size == 1:

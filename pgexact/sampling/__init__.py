@@ -1,12 +1,11 @@
 """Sampling: the batched rollout kernel, alias tables, ragged trajectories and streaming. Never computes a closed form."""
 
-from .._chunks import chunk_seed, chunk_sizes
-from .alias import AliasTable, alias_probabilities, build_alias
+from .._chunks import chunk_seed
+from .alias import AliasTable
 from .trajectories import StepView
 from .rollout import (
     DEFAULT_CHUNK_SIZE,
     Trajectories,
-    TransitionSampler,
     rollout,
     rollout_chunks,
 )
@@ -16,11 +15,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "StepView",
     "Trajectories",
-    "TransitionSampler",
-    "alias_probabilities",
-    "build_alias",
     "chunk_seed",
-    "chunk_sizes",
     "rollout",
     "rollout_chunks",
 ]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["AliasTable", "build_alias", "alias_probabilities"]
+__all__ = ["AliasTable"]  # build_alias / alias_probabilities: the encoding behind it, internal
 
 
 def _ranks(values: np.ndarray, base: np.ndarray) -> np.ndarray:

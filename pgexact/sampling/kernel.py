@@ -26,7 +26,9 @@ import scipy.sparse
 
 from .alias import AliasTable, build_alias
 
-__all__ = ["TransitionSampler"]
+# The kernel takes arrays already validated by pgexact.rollout (its public entry point): it has
+# no public name of its own.
+__all__: list[str] = []
 
 #: Switch to the scan when (running episodes) x (states) is at most this many ...
 TAIL_WORK = 256

@@ -40,10 +40,7 @@ __all__ = [
     "Trajectories",
     "rollout",
     "rollout_chunks",
-    "chunk_seed",
-    "chunk_sizes",
     "DEFAULT_CHUNK_SIZE",
-    "TransitionSampler",
 ]
 
 #: Episodes per chunk unless told otherwise (a chunk's buffers: about 17 bytes x transitions).
@@ -81,7 +78,7 @@ def _finish(
     )
     terminal = np.asarray(sampler.terminal, dtype=bool)
     if terminal.any():
-        draft = Trajectories(
+        draft = Trajectories._trusted(
             lengths=stops, absorbed=np.zeros(n, bool), truncated=np.zeros(n, bool), **fields  # type: ignore[arg-type]
         )
         sv = draft.steps
@@ -97,7 +94,7 @@ def _finish(
         lengths = stops.astype(np.int64)
         absorbed = np.zeros(n, dtype=bool)
     truncated = ~absorbed if objective == "truncated" else np.zeros(n, dtype=bool)
-    return Trajectories(lengths=lengths, absorbed=absorbed, truncated=truncated, **fields)  # type: ignore[arg-type]
+    return Trajectories._trusted(lengths=lengths, absorbed=absorbed, truncated=truncated, **fields)  # type: ignore[arg-type]
 
 
 def _finish_full(

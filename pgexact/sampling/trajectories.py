@@ -133,8 +133,31 @@ class Trajectories:
         n_states: int,
         n_actions: int,
     ) -> None:
-        if objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+        _check_storage(
+            flat_states, flat_actions, flat_rewards, counts, column_order, lengths, stops, absorbed,
+            truncated, gamma, discount, objective, n_states, n_actions,
+        )
+        self._set(
+            flat_states=np.asarray(flat_states), flat_actions=np.asarray(flat_actions),
+            flat_rewards=np.array(flat_rewards, dtype=np.float64), counts=counts,
+            column_order=column_order, lengths=lengths, stops=stops, absorbed=absorbed,
+            truncated=truncated, gamma=gamma, discount=discount, objective=objective,
+            n_states=n_states, n_actions=n_actions,
+        )
+
+    @classmethod
+    def _trusted(cls, **fields: Any) -> "Trajectories":
+        """Built from buffers the sampler itself filled (consistent by construction): no checks."""
+        out = cls.__new__(cls)
+        out._set(**fields)
+        return out
+
+    def _set(
+        self, *, flat_states: np.ndarray, flat_actions: np.ndarray, flat_rewards: np.ndarray,
+        counts: np.ndarray, column_order: np.ndarray, lengths: np.ndarray, stops: np.ndarray,
+        absorbed: np.ndarray, truncated: np.ndarray, gamma: float, discount: float, objective: str,
+        n_states: int, n_actions: int,
+    ) -> None:
         self.flat_states, self.flat_actions, self.flat_rewards = flat_states, flat_actions, flat_rewards
         self.counts = np.asarray(counts, dtype=np.int64)
         self.column_order = np.asarray(column_order, dtype=np.intp)
@@ -389,7 +412,7 @@ class Trajectories:
                 return X if _is_identity(p.column_order) else X[:, np.argsort(p.column_order)]
 
             N = int(lengths.shape[0])
-            return Trajectories(
+            return Trajectories._trusted(
                 flat_states=np.concatenate([rows(p, p.flat_states, T + 1) for p in parts], axis=1).reshape(-1),
                 flat_actions=np.concatenate([rows(p, p.flat_actions, T) for p in parts], axis=1).reshape(-1),
                 flat_rewards=np.concatenate([rows(p, p.flat_rewards, T) for p in parts], axis=1).reshape(-1),
@@ -438,9 +461,82 @@ def from_steps(
     first = time == 0
     fs[col_of[episode[first]]] = state[first]
     fs[N + pos] = next_state
-    return Trajectories(
+    return Trajectories._trusted(
         flat_states=fs, flat_actions=fa, flat_rewards=fr, counts=counts, column_order=order, **fields
     )
+
+
+def _int_vector(name: str, value: Any, length: int | None, upper: int | None = None) -> np.ndarray:
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{name} must be a 1-D integer array, got {type(value).__name__}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iu" or arr.ndim != 1:
+        raise TypeError(f"{name} must be a 1-D integer array, got dtype {arr.dtype} and shape {arr.shape}")
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(f"{name} must have length {length}, got {arr.shape[0]}")
+    bad = (arr < 0) if upper is None else ((arr < 0) | (arr >= upper))
+    if bad.any():
+        i = int(np.argmax(bad))
+        bound = "" if upper is None else f" and < {upper}"
+        raise ValueError(f"{name}[{i}] is {arr[i]}, expected >= 0{bound}")
+    return arr
+
+
+def _bool_vector(name: str, value: Any, length: int) -> np.ndarray:
+    arr = np.asarray(value) if value is not None and not isinstance(value, (str, bytes)) else None
+    if arr is None or arr.dtype != bool or arr.shape != (length,):
+        raise TypeError(f"{name} must be a boolean array of shape ({length},), got {value!r:.60}")
+    return arr
+
+
+def _check_storage(
+    flat_states: Any, flat_actions: Any, flat_rewards: Any, counts: Any, column_order: Any,
+    lengths: Any, stops: Any, absorbed: Any, truncated: Any, gamma: Any, discount: Any,
+    objective: Any, n_states: Any, n_actions: Any,
+) -> None:
+    """The storage layout of :class:`Trajectories`: each argument named when it breaks it."""
+    if not isinstance(objective, str) or objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r:.60}")
+    for name, v in (("n_states", n_states), ("n_actions", n_actions)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise TypeError(f"{name} must be a positive int, got {v!r:.60}")
+    for name, v in (("gamma", gamma), ("discount", discount)):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{name} must be a real number in [0, 1], got {type(v).__name__}")
+        if not 0.0 <= float(v) <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {v}")
+    st = _int_vector("stops", stops, None)
+    N = st.shape[0]
+    ln = _int_vector("lengths", lengths, N)
+    over = ln > st
+    if over.any():
+        i = int(np.argmax(over))
+        raise ValueError(f"lengths[{i}] is {ln[i]}, expected <= stops[{i}] = {st[i]}")
+    _bool_vector("absorbed", absorbed, N)
+    _bool_vector("truncated", truncated, N)
+    order = _int_vector("column_order", column_order, N, upper=max(N, 1))
+    if N and np.bincount(order, minlength=N).max() != 1:
+        raise ValueError("column_order must be a permutation of range(N), N = len(stops)")
+    T = int(st.max()) if N else 0
+    want = np.searchsorted(-np.sort(st)[::-1], -np.arange(T), side="left")  # #{n : stops[n] > t}
+    ct = _int_vector("counts", counts, T)
+    if not np.array_equal(ct, want) or (N and np.any(np.diff(st[order]) > 0)):
+        raise ValueError(
+            "counts[t] must be the number of episodes with stops > t, and column_order must sort "
+            "the episodes by non-increasing stops"
+        )
+    M = int(want.sum())
+    _int_vector("flat_states", flat_states, N + M, upper=int(n_states))
+    _int_vector("flat_actions", flat_actions, M, upper=int(n_actions))
+    if flat_rewards is None or isinstance(flat_rewards, (str, bytes)):
+        raise TypeError(f"flat_rewards must be a 1-D float array, got {type(flat_rewards).__name__}")
+    rw = np.asarray(flat_rewards)
+    if rw.dtype.kind not in "iuf" or rw.shape != (M,):
+        raise TypeError(f"flat_rewards must be a 1-D real array of length {M}, got dtype {rw.dtype}, shape {rw.shape}")
+    bad = ~np.isfinite(rw)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"flat_rewards[{i}] is {rw[i]}, expected a finite number")
 
 
 def _is_identity(order: np.ndarray) -> bool:

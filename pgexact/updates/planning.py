@@ -16,7 +16,7 @@ from ..errors import NumericalError
 from ..exact._checks import check_mdp, check_pi
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
-from .._validation import check_positive_finite, check_positive_int
+from .._validation import as_float_array, check_positive_finite, check_positive_int, check_real
 
 __all__ = [
     "ValueIterationResult",
@@ -60,7 +60,32 @@ def greedy_policy(Q: Any, current: np.ndarray | None = None, atol: float = 0.0) 
     :math:`Q(s, current) \ge \max_b Q(s, b) - atol` (so that policy iteration terminates).
     Infeasible actions can be excluded by setting their Q to :math:`-\infty`.
     """
-    Q = np.asarray(Q, dtype=np.float64)
+    Q = as_float_array("Q", Q, ndim=2, allow_nonfinite=True)
+    if Q.size == 0:
+        raise ValueError(f"Q must have shape (S, A) with S, A >= 1, got {Q.shape}")
+    bad = np.isnan(Q) | (Q == np.inf)
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise ValueError(f"Q[{i}, {j}] is {Q[i, j]}, expected a finite number (or -inf for an infeasible action)")
+    dead = np.all(Q == -np.inf, axis=1)
+    if dead.any():
+        raise ValueError(f"Q[{int(np.argmax(dead))}] is -inf for every action: no action is feasible")
+    if current is not None:
+        if current is True or current is False or isinstance(current, str) or current is Ellipsis:
+            raise TypeError(f"current must be None or an integer array of shape ({Q.shape[0]},), got {current!r}")
+        cur = np.asarray(current)
+        if cur.dtype.kind not in "iu" or cur.shape != (Q.shape[0],):
+            raise TypeError(
+                f"current must be None or an integer array of shape ({Q.shape[0]},), got dtype {cur.dtype}, shape {cur.shape}"
+            )
+        out = (cur < 0) | (cur >= Q.shape[1])
+        if out.any():
+            i = int(np.argmax(out))
+            raise ValueError(f"current[{i}] is {cur[i]}, expected an action in [0, {Q.shape[1]})")
+        current = cur
+    atol = check_real("atol", atol)
+    if atol < 0:
+        raise ValueError(f"atol must be >= 0, got {atol}")
     return _one_hot(_greedy_actions(Q, current, atol), Q.shape[-1])
 
 
@@ -242,9 +267,20 @@ def value_iteration(
         eta = c * (R + g * V_norm)
         bound = safety * (g_hat * diff + eta) / (1.0 - g_hat) if g_hat < 1.0 else math.inf
         if n_iterations is not None:
-            if k < n_iterations:
-                continue
-            break
+            if diff == 0.0:  # a fixed point of the computed map: every later iterate equals V_k
+                k = n_iterations
+                break
+            if k >= n_iterations:
+                break
+            if diff < best_diff:
+                best_diff, best_k = diff, k
+            elif k - best_k > patience:
+                raise ValueError(
+                    f"value_iteration: n_iterations={n_iterations}, but from iteration {best_k} on "
+                    f"the iterates cycle at rounding level ({best_diff:.3g}) instead of converging; "
+                    "pass tol instead (or a smaller n_iterations)"
+                )
+            continue
         if tol is not None and bound <= tol * V_norm:
             break
         if tol is None and g_hat * diff <= eta:

@@ -20,7 +20,7 @@ from .._random import as_generator
 from .._validation import check_positive_int
 from ._checks import check_clip, check_delta, check_lr, check_nonnegative_finite, check_source
 from ._common import _split_seed, _theta
-from .sources import SurrogateBatch, _clipped_objective, kl_and_gradient, surrogate_and_gradient
+from .sources import SurrogateBatch, _clipped_objective, _kl_and_gradient, _surrogate_and_gradient
 
 __all__ = ["PPOStep", "ppo_update", "ppo_kl_update", "ppo_dual_update"]
 
@@ -41,15 +41,15 @@ class PPOStep:
         Oracle surrogate :math:`\bar A(\pi_{new})`.
     kl : float
         Oracle :math:`E_{d_{old}} KL(\pi_{old}\|\pi_{new})` after the update.
-    clip_fraction : float
-        Weighted fraction of clipped rows after the update (``nan`` for the penalty variants).
+    clip_fraction : float or None
+        Weighted fraction of clipped rows after the update (``None`` for the penalty variants).
     step_size : float
         The learning rate of the inner gradient ascent.
-    coefficient : float
-        The penalty coefficient β or multiplier λ *used* in this update (``nan`` for the clipped
+    coefficient : float or None
+        The penalty coefficient β or multiplier λ *used* in this update (``None`` for the clipped
         variant).
-    next_coefficient : float
-        β after the adaptive rule, or λ after the dual step (``nan`` for the clipped variant).
+    next_coefficient : float or None
+        β after the adaptive rule, or λ after the dual step (``None`` for the clipped variant).
     J_old : float or None
     """
 
@@ -58,10 +58,10 @@ class PPOStep:
     objective: np.ndarray
     surrogate_improvement: float
     kl: float
-    clip_fraction: float
+    clip_fraction: float | None
     step_size: float
-    coefficient: float
-    next_coefficient: float
+    coefficient: float | None
+    next_coefficient: float | None
     J_old: float | None
     _carry_name: str = field(default="", repr=False)
 
@@ -181,16 +181,16 @@ def ppo_update(
         kl=float(oracle.kl(new)),
         clip_fraction=frac,
         step_size=lr,
-        coefficient=float("nan"),
-        next_coefficient=float("nan"),
+        coefficient=None,
+        next_coefficient=None,
         J_old=oracle.J,
     )
 
 
 def _penalized(policy: Any, pi_old: np.ndarray, coef: float, delta: float):
     def f(batch: SurrogateBatch, t: np.ndarray) -> tuple[float, np.ndarray]:
-        sv, sg = surrogate_and_gradient(policy, batch, t)
-        kv, kg = kl_and_gradient(policy, batch, t, pi_old)
+        sv, sg = _surrogate_and_gradient(policy, batch, t)
+        kv, kg = _kl_and_gradient(policy, batch, t, pi_old)
         return sv - coef * (kv - delta), sg - coef * kg
 
     return f
@@ -237,7 +237,7 @@ def ppo_kl_update(
         objective=hist,
         surrogate_improvement=float(oracle.surrogate(new)),
         kl=d,
-        clip_fraction=float("nan"),
+        clip_fraction=None,
         step_size=lr,
         coefficient=beta,
         next_coefficient=nxt,
@@ -298,7 +298,7 @@ def ppo_dual_update(
         objective=hist,
         surrogate_improvement=float(oracle.surrogate(new)),
         kl=d,
-        clip_fraction=float("nan"),
+        clip_fraction=None,
         step_size=lr,
         coefficient=lam,
         next_coefficient=max(0.0, lam + dual_lr * (d - delta)),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._random import Seed, as_seed_sequence
-from .._validation import check_positive_int, check_theta
+from .._validation import check_positive_int, check_real, check_theta
 from ..estimators import _steps as steps
 from ..estimators import fit_value_baseline
 from ..exact._checks import check_mdp, check_policy, check_policy_theta
@@ -37,7 +37,7 @@ from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling import Trajectories, rollout
-from .sources import SurrogateBatch, kl_and_gradient, surrogate_value
+from .sources import SurrogateBatch, _kl_and_gradient, _surrogate_value
 from .trpo import conjugate_gradient
 
 __all__ = ["SampledSource", "SampledOracle", "CRITICS"]
@@ -80,6 +80,17 @@ class SampledOracle:
         exact_mdp: FiniteMDP,
         aggregate: bool = True,
     ) -> None:
+        mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+        if not isinstance(trajs, Trajectories) or (trajs.n_states, trajs.n_actions) != (mdp.n_states, mdp.n_actions):
+            raise TypeError(f"trajs must be Trajectories sampled on mdp, got {trajs!r:.80}")
+        if not isinstance(critic, str) or critic not in CRITICS:
+            raise ValueError(f"critic must be one of {CRITICS}, got {critic!r:.60}")
+        lam = check_real("lam", lam)
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam is {lam}, expected 0 <= lam <= 1")
+        exact_mdp = check_mdp(exact_mdp, "exact_mdp")
+        if not isinstance(aggregate, bool):
+            raise TypeError(f"aggregate must be a bool, got {aggregate!r:.60}")
         self.policy = policy
         self.theta = theta
         logp = policy.log_probs(theta)
@@ -146,12 +157,12 @@ class SampledOracle:
     def surrogate(self, theta_new: Any) -> float:
         r"""Importance-sampled surrogate :math:`\frac1N\sum d^t (r_t - 1)\hat A_t`."""
         t = check_theta(theta_new, self.policy.n_params, name="theta_new")
-        return surrogate_value(self.policy, self.batch, t)
+        return _surrogate_value(self.policy, self.batch, t)
 
     def kl(self, theta_new: Any) -> float:
         r""":math:`\sum_s \hat\nu(s) KL(\pi_{old}(\cdot|s)\|\pi_{\theta'}(\cdot|s))` at the sampled states."""
         t = check_theta(theta_new, self.policy.n_params, name="theta_new")
-        return kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
+        return _kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
 
 
 class SampledSource:
@@ -218,7 +229,7 @@ class SampledSource:
         self.policy = check_policy(self.mdp, policy)
         self.n_episodes = check_positive_int("n_episodes", n_episodes)
         self._seed = as_seed_sequence(seed)
-        if critic not in CRITICS:
+        if not isinstance(critic, str) or critic not in CRITICS:
             raise ValueError(f"critic must be one of {CRITICS}, got {critic!r}")
         self.critic = critic
         if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)):
@@ -226,8 +237,10 @@ class SampledSource:
         if not (0.0 <= float(lam) <= 1.0):
             raise ValueError(f"lam is {lam}, expected 0 <= lam <= 1")
         self.lam = float(lam)
+        if horizon is not None:
+            horizon = check_positive_int("horizon", horizon)
         if self.mdp.horizon is None:
-            self.horizon = None if horizon is None else check_positive_int("horizon", horizon)
+            self.horizon = horizon
             self.geometric = horizon is None
             self._exact_mdp = self.mdp if self.geometric else self.mdp.with_horizon(self.horizon)
         else:

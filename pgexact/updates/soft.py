@@ -99,9 +99,15 @@ def soft_evaluate(mdp: FiniteMDP, pi: Any, alpha: float) -> SoftEvaluation:
     H = entr(pi).sum(axis=1)
     # the entropy bonus as a reward: r'(s, a) = r(s, a) - alpha log pi(a|s) where pi > 0
     # (entries with pi = 0 are never weighted, so any finite value serves there)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore"):
         bonus = np.where(pi > 0, -alpha * np.log(np.where(pi > 0, pi, 1.0)), 0.0)
-    shifted = FiniteMDP(mdp.P, mdp.r + bonus, mdp.mu0, mdp.gamma, None)
+        reward = mdp.r + bonus
+    try:
+        shifted = FiniteMDP(mdp.P, reward, mdp.mu0, mdp.gamma, None)
+    except ValueError as exc:  # the regularized reward left the range of float64 closed forms
+        raise ValueError(
+            f"alpha={alpha:g} makes the entropy-regularized reward r - alpha log pi too large: {exc}"
+        ) from None
     V = np.array(evaluate(shifted, pi).V)
     Q = mdp.r + mdp.gamma * mdp.expected_next(V)
     return SoftEvaluation(J=float(mdp.mu0 @ V), V=V, Q=Q, entropy=H)

@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from scipy.special import rel_entr
 
-from .._validation import check_theta
+from .._validation import as_float_array, check_distribution, check_theta, freeze_arrays
 from ._checks import check_clip
 from ..exact.fisher import _natural_gradient
 from ..exact.gradients import gradient_weights
@@ -91,8 +91,7 @@ class SurrogateBatch:
     state_weights: np.ndarray
 
     def __post_init__(self) -> None:
-        for name in ("states", "actions", "advantages", "log_weights", "logp_old", "state_weights"):
-            getattr(self, name).flags.writeable = False
+        freeze_arrays(self, ("states", "actions", "advantages", "log_weights", "logp_old", "state_weights"))
 
     @property
     def weights(self) -> np.ndarray:
@@ -156,6 +155,34 @@ def _contract_rows(
     return _score_contract(policy, theta, W, logp)
 
 
+def _check_surrogate_args(policy: Any, batch: Any, theta: Any) -> np.ndarray:
+    """Check the (policy, batch, theta) of the public surrogate functions; return theta."""
+    if not isinstance(policy, SoftmaxPolicy):
+        raise TypeError(f"policy must be a SoftmaxPolicy, got {type(policy).__name__}")
+    if not isinstance(batch, SurrogateBatch):
+        raise TypeError(f"batch must be a SurrogateBatch, got {type(batch).__name__}")
+    n = None
+    for name, kind, bound in (("states", "iu", policy.n_states), ("actions", "iu", policy.n_actions),
+                              ("advantages", "f", None), ("log_weights", "f", None), ("logp_old", "f", None)):
+        arr = getattr(batch, name)
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in kind or arr.ndim != 1:
+            what = "integers" if kind == "iu" else "float64 numbers"
+            raise TypeError(f"batch.{name} must be a 1-D array of {what}, got {type(arr).__name__}")
+        if n is not None and arr.shape[0] != n:
+            raise ValueError(f"batch.{name} has {arr.shape[0]} rows, batch.states has {n}")
+        n = arr.shape[0]
+        bad = ((arr < 0) | (arr >= bound)) if bound is not None else ~np.isfinite(arr)
+        if name == "log_weights":
+            bad = np.isnan(arr) | (arr == np.inf)  # log 0 = -inf is a zero weight
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(f"batch.{name}[{i}] is {arr[i]}, out of range for policy")
+    nu = batch.state_weights
+    if not isinstance(nu, np.ndarray) or nu.shape != (policy.n_states,) or not np.all(np.isfinite(nu) & (nu >= 0)):
+        raise ValueError(f"batch.state_weights must be finite and >= 0 of shape ({policy.n_states},)")
+    return check_theta(theta, policy.n_params)
+
+
 def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> float:
     r"""Surrogate :math:`\sum_i w_i (r_i(\theta) - 1) A_i` of a batch.
 
@@ -164,6 +191,11 @@ def surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndar
     rounding); subtracting it makes the value 0 at :math:`\theta_{old}` and keeps a sampled
     surrogate unbiased when its :math:`A_i` estimate Q rather than A.
     """
+    return _surrogate_value(policy, batch, _check_surrogate_args(policy, batch, theta))
+
+
+def _surrogate_value(policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray) -> float:
+    """:func:`surrogate_value` on checked arguments."""
     return _surrogate_from_log_probs(batch, policy.log_probs(theta))
 
 
@@ -177,6 +209,12 @@ def surrogate_and_gradient(
     policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray
 ) -> tuple[float, np.ndarray]:
     r"""Surrogate (:func:`surrogate_value`) and its gradient :math:`\sum_i w_i r_i A_i \nabla\log\pi_\theta(a_i|s_i)`."""
+    return _surrogate_and_gradient(policy, batch, _check_surrogate_args(policy, batch, theta))
+
+
+def _surrogate_and_gradient(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray
+) -> tuple[float, np.ndarray]:
     w_ratio, _, logp = _row_terms(policy, batch, theta)
     c = w_ratio * batch.advantages
     value = float(np.sum((w_ratio - batch.weights) * batch.advantages))
@@ -192,6 +230,16 @@ def kl_and_gradient(
     (softmax logits z linear in θ), written as the score contraction with weights
     :math:`-\nu(s)\pi_{old}(a|s)`.
     """
+    theta = _check_surrogate_args(policy, batch, theta)
+    pi_old = as_float_array("pi_old", pi_old, shape=(policy.n_states, policy.n_actions))
+    check_distribution("pi_old", pi_old)
+    return _kl_and_gradient(policy, batch, theta, pi_old)
+
+
+def _kl_and_gradient(
+    policy: SoftmaxPolicy, batch: SurrogateBatch, theta: np.ndarray, pi_old: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """:func:`kl_and_gradient` on checked arguments."""
     logp = policy.log_probs(theta)
     value = _kl_value(batch, logp, pi_old)
     grad = _score_contract(policy, theta, -batch.state_weights[:, None] * pi_old, logp)
@@ -232,11 +280,7 @@ def clipped_objective(
     clip_fraction : float
         :math:`\sum_{i\ \text{clipped}} w_i / \sum_i w_i`.
     """
-    if not isinstance(policy, SoftmaxPolicy):
-        raise TypeError(f"policy must be a SoftmaxPolicy, got {type(policy).__name__}")
-    if not isinstance(batch, SurrogateBatch):
-        raise TypeError(f"batch must be a SurrogateBatch, got {type(batch).__name__}")
-    theta = check_theta(theta, policy.n_params)
+    theta = _check_surrogate_args(policy, batch, theta)
     clip = check_clip(clip)
     return _clipped_objective(policy, batch, theta, clip)
 
@@ -434,12 +478,12 @@ class ExactOracle:
     def surrogate(self, theta_new: Any) -> float:
         r"""Exact surrogate :math:`\bar A(\pi_{\theta'})` (equals :func:`pgexact.surrogate`)."""
         t = check_theta(theta_new, self.policy.n_params, name="theta_new")
-        return surrogate_value(self.policy, self.batch, t)
+        return _surrogate_value(self.policy, self.batch, t)
 
     def kl(self, theta_new: Any) -> float:
         r"""Exact :math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{\theta'}(\cdot|s))`."""
         t = check_theta(theta_new, self.policy.n_params, name="theta_new")
-        return kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
+        return _kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
 
     def _kl_and_surrogate(self, theta_new: Any) -> tuple[float, Callable[[], float]]:
         r""":meth:`kl` of ``theta_new`` and a callable returning its :meth:`surrogate`, from one

@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._validation import freeze_arrays
 from .._random import as_seed_sequence
 from .._validation import check_positive_int
 from ._checks import check_source
@@ -53,8 +54,7 @@ class TrainingHistory:
     results: tuple
 
     def __post_init__(self) -> None:
-        for name in ("theta", "thetas", "J", "kl", "step_size", "step_norm", "wall_time"):
-            getattr(self, name).flags.writeable = False
+        freeze_arrays(self, ("theta", "thetas", "J", "kl", "step_size", "step_norm", "wall_time"))
 
     @property
     def n_iterations(self) -> int:

@@ -18,7 +18,7 @@ from .._validation import check_positive_int
 from ._checks import check_delta, check_lr, check_nonnegative_finite, check_ratio, check_source
 from ._common import _theta
 
-__all__ = ["TRPOStep", "trpo_step", "conjugate_gradient"]
+__all__ = ["TRPOStep", "trpo_step"]  # conjugate_gradient: the solver inside trpo_step, internal
 
 
 # ----------------------------------------------------------------------------- TRPO
