@@ -584,7 +584,8 @@ def relative_error(a: Any, b: Any, floor: float = 1.0) -> float:
     if not 0 <= floor < math.inf:
         raise ValueError(f"floor must be finite and non-negative, got {floor!r}")
     try:
-        diff = np.abs(a - b)
+        with np.errstate(invalid="ignore", over="ignore"):  # inf - inf is NaN: a residual of inf below
+            diff = np.abs(a - b)
     except ValueError:  # shapes that do not broadcast
         return float("inf")
     if diff.size == 0:
