@@ -49,7 +49,7 @@ _HEADS = {
     "theorems": TOP, "errata": TOP, "figures": TOP, "cli": TOP, "testing": TOP,
     "distributed": TOP, "gym": TOP, "jax": TOP, "torch": TOP, "__main__": TOP,
 }
-_LQR = {"model": MODELS, "policy": PARAMS, "sampling": SAMPLED}
+_LQR = {"model": MODELS, "policy": PARAMS, "sampling": SAMPLED, "estimators": SAMPLED}
 
 
 def layer_of(module: str) -> str | None:

@@ -46,8 +46,8 @@ def _lqr(**kw):
 
 # ------------------------------------------------------------------------------ public API
 MODULES = ["pgexact.lqr", "pgexact.lqr.exact", "pgexact.lqr.evaluation", "pgexact.lqr.gradients",
-           "pgexact.lqr.policy", "pgexact.lqr.sampling", "pgexact.lqr.soft", "pgexact.lqr.riccati",
-           "pgexact.lqr.offpolicy", "pgexact.lqr.model"]
+           "pgexact.lqr.policy", "pgexact.lqr.sampling", "pgexact.lqr.estimators", "pgexact.lqr.soft",
+           "pgexact.lqr.riccati", "pgexact.lqr.offpolicy", "pgexact.lqr.model"]
 
 
 @pytest.mark.parametrize("name", MODULES)

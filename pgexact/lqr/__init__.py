@@ -3,7 +3,8 @@ r"""LQR with linear-Gaussian policies: model, policy, exact closed forms and Mon
 Cost convention: the LQR cost :math:`C` is minimized; wherever a reward is meant (``J``, ``V``,
 ``Q``, ``A``, :func:`policy_gradient`, the estimators) pgexact reports :math:`J = -C`.
 Modules: :mod:`~pgexact.lqr.model`, :mod:`~pgexact.lqr.policy`, :mod:`~pgexact.lqr.evaluation`,
-:mod:`~pgexact.lqr.gradients`, :mod:`~pgexact.lqr.riccati`, :mod:`~pgexact.lqr.sampling`,
+:mod:`~pgexact.lqr.gradients`, :mod:`~pgexact.lqr.riccati`, :mod:`~pgexact.lqr.sampling`
+(rollouts), :mod:`~pgexact.lqr.estimators` (Monte Carlo gradient estimators),
 :mod:`~pgexact.lqr.soft` (entropy-regularized LQR), :mod:`~pgexact.lqr.offpolicy` (DDPG's gradient and its bias).
 
 Floating point: the public functions and methods ignore underflow whatever the caller's
@@ -36,14 +37,8 @@ from .soft import (
     soft_policy_improvement,
     soft_policy_iteration,
 )
-from .sampling import (
-    LQRTrajectories,
-    dpg,
-    reinforce,
-    reinforce_baseline,
-    reinforce_to_go,
-    rollout,
-)
+from .estimators import dpg, reinforce, reinforce_baseline, reinforce_to_go
+from .sampling import LQRTrajectories, rollout
 
 __all__ = [
     "LQR",
