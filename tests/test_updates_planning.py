@@ -300,3 +300,13 @@ def test_soft_value_iteration_tolerance_is_relative(scale):
     assert np.max(np.abs(opt.Q - ref)) <= 1e-10 * Q_norm
     assert opt.error_bound <= 1e-12 * float(np.max(np.abs(opt.Q)))
 
+
+
+def test_soft_value_iteration_refuses_a_temperature_that_overflows():
+    import pytest
+
+    from pgexact.mdps import random_mdp
+    from pgexact.updates import soft_value_iteration
+
+    with pytest.raises(ValueError, match="alpha=1e.308 is too large"):
+        soft_value_iteration(random_mdp(3, 2, gamma=0.9, seed=0), alpha=1e308)

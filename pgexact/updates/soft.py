@@ -239,7 +239,13 @@ def soft_value_iteration(
     best_diff, best_k = math.inf, 0
     Q = np.array(mdp.r)
     for k in range(1, max_iter + 1):
-        V = alpha * logsumexp(Q / alpha, axis=1)
+        with np.errstate(over="ignore"):
+            V = alpha * logsumexp(Q / alpha, axis=1)
+        if not np.all(np.isfinite(V)):
+            raise ValueError(
+                f"alpha={alpha!r} is too large: the soft value alpha * log(sum(exp(Q / alpha))) overflows "
+                "float64; use a smaller temperature alpha"
+            )
         Q_new = mdp.r + g * mdp.expected_next(V)
         diff = float(np.max(np.abs(Q_new - Q)))
         Q = Q_new
