@@ -97,6 +97,13 @@ def check_policy_for(trajs: Trajectories, policy: Any, theta: Any, name: str = "
     return check_theta(theta, policy.n_params, name=name)
 
 
+
+def check_samples_policy(trajs: Any, policy: Any, theta: Any, name: str = "theta") -> tuple[Trajectories, np.ndarray]:
+    """The checked ``(trajs, theta)`` of an estimator call ``estimator(trajs, policy, theta, ...)``."""
+    trajs = check_trajectories(trajs)
+    return trajs, check_policy_for(trajs, policy, theta, name=name)
+
+
 def check_unit_interval(name: str, value: Any) -> float:
     """A real number in [0, 1] (λ of GAE and the like)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):

@@ -10,7 +10,7 @@ from .._validation import check_theta
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling.trajectories import Trajectories
 from . import _steps as st
-from ._base import Estimate, check_policy_for, check_trajectories
+from ._base import Estimate, check_samples_policy
 
 __all__ = [
     "fisher_estimate",
@@ -18,11 +18,6 @@ __all__ = [
     "surrogate_estimate",
     "surrogate_gradient_estimate",
 ]
-
-
-def _setup(trajs: Any, policy: Any, theta: Any, name: str = "theta") -> tuple[Trajectories, np.ndarray]:
-    trajs = check_trajectories(trajs)
-    return trajs, check_policy_for(trajs, policy, theta, name=name)
 
 
 def _outer_table(policy: SoftmaxPolicy, theta: np.ndarray, S: int, A: int) -> np.ndarray:
@@ -62,7 +57,7 @@ def fisher_estimate(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> E
     >>> bool(np.allclose(F, fisher(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     S, A, k = trajs.n_states, trajs.n_actions, policy.n_params
     w = st.discounts(trajs)  # every simulated step (absorbed ones included)
     if trajs.objective == "geometric":
@@ -96,7 +91,7 @@ def trajectory_fisher_estimate(trajs: Trajectories, policy: SoftmaxPolicy, theta
     >>> bool(np.allclose(F, trajectory_fisher(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     if trajs.objective == "geometric":
         raise ValueError(
             "trajs.objective is 'geometric': the trajectory Fisher needs a fixed horizon T "
@@ -154,7 +149,7 @@ def surrogate_estimate(
     >>> bool(np.isclose(est, surrogate(mdp, pol.probs(theta), pol.probs(theta_new)), atol=1e-12))
     True
     """
-    trajs, theta_old = _setup(trajs, policy, theta_old, name="theta_old")
+    trajs, theta_old = check_samples_policy(trajs, policy, theta_old, name="theta_old")
     theta_new = check_theta(theta_new, policy.n_params, name="theta_new")
     w = st.real(trajs) * st.discounts(trajs) * st.table(trajs, A, "A")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -188,7 +183,7 @@ def surrogate_gradient_estimate(
     >>> bool(np.allclose(est, surrogate_gradient(mdp, pol, theta, theta_new), atol=1e-12))
     True
     """
-    trajs, theta_old = _setup(trajs, policy, theta_old, name="theta_old")
+    trajs, theta_old = check_samples_policy(trajs, policy, theta_old, name="theta_old")
     theta_new = check_theta(theta_new, policy.n_params, name="theta_new")
     w = st.real(trajs) * st.discounts(trajs) * st.table(trajs, A, "A")
     with np.errstate(over="ignore", invalid="ignore"):

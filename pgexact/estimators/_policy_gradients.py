@@ -21,7 +21,7 @@ from .._validation import check_positive_int
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling.trajectories import Trajectories
 from . import _steps as st
-from ._base import Estimate, check_policy_for, check_trajectories, check_unit_interval
+from ._base import Estimate, check_samples_policy, check_unit_interval
 
 __all__ = [
     "reinforce",
@@ -33,11 +33,6 @@ __all__ = [
     "gae_gradient",
     "normalized_advantage",
 ]
-
-
-def _setup(trajs: Any, policy: Any, theta: Any, name: str = "theta") -> tuple[Trajectories, np.ndarray]:
-    trajs = check_trajectories(trajs)
-    return trajs, check_policy_for(trajs, policy, theta, name=name)
 
 
 def reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Estimate:
@@ -74,7 +69,7 @@ def reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Estimat
     >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     real = st.real(trajs)
     R = trajs.per_episode_sum(trajs.flat_rewards * real * st.discounts(trajs))
     return Estimate(st.score_sums(trajs, policy, theta, real * R[trajs.steps.episode]))
@@ -101,7 +96,7 @@ def reward_to_go(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Esti
     >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     w = st.real(trajs) * st.discounts(trajs) * st.rewards_to_go(trajs)
     return Estimate(st.score_sums(trajs, policy, theta, w))
 
@@ -129,7 +124,7 @@ def constant_baseline(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, b:
     """
     if isinstance(b, bool) or not isinstance(b, (int, float, np.floating, np.integer)) or not np.isfinite(b):
         raise ValueError(f"b must be a finite real number, got {b!r}")
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     w = st.real(trajs) * st.discounts(trajs) * (st.rewards_to_go(trajs) - float(b))
     return Estimate(st.score_sums(trajs, policy, theta, w))
 
@@ -160,7 +155,7 @@ def state_baseline(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, b: An
     >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     base, _ = st.values(trajs, b, name="b")
     w = st.real(trajs) * st.discounts(trajs) * (st.rewards_to_go(trajs) - base)
     return Estimate(st.score_sums(trajs, policy, theta, w))
@@ -192,7 +187,7 @@ def advantage(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, A: Any) ->
     >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     w = st.real(trajs) * st.discounts(trajs) * st.table(trajs, A, "A")
     return Estimate(st.score_sums(trajs, policy, theta, w))
 
@@ -228,7 +223,7 @@ def n_step(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, V: Any, n: in
     >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     n = check_positive_int("n", n)
     v, v_next = st.values(trajs, V)
     G = st.n_step_returns(trajs, v, v_next, n)
@@ -265,7 +260,7 @@ def gae_gradient(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any, V: Any,
     >>> bool(np.allclose(g, policy_gradient(mdp, pol, theta), atol=1e-12))
     True
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     lam = check_unit_interval("lam", lam)
     v, v_next = st.values(trajs, V)
     w = st.discounts(trajs) * st.gae(trajs, v, v_next, lam)
@@ -310,7 +305,7 @@ def normalized_advantage(
     >>> est.samples.shape
     (64, 4)
     """
-    trajs, theta = _setup(trajs, policy, theta)
+    trajs, theta = check_samples_policy(trajs, policy, theta)
     adv = st.as_step_weights(trajs, advantages, "advantages")
     real = trajs.steps.real
     vals = adv[real]
