@@ -25,6 +25,8 @@ __all__ = [
     "MAX_CALL_BYTES",
     "PROBABILITY_ATOL",
     "check_memory",
+    "check_time_steps",
+    "MAX_TIME_STEPS",
     "as_float_array",
     "as_probabilities",
     "check_action_mask",
@@ -437,6 +439,20 @@ def format_bytes(n_bytes: float) -> str:
             return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.3g} {unit}"
         value /= 1024
     return f"{value:.3g} EB"  # pragma: no cover
+
+
+#: Longest time recursion the exact core runs in Python (one numpy step per time step, about
+#: 5-10 µs each): a longer horizon is refused with the time it would take, never left to hang.
+MAX_TIME_STEPS = 200_000
+
+
+def check_time_steps(what: str, steps: int, advice: str = "") -> None:
+    """Refuse a Python loop over more than :data:`MAX_TIME_STEPS` time steps, saying how long it would take."""
+    if steps > MAX_TIME_STEPS:
+        raise ValueError(
+            f"{what} would loop over {steps} time steps (about {steps * 1e-5:.3g} s or more), more than "
+            f"the {MAX_TIME_STEPS} the exact recursions run" + (f": {advice}" if advice else "")
+        )
 
 
 def check_memory(what: str, n_bytes: float, advice: str = "") -> None:

@@ -475,3 +475,19 @@ def test_weights_far_above_one_are_refused_before_they_are_summed():
     pi = np.full((3, 2), 0.5)
     with pytest.raises(ValueError, match=r"^weights\[0\] is 1e\+308, expected a probability <= 1"):
         pg.kl_expected(pi, pi, [1e308, 1e308, 1e308])
+
+
+def test_time_recursions_beyond_the_step_limit_are_refused_with_their_time():
+    """A finite-horizon recursion is a Python loop over t: a horizon past MAX_TIME_STEPS would run
+    for seconds to hours, so it is refused, naming the horizon and the time it would take."""
+    from pgexact._validation import MAX_TIME_STEPS
+    from pgexact.mdps import random_mdp
+
+    H = 10 * MAX_TIME_STEPS
+    mdp = random_mdp(3, 2, gamma=1.0, horizon=H, seed=0)
+    pi = np.full((3, 2), 0.5)
+    with pytest.raises(ValueError, match=rf"horizon-{H} MDP would loop over {H} time steps \(about"):
+        pg.evaluate(mdp, pi)
+    with pytest.raises(ValueError, match=rf"state_marginals with T={H} would loop over"):
+        pg.state_marginals(mdp, pi, H)
+    assert pg.state_marginals(mdp, pi, MAX_TIME_STEPS // 100).shape == (MAX_TIME_STEPS // 100, 3)

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dgetrf, dgetrs
 
-from .._validation import check_memory, check_positive_int
+from .._validation import check_memory, check_positive_int, check_time_steps
 from ..errors import NotUniqueError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
@@ -202,6 +202,11 @@ def _evaluate(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> Evalu
         8 * H * S * (2 * A + 2),  # V, p (H, S) and Q, A (H, S, A)
         "use the discounted problem (mdp.with_horizon(None), gamma < 1) or a shorter horizon",
     )
+    check_time_steps(
+        f"the exact evaluation of a horizon-{H} MDP", H,
+        "use the discounted problem (mdp.with_horizon(None), gamma < 1), the average reward "
+        "(pgexact.average) or a shorter horizon",
+    )
     V, Q = _finite_values(mdp, pi)
     p = _marginals(mdp, pi, mdp.horizon)
     return Evaluation(J=float(mdp.mu0 @ V[0]), V=V, Q=Q, A=Q - V[:, :, None], d=None, p=p)
@@ -230,6 +235,7 @@ def state_marginals(mdp: FiniteMDP, pi: Any, T: int) -> np.ndarray:
         "ask for fewer steps T (the marginals of a discounted chain converge; see occupancy "
         "or stationary_distribution)",
     )
+    check_time_steps(f"state_marginals with T={T}", T, "ask for fewer steps T (see occupancy or stationary_distribution)")
     return _marginals(mdp, pi, T)
 
 
@@ -253,6 +259,7 @@ def _visitation(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> np.
         f"the discounted visitation of a horizon-{mdp.horizon} MDP with S={mdp.n_states}",
         8 * int(mdp.horizon) * mdp.n_states, "use a shorter horizon",
     )
+    check_time_steps(f"the discounted visitation of a horizon-{mdp.horizon} MDP", int(mdp.horizon), "use a shorter horizon")
     p = _marginals(mdp, pi, mdp.horizon)
     return (mdp.gamma ** np.arange(mdp.horizon)) @ p
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_horizon, check_memory, check_theta
+from .._validation import check_horizon, check_memory, check_theta, check_time_steps
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy, TabularSoftmax
 from ._checks import check_policy_theta
@@ -92,6 +92,7 @@ def trajectory_fisher(
         raise ValueError("horizon is None and mdp.horizon is None: the trajectory Fisher needs a horizon T")
     check_memory(f"trajectory_fisher with horizon={T} and S={mdp.n_states}", 8 * T * mdp.n_states,
                  "use a shorter horizon")
+    check_time_steps(f"trajectory_fisher with horizon={T}", T, "use a shorter horizon")
     _check_fisher_memory("trajectory_fisher", mdp, policy)
     pi = policy._probs(theta)
     p = _marginals(mdp, pi, T).sum(axis=0)
