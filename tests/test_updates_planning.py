@@ -310,3 +310,16 @@ def test_soft_value_iteration_refuses_a_temperature_that_overflows():
 
     with pytest.raises(ValueError, match="alpha=1e.308 is too large"):
         soft_value_iteration(random_mdp(3, 2, gamma=0.9, seed=0), alpha=1e308)
+
+
+def test_value_iteration_refuses_a_contraction_too_slow_to_finish():
+    """At gamma = 1 - 1e-6 value iteration needs tens of millions of sweeps: it stops at
+    MAX_TIME_STEPS with advice instead of running for minutes."""
+    import pytest
+
+    from pgexact.errors import NumericalError
+    from pgexact.mdps import random_mdp
+    from pgexact.updates import value_iteration
+
+    with pytest.raises(NumericalError, match="had not converged after 200000 iterations.*policy_iteration"):
+        value_iteration(random_mdp(2, 2, gamma=0.999999, seed=0))

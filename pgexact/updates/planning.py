@@ -16,7 +16,14 @@ from ..errors import NumericalError
 from ..exact._checks import check_mdp, check_pi
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
-from .._validation import as_float_array, check_positive_finite, check_positive_int, check_real
+from .._validation import (
+    MAX_TIME_STEPS,
+    as_float_array,
+    check_positive_finite,
+    check_positive_int,
+    check_real,
+    check_time_steps,
+)
 
 __all__ = [
     "ValueIterationResult",
@@ -239,6 +246,7 @@ def value_iteration(
     g = mdp.gamma
     if mdp.horizon is not None:
         H = mdp.horizon
+        check_time_steps(f"value_iteration on a horizon-{H} MDP", H, "use a shorter horizon or the discounted problem")
         V = np.zeros((H, S))
         Q = np.zeros((H, S, A))
         nxt = np.zeros(S)
@@ -259,6 +267,16 @@ def value_iteration(
     k = 0
     while True:
         k += 1
+        if k > MAX_TIME_STEPS:  # a contraction this slow would run for minutes: refuse, with advice
+            if n_iterations is not None:
+                raise ValueError(
+                    f"value_iteration: n_iterations={n_iterations} is more than the {MAX_TIME_STEPS} "
+                    f"iterations value iteration runs; the iterates had not stopped changing (gamma={g})"
+                )
+            raise NumericalError(
+                f"value iteration at gamma={g} had not converged after {MAX_TIME_STEPS} iterations "
+                f"(error bound {bound:.3g}); use policy_iteration (exact linear solves) or a smaller gamma"
+            )
         Q = mdp.r + g * mdp.expected_next(V)
         V_new = _masked(Q, mask).max(axis=1)
         diff = float(np.max(np.abs(V_new - V)))
