@@ -88,7 +88,7 @@ def _dense_chain(mdp: FiniteMDP, pi: np.ndarray) -> np.ndarray:
             f"mdp has S={S} states, more than MAX_DENSE_STATES={MAX_DENSE_STATES}: pgexact.average "
             f"solves dense S x S systems, which would need {format_bytes(8 * S * S)} per matrix"
         )
-    P_pi = mdp.policy_transition(pi)
+    P_pi = mdp._policy_transition(pi)
     return P_pi.toarray() if scipy.sparse.issparse(P_pi) else np.asarray(P_pi)
 
 
@@ -189,7 +189,7 @@ def evaluate(mdp: FiniteMDP, pi: Any) -> AverageEvaluation:
     if len(classes) > 1:
         raise MultichainError(classes)
     S = mdp.n_states
-    r_pi = mdp.policy_reward(pi)
+    r_pi = mdp._policy_reward(pi)
     one = np.ones(S)
     try:
         with warnings.catch_warnings(), np.errstate(all="raise"):
@@ -199,7 +199,7 @@ def evaluate(mdp: FiniteMDP, pi: Any) -> AverageEvaluation:
             d /= d.sum()
             rho = float(d @ r_pi)
             h = scipy.linalg.solve(np.eye(S) - P_pi + np.outer(one, d), r_pi - rho)
-            Q = mdp.r - rho + mdp.expected_next(h)
+            Q = mdp.r - rho + mdp._expected_next(h)
     except (scipy.linalg.LinAlgError, scipy.linalg.LinAlgWarning, FloatingPointError) as exc:
         raise SingularSystemError(
             "the unichain systems (I - P_pi + 1 1^T) d = 1 and (I - P_pi + 1 d^T) h = r_pi - rho are singular "

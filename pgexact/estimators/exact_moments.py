@@ -228,20 +228,20 @@ def gae_expected_advantage(mdp: FiniteMDP, pi: Any, V: Any, lam: float) -> np.nd
     live = ~np.asarray(mdp.terminal)
     if mdp.horizon is None:
         v = as_float_array("V", V, shape=(S,)) * live
-        delta = (mdp.r + g * mdp.expected_next(v) - v[:, None]) * live[:, None]
-        P_pi = mdp.policy_transition(pi)
+        delta = (mdp.r + g * mdp._expected_next(v) - v[:, None]) * live[:, None]
+        P_pi = mdp._policy_transition(pi)
         P_pi = P_pi.toarray() if hasattr(P_pi, "toarray") else P_pi
         M = np.eye(S) - g * lam * (P_pi * live[None, :])
         U = scipy.linalg.solve(M, np.sum(pi * delta, axis=1))
-        return (delta + g * lam * mdp.expected_next(U * live)) * live[:, None]
+        return (delta + g * lam * mdp._expected_next(U * live)) * live[:, None]
     H = mdp.horizon
     v = as_float_array("V", V, shape=(H, S)) * live[None, :]
     out = np.empty((H, S, mdp.n_actions))
     U_next = np.zeros(S)
     for t in range(H - 1, -1, -1):
         v_next = v[t + 1] if t + 1 < H else np.zeros(S)
-        delta = mdp.r + g * mdp.expected_next(v_next) - v[t][:, None]
-        out[t] = (delta + g * lam * mdp.expected_next(U_next * live)) * live[:, None]
+        delta = mdp.r + g * mdp._expected_next(v_next) - v[t][:, None]
+        out[t] = (delta + g * lam * mdp._expected_next(U_next * live)) * live[:, None]
         U_next = np.sum(pi * out[t], axis=1)
     return out
 

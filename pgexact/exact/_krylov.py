@@ -423,7 +423,7 @@ def sparse_discounted_solve(
     M = scipy.sparse.eye_array(S, format="csr") - g * P_pi
     del P_pi
     V, res_v = krylov_solve(
-        M, mdp.policy_reward(pi), tol, "(I - gamma P_pi) V = r_pi", gamma=g)
+        M, mdp._policy_reward(pi), tol, "(I - gamma P_pi) V = r_pi", gamma=g)
     MT = M.T.tocsr()  # CSR matvec is faster than the CSC one of the plain transpose
     del M
     rho, res_rho = krylov_solve(

@@ -88,7 +88,7 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
     if mdp.is_sparse:  # Krylov path, default tolerance
         return sparse_discounted_solve(mdp, pi, check_tol(None))[:2]
     S = mdp.n_states
-    M = mdp.policy_transition(pi)
+    M = mdp._policy_transition(pi)
     M *= -mdp.gamma
     M.reshape(-1)[:: S + 1] += 1.0  # the diagonal (M is a fresh C-contiguous array)
     # Factor M^T: the C-ordered M is M^T in Fortran order, so LAPACK factors it in place with
@@ -101,7 +101,7 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
             f"I - gamma P_pi is singular to working precision (LAPACK getrf info={info}); "
             "lower gamma"
         )
-    V, _ = dgetrs(lu, piv, mdp.policy_reward(pi), trans=1)
+    V, _ = dgetrs(lu, piv, mdp._policy_reward(pi), trans=1)
     rho, _ = dgetrs(lu, piv, mdp.mu0)
     return V, rho
 
@@ -115,7 +115,7 @@ def _finite_values(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.ndarr
     Q[H - 1] = mdp.r
     for t in range(H - 1, -1, -1):
         if t < H - 1:
-            Q[t] = mdp.r + mdp.gamma * mdp.expected_next(V[t + 1])
+            Q[t] = mdp.r + mdp.gamma * mdp._expected_next(V[t + 1])
         V[t] = np.einsum("sa,sa->s", pi, Q[t])
     return V, Q
 
@@ -128,7 +128,7 @@ def _marginals(mdp: FiniteMDP, pi: np.ndarray, T: int) -> np.ndarray:
         for t in range(1, T):
             p[t] = step @ p[t - 1]
         return p
-    P_pi = mdp.policy_transition(pi)
+    P_pi = mdp._policy_transition(pi)
     p = np.empty((T, mdp.n_states))
     p[0] = mdp.mu0
     for t in range(1, T):
@@ -191,7 +191,7 @@ def _evaluate(mdp: FiniteMDP, pi: np.ndarray, tol: float | None = None) -> Evalu
             V, rho, residual = sparse_discounted_solve(mdp, pi, check_tol(tol))
         else:
             V, rho = _discounted_solve(mdp, pi)
-        Q = mdp.r + mdp.gamma * mdp.expected_next(V)
+        Q = mdp.r + mdp.gamma * mdp._expected_next(V)
         J = float(mdp.mu0 @ V)
         return Evaluation(
             J=J, V=V, Q=Q, A=Q - V[:, None], d=(1.0 - mdp.gamma) * rho, p=None, residual=residual
@@ -322,8 +322,8 @@ def stationary_distribution(mdp: FiniteMDP, pi: Any) -> np.ndarray:
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
     if mdp.is_sparse:  # graph of the chain + sparse LU (no S x S dense matrix)
-        return sparse_stationary_distribution(mdp.policy_transition(pi))
-    P_pi = mdp.policy_transition(pi)
+        return sparse_stationary_distribution(mdp._policy_transition(pi))
+    P_pi = mdp._policy_transition(pi)
     S = mdp.n_states
     # Singular values of P_pi^T - I below 1e3 * S * eps * max(sv) count as zero: P_pi is exactly
     # stochastic, so one singular value is zero up to rounding (a few S * eps * max(sv)); the

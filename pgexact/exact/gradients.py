@@ -186,9 +186,9 @@ def policy_gradient_forms(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> 
     S = mdp.n_states
     if mdp.horizon is None:
         g = mdp.gamma
-        P_pi = mdp.policy_transition(pi)
+        P_pi = mdp._policy_transition(pi)
         # forward-mode: d r_pi + gamma d P_pi V = sum_a dpi (r + gamma P V) = sum_a dpi Q
-        rhs = np.einsum("sak,sa->sk", dpi, mdp.r + g * mdp.expected_next(ev.V))
+        rhs = np.einsum("sak,sa->sk", dpi, mdp.r + g * mdp._expected_next(ev.V))
         dV = np.linalg.solve(np.eye(S) - g * P_pi, rhs)
         bellman = mdp.mu0 @ dV
         occ = np.einsum("s,sa,sak,sa->k", ev.d, pi, score, ev.Q) / (1.0 - g)
@@ -206,7 +206,7 @@ def policy_gradient_forms(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any) -> 
         p_t = ev.p
         dV_next = np.zeros((S, policy.n_params))
         for t in range(H - 1, -1, -1):
-            cont = g * np.einsum("sa,sak->sk", pi, mdp.expected_next(dV_next)) if t < H - 1 else 0.0
+            cont = g * np.einsum("sa,sak->sk", pi, mdp._expected_next(dV_next)) if t < H - 1 else 0.0
             dV_next = np.einsum("sak,sa->sk", dpi, ev.Q[t]) + cont
         bellman = mdp.mu0 @ dV_next
         disc = g ** np.arange(H)

@@ -142,7 +142,7 @@ class _DiscountedSystem:
             self.M = scipy.sparse.eye_array(S, format="csr") - mdp.gamma * P_pi
             self.lu = None
         else:
-            M = mdp.policy_transition(pi)
+            M = mdp._policy_transition(pi)
             M *= -mdp.gamma
             M[np.diag_indices(S)] += 1.0
             self.lu = scipy.linalg.lu_factor(M, check_finite=False)
@@ -267,13 +267,13 @@ def occupancy_vjp(mdp: FiniteMDP, pi: Any, d_bar: Any, *, tol: float | None = No
     ev = evaluate(mdp, pi, tol=tol)
     if mdp.horizon is None:
         x = _DiscountedSystem(mdp, pi, tol).solve(db)
-        return mdp.gamma * ev.d[:, None] * mdp.expected_next(x)  # type: ignore[index]
+        return mdp.gamma * ev.d[:, None] * mdp._expected_next(x)  # type: ignore[index]
     H = mdp.horizon
     Z = _visitation_mass(mdp)
     out = np.zeros_like(pi)
     x = (mdp.gamma ** (H - 1)) * db / Z
     for t in range(H - 2, -1, -1):
-        Px = mdp.expected_next(x)  # (S, A)
+        Px = mdp._expected_next(x)  # (S, A)
         out += ev.p[t][:, None] * Px  # type: ignore[index]
         x = (mdp.gamma**t) * db / Z + np.einsum("sa,sa->s", pi, Px)
     return out

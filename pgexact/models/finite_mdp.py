@@ -200,14 +200,21 @@ class FiniteMDP:
         numpy.ndarray, shape (S, S)
             A ``scipy.sparse.csr_array`` of shape (S, S) when ``P`` is sparse.
         """
-        pi = self._policy(pi)
+        return self._policy_transition(self._policy(pi))
+
+    def _policy_transition(self, pi: np.ndarray) -> np.ndarray:
+        """:meth:`policy_transition` of an already checked policy matrix (the exact core's kernel)."""
         if self.P.ndim == 2:
             return _sparse_policy_transition(self.P, pi, canonical=True)
         return np.matmul(pi[:, None, :], self.P)[:, 0, :]
 
     def policy_reward(self, pi: np.ndarray) -> np.ndarray:
         r"""Expected one-step reward under ``pi``: :math:`r_\pi[s] = \sum_a \pi(a|s) r(s, a)`, shape (S,)."""
-        return (self._policy(pi) * self.r).sum(axis=1)
+        return self._policy_reward(self._policy(pi))
+
+    def _policy_reward(self, pi: np.ndarray) -> np.ndarray:
+        """:meth:`policy_reward` of an already checked policy matrix (the exact core's kernel)."""
+        return (pi * self.r).sum(axis=1)
 
     def _policy(self, pi: Any) -> np.ndarray:
         """``pi`` checked for this model (fast path: a float64 (S, A) array of finite rows summing to 1)."""
@@ -230,6 +237,11 @@ class FiniteMDP:
             values = as_float_array("values", values)
             if values.ndim not in (1, 2) or values.shape[0] != S:
                 raise ValueError(f"values must have shape (S,) or (S, k) with S={S}, got {values.shape}")
+        return self._expected_next(values)
+
+    def _expected_next(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`expected_next` of an already checked float64 array (the exact core's kernel)."""
+        S, A = self.n_states, self.n_actions
         if self.P.ndim == 2:  # sparse, already (S*A, S)
             out = self.P @ values
         else:

@@ -251,7 +251,7 @@ def value_iteration(
         Q = np.zeros((H, S, A))
         nxt = np.zeros(S)
         for t in range(H - 1, -1, -1):
-            Q[t] = mdp.r + g * mdp.expected_next(nxt) if t < H - 1 else mdp.r
+            Q[t] = mdp.r + g * mdp._expected_next(nxt) if t < H - 1 else mdp.r
             V[t] = _masked(Q[t], mask).max(axis=1)
             nxt = V[t]
         acts = np.stack([_greedy_actions(_masked(Q[t], mask)) for t in range(H)])
@@ -277,7 +277,7 @@ def value_iteration(
                 f"value iteration at gamma={g} had not converged after {MAX_TIME_STEPS} iterations "
                 f"(error bound {bound:.3g}); use policy_iteration (exact linear solves) or a smaller gamma"
             )
-        Q = mdp.r + g * mdp.expected_next(V)
+        Q = mdp.r + g * mdp._expected_next(V)
         V_new = _masked(Q, mask).max(axis=1)
         diff = float(np.max(np.abs(V_new - V)))
         V = V_new
@@ -314,7 +314,7 @@ def value_iteration(
                 f"above tol={tol:g} (relative); loosen tol or use policy_iteration (exact "
                 "linear solves)"
             )
-    Q = mdp.r + g * mdp.expected_next(V)
+    Q = mdp.r + g * mdp._expected_next(V)
     acts = _greedy_actions(_masked(Q, mask))
     return ValueIterationResult(V, Q, _one_hot(acts, A), acts, float(mdp.mu0 @ V), k, bound)
 

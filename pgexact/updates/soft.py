@@ -109,7 +109,7 @@ def soft_evaluate(mdp: FiniteMDP, pi: Any, alpha: float) -> SoftEvaluation:
             f"alpha={alpha:g} makes the entropy-regularized reward r - alpha log pi too large: {exc}"
         ) from None
     V = np.array(evaluate(shifted, pi).V)
-    Q = mdp.r + mdp.gamma * mdp.expected_next(V)
+    Q = mdp.r + mdp.gamma * mdp._expected_next(V)
     return SoftEvaluation(J=float(mdp.mu0 @ V), V=V, Q=Q, entropy=H)
 
 
@@ -246,7 +246,7 @@ def soft_value_iteration(
                 f"alpha={alpha!r} is too large: the soft value alpha * log(sum(exp(Q / alpha))) overflows "
                 "float64; use a smaller temperature alpha"
             )
-        Q_new = mdp.r + g * mdp.expected_next(V)
+        Q_new = mdp.r + g * mdp._expected_next(V)
         diff = float(np.max(np.abs(Q_new - Q)))
         Q = Q_new
         bound = g / (1.0 - g) * diff
