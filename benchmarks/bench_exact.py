@@ -14,7 +14,6 @@ Usage: python benchmarks/bench_exact.py [--states 2000] [--actions 8] [--repeat 
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 
 import numpy as np
@@ -22,22 +21,7 @@ import numpy as np
 import pgexact as pg
 from pgexact.mdps import random_mdp
 
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def interleaved(subject, reference, repeat: int) -> tuple[float, float, float]:
-    """Median per-round ratio subject/reference and the median times (seconds)."""
-    ratios, ts, tr = [], [], []
-    for _ in range(repeat):
-        a, b = timed(subject), timed(reference)
-        ratios.append(a / b)
-        ts.append(a)
-        tr.append(b)
-    return statistics.median(ratios), statistics.median(ts), statistics.median(tr)
+from _timing import interleaved_ratio  # benchmarks/_timing.py (the script's own folder)
 
 
 def main() -> None:
@@ -64,8 +48,10 @@ def main() -> None:
     reference()
     pg.exact.value_and_gradient(mdp, policy, theta)
     natural()
-    r_vg, t_vg, t_ref = interleaved(lambda: pg.exact.value_and_gradient(mdp, policy, theta), reference, args.repeat)
-    r_nat, t_nat, _ = interleaved(natural, reference, args.repeat)
+    r_vg, t_vg, t_ref = interleaved_ratio(
+        lambda: pg.exact.value_and_gradient(mdp, policy, theta), reference, args.repeat, clock=time.perf_counter
+    )
+    r_nat, t_nat, _ = interleaved_ratio(natural, reference, args.repeat, clock=time.perf_counter)
     print(f"instance: dense random MDP S={S} A={A} gamma=0.99, TabularSoftmax; "
           f"median of {args.repeat} interleaved rounds")
     print(f"{'computation':44s} {'seconds':>9s} {'ratio':>7s}")

@@ -25,8 +25,6 @@ Usage: python benchmarks/bench_small.py [--states 10] [--actions 4] [--rounds 31
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -34,6 +32,8 @@ from threadpoolctl import threadpool_limits
 import pgexact as pg
 from pgexact.mdps import random_mdp
 from pgexact.updates import ExactSource, ppo_update, trpo_step
+
+from _timing import interleaved_ratio  # benchmarks/_timing.py (the script's own folder)
 
 
 def reference_value_and_gradient(P, r, mu0, gamma, theta):
@@ -58,29 +58,6 @@ def reference_natural_gradient(P, r, mu0, gamma, theta):
     rho = np.linalg.solve(M.T, mu0)
     u = (r + gamma * (P @ V) - V[:, None]) / (1.0 - gamma)
     return np.where(rho[:, None] > 0, u - u.mean(axis=1, keepdims=True), 0.0).reshape(-1)
-
-
-def batch_time(fn, n: int) -> float:
-    """CPU time (user + sys of this process, ``time.process_time``) of n calls, per call.
-
-    CPU time is what a loaded machine does not inflate (another process's work is not counted).
-    """
-    start = time.process_time()
-    for _ in range(n):
-        fn()
-    return (time.process_time() - start) / n
-
-
-def interleaved_ratio(subject, reference, rounds: int, n: int, n_ref: int | None = None) -> tuple[float, float, float]:
-    """Median per-round ratio subject/reference, and the median per-call CPU times (seconds)."""
-    ratios, ts, tr = [], [], []
-    for _ in range(rounds):
-        a = batch_time(subject, n)
-        b = batch_time(reference, n if n_ref is None else n_ref)
-        ratios.append(a / b)
-        ts.append(a)
-        tr.append(b)
-    return statistics.median(ratios), statistics.median(ts), statistics.median(tr)
 
 
 def main() -> None:
