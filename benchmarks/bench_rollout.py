@@ -5,7 +5,8 @@
 Reports transitions per second (one transition = one recorded (state, action, reward) step) for
 
 * ``pgexact.rollout`` on random dense MDPs with S = 16 and S = 256, A = 4, ``episodes x steps``
-  transitions (truncated discounted objective, horizon = steps);
+  transitions (truncated discounted objective, horizon = steps), with the numpy kernel and, when
+  numba is installed, the compiled one (the same episodes, bit for bit);
 * the RNG floor: the same numpy Generator (PCG64) drawing two uniforms per transition into a
   preallocated buffer, the least work any sampler that draws an action and a next state
   from uniforms must do (pgexact's joint alias table draws one);
@@ -28,6 +29,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+import pgexact.sampling.kernel as kernel
 from pgexact import rollout
 from pgexact.mdps import random_mdp
 
@@ -43,12 +45,18 @@ def best_time(fn, repeats: int) -> float:
     return float(np.median([cpu_time(fn) for _ in range(repeats)]))
 
 
-def pgexact_runner(S: int, A: int, episodes: int, steps: int):
+def pgexact_runner(S: int, A: int, episodes: int, steps: int, compiled: bool):
+    """``rollout`` with the compiled kernel (numba) or the numpy one; both give the same episodes."""
     mdp = random_mdp(S, A, gamma=0.99, seed=S)
     pi = np.random.default_rng(S).dirichlet(np.ones(A), size=S)
-    rollout(mdp, pi, 1000, horizon=steps, seed=0)  # warm-up
-    # each call builds its alias tables from scratch: their construction is part of the time
-    return lambda: rollout(mdp, pi, episodes, horizon=steps, seed=1)
+
+    def run() -> None:
+        kernel.USE_COMPILED = compiled
+        # each call builds its alias tables from scratch: their construction is part of the time
+        rollout(mdp, pi, episodes, horizon=steps, seed=1)
+
+    run()  # warm-up (and, for the compiled kernel, numba's import and load)
+    return run
 
 
 def floor_runner(episodes: int, steps: int):
@@ -115,11 +123,13 @@ def main() -> None:
     rates: dict[str, float | None] = {}
     # interleaved: each round times the floor and both problems back to back, so that load from
     # other processes affects them alike; the median round of each is reported
+    kernels = ["numpy"] + (["compiled"] if kernel.compiled_kernels() is not None else [])
     runners = {
-        "pgexact.rollout S=16 A=4": pgexact_runner(16, 4, args.episodes, args.steps),
-        "pgexact.rollout S=256 A=4": pgexact_runner(256, 4, args.episodes, args.steps),
-        "RNG floor (2 uniforms/transition)": floor_runner(args.episodes, args.steps),
+        f"pgexact.rollout S={S} A=4, {k} kernel": pgexact_runner(S, 4, args.episodes, args.steps, k == "compiled")
+        for k in kernels
+        for S in (16, 256)
     }
+    runners["RNG floor (2 uniforms/transition)"] = floor_runner(args.episodes, args.steps)
     times: dict[str, list[float]] = {name: [] for name in runners}
     with threadpool_limits(1):
         for _ in range(args.repeats):
@@ -146,17 +156,20 @@ def main() -> None:
     print()
     print("| ratio | S=16 | S=256 | target |")
     print("|---|---:|---:|---:|")
-    s16, s256 = rates["pgexact.rollout S=16 A=4"], rates["pgexact.rollout S=256 A=4"]
+    for k in kernels:
+        s16, s256 = rates[f"pgexact.rollout S=16 A=4, {k} kernel"], rates[f"pgexact.rollout S=256 A=4, {k} kernel"]
 
-    def row(label: str, ref: float | None, target: str) -> None:
-        if ref is None:
-            print(f"| {label} | absent | absent | {target} |")
-        else:
-            print(f"| {label} | {s16 / ref:,.2f} | {s256 / ref:,.2f} | {target} |")  # type: ignore[operator]
+        def row(label: str, ref: float | None, target: str) -> None:
+            if ref is None:
+                print(f"| {label} | absent | absent | {target} |")
+            else:
+                print(f"| {label} | {s16 / ref:,.2f} | {s256 / ref:,.2f} | {target} |")  # type: ignore[operator]
 
-    row("rollout / RNG floor", floor, ">= 0.45 (S=16), >= 0.33 (S=256)")
-    row("rollout / envpool", pool_rate, ">= 50")
-    row("rollout / gymnasium", gym_rate, ">= 200")
+        row(f"rollout ({k} kernel) / RNG floor", floor, ">= 0.45 (S=16), >= 0.33 (S=256)")
+        row(f"rollout ({k} kernel) / envpool", pool_rate, ">= 50")
+        row(f"rollout ({k} kernel) / gymnasium", gym_rate, ">= 200")
+    if "compiled" not in kernels:
+        print("\nnumba is not installed: only the numpy kernel was measured (pip install pgexact[fast])")
 
 
 if __name__ == "__main__":

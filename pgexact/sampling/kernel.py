@@ -19,6 +19,7 @@ r"""The transition kernel: alias tables of one (MDP, policy) pair, advancing man
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,19 @@ from .alias import AliasTable, build_alias
 # The kernel takes arrays already validated by pgexact.rollout (its public entry point): it has
 # no public name of its own.
 __all__: list[str] = []
+
+#: Run the compiled kernel (:mod:`pgexact.sampling._compiled`) when numba is installed, on chunks
+#: of at least COMPILED_MIN_TRANSITIONS transitions (below that, importing numba and loading the
+#: compiled code, about 1 s once per process, costs more than it saves); both kernels give
+#: bit-identical episodes.
+USE_COMPILED = True
+COMPILED_MIN_TRANSITIONS = 1 << 20
+#: Uniforms drawn at a time by the compiled kernel (rows are never split).
+COMPILED_BLOCK = 1 << 16
+#: Ragged (flat) output: the compiled kernel takes episodes through a block of rows this many at
+#: a time (their states stay in L1); time-major buffers are written a whole row at a time
+#: (tiling them measured slower: the writes hop between rows).
+FLAT_TILE = 4096
 
 #: Switch to the scan when (running episodes) x (states) is at most this many ...
 TAIL_WORK = 256
@@ -77,6 +91,9 @@ class TransitionSampler:
         self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
+        # the compiled kernel decodes dense codes a*S + s' by table (sparse ones by division)
+        codes = np.arange(K if self.dense_codes else 1, dtype=np.intp)
+        self.action_of, self.next_of = codes // S, codes % S
 
     # ------------------------------------------------------------------ one draw, any shape
     def draw(self, s: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +160,16 @@ class TransitionSampler:
         s0[:] = s
         if scatter is not None:
             states_g[position] = s0
+        kernels = compiled_kernels() if USE_COMPILED and M >= COMPILED_MIN_TRANSITIONS else None
+        if kernels is not None:
+            if scatter is not None:
+                target = ("flat", states_g, actions_g, rewards_g, offsets_g, position, N_g)
+            elif flat_out:
+                target = ("flat", states, actions, rewards, offsets, np.arange(n, dtype=np.intp), n)
+            else:
+                target = ("2d", *out)  # type: ignore[misc]
+            self._run_compiled(kernels, gen, s.astype(np.intp), counts, offsets, target)
+            return None if scatter is not None else (out if out is not None else (states, actions, rewards))  # type: ignore[return-value]
         pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
         shift = S.bit_length() - 1
         m = -1
@@ -208,6 +235,26 @@ class TransitionSampler:
         if scatter is not None:
             return None  # type: ignore[return-value]
         return states, actions, rewards
+
+    def _run_compiled(self, kernels: Any, gen: np.random.Generator, s: np.ndarray, counts: np.ndarray,
+                      offsets: np.ndarray, target: tuple) -> None:
+        """All rows by the compiled kernel, uniforms drawn in blocks of whole rows (the same stream, in the same order)."""
+        rows_2d, rows_flat = kernels
+        T = int(counts.shape[0])
+        tables = (self.joint_threshold_abs, self.alias_codes, self.joint.primary, self.dense_codes,
+                  self.joint.n_columns, self.n_states, self.n_actions, self.action_of, self.next_of, self.reward)
+        tile = max(int(s.shape[0]), 1) if target[0] == "2d" else min(FLAT_TILE, max(int(s.shape[0]), 1))
+        code = np.empty(tile, dtype=np.intp)
+        t = 0
+        while t < T:
+            end = int(np.searchsorted(offsets, offsets[t] + COMPILED_BLOCK, side="right")) - 1
+            end = min(max(end, t + 1), T)
+            u = gen.random(int(offsets[end] - offsets[t]))
+            if target[0] == "2d":
+                rows_2d(u, counts, offsets, t, end, s, *tables, *target[1:], code, tile)
+            else:
+                rows_flat(u, counts, offsets, t, end, s, *tables, *target[1:], code, tile)
+            t = end
 
     def _tail(
         self,
@@ -287,6 +334,16 @@ class TransitionSampler:
         path[:B] = starts[:B]
         path[B] = f[B - 1, starts[B - 1]]
         return path
+
+
+@functools.cache
+def compiled_kernels() -> tuple[Any, Any] | None:
+    """``(rows_2d, rows_flat)`` of :mod:`pgexact.sampling._compiled`, or None without numba."""
+    try:
+        from . import _compiled
+    except ImportError:
+        return None
+    return _compiled.rows_2d, _compiled.rows_flat
 
 
 def _sparse_joint_table(P: Any, pi: np.ndarray, block: int = 1 << 15) -> AliasTable:
