@@ -9,12 +9,14 @@ import pytest
 
 from pgexact import FiniteMDP, TabularSoftmax, evaluate, occupancy, policy_gradient
 from pgexact.theorems import convergence as C
+from pgexact.theorems import convergence_entropy as E
 from pgexact.theorems.registry import CONTROL_FACTOR, all_theorems, get
 from pgexact.updates import value_iteration
 
 IDS = ["convergence.softmax_pg_rate", "convergence.npg_rate", "convergence.gradient_domination",
        "convergence.entropy_npg_linear", "convergence.pmd_linear", "convergence.cpi_improvement",
-       "convergence.entropy_pg_lojasiewicz", "convergence.entropy_pg_lojasiewicz_sharp"]
+       "convergence.entropy_pg_lojasiewicz", "convergence.entropy_pg_lojasiewicz_sharp",
+       "convergence.entropy_pg_linear_rate"]
 
 
 def _model(m: C.Tabular, start: np.ndarray) -> FiniteMDP:
@@ -89,14 +91,14 @@ def test_soft_gradient_is_the_derivative_of_the_regularized_value() -> None:
             e = np.zeros_like(theta)
             e[i] = h
             fd[i] = (m.mu @ C.values(m, C.softmax(theta + e), tau)[0] - m.mu @ C.values(m, C.softmax(theta - e), tau)[0]) / (2 * h)
-        assert np.allclose(C.soft_gradient(m, theta, tau), fd, atol=1e-8)
+        assert np.allclose(E.soft_gradient(m, theta, tau), fd, atol=1e-8)
 
 
 def test_soft_policy_iteration_agrees_with_soft_value_iteration() -> None:
     rng = np.random.default_rng(5)
     for tau in (0.1, 1.0, 3.0):
         m = C.random_tabular(rng, (0.5, 0.95))
-        V, pi = C.soft_policy_iteration(m, tau)
+        V, pi = E.soft_policy_iteration(m, tau)
         Q_vi, logpi_vi = C.soft_optimal(m, tau)
         assert np.allclose(pi, np.exp(logpi_vi), atol=1e-11)
         assert np.allclose(V, tau * np.log(np.exp(Q_vi / tau).sum(axis=1)), atol=1e-10)
@@ -118,5 +120,5 @@ def test_mei_constant_is_implied_by_the_sharp_one() -> None:
     # sharp C >= sqrt(2S) * Mei's C at every parameter (d_mu >= (1 - gamma) mu), on both theorems' instances
     rng = np.random.default_rng(7)
     for _ in range(20):
-        p = C.lojasiewicz_problem(rng, (1, 2, 3), (0.0, 0.95))
-        assert np.all(C.lojasiewicz_lhs(p) >= np.sqrt(2 * p.n_states) * C.mei_lojasiewicz_lhs(p) * (1 - 1e-12))
+        p = E.lojasiewicz_problem(rng, (1, 2, 3), (0.0, 0.95))
+        assert np.all(E.lojasiewicz_lhs(p) >= np.sqrt(2 * p.n_states) * E.mei_lojasiewicz_lhs(p) * (1 - 1e-12))

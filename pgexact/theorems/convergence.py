@@ -27,9 +27,7 @@ from ._tabular import (
     occupancy,
     optimal,
     random_tabular,
-    soft_gradient,
     soft_optimal,
-    soft_policy_iteration,
     softmax,
     values,
 )
@@ -257,134 +255,6 @@ inequality(
     tolerance=TOL,
     tolerance_reason=REASON + "; Q*_tau to 1e-14",
     mutants={"tau instead of 1/tau in the log-policy bound": (lambda run: cen_ratio(run, log_factor=run.tau), None)},
-)
-
-
-# ----------------------------------------------------------------------------- entropy-regularized softmax PG (Mei et al.)
-@dataclass(frozen=True)
-class LojasiewiczProblem:
-    """Quantities at each parameter checked (arrays) and of the instance (scalars)."""
-
-    gaps: np.ndarray  # soft sub-optimality V*_tau(rho) - V~^{pi_theta}(rho)
-    grad_norms: np.ndarray  # ||d V~^{pi_theta}(mu) / d theta||_2
-    min_prob: np.ndarray  # min_{s,a} pi_theta(a|s)
-    mismatch: np.ndarray  # ||d_rho^{pi*_tau} / d_mu^{pi_theta}||_inf
-    mismatch_sq: np.ndarray  # max_s d_rho^{pi*_tau}(s) / d_mu^{pi_theta}(s)^2
-    min_mu: float
-    n_states: int
-    tau: float
-    gamma: float
-
-
-def mei_lojasiewicz_lhs(p: LojasiewiczProblem, *, with_min_prob: bool = True) -> np.ndarray:
-    r""":math:`C(\theta)[\tilde V^{\pi^*_\tau}(\rho) - \tilde V^{\pi_\theta}(\rho)]^{1/2}` with Mei et al.'s constant
-    (Lemma 15, eq. (27) of arXiv:2005.06392)
-
-    .. math:: C(\theta) = \frac{\sqrt{2\tau}}{\sqrt S}\min_s\sqrt{\mu(s)}\,\min_{s,a}\pi_\theta(a|s)\,
-        \Big\|\frac{d_\rho^{\pi^*_\tau}}{d_\mu^{\pi_\theta}}\Big\|_\infty^{-1/2};
-
-    ``with_min_prob=False`` drops the minimum probability (a uniform Łojasiewicz constant: the mutant)."""
-    c = p.min_prob if with_min_prob else 1.0
-    return np.sqrt(2.0 * p.tau / p.n_states * p.min_mu) * c / np.sqrt(p.mismatch) * np.sqrt(p.gaps)
-
-
-def lojasiewicz_lhs(p: LojasiewiczProblem, *, unnormalized: bool = False, with_min_prob: bool = True) -> np.ndarray:
-    r""":math:`C(\theta)\,[\tilde V^*(\rho) - \tilde V^{\pi_\theta}(\rho)]^{1/2}` with the sharper constant
-    :math:`C(\theta) = \sqrt{4\tau/((1-\gamma)M(\theta))}\,\min_{s,a}\pi_\theta(a|s)`,
-    :math:`M(\theta) = \max_s d_\rho^{\pi^*_\tau}(s)/d_\mu^{\pi_\theta}(s)^2`. The flags make the mutants:
-    ``unnormalized`` takes the occupancies in :math:`M` unnormalized (:math:`d/(1-\gamma)`), ``with_min_prob=False``
-    drops the minimum probability (a uniform Łojasiewicz constant).
-
-    Proof (tabular softmax, :math:`\mu > 0`; :math:`x_s = \tilde Q(s,\cdot) - \tau\log\pi_s`,
-    :math:`\bar\pi_s = \mathrm{softmax}(\tilde Q(s,\cdot)/\tau)`, :math:`\mathrm{span}\,x = \max x - \min x`):
-    the soft performance difference lemma and :math:`\max_p E_p[x_s + \tau\log\pi_s - \tau\log p]
-    = \tilde V(s) + \tau\,KL(\pi_s\|\bar\pi_s)` give :math:`\tilde V^*(\rho) - \tilde V(\rho) \le
-    \frac{\tau}{1-\gamma}\sum_s d_\rho^{\pi^*}(s)KL(\pi_s\|\bar\pi_s)`; Hoeffding's lemma bounds
-    :math:`KL(\pi_s\|\bar\pi_s) = \log E_{\pi_s}e^{u} - E_{\pi_s}u` (:math:`u = \log\bar\pi_s - \log\pi_s`, of
-    span :math:`\mathrm{span}\,x_s/\tau`) by :math:`\mathrm{span}(x_s)^2/(8\tau^2)`; the gradient at s is
-    :math:`\frac{d_\mu(s)}{1-\gamma}\pi_s\odot(x_s - \tilde V(s))`, of norm at least
-    :math:`\frac{d_\mu(s)}{1-\gamma}\min\pi\,\mathrm{span}(x_s)/\sqrt2`; and
-    :math:`\sum_s d_\rho^{\pi^*}(s)\,\mathrm{span}_s^2 \le M\sum_s d_\mu(s)^2\mathrm{span}_s^2`. Together:
-    :math:`\tilde V^* - \tilde V \le \frac{(1-\gamma)M}{4\tau(\min\pi)^2}\|\nabla\|_2^2`. Since
-    :math:`d_\mu \ge (1-\gamma)\mu`, :math:`M \le \|d_\rho^{\pi^*}/d_\mu\|_\infty/((1-\gamma)\min_s\mu(s))`, so this
-    constant is at least :math:`\sqrt{2S}` times Mei et al.'s. Every step is tight at a near-uniform soft optimum
-    with two actions perturbed at the state attaining M (the near-binding instances)."""
-    M = p.mismatch_sq * ((1.0 - p.gamma) if unnormalized else 1.0)
-    c = p.min_prob if with_min_prob else 1.0
-    return np.sqrt(4.0 * p.tau / ((1.0 - p.gamma) * M)) * c * np.sqrt(p.gaps)
-
-
-def lojasiewicz_problem(rng: np.random.Generator, n_states: tuple[int, ...],
-                        gamma_range: tuple[float, float]) -> LojasiewiczProblem:
-    """A random MDP (2..3 actions, tau in {1, 3}: near-uniform soft optima) and three parameters: the soft optimum
-    perturbed at the state attaining M (where the bounds nearly bind), theta ~ N(0, I), and the soft optimum with
-    each state's most likely action pushed down by 15 (a saturated policy, min pi ~ 1e-7: where a uniform constant
-    fails)."""
-    S, A = int(rng.choice(n_states)), int(rng.integers(2, 4))
-    m = Tabular(rng.dirichlet(np.ones(S), size=(S, A)), rng.uniform(0.0, 1.0, (S, A)), rng.dirichlet(np.ones(S)),
-                rng.dirichlet(np.ones(S)), float(rng.uniform(*gamma_range)))
-    tau = float(rng.choice([1.0, 3.0]))
-    V_star, pi_star = soft_policy_iteration(m, tau)
-    d_star = occupancy(m, pi_star, m.rho)
-    near = np.log(pi_star)
-    k = int(np.argmax(d_star / occupancy(m, pi_star, m.mu) ** 2))
-    near[k] += float(rng.choice([0.1, 0.3])) * rng.standard_normal(A)
-    saturated = np.log(pi_star) - 15.0 * (pi_star == pi_star.max(axis=1, keepdims=True))
-    rows = []
-    for theta in (near, rng.standard_normal((S, A)), saturated):
-        pi = softmax(theta)
-        d = occupancy(m, pi, m.mu)
-        rows.append((m.rho @ (V_star - values(m, pi, tau)[0]), np.linalg.norm(soft_gradient(m, theta, tau)),
-                     pi.min(), np.max(d_star / d), np.max(d_star / d**2)))
-    gaps, norms, cs, mism, mism_sq = np.array(rows).T
-    return LojasiewiczProblem(gaps, norms, cs, mism, mism_sq, float(m.mu.min()), S, tau, m.gamma)
-
-
-_LOJ_STATEMENT = (r"\Big\|\frac{\partial\tilde V^{\pi_\theta}(\mu)}{\partial\theta}\Big\|_2 \ge C(\theta)"
-                  r"\big[\tilde V^{\pi^*_\tau}(\rho) - \tilde V^{\pi_\theta}(\rho)\big]^{1/2},\ ")
-_LOJ_REFERENCE = ("soft sub-optimality from V*_tau by soft policy iteration (dense solves, to 1e-13) against the norm "
-                  "of the closed-form soft policy gradient, at a perturbed soft optimum, a random theta ~ N(0, I) and "
-                  "a saturated policy")
-_LOJ_REASON = ("relative violation of a strict inequality: soft values <= 90 exact to ~1e-12 and gaps >= 1e-7 move a "
-               "ratio by < 1e-5, far inside the margin ({})")
-_UNIFORM = "uniform constant (min_{s,a} pi dropped)"
-
-inequality(
-    id="convergence.entropy_pg_lojasiewicz",
-    statement=_LOJ_STATEMENT + r"C(\theta) = \frac{\sqrt{2\tau}}{\sqrt S}\min_s\sqrt{\mu(s)}\min_{s,a}\pi_\theta(a|s)"
-    r"\Big\|\frac{d_\rho^{\pi^*_\tau}}{d_\mu^{\pi_\theta}}\Big\|_\infty^{-1/2}",
-    source="Mei, Xiao, Szepesvari & Schuurmans 2020, 'On the Global Convergence Rates of Softmax Policy Gradient "
-    "Methods', ICML, Lemma 15 of arXiv:2005.06392, eq. (27) (non-uniform Lojasiewicz inequality of "
-    "entropy-regularized softmax PG; the step of their Theorem 6's linear rate)",
-    reference=_LOJ_REFERENCE,
-    instance=lambda rng: lojasiewicz_problem(rng, (1, 2, 3), (0.0, 0.9)),
-    lhs=mei_lojasiewicz_lhs,
-    rhs=lambda p: p.grad_norms,
-    tolerance=TOL,
-    tolerance_reason=_LOJ_REASON.format("largest ratio seen 0.69 over 600 instances; at most 1/sqrt(2), the sharp "
-                                        "constant being sqrt(2) times larger at S = 1, gamma = 0"),
-    floor=1e-12,
-    mutants={_UNIFORM: (lambda p: mei_lojasiewicz_lhs(p, with_min_prob=False), None)},
-)
-
-inequality(
-    id="convergence.entropy_pg_lojasiewicz_sharp",
-    statement=_LOJ_STATEMENT + r"C(\theta) = \sqrt{\frac{4\tau}{(1-\gamma)M(\theta)}}\,\min_{s,a}\pi_\theta(a|s),\ "
-    r"M(\theta) = \max_s\frac{d_\rho^{\pi^*_\tau}(s)}{d_\mu^{\pi_\theta}(s)^2}",
-    source="the inequality of Mei et al. 2020 (Lemma 15 of arXiv:2005.06392) with a sharper constant, at least "
-    "sqrt(2S) times theirs; proof in pgexact.theorems.convergence.lojasiewicz_lhs (soft performance difference, "
-    "Hoeffding's lemma)",
-    reference=_LOJ_REFERENCE,
-    instance=lambda rng: lojasiewicz_problem(rng, (2, 3), (0.8, 0.95)),
-    lhs=lojasiewicz_lhs,
-    rhs=lambda p: p.grad_norms,
-    tolerance=TOL,
-    tolerance_reason=_LOJ_REASON.format("largest ratio seen 0.997 over 600 instances"),
-    floor=1e-12,
-    mutants={
-        "unnormalized occupancies d/(1-gamma) in M": (lambda p: lojasiewicz_lhs(p, unnormalized=True), None),
-        _UNIFORM: (lambda p: lojasiewicz_lhs(p, with_min_prob=False), None),
-    },
 )
 
 
