@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import scipy.sparse
 
+import pgexact.sampling.alias as alias
 import pgexact.sampling.kernel as kernel
 from pgexact import FiniteMDP, rollout, rollout_chunks
 from pgexact.mdps import random_mdp
@@ -20,6 +21,39 @@ from pgexact.mdps import random_mdp
 pytest.importorskip("numba")
 
 FIELDS = ("states", "actions", "rewards", "lengths", "stops")
+
+
+def _rows(rng, K, kind, R=80):
+    """Probability rows that stress the construction: random, uniform (ties everywhere), sparse
+    with exact zeros, one-hot, blocks of equal entries (equal partial sums), and spiky."""
+    if kind == "random":
+        return rng.dirichlet(np.ones(K), size=R)
+    if kind == "uniform":
+        return np.full((R, K), 1.0 / K)
+    if kind == "zeros":
+        p = rng.dirichlet(np.ones(K), size=R)
+        p[rng.random((R, K)) < 0.5] = 0.0
+        p[:, 0] += 1e-3
+        return p / p.sum(axis=1, keepdims=True)
+    if kind == "one-hot":
+        return np.eye(K)[rng.integers(0, K, R)]
+    if kind == "blocks":
+        p = np.repeat(rng.dirichlet(np.ones(max(K // 4, 1)), size=R), 4, axis=1)[:, :K]
+        return p / p.sum(axis=1, keepdims=True)
+    return rng.dirichlet(np.full(K, 0.05), size=R)
+
+
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 8, 64, 1024])
+@pytest.mark.parametrize("kind", ["random", "uniform", "zeros", "one-hot", "blocks", "spiky"])
+def test_compiled_alias_construction_gives_the_same_tables(K, kind):
+    """Row by row with two-pointer merges or vectorized with sorts: the same thresholds and
+    aliases, bit for bit, ties included."""
+    probs = _rows(np.random.default_rng(K), K, kind)
+    thr, al = alias.build_alias(probs)
+    thr_c, al_c = alias.build_alias(probs, compiled=True)
+    np.testing.assert_array_equal(thr, thr_c)
+    np.testing.assert_array_equal(al, al_c)
+    np.testing.assert_allclose(alias.alias_probabilities(thr_c, al_c), probs, atol=K * 2e-16)
 
 
 def _both(monkeypatch, mdp, pi, n, **kw):
@@ -111,7 +145,7 @@ def test_without_numba_the_numpy_kernel_runs(monkeypatch):
     pi = np.full((4, 2), 0.5)
     monkeypatch.setattr(kernel, "COMPILED_MIN_TRANSITIONS", 0)
     with_numba = rollout(mdp, pi, 300, geometric=True, seed=2)
-    kernel.compiled_kernels.cache_clear()
+    alias.compiled_module.cache_clear()
     monkeypatch.delattr(sampling, "_compiled", raising=False)
     monkeypatch.setitem(sys.modules, "pgexact.sampling._compiled", None)  # import raises ImportError
     try:
@@ -119,6 +153,6 @@ def test_without_numba_the_numpy_kernel_runs(monkeypatch):
         without = rollout(mdp, pi, 300, geometric=True, seed=2)
     finally:
         monkeypatch.undo()
-        kernel.compiled_kernels.cache_clear()
+        alias.compiled_module.cache_clear()
     _assert_same(with_numba, without)
     assert kernel.compiled_kernels() is not None

@@ -97,3 +97,67 @@ def rows_flat(u, counts, offsets, t0, t1, s, thr, alias, primary, dense, K, S, A
                 actions[d] = a
                 states[state_shift + d] = nx
                 st[k] = nx
+
+
+@jit
+def alias_rows(q, amax, threshold, alias):  # noqa: ANN001 - numba kernel
+    """:func:`pgexact.sampling.alias.build_alias` row by row, with the same floating-point operations.
+
+    ``q`` (R, K): the rows scaled to sum to K, ``amax`` (R,): the first maximum of each row. The
+    vectorized construction sorts and ranks; here the same counts come from two-pointer merges,
+    valid because the cumulative deficits D and excesses E are non-decreasing (sums of
+    non-negative terms), with the same tie rule (a D before an equal E). The tables are bit for
+    bit those of the numpy construction (``tests/test_compiled_kernel.py``).
+    """
+    R, K = q.shape
+    order = np.empty(K, dtype=np.intp)
+    qs = np.empty(K)
+    D = np.empty(K)
+    E = np.empty(K)
+    for r in range(R):
+        m = 0
+        for i in range(K):  # smalls first, in column order
+            if not (q[r, i] >= 1.0 or i == amax[r]):
+                order[m] = i
+                m += 1
+        p = m
+        for i in range(K):  # then larges, in column order
+            if q[r, i] >= 1.0 or i == amax[r]:
+                order[p] = i
+                p += 1
+        d = 0.0
+        for p in range(K):
+            qs[p] = q[r, order[p]]
+            if p < m:
+                d = d + (1.0 - qs[p])
+            D[p] = d
+        e = 0.0
+        for p in range(K):
+            if p >= m:
+                e = e + (qs[p] - 1.0)
+            E[p] = e
+        # smalls: alias = the large at position m + #{E_j < D_{k-1}} (capped at the last large)
+        j = m
+        for k in range(m):
+            if k == 0:
+                before = 0
+            else:
+                while j < K and E[j] < D[k - 1]:
+                    j += 1
+                before = j - m
+            threshold[r, order[k]] = qs[k]
+            alias[r, order[k]] = order[m + min(before, K - m - 1)]
+        # larges: a = #{D_i <= E_p}; converted (a < m, not the last) -> 1 - (D_a - E_p), alias the next large
+        a = 0
+        for p in range(m, K):
+            while a < m and D[a] <= E[p]:
+                a += 1
+            if a < m and p < K - 1:
+                threshold[r, order[p]] = 1.0 - (D[a] - E[p])
+                alias[r, order[p]] = order[p + 1]
+            else:
+                threshold[r, order[p]] = 1.0
+                alias[r, order[p]] = order[p]
+        for i in range(K):
+            t = threshold[r, i]
+            threshold[r, i] = 0.0 if t < 0.0 else (1.0 if t > 1.0 else t)

@@ -19,7 +19,9 @@ cumulative sums and one sort, so that all rows are built at once with no Python 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +38,17 @@ def _ranks(values: np.ndarray, base: np.ndarray) -> np.ndarray:
     return ranks.reshape(R, K)
 
 
-def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+@functools.cache
+def compiled_module() -> Any:
+    """:mod:`pgexact.sampling._compiled` (it imports numba), or None when numba cannot be imported."""
+    try:
+        from . import _compiled
+    except ImportError:
+        return None
+    return _compiled
+
+
+def build_alias(probs: np.ndarray, compiled: bool = False) -> tuple[np.ndarray, np.ndarray]:
     r"""Alias tables for every row of ``probs``, all rows at once, without a Python loop.
 
     The construction is the sweep form of Vose's algorithm (Vose 1991, sec. III): the "small"
@@ -59,6 +71,9 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     probs : numpy.ndarray, shape (R, K)
         Validated probability rows (non-negative, each summing to 1 within 1e-9). Rows are
         renormalized to sum to 1 before the construction.
+    compiled : bool
+        Build the rows one by one with :func:`pgexact.sampling._compiled.alias_rows` when numba is
+        installed (the same tables bit for bit, about 2x faster on large tables).
 
     Returns
     -------
@@ -78,6 +93,12 @@ def build_alias(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     probs = np.asarray(probs, dtype=np.float64)
     R, K = probs.shape
+    module = compiled_module() if compiled else None
+    if module is not None:
+        q = probs * (K / probs.sum(axis=1, keepdims=True))  # as in _build_block
+        threshold, alias = np.empty((R, K)), np.empty((R, K), dtype=np.intp)
+        module.alias_rows(q, np.argmax(q, axis=1), threshold, alias)
+        return threshold, alias
     if R * K <= _BLOCK:
         return _build_block(probs)
     # blocks of rows keep the ~30 temporaries small (cache-resident, no fresh pages): ~1.6x
@@ -171,9 +192,10 @@ class AliasTable:
     alias: np.ndarray
 
     @classmethod
-    def from_probs(cls, probs: np.ndarray, codes: np.ndarray | None = None) -> "AliasTable":
-        """Tables for the rows of ``probs`` (R, K); column ``j`` stands for outcome ``codes[j]`` (default ``j``)."""
-        thr, al = build_alias(probs)
+    def from_probs(cls, probs: np.ndarray, codes: np.ndarray | None = None, compiled: bool = False) -> "AliasTable":
+        """Tables for the rows of ``probs`` (R, K); column ``j`` stands for outcome ``codes[j]`` (default ``j``).
+        ``compiled``: as in :func:`build_alias`."""
+        thr, al = build_alias(probs, compiled)
         R, K = thr.shape
         codes = np.arange(K, dtype=np.intp) if codes is None else np.asarray(codes, dtype=np.intp)
         return cls(R, K, thr.reshape(-1), codes, codes[al].reshape(-1))

@@ -19,13 +19,12 @@ r"""The transition kernel: alias tables of one (MDP, policy) pair, advancing man
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import scipy.sparse
 
-from .alias import AliasTable, build_alias
+from .alias import AliasTable, build_alias, compiled_module
 
 # The kernel takes arrays already validated by pgexact.rollout (its public entry point): it has
 # no public name of its own.
@@ -65,10 +64,14 @@ class TransitionSampler:
     mu0 : numpy.ndarray, shape (S,)
     pi : numpy.ndarray, shape (S, A)
     terminal : numpy.ndarray, shape (S,), bool
+    compiled : bool
+        Build the dense joint tables with the compiled construction when numba is installed (the
+        same tables, bit for bit; worth it when the rollout is large enough for the compiled kernel).
     """
 
     def __init__(
-        self, P: Any, r: np.ndarray, mu0: np.ndarray, pi: np.ndarray, terminal: np.ndarray
+        self, P: Any, r: np.ndarray, mu0: np.ndarray, pi: np.ndarray, terminal: np.ndarray,
+        compiled: bool = False,
     ) -> None:
         S, A = pi.shape
         self.n_states, self.n_actions = S, A
@@ -76,7 +79,7 @@ class TransitionSampler:
             self.joint = _sparse_joint_table(P, pi)
         else:
             joint = (pi[:, :, None] * P).reshape(S, A * S)  # joint[s, a*S + s'] = pi(a|s) P(s'|s,a)
-            self.joint = AliasTable.from_probs(joint)
+            self.joint = AliasTable.from_probs(joint, compiled=compiled)
         K = self.joint.n_columns
         # j + threshold[s, j]: the coin test becomes x < j + q (saves one subtraction per draw)
         thr = self.joint.threshold.reshape(S, K)
@@ -150,12 +153,6 @@ class TransitionSampler:
             s0 = st2[0]
         thr_abs, alias, reward = self.joint_threshold_abs, self.alias_codes, self.reward
         primary, dense = self.joint.primary, self.dense_codes
-        # work buffers, allocated once per chunk (no allocation inside the time loop)
-        x = np.empty(n)
-        thv = np.empty(n)
-        coin = np.empty(n, dtype=bool)
-        j, flat, sa = (np.empty(n, dtype=np.intp) for _ in range(3))
-        code, a, d = (np.empty(n, dtype=self.code_dtype) for _ in range(3))
         s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n)).astype(self.code_dtype)
         s0[:] = s
         if scatter is not None:
@@ -170,6 +167,12 @@ class TransitionSampler:
                 target = ("2d", *out)  # type: ignore[misc]
             self._run_compiled(kernels, gen, s.astype(np.intp), counts, offsets, target)
             return None if scatter is not None else (out if out is not None else (states, actions, rewards))  # type: ignore[return-value]
+        # work buffers, allocated once per chunk (no allocation inside the time loop)
+        x = np.empty(n)
+        thv = np.empty(n)
+        coin = np.empty(n, dtype=bool)
+        j, flat, sa = (np.empty(n, dtype=np.intp) for _ in range(3))
+        code, a, d = (np.empty(n, dtype=self.code_dtype) for _ in range(3))
         pow2 = S & (S - 1) == 0  # decode code = a * S + s' by shift and mask
         shift = S.bit_length() - 1
         m = -1
@@ -336,14 +339,10 @@ class TransitionSampler:
         return path
 
 
-@functools.cache
 def compiled_kernels() -> tuple[Any, Any] | None:
     """``(rows_2d, rows_flat)`` of :mod:`pgexact.sampling._compiled`, or None without numba."""
-    try:
-        from . import _compiled
-    except ImportError:
-        return None
-    return _compiled.rows_2d, _compiled.rows_flat
+    module = compiled_module()
+    return None if module is None else (module.rows_2d, module.rows_flat)
 
 
 def _sparse_joint_table(P: Any, pi: np.ndarray, block: int = 1 << 15) -> AliasTable:

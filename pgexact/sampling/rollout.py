@@ -33,6 +33,7 @@ from .._chunks import ChunkError, check_executor, chunk_seed, chunk_sizes, order
 from .._random import Seed, as_seed_sequence
 from .._validation import check_memory, check_positive_int
 from ..models.finite_mdp import FiniteMDP, check_mdp, check_pi
+from . import kernel
 from .kernel import TransitionSampler
 from .trajectories import Trajectories
 
@@ -149,7 +150,10 @@ def _setup(
                 "unbiased estimates of the infinite-horizon quantities by random stopping"
             )
         T, objective = check_positive_int("horizon", horizon), "truncated"
-    sampler = TransitionSampler(mdp.P, mdp.r, mdp.mu0, pi, mdp.terminal)
+    # the compiled table construction pays off where the compiled kernel will run (large chunks)
+    per_chunk = min(n, chunk_size) * (T if T is not None else 1.0 / (1.0 - mdp.gamma))
+    compiled = kernel.USE_COMPILED and per_chunk >= kernel.COMPILED_MIN_TRANSITIONS
+    sampler = TransitionSampler(mdp.P, mdp.r, mdp.mu0, pi, mdp.terminal, compiled=compiled)
     return mdp, sampler, n, T, objective, chunk_size
 
 
