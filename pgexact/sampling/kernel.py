@@ -259,6 +259,55 @@ class TransitionSampler:
                 rows_flat(u, counts, offsets, t, end, s, *tables, *target[1:], code, tile)
             t = end
 
+    def run_merged(
+        self,
+        gens: list[np.random.Generator],
+        counts: list[np.ndarray],
+        positions: list[np.ndarray],
+        batch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    ) -> bool:
+        """Several chunks into one ragged batch, a block of rows of every chunk at a time.
+
+        ``gens[i]``, ``counts[i]``, ``positions[i]``: chunk i's generator, rows and columns in the
+        batch, as :meth:`run` takes them with ``scatter``; ``batch = (states, actions, rewards,
+        row_offsets)``. Each chunk draws its initial states and then its uniforms row after row
+        from its own generator, as :meth:`run` does, so the episodes are the same; only the order
+        in which rows of different chunks are written changes (rows of all the chunks together,
+        so the batch's cache lines are filled once rather than once per chunk). Compiled kernel
+        only: returns False, having done nothing, when it is not available.
+        """
+        kernels = compiled_kernels() if USE_COMPILED else None
+        if kernels is None:
+            return False
+        rows_flat = kernels[1]
+        states_g, actions_g, rewards_g, offsets_g = batch
+        N_g = int(states_g.shape[0] - actions_g.shape[0])
+        tables = (self.joint_threshold_abs, self.alias_codes, self.joint.primary, self.dense_codes,
+                  self.joint.n_columns, self.n_states, self.n_actions, self.action_of, self.next_of, self.reward)
+        chunks = []
+        for gen, c, position in zip(gens, counts, positions):
+            n = int(position.shape[0])
+            s0 = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+            states_g[position] = s0
+            offsets = np.zeros(c.shape[0] + 1, dtype=np.int64)
+            np.cumsum(c, out=offsets[1:])
+            tile = min(FLAT_TILE, max(n, 1))
+            chunks.append((gen, c, offsets, position, s0.astype(np.intp), np.empty(tile, dtype=np.intp), tile))
+        T = int(offsets_g.shape[0] - 1)
+        t = 0
+        while t < T:  # rows t..end of every chunk, about COMPILED_BLOCK uniforms per chunk
+            end = int(np.searchsorted(offsets_g, offsets_g[t] + COMPILED_BLOCK * len(chunks), side="right")) - 1
+            end = min(max(end, t + 1), T)
+            for gen, c, offsets, position, s_i, code, tile in chunks:
+                stop = min(end, int(c.shape[0]))
+                if stop <= t:
+                    continue
+                u = gen.random(int(offsets[stop] - offsets[t]))
+                rows_flat(u, c, offsets, t, stop, s_i, *tables, states_g, actions_g, rewards_g, offsets_g, position,
+                          N_g, code, tile)
+            t = end
+        return True
+
     def _tail(
         self,
         gen: np.random.Generator,

@@ -392,15 +392,21 @@ def _geometric_merged(
     states = np.empty(N + M, dtype=np.int32)
     actions = np.empty(M, dtype=np.int32)
     rewards = np.empty(M, dtype=np.float64)
+    counts_of, positions = [], []
     start = 0
-    for i, (gen, Li) in enumerate(zip(gens, Ls)):
+    for Li in Ls:
         local = np.argsort(-Li, kind="stable")  # the chunk's own column order
         Ls_i = Li[local]
-        counts_i = np.searchsorted(-Ls_i, -np.arange(int(Ls_i[0])), side="left").astype(np.int64)
-        position = column_of[start + local]  # where the chunk's columns sit in the batch
-        try:
-            sampler.run(gen, Li.shape[0], counts_i, scatter=(states, actions, rewards, offsets, position))
-        except Exception as exc:
-            raise ChunkError(i, sizes[i], chunk_seed(ss, i), len(sizes), exc) from exc
+        counts_of.append(np.searchsorted(-Ls_i, -np.arange(int(Ls_i[0])), side="left").astype(np.int64))
+        positions.append(column_of[start + local])  # where the chunk's columns sit in the batch
         start += Li.shape[0]
+    # the compiled kernel writes rows of every chunk together; else chunk after chunk
+    if M < kernel.COMPILED_MIN_TRANSITIONS or not sampler.run_merged(
+        gens, counts_of, positions, (states, actions, rewards, offsets)
+    ):
+        for i, (gen, counts_i, position) in enumerate(zip(gens, counts_of, positions)):
+            try:
+                sampler.run(gen, position.shape[0], counts_i, scatter=(states, actions, rewards, offsets, position))
+            except Exception as exc:
+                raise ChunkError(i, sizes[i], chunk_seed(ss, i), len(sizes), exc) from exc
     return _finish(sampler, states, actions, rewards, counts, order, L, "geometric", gamma)
