@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .._validation import freeze_arrays
 from .._random import as_seed_sequence
@@ -155,6 +154,8 @@ def train(
     J = [_maybe(exact_J(theta)) if exact_J else float("nan")]
     kl, sizes, norms, times, results = [], [], [], [], []
     kwargs = dict(update_kwargs)
+    from tqdm.auto import tqdm  # imported here: tqdm.auto pulls in asyncio and ssl (~0.1 s)
+
     for k in tqdm(range(n), disable=not show, desc=getattr(update, "__name__", "train"), leave=False):
         t0 = time.perf_counter()
         res = update(source, theta, seed=seeds[k], **kwargs)
