@@ -43,6 +43,15 @@ def codes(u, m, s, thr, alias, primary, dense, K, code):  # noqa: ANN001 - numba
             code[k] = al + np.intp(x < thr[f]) * (np.intp(primary[f]) - al)
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def decode(c, dense, act_of, next_of, S):  # noqa: ANN001 - numba kernel
+    """``(a, s')`` of the code ``c = a*S + s'``: by table (dense) or by division (sparse)."""
+    if dense:
+        return np.intp(act_of[c]), np.intp(next_of[c])
+    a = c // S
+    return a, c - a * S
+
+
 @jit
 def rows_2d(u, counts, offsets, t0, t1, s, thr, alias, primary, dense, K, S, A, act_of, next_of, reward,
             states, actions, rewards, code, tile):  # noqa: ANN001 - numba kernel
@@ -57,13 +66,7 @@ def rows_2d(u, counts, offsets, t0, t1, s, thr, alias, primary, dense, K, S, A, 
             codes(u[i0:i0 + m], m, st, thr, alias, primary, dense, K, code)
             rw, ac, nxt = rewards[t, c0:c0 + m], actions[t, c0:c0 + m], states[t + 1, c0:c0 + m]
             for k in range(m):
-                c = code[k]
-                if dense:
-                    a = np.intp(act_of[c])
-                    nx = np.intp(next_of[c])
-                else:
-                    a = c // S
-                    nx = c - a * S
+                a, nx = decode(code[k], dense, act_of, next_of, S)
                 rw[k] = reward[st[k] * A + a]
                 ac[k] = a
                 nxt[k] = nx
@@ -85,13 +88,7 @@ def rows_flat(u, counts, offsets, t0, t1, s, thr, alias, primary, dense, K, S, A
             pos = position[c0:c0 + m]
             base = row_base[t]
             for k in range(m):
-                c = code[k]
-                if dense:
-                    a = np.intp(act_of[c])
-                    nx = np.intp(next_of[c])
-                else:
-                    a = c // S
-                    nx = c - a * S
+                a, nx = decode(code[k], dense, act_of, next_of, S)
                 d = base + pos[k]
                 rewards[d] = reward[st[k] * A + a]
                 actions[d] = a
