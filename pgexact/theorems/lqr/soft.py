@@ -49,7 +49,7 @@ _GH_Z, _GH_W = np.polynomial.hermite_e.hermegauss(5)
 _GH_W = _GH_W / _GH_W.sum()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _gh_grid(m: int) -> tuple[np.ndarray, np.ndarray]:
     """The 5^m nodes (rows) and weights of the tensor Gauss-Hermite rule: constants of m, built once
     rather than at each of the ~4 (mn + m^2) evaluations of a central difference."""
