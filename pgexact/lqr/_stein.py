@@ -6,7 +6,8 @@ r"""Solver of the pair of discrete Lyapunov (Stein) equations of LQR policy eval
 
 For n >= 10 both are solved by the bilinear (Cayley) transform and Bartels-Stewart, sharing one
 real Schur factorization (LAPACK ``trsyl`` with ``trana``/``tranb``); for n < 10 by
-``scipy.linalg.solve_discrete_lyapunov``'s direct (Kronecker) method, as scipy itself chooses.
+``scipy.linalg.solve_discrete_lyapunov``'s direct (Kronecker) method, as scipy itself chooses
+(written out, so that one LU factorization serves both equations).
 The relative residual of each solution is checked (:data:`STEIN_RESIDUAL_RTOL`).
 """
 
@@ -72,8 +73,11 @@ def stein_pair(a: np.ndarray, q_sigma: np.ndarray, q_p: np.ndarray) -> tuple[np.
         rho = spectral_radius_of(a)
         if not rho < 1.0:
             raise UnstableGainError(rho)
-        Sigma = scipy.linalg.solve_discrete_lyapunov(a, q_sigma)
-        P = scipy.linalg.solve_discrete_lyapunov(a.T, q_p)
+        # scipy's direct method, vec(X) = (I - a (x) a)^{-1} vec(q) (row-major vec), with one LU
+        # factorization for both: the P equation's matrix I - a^T (x) a^T is its transpose.
+        lu = scipy.linalg.lu_factor(np.eye(n * n) - np.kron(a, a), check_finite=False)
+        Sigma = scipy.linalg.lu_solve(lu, q_sigma.reshape(-1), check_finite=False).reshape(n, n)
+        P = scipy.linalg.lu_solve(lu, q_p.reshape(-1), trans=1, check_finite=False).reshape(n, n)
     else:
         # Cayley transform M = (a - I)(a + I)^{-1} (as scipy's bilinear method): the Sigma
         # equation becomes M X + X M^T = -c_S, the P equation M^T Y + Y M = -c_P, and one real

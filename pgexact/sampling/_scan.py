@@ -1,7 +1,8 @@
 r"""The reverse linear recursion :math:`y_t = x_t + c\, y_{t+1}` along time, without a Python loop over time.
 
 For c = 1 it is a reversed cumulative sum (``numpy.cumsum``: the same additions, in the same
-order, as the loop). For c < 1 time is cut into blocks of B = 64 steps; inside a block
+order, as the loop). For c < 1 time is cut into blocks of B = 64 steps (B = T when T < 64: the
+same weights, without a product over rows of zero padding); inside a block
 :math:`y = U x` with :math:`U_{ij} = c^{j-i}` (:math:`j \ge i`), one matrix product, and the
 blocks are joined by the same recursion on their first entries with factor :math:`c^B`, solved
 the same way one level up (a blocked scan; Blelloch 1990, "Prefix sums and their
@@ -30,19 +31,20 @@ def reverse_scan(x: np.ndarray, c: float) -> np.ndarray:
     one_d = x.ndim == 1
     X = x[:, None] if one_d else x
     T, n = X.shape
-    nb = -(-T // _B)
-    pad = np.zeros((nb * _B, n))
+    B = min(T, _B)
+    nb = -(-T // B)
+    pad = np.zeros((nb * B, n))
     pad[:T] = X
-    blocks = pad.reshape(nb, _B, n)
-    i = np.arange(_B)
+    blocks = pad.reshape(nb, B, n)
+    i = np.arange(B)
     expo = i[None, :] - i[:, None]  # U[i, j] = c^(j - i) for j >= i
     with np.errstate(under="ignore"):
         U = np.where(expo >= 0, np.power(c, np.maximum(expo, 0).astype(np.float64)), 0.0)
     local = np.matmul(U, blocks)  # the recursion inside each block, from its end
     if nb > 1:
-        first = reverse_scan(local[:, 0, :], c**_B)  # y at the start of every block
+        first = reverse_scan(local[:, 0, :], c**B)  # y at the start of every block
         with np.errstate(under="ignore"):
-            tail_weight = np.power(c, (_B - i).astype(np.float64))  # c^(B - i): from the next block's start
+            tail_weight = np.power(c, (B - i).astype(np.float64))  # c^(B - i): from the next block's start
         local[:-1] += tail_weight[None, :, None] * first[1:, None, :]
-    out = local.reshape(nb * _B, n)[:T]
+    out = local.reshape(nb * B, n)[:T]
     return out[:, 0].copy() if one_d else np.ascontiguousarray(out)

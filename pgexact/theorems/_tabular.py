@@ -113,11 +113,13 @@ def soft_policy_iteration(m: Tabular, tau: float) -> tuple[np.ndarray, np.ndarra
     raise RuntimeError("soft policy iteration did not converge")  # pragma: no cover - contraction
 
 
-def soft_gradient(m: Tabular, theta: np.ndarray, tau: float) -> np.ndarray:
+def soft_gradient(m: Tabular, theta: np.ndarray, tau: float,
+                  soft_values: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     r""":math:`\partial\tilde V^{\pi_\theta}(\mu)/\partial\theta_{s,a} = \frac{1}{1-\gamma}d_\mu^{\pi_\theta}(s)\,
     \pi_\theta(a|s)\big(\tilde Q(s,a) - \tau\log\pi_\theta(a|s) - \tilde V(s)\big)`, shape (S, A)
-    (Mei et al. 2020, Lemma 10 of arXiv:2005.06392; tabular softmax)."""
+    (Mei et al. 2020, Lemma 10 of arXiv:2005.06392; tabular softmax). ``soft_values``: ``values(m,
+    softmax(theta), tau)`` when the caller has it already (an iteration that also records the path)."""
     pi = softmax(theta)
-    V, Q = values(m, pi, tau)
+    V, Q = values(m, pi, tau) if soft_values is None else soft_values
     d = occupancy(m, pi, m.mu)
     return d[:, None] * pi * (Q - tau * np.log(pi) - V[:, None]) / (1.0 - m.gamma)

@@ -66,13 +66,14 @@ def softmax_pg_run(m: Tabular, theta0: np.ndarray, T: int) -> PGRun:
     eta = (1.0 - m.gamma) ** 3 / 8.0
     theta = theta0.copy()
     gaps, cs = np.empty(T), np.empty(T)
+    pi = softmax(theta)
+    V, Q = values(m, pi)
     for t in range(T):
-        pi = softmax(theta)
-        V, Q = values(m, pi)
         d = occupancy(m, pi, m.mu)
         theta = theta + eta * d[:, None] * pi * (Q - V[:, None]) / (1.0 - m.gamma)
         pi = softmax(theta)
-        gaps[t] = m.rho @ (V_star - values(m, pi)[0])
+        V, Q = values(m, pi)  # the gap of step t, and the gradient of step t + 1
+        gaps[t] = m.rho @ (V_star - V)
         cs[t] = float(np.min(pi[np.arange(S), a_star]))
     return PGRun(gaps, np.arange(1, T + 1), np.minimum.accumulate(cs),
                  float(np.max(occupancy(m, pi_star, m.mu) / m.mu)), float(np.max(1.0 / m.mu)), S, m.gamma)
@@ -122,10 +123,11 @@ def npg_run(m: Tabular, eta: float, T: int) -> NPGRun:
     V_star, _ = optimal(m)
     theta = np.zeros_like(m.r)
     gaps = np.empty(T)
+    V, Q = values(m, softmax(theta))
     for t in range(T):
-        V, Q = values(m, softmax(theta))
         theta = theta + eta * (Q - V[:, None]) / (1.0 - m.gamma)
-        gaps[t] = m.rho @ (V_star - values(m, softmax(theta))[0])
+        V, Q = values(m, softmax(theta))  # the gap of step t, and the update of step t + 1
+        gaps[t] = m.rho @ (V_star - V)
     return NPGRun(gaps, np.arange(1, T + 1), eta, m.r.shape[1], m.gamma)
 
 
@@ -217,10 +219,11 @@ def soft_npg_run(m: Tabular, tau: float, eta: float, theta0: np.ndarray, T: int)
     C1 = float(np.max(np.abs(Q_star - Q0))
                + 2.0 * tau * (1.0 - eta * tau / (1.0 - m.gamma)) * np.max(np.abs(logpi_star - logpi)))
     errors, log_errors = np.empty(T), np.empty(T)
+    Q = Q0
     for t in range(T):
-        Q = values(m, np.exp(logpi), tau)[1]
         logpi = log_softmax((1.0 - eta * tau / (1.0 - m.gamma)) * logpi + eta * Q / (1.0 - m.gamma))
-        errors[t] = np.max(np.abs(Q_star - values(m, np.exp(logpi), tau)[1]))
+        Q = values(m, np.exp(logpi), tau)[1]  # the error of step t, and the update of step t + 1
+        errors[t] = np.max(np.abs(Q_star - Q))
         log_errors[t] = np.max(np.abs(logpi_star - logpi))
     return SoftNPGRun(errors, log_errors, C1, eta, tau, m.gamma)
 

@@ -202,11 +202,13 @@ def soft_pg_run(m: Tabular, tau: float, theta1: np.ndarray, T: int, step_factor:
     V_star, pi_star = soft_policy_iteration(m, tau)
     eta = step_factor * mei_step(tau, m.gamma, A)
     theta = theta1.copy()
-    V_path, min_prob = [values(m, softmax(theta), tau)[0]], np.empty(T)
+    vq = values(m, softmax(theta), tau)  # (V, Q) at theta: a point of the path and the next gradient's
+    V_path, min_prob = [vq[0]], np.empty(T)
     for t in range(T):
         min_prob[t] = softmax(theta).min()
-        theta = theta + eta * soft_gradient(m, theta, tau)
-        V_path.append(values(m, softmax(theta), tau)[0])
+        theta = theta + eta * soft_gradient(m, theta, tau, vq)
+        vq = values(m, softmax(theta), tau)
+        V_path.append(vq[0])
     V_path = np.array(V_path)
     return SoftPGRun(
         gaps_mu=(V_star - V_path) @ m.mu, gaps_rho=(V_star - V_path) @ m.rho, ascent=np.diff(V_path, axis=0) @ m.mu,
