@@ -156,3 +156,15 @@ def test_without_numba_the_numpy_kernel_runs(monkeypatch):
         alias.compiled_module.cache_clear()
     _assert_same(with_numba, without)
     assert kernel.compiled_kernels() is not None
+
+
+def test_chunks_on_either_side_of_the_threshold_give_the_same_batch(monkeypatch):
+    """With the threshold between the chunk sizes, some chunks run compiled and some in numpy;
+    the batch equals the all-numpy one (chunking never changes the episodes)."""
+    mdp = _model(8, 3, absorbing=True, seed=6)
+    pi = np.random.default_rng(6).dirichlet(np.ones(3), size=8)
+    monkeypatch.setattr(kernel, "USE_COMPILED", False)
+    reference = rollout(mdp, pi, 2300, horizon=20, seed=4, chunk_size=1000)  # chunks 1000, 1000, 300
+    monkeypatch.setattr(kernel, "USE_COMPILED", True)
+    monkeypatch.setattr(kernel, "COMPILED_MIN_TRANSITIONS", 10_000)  # 20 000 compiled, 6 000 numpy
+    _assert_same(reference, rollout(mdp, pi, 2300, horizon=20, seed=4, chunk_size=1000))
