@@ -107,16 +107,25 @@ def _discounted_solve(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def _finite_values(mdp: FiniteMDP, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Backward recursion: ``(V[t, s], Q[t, s, a])`` for t = 0..H-1."""
+    r"""Backward recursion: ``(V[t, s], Q[t, s, a])`` for t = 0..H-1.
+
+    :math:`V_{H-1} = r_\pi`, :math:`V_t = r_\pi + \gamma P_\pi V_{t+1}` (one S x S product per
+    step: the loop over time is the only Python loop), then every
+    :math:`Q_t = r + \gamma P V_{t+1}` at once, one product of P with the (S, H-1) matrix of values.
+    """
     H = int(mdp.horizon)  # type: ignore[arg-type]
     S, A = mdp.n_states, mdp.n_actions
+    r_pi = mdp._policy_reward(pi)
+    P_pi = mdp._policy_transition(pi)
+    g = mdp.gamma
     V = np.empty((H, S))
+    V[H - 1] = r_pi
+    for t in range(H - 2, -1, -1):
+        V[t] = r_pi + g * (P_pi @ V[t + 1])
     Q = np.empty((H, S, A))
     Q[H - 1] = mdp.r
-    for t in range(H - 1, -1, -1):
-        if t < H - 1:
-            Q[t] = mdp.r + mdp.gamma * mdp._expected_next(V[t + 1])
-        V[t] = np.einsum("sa,sa->s", pi, Q[t])
+    if H > 1:
+        Q[:-1] = mdp.r + g * np.moveaxis(mdp._expected_next(np.ascontiguousarray(V[1:].T)), 2, 0)
     return V, Q
 
 
