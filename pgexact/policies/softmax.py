@@ -80,6 +80,15 @@ def _log_softmax_rows(z: np.ndarray) -> np.ndarray:
     return y - np.log(np.exp(y).sum(axis=1, keepdims=True))
 
 
+def _logsumexp_rows(z: np.ndarray) -> np.ndarray:
+    r""":math:`\log\sum_b e^{z_b}` per row, shape (S,), as :math:`m + \log\sum_b e^{z_b - m}` (m the row
+    maximum): ``scipy.special.logsumexp(z, axis=1)`` to rounding, without its per-call dispatch.
+    A row with an infinite entry gives NaN or inf (with a floating-point warning the caller may
+    silence), never a finite number."""
+    m = z.max(axis=1, keepdims=True)
+    return m[:, 0] + np.log(np.exp(z - m).sum(axis=1))
+
+
 class SoftmaxPolicy:
     """Common interface of the softmax parametrizations (subclasses define the logits)."""
 

@@ -6,8 +6,8 @@ transition: :math:`x = K u`, column :math:`j = \lfloor x \rfloor`, entry :math:`
 code = primary if :math:`x < j + q_f` else alias (a branch-free select: the coin is random, so a
 branch would be mispredicted half the time), then action, next state and reward from the code.
 
-Each row is done in two passes over its running episodes (optionally a tile of them at a
-time): the codes first (the random table reads, independent across episodes, so they overlap),
+Each row is done in two passes over its running episodes (for the ragged layout, a tile of them
+at a time): the codes first (the random table reads, independent across episodes, so they overlap),
 then the decoding and the writes. Done in one pass, the stores into the state vector sit between
 the table reads and the loop runs about 3x slower (measured on a 2-core AMD EPYC).
 
@@ -54,23 +54,19 @@ def decode(c, dense, act_of, next_of, S):  # noqa: ANN001 - numba kernel
 
 @jit
 def rows_2d(u, counts, offsets, t0, t1, s, thr, alias, primary, dense, K, S, A, act_of, next_of, reward,
-            states, actions, rewards, code, tile):  # noqa: ANN001 - numba kernel
-    """Rows t0..t1-1 into time-major (T+1, n), (T, n), (T, n) buffers, ``tile`` episodes at a time."""
-    for c0 in range(0, counts[t0], tile):
-        for t in range(t0, t1):
-            m = min(counts[t] - c0, tile)
-            if m <= 0:
-                break
-            i0 = offsets[t] - offsets[t0] + c0
-            st = s[c0:c0 + m]  # views indexed from 0: offsets inside the loops cost ~2x
-            codes(u[i0:i0 + m], m, st, thr, alias, primary, dense, K, code)
-            rw, ac, nxt = rewards[t, c0:c0 + m], actions[t, c0:c0 + m], states[t + 1, c0:c0 + m]
-            for k in range(m):
-                a, nx = decode(code[k], dense, act_of, next_of, S)
-                rw[k] = reward[st[k] * A + a]
-                ac[k] = a
-                nxt[k] = nx
-                st[k] = nx
+            states, actions, rewards, code):  # noqa: ANN001 - numba kernel
+    """Rows t0..t1-1 into time-major (T+1, n), (T, n), (T, n) buffers, a whole row at a time."""
+    for t in range(t0, t1):
+        m = counts[t]
+        i0 = offsets[t] - offsets[t0]
+        codes(u[i0:i0 + m], m, s, thr, alias, primary, dense, K, code)
+        rw, ac, nxt = rewards[t], actions[t], states[t + 1]
+        for k in range(m):
+            a, nx = decode(code[k], dense, act_of, next_of, S)
+            rw[k] = reward[s[k] * A + a]
+            ac[k] = a
+            nxt[k] = nx
+            s[k] = nx
 
 
 @jit
@@ -83,7 +79,7 @@ def rows_flat(u, counts, offsets, t0, t1, s, thr, alias, primary, dense, K, S, A
             if m <= 0:
                 break
             i0 = offsets[t] - offsets[t0] + c0
-            st = s[c0:c0 + m]
+            st = s[c0:c0 + m]  # views indexed from 0: offsets inside the loops cost ~2x
             codes(u[i0:i0 + m], m, st, thr, alias, primary, dense, K, code)
             pos = position[c0:c0 + m]
             base = row_base[t]

@@ -157,11 +157,11 @@ class TransitionSampler:
             s0 = st2[0]
         thr_abs, alias, reward = self.joint_threshold_abs, self.alias_codes, self.reward
         primary, dense = self.joint.primary, self.dense_codes
-        s = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n)).astype(self.code_dtype)
+        s = self._initial_states(gen, n).astype(self.code_dtype)
         s0[:] = s
         if scatter is not None:
             states_g[position] = s0
-        kernels = compiled_kernels() if USE_COMPILED and M >= COMPILED_MIN_TRANSITIONS else None
+        kernels = compiled_for(M)
         if kernels is not None:
             if scatter is not None:
                 target = ("flat", states_g, actions_g, rewards_g, offsets_g, position, N_g)
@@ -243,55 +243,60 @@ class TransitionSampler:
             return None  # type: ignore[return-value]
         return states, actions, rewards
 
+    def _initial_states(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        """The first draw of a chunk: one uniform per episode, in column order, through the table of mu0."""
+        return self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+
+    def _compiled_tables(self) -> tuple:
+        """The tables and sizes the compiled kernels take, in their argument order."""
+        return (self.joint_threshold_abs, self.alias_codes, self.joint.primary, self.dense_codes,
+                self.joint.n_columns, self.n_states, self.n_actions, self.action_of, self.next_of, self.reward)
+
     def _run_compiled(self, kernels: Any, gen: np.random.Generator, s: np.ndarray, counts: np.ndarray,
                       offsets: np.ndarray, target: tuple) -> None:
         """All rows by the compiled kernel, uniforms drawn in blocks of whole rows (the same stream, in the same order)."""
         rows_2d, rows_flat = kernels
         T = int(counts.shape[0])
-        tables = (self.joint_threshold_abs, self.alias_codes, self.joint.primary, self.dense_codes,
-                  self.joint.n_columns, self.n_states, self.n_actions, self.action_of, self.next_of, self.reward)
-        tile = max(int(s.shape[0]), 1) if target[0] == "2d" else min(FLAT_TILE, max(int(s.shape[0]), 1))
-        code = np.empty(tile, dtype=np.intp)
+        tables = self._compiled_tables()
+        flat = target[0] == "flat"
+        tile = min(FLAT_TILE, max(int(s.shape[0]), 1))
+        code = np.empty(tile if flat else s.shape[0], dtype=np.intp)
         t = 0
         while t < T:
             end = int(np.searchsorted(offsets, offsets[t] + COMPILED_BLOCK, side="right")) - 1
             end = min(max(end, t + 1), T)
             u = gen.random(int(offsets[end] - offsets[t]))
-            if target[0] == "2d":
-                rows_2d(u, counts, offsets, t, end, s, *tables, *target[1:], code, tile)
-            else:
+            if flat:
                 rows_flat(u, counts, offsets, t, end, s, *tables, *target[1:], code, tile)
+            else:
+                rows_2d(u, counts, offsets, t, end, s, *tables, *target[1:], code)
             t = end
 
     def run_merged(
         self,
+        kernels: tuple[Any, Any],
         gens: list[np.random.Generator],
         counts: list[np.ndarray],
         positions: list[np.ndarray],
         batch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    ) -> bool:
-        """Several chunks into one ragged batch, a block of rows of every chunk at a time.
+    ) -> None:
+        """Several chunks into one ragged batch by the compiled ``kernels``, a block of rows of every chunk at a time.
 
         ``gens[i]``, ``counts[i]``, ``positions[i]``: chunk i's generator, rows and columns in the
         batch, as :meth:`run` takes them with ``scatter``; ``batch = (states, actions, rewards,
         row_offsets)``. Each chunk draws its initial states and then its uniforms row after row
         from its own generator, as :meth:`run` does, so the episodes are the same; only the order
         in which rows of different chunks are written changes (rows of all the chunks together,
-        so the batch's cache lines are filled once rather than once per chunk). Compiled kernel
-        only: returns False, having done nothing, when it is not available.
+        so the batch's cache lines are filled once rather than once per chunk).
         """
-        kernels = compiled_kernels() if USE_COMPILED else None
-        if kernels is None:
-            return False
         rows_flat = kernels[1]
         states_g, actions_g, rewards_g, offsets_g = batch
         N_g = int(states_g.shape[0] - actions_g.shape[0])
-        tables = (self.joint_threshold_abs, self.alias_codes, self.joint.primary, self.dense_codes,
-                  self.joint.n_columns, self.n_states, self.n_actions, self.action_of, self.next_of, self.reward)
+        tables = self._compiled_tables()
         chunks = []
         for gen, c, position in zip(gens, counts, positions):
             n = int(position.shape[0])
-            s0 = self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+            s0 = self._initial_states(gen, n)
             states_g[position] = s0
             offsets = np.zeros(c.shape[0] + 1, dtype=np.int64)
             np.cumsum(c, out=offsets[1:])
@@ -310,7 +315,6 @@ class TransitionSampler:
                 rows_flat(u, c, offsets, t, stop, s_i, *tables, states_g, actions_g, rewards_g, offsets_g, position,
                           N_g, code, tile)
             t = end
-        return True
 
     def _tail(
         self,
@@ -396,6 +400,13 @@ def compiled_kernels() -> tuple[Any, Any] | None:
     """``(rows_2d, rows_flat)`` of :mod:`pgexact.sampling._compiled`, or None without numba."""
     module = compiled_module()
     return None if module is None else (module.rows_2d, module.rows_flat)
+
+
+def compiled_for(transitions: float) -> tuple[Any, Any] | None:
+    """The compiled kernels if they should run on a chunk of this many transitions, else None."""
+    if not USE_COMPILED or transitions < COMPILED_MIN_TRANSITIONS:
+        return None
+    return compiled_kernels()
 
 
 def _sparse_joint_table(P: Any, pi: np.ndarray, block: int = 1 << 15) -> AliasTable:

@@ -152,7 +152,7 @@ def _setup(
         T, objective = check_positive_int("horizon", horizon), "truncated"
     # the compiled table construction pays off where the compiled kernel will run (large chunks)
     per_chunk = min(n, chunk_size) * (T if T is not None else 1.0 / (1.0 - mdp.gamma))
-    compiled = kernel.USE_COMPILED and per_chunk >= kernel.COMPILED_MIN_TRANSITIONS
+    compiled = kernel.compiled_for(per_chunk) is not None
     sampler = TransitionSampler(mdp.P, mdp.r, mdp.mu0, pi, mdp.terminal, compiled=compiled)
     return mdp, sampler, n, T, objective, chunk_size
 
@@ -400,10 +400,10 @@ def _geometric_merged(
         counts_of.append(np.searchsorted(-Ls_i, -np.arange(int(Ls_i[0])), side="left").astype(np.int64))
         positions.append(column_of[start + local])  # where the chunk's columns sit in the batch
         start += Li.shape[0]
-    # the compiled kernel writes rows of every chunk together; else chunk after chunk
-    if M < kernel.COMPILED_MIN_TRANSITIONS or not sampler.run_merged(
-        gens, counts_of, positions, (states, actions, rewards, offsets)
-    ):
+    kernels = kernel.compiled_for(M)
+    if kernels is not None:  # rows of every chunk together
+        sampler.run_merged(kernels, gens, counts_of, positions, (states, actions, rewards, offsets))
+    else:  # chunk after chunk
         for i, (gen, counts_i, position) in enumerate(zip(gens, counts_of, positions)):
             try:
                 sampler.run(gen, position.shape[0], counts_i, scatter=(states, actions, rewards, offsets, position))

@@ -27,6 +27,7 @@ from ..errors import NumericalError
 from ..exact._checks import check_mdp, check_pi
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
+from ..policies.softmax import _logsumexp_rows
 from .._validation import check_positive_finite, check_positive_int
 from .planning import _require_discounted, _tol
 
@@ -206,17 +207,6 @@ class SoftOptimum:
     error_bound: float
 
 
-def _row_logsumexp(X: np.ndarray) -> np.ndarray:
-    r""":math:`\log\sum_a e^{X_{sa}}` per row, shifted by the row maximum (no overflow for finite X).
-
-    scipy's ``logsumexp`` computes the same, with a per-call overhead (array-API dispatch) much
-    larger than the arithmetic on an (S, A) table; value iteration calls it once per step. A row
-    with an infinite entry gives NaN (scipy: inf), which the caller rejects alike as non-finite.
-    """
-    m = X.max(axis=1, keepdims=True)
-    return m[:, 0] + np.log(np.exp(X - m).sum(axis=1))
-
-
 def soft_value_iteration(
     mdp: FiniteMDP, alpha: float, *, tol: float = 1e-12, max_iter: int = 1_000_000
 ) -> SoftOptimum:
@@ -251,7 +241,7 @@ def soft_value_iteration(
     Q = np.array(mdp.r)
     for k in range(1, max_iter + 1):
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
-            V = alpha * _row_logsumexp(Q / alpha)
+            V = alpha * _logsumexp_rows(Q / alpha)
         if not np.all(np.isfinite(V)):
             raise ValueError(
                 f"alpha={alpha!r} is too large: the soft value alpha * log(sum(exp(Q / alpha))) overflows "
@@ -263,7 +253,7 @@ def soft_value_iteration(
         bound = g / (1.0 - g) * diff
         Q_norm = float(np.max(np.abs(Q)))
         if bound <= tol * Q_norm:
-            V = alpha * _row_logsumexp(Q / alpha)
+            V = alpha * _logsumexp_rows(Q / alpha)
             return SoftOptimum(Q, V, softmax(Q / alpha, axis=1), float(mdp.mu0 @ V), k, bound)
         if diff < best_diff:
             best_diff, best_k = diff, k
