@@ -7,34 +7,11 @@ modules is walked from the package, so a new public module or name appears witho
 
 from __future__ import annotations
 
-import importlib
 import inspect
-import pkgutil
 from pathlib import Path
 from typing import Any
 
-import pgexact
-
-OPTIONAL = {"pgexact.jax": "jax", "pgexact.torch": "torch"}
-
-
-def public_modules() -> list[Any]:
-    names = ["pgexact"]
-    for info in pkgutil.walk_packages(pgexact.__path__, "pgexact."):
-        if any(part.startswith("_") for part in info.name.split(".")[1:]):
-            continue
-        names.append(info.name)
-    out = []
-    for name in names:
-        if name in OPTIONAL:
-            try:
-                importlib.import_module(OPTIONAL[name])
-            except ImportError:
-                continue
-        module = importlib.import_module(name)
-        if hasattr(module, "__all__"):
-            out.append(module)
-    return out
+from pgexact._public import public_modules
 
 
 def _home(obj: Any, exporters: list[str]) -> str:
@@ -59,7 +36,7 @@ def _directive(obj: Any) -> str | None:
 
 
 def write_api_pages(out: Path) -> None:
-    modules = public_modules()
+    modules = [m for m in public_modules() if hasattr(m, "__all__")]
     exporters: dict[int, list[str]] = {}
     objects: dict[int, Any] = {}
     for module in modules:

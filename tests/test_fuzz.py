@@ -28,10 +28,8 @@ The CI profile (``CI=true``) is derandomized and runs :data:`TOTAL_CASES` cases 
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import math
-import pkgutil
 import signal
 import warnings
 from dataclasses import fields, is_dataclass
@@ -44,33 +42,15 @@ from hypothesis import strategies as st
 
 import pgexact
 from pgexact import errors
+from pgexact._public import public_modules
 
 #: Cases over the whole public API in one run (split evenly over the callables).
 TOTAL_CASES = 10_000
 #: A single call running longer than this is a hang.
 CALL_SECONDS = 5.0
-#: Public modules whose import needs an optional extra that may be absent.
-OPTIONAL = {"pgexact.jax": "jax", "pgexact.torch": "torch"}
 
 
 # --------------------------------------------------------------------------- the public API
-def public_modules() -> list[Any]:
-    names = ["pgexact"]
-    for info in pkgutil.walk_packages(pgexact.__path__, "pgexact."):
-        if any(part.startswith("_") for part in info.name.split(".")[1:]):
-            continue
-        names.append(info.name)
-    modules = []
-    for name in names:
-        if name in OPTIONAL:
-            try:
-                importlib.import_module(OPTIONAL[name])
-            except ImportError:
-                continue
-        modules.append(importlib.import_module(name))
-    return modules
-
-
 def public_callables() -> dict[str, Callable[..., Any]]:
     """``"module.name" -> object`` for every callable in an ``__all__``, each object once."""
     out: dict[str, Callable[..., Any]] = {}

@@ -47,7 +47,7 @@ _HEADS = {
     "sampling": SAMPLED, "estimators": SAMPLED,
     "updates": UPDATES,
     "theorems": TOP, "errata": TOP, "figures": TOP, "cli": TOP, "testing": TOP,
-    "distributed": TOP, "gym": TOP, "jax": TOP, "torch": TOP, "__main__": TOP,
+    "distributed": TOP, "gym": TOP, "jax": TOP, "torch": TOP, "__main__": TOP, "_public": TOP,
 }
 _LQR = {"model": MODELS, "policy": PARAMS, "sampling": SAMPLED, "estimators": SAMPLED}
 
