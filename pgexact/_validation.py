@@ -43,6 +43,7 @@ __all__ = [
     "check_bool",
     "check_theta",
     "format_bytes",
+    "number_of_steps",
     "format_index",
     "SYMMETRY_RTOL",
     "PSD_RTOL",
@@ -148,6 +149,25 @@ def _is_integer(value: Any) -> bool:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def number_of_steps(model_horizon: int | None, horizon: Any, need: str) -> int:
+    """The number of steps T of an exact computation on a model.
+
+    A finite-horizon model fixes T: ``horizon`` must be None or equal to it. A discounted model
+    (``model_horizon`` None) needs ``horizon``, a positive integer; ``need`` ends the message when
+    it is missing. ``horizon`` is checked before it is compared, so a malformed value gets its own
+    message rather than a failed comparison.
+    """
+    if horizon is not None:
+        horizon = check_positive_int("horizon", horizon)
+    if model_horizon is not None:
+        if horizon is not None and horizon != model_horizon:
+            raise ValueError(f"horizon is {horizon}, but the mdp has horizon {model_horizon}")
+        return int(model_horizon)
+    if horizon is None:
+        raise ValueError(f"horizon is None, but the mdp is discounted: {need}")
+    return horizon
 
 
 def check_positive_int(name: str, value: Any) -> int:

@@ -288,3 +288,22 @@ def test_property_recursion_equals_enumeration(seed: int, S: int, A: int, H: int
     scale = max(1.0, float(np.abs(cov).max()))
     assert np.abs(mom.covariance - cov).max() <= TOL * scale
     assert np.linalg.eigvalsh(mom.covariance).min() >= -TOL * scale
+
+
+@pytest.mark.parametrize("call", ["enumerate_trajectories", "estimator_moments", "optimal_baselines"])
+def test_a_malformed_horizon_is_named_before_it_is_compared(call):
+    """A finite-horizon mdp with horizon=<an empty array>: a TypeError naming ``horizon``, not
+    numpy's ambiguous-truth-value error from comparing the array with the mdp's horizon."""
+    from pgexact import TabularSoftmax
+    from pgexact import estimators as E
+    from pgexact.mdps import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=1.0, horizon=3, seed=0)
+    pol, theta = TabularSoftmax(3, 2), np.zeros(6)
+    calls = {
+        "enumerate_trajectories": lambda h: E.enumerate_trajectories(mdp, pol.probs(theta), horizon=h),
+        "estimator_moments": lambda h: E.estimator_moments(mdp, pol, theta, "reinforce", horizon=h),
+        "optimal_baselines": lambda h: E.optimal_baselines(mdp, pol, theta, horizon=h),
+    }
+    with pytest.raises(TypeError, match="horizon must be a positive integer"):
+        calls[call](np.array([]))

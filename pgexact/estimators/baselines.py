@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import freeze_arrays
-from .._validation import check_positive_int
+from .._validation import number_of_steps
 from ..exact._checks import check_policy_theta
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
@@ -171,16 +171,7 @@ def optimal_baselines(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, hori
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    if horizon is not None:
-        horizon = check_positive_int("horizon", horizon)
-    if mdp.horizon is not None:
-        if horizon is not None and horizon != mdp.horizon:
-            raise ValueError(f"horizon is {horizon}, but the mdp has horizon {mdp.horizon}")
-        H = int(mdp.horizon)
-    else:
-        if horizon is None:
-            raise ValueError("horizon is None, but the mdp is discounted: pass horizon=T (the truncated objective)")
-        H = int(horizon)
+    H = number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
     mdp_h = mdp if mdp.horizon is not None else mdp.with_horizon(H)
     with np.errstate(over="raise", invalid="raise"):
         m0 = estimator_moments(mdp_h, policy, theta, "reward_to_go")

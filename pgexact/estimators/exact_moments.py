@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 
-from .._validation import as_float_array, check_distribution, check_memory, check_positive_int, check_real
+from .._validation import as_float_array, check_distribution, check_memory, check_positive_int, check_real, number_of_steps
 from ..exact._checks import check_policy_theta
 from ..models.finite_mdp import check_mdp, check_pi
 from ..exact.evaluation import evaluate, state_marginals
@@ -74,14 +74,8 @@ def enumerate_trajectories(
     max_trajectories = check_positive_int("max_trajectories", max_trajectories)
     if getattr(mdp, "is_sparse", False):
         raise ValueError("enumerate_trajectories needs a dense P (mdp.P of shape (S, A, S))")
-    if mdp.horizon is not None:
-        if horizon is not None and horizon != mdp.horizon:
-            raise ValueError(f"horizon is {horizon}, but the mdp has horizon {mdp.horizon}")
-        T, objective = mdp.horizon, "finite"
-    else:
-        if horizon is None:
-            raise ValueError("horizon is None, but the mdp is discounted: enumeration needs a horizon T")
-        T, objective = check_positive_int("horizon", horizon), "truncated"
+    T = number_of_steps(mdp.horizon, horizon, "enumeration needs a horizon T")
+    objective = "finite" if mdp.horizon is not None else "truncated"
     S, A = mdp.n_states, mdp.n_actions
     state = np.flatnonzero(mdp.mu0 > 0)
     prob = mdp.mu0[state]

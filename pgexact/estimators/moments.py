@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import freeze_arrays
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, number_of_steps
 from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
 from ..models.finite_mdp import FiniteMDP
@@ -389,14 +389,7 @@ def estimator_moments(
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator is {estimator!r}, expected one of {', '.join(map(repr, ESTIMATORS))}")
-    if mdp.horizon is not None:
-        if horizon is not None and horizon != mdp.horizon:
-            raise ValueError(f"horizon is {horizon}, but the mdp has horizon {mdp.horizon}")
-        H = int(mdp.horizon)
-    else:
-        if horizon is None:
-            raise ValueError("horizon is None, but the mdp is discounted: pass horizon=T (the truncated objective)")
-        H = check_positive_int("horizon", horizon)
+    H = number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
     S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
     if directions is None:
         D = None
