@@ -29,6 +29,8 @@ release = version = pgexact.__version__
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.mathjax",
+    # MathJax 3 served from _static/mathjax: formulas render with no network (docs/check_offline_math.py)
+    "sphinx-mathjax-offline",
     "sphinx.ext.viewcode",
     "numpydoc",
     "myst_parser",

@@ -147,6 +147,8 @@ class Theorem:
 
     def check(self, rng: np.random.Generator) -> float:
         """Draw one instance from ``rng`` and return its residual."""
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return self.outcome(self.instance(rng)).residual
 
 
