@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -82,5 +83,50 @@ def _relink(app, relative_path, parent_docname, content):
         content[0] = content[0].replace(f"]({source})", f"]({page})")
 
 
+def _viewcode_backlinks(app, exc):
+    """Point every "[docs]" back-link of the source pages at an anchor that exists.
+
+    ``sphinx.ext.viewcode`` builds a back-link as ``<page>#<module>.<name>`` with one ``<module>``
+    per *source* module: the public module that documented the first of its objects. A private
+    module whose objects are documented in different public modules (``pgexact._chunks``:
+    ``ChunkError`` in ``pgexact.distributed``, ``chunk_seed`` in ``pgexact.sampling``) then gets
+    links to anchors that do not exist. Each such link is pointed at ``<page module>.<name>`` on
+    the same page; a back-link that still misses its anchor is a warning (an error under ``-W``).
+    """
+    if exc is not None or app.builder.format != "html":
+        return
+    from sphinx.util import logging
+
+    out = Path(app.outdir)
+    anchors: dict[Path, set[str]] = {}
+
+    def ids(page: Path) -> set[str]:
+        if page not in anchors:
+            text = page.read_text(encoding="utf-8") if page.exists() else ""
+            anchors[page] = set(re.findall(r'id="([^"]+)"', text))
+        return anchors[page]
+
+    def fix(source: Path, match: re.Match) -> str:
+        href, module, anchor = match.group(1), match.group(2), match.group(3)
+        page = (source.parent / href).resolve()
+        if anchor in ids(page):
+            return match.group(0)
+        parts = anchor.split(".")
+        for k in range(1, len(parts)):
+            candidate = f"{module}.{'.'.join(parts[k:])}"
+            if candidate in ids(page):
+                return f'href="{href}#{candidate}"'
+        logging.getLogger(__name__).warning(
+            f"viewcode back-link {href}#{anchor} in {source.relative_to(out)} has no anchor")
+        return match.group(0)
+
+    for source in (out / "_modules").rglob("*.html"):
+        text = source.read_text(encoding="utf-8")
+        new = re.sub(r'href="([^"#]*?api/([\w.]+)\.html)#([^"]+)"', lambda m: fix(source, m), text)
+        if new != text:
+            source.write_text(new, encoding="utf-8")
+
+
 def setup(app):
     app.connect("include-read", _relink)
+    app.connect("build-finished", _viewcode_backlinks)
