@@ -13,7 +13,7 @@ copy must *not* render (otherwise the check could not tell an offline site from 
 Usage (after ``python -m sphinx -W -b html docs docs/_build/html``; Chromium from Debian's
 ``chromium`` package)::
 
-    python docs/check_offline_math.py [--html docs/_build/html] [--page api/pgexact.exact.html]
+    python docs/check_offline_math.py [--html docs/_build/html] [--page api/pgexact.estimators.html]
                                       [--screenshot math.png] [--chromium chromium]
 
 Exit status 0 when the page renders offline and the control does not; 1 otherwise, with a line
@@ -83,7 +83,7 @@ def math_report(dom: str) -> tuple[int, int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--html", type=Path, default=HERE / "_build" / "html")
-    parser.add_argument("--page", default="api/pgexact.exact.html")
+    parser.add_argument("--page", default="api/pgexact.estimators.html")
     parser.add_argument("--screenshot", type=Path, default=Path("offline_math.png"))
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     args = parser.parse_args(argv)
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"check_offline_math: no built page {page} (build the docs first)", file=sys.stderr)
         return 1
     html = page.read_text(encoding="utf-8")
-    local = re.search(r'<script[^>]*src="([^"]*mathjax/tex-chtml\.js)"', html)
+    local = re.search(r'<script[^>]*src="([^"]*mathjax/tex-chtml\.js[^"]*)"', html)
     if local is None:
         print(f"check_offline_math: {args.page} loads no local _static/mathjax/tex-chtml.js",
               file=sys.stderr)
