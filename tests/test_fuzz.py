@@ -32,6 +32,7 @@ The CI profile (``CI=true``) is derandomized and runs :data:`TOTAL_CASES` cases 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import signal
@@ -41,7 +42,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import pgexact
@@ -311,9 +312,9 @@ def test_fuzz_public_callable(label: str, registry_snapshot: None) -> None:
 def _live() -> dict[type, list[Callable[[], Any]]]:
     """Factories of valid live objects, by public class.
 
-    Each factory returns a fresh object (a method may change a mutable one, such as an
-    environment), built from the same world as :func:`_world`: S = 3, A = 2, θ of size 6, an LQR
-    with n = 2, m = 1. Edge-valid objects are included on purpose (an estimate of one episode, a
+    Objects are built once and shared by the examples (their methods do not change them), except
+    the environment, which ``step`` changes: its factory returns a fresh one. They come from the
+    same world as :func:`_world`: S = 3, A = 2, θ of size 6, an LQR with n = 2, m = 1. Edge-valid objects are included on purpose (an estimate of one episode, a
     finite-horizon evaluation), since that is where a method meets its corner cases.
     """
     from pgexact import average, errata, estimators, exact, figures, lqr, mdps, sampling, theorems
@@ -395,10 +396,12 @@ def _live() -> dict[type, list[Callable[[], Any]]]:
             made.reset(seed=0)
             return made
 
-        out[pgym.FiniteMDPEnv] = [env]
     except ImportError:  # pragma: no cover - the optional extra is absent
-        pass
-    return out
+        env = None
+    shared = {cls: [functools.cache(make) for make in makers] for cls, makers in out.items()}
+    if env is not None:
+        shared[pgym.FiniteMDPEnv] = [env]
+    return shared
 
 
 def public_classes() -> dict[str, type]:
@@ -528,7 +531,10 @@ def test_fuzz_public_method(member: str, registry_snapshot: None) -> None:
     params = [p for p in params if p.name not in fixed]
     names = [p.name for p in params] + [cls.__name__]
 
-    @settings(max_examples=PER_CALLABLE, deadline=None, database=None,
+    # a known failure is reported as found, not shrunk (shrinking would spend seconds on each run)
+    phases = [Phase.explicit, Phase.generate] if member in KNOWN_FAILURES else list(Phase)
+
+    @settings(max_examples=PER_CALLABLE, deadline=None, database=None, phases=phases,
               suppress_health_check=list(HealthCheck))
     @given(which=st.integers(0, len(factories) - 1), kwargs=_kwargs(params))
     def run(which: int, kwargs: dict[str, Any]) -> None:
@@ -570,7 +576,7 @@ def _transforms(framework: str) -> dict[str, Callable[[Callable[[Any], Any]], Ca
         import torch
 
         def as_tensor(x: Any) -> Any:
-            return torch.as_tensor(np.asarray(x, dtype=np.float64))
+            return torch.tensor(np.array(x, dtype=np.float64))  # a copy: pi may be read-only
 
         def out(y: Any) -> np.ndarray:
             return y.detach().cpu().numpy()
