@@ -628,10 +628,20 @@ for _f in ADAPTER_FUNCTIONS:
             "access data pointer of Tensor that doesn't have storage'")
 
 
+#: Run in the default (and CI) profile; the other functions share these two's code paths (the
+#: forward/backward of J, and the one evaluation whose field differs) and run under ``-m slow``.
+ADAPTER_FAST = ("expected_return", "values")
+
+
+def _adapter_marks(case: tuple[str, str, str]) -> list[Any]:
+    marks = [] if case[2] in ADAPTER_FAST else [pytest.mark.slow]
+    if case[1:] in ADAPTER_KNOWN_FAILURES:
+        marks.append(pytest.mark.xfail(reason=ADAPTER_KNOWN_FAILURES[case[1:]], strict=False))
+    return marks
+
+
 @pytest.mark.parametrize("framework, transform, function", [
-    pytest.param(*case, marks=pytest.mark.xfail(reason=ADAPTER_KNOWN_FAILURES[case[1:]], strict=False))
-    if case[1:] in ADAPTER_KNOWN_FAILURES else case
-    for case in _adapter_cases()
+    pytest.param(*case, marks=_adapter_marks(case)) for case in _adapter_cases()
 ])
 def test_fuzz_adapter_under_transform(framework: str, transform: str, function: str) -> None:
     """Every input, valid or not, under the transform: a correct result or an error naming ``pi``.
