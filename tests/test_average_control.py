@@ -286,3 +286,23 @@ def test_optimal_refuses_too_many_states(monkeypatch) -> None:
     monkeypatch.setattr(average.evaluation, "MAX_DENSE_STATES", 2)
     with pytest.raises(ValueError, match=r"^mdp has S=3 states, more than MAX_DENSE_STATES=2: .* \(144 bytes\)"):
         average.optimal(random_mdp(3, 2, gamma=0.9, seed=0))
+
+
+@pytest.mark.parametrize("kind", ["unichain", "deterministic", "sparse"])
+def test_solvers_own_policies_are_gain_optimal(kind: str) -> None:
+    # before the certifying policy-iteration pass: the LP's dual policy (Puterman 1994, Theorem
+    # 9.3.8) and RVI's greedy policy already attain the brute-force gain in every state
+    from pgexact.average.control import _lp, _rvi, _Tables
+
+    for seed in range(8):
+        P, r, mask = _model(kind, seed)
+        tab = _Tables(average.as_average_model((P, r, mask)))
+        best = _brute_force(P, r, mask)
+        raw = [_lp(tab)[0]]
+        try:
+            raw.append(_rvi(tab, 1e-10, 100_000)[0])
+        except ValueError:
+            pass
+        for actions in raw:
+            gain = average.multichain_evaluate((P, r, mask), np.eye(r.shape[1])[actions]).gain
+            assert np.allclose(gain, best, atol=1e-6)

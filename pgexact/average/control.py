@@ -271,7 +271,7 @@ def _lp(tab: _Tables) -> tuple[np.ndarray, int]:
 
 
 def optimal(
-    mdp: Any, method: str = "policy_iteration", *, tol: float = 1e-10, max_iter: int = 100_000
+    mdp: Any, method: str = "policy_iteration", *, tol: float = 1e-10, max_iter: int | None = None
 ) -> AverageOptimum:
     r"""Optimal average reward: gain of every state, bias and an optimal deterministic policy.
 
@@ -296,8 +296,9 @@ def optimal(
         An action replaces the current one only if it is better by more than
         ``tol * (1 + max|r|)`` (first equation) or ``tol * (1 + max|r| + max|h|)`` (second);
         RVI stops at a span of ``tol * (1 + max|r|)``.
-    max_iter : int
-        Largest number of improvements or sweeps.
+    max_iter : int, optional
+        Largest number of RVI sweeps (default 100 000) and of policy improvements (default
+        1000 + 10 S A; policy iteration usually needs a handful).
 
     Returns
     -------
@@ -325,15 +326,18 @@ def optimal(
     if method not in METHODS:
         raise ValueError(f"method is {method!r}, expected one of {', '.join(map(repr, METHODS))}")
     tol = check_tolerance("tol", tol)
-    max_iter = check_positive_int("max_iter", max_iter)
     tab = _Tables(mdp)
+    if max_iter is None:
+        sweeps, improvements_cap = 100_000, 1000 + 10 * tab.S * tab.A
+    else:
+        sweeps = improvements_cap = check_positive_int("max_iter", max_iter)
     if method == "policy_iteration":
         start = np.argmax(tab.masked(tab.r), axis=1)
-        actions, ev, iterations = _policy_iteration(tab, start, tol, max_iter)
+        actions, ev, iterations = _policy_iteration(tab, start, tol, improvements_cap)
         improvements = 0
     else:
-        start, iterations = _rvi(tab, tol, max_iter) if method == "rvi" else _lp(tab)
-        actions, ev, improvements = _policy_iteration(tab, start, tol, max_iter)
+        start, iterations = _rvi(tab, tol, sweeps) if method == "rvi" else _lp(tab)
+        actions, ev, improvements = _policy_iteration(tab, start, tol, improvements_cap)
     out = AverageOptimum(
         rho=float(mdp.mu0 @ ev.gain), gain=np.array(ev.gain), h=np.array(ev.h), actions=actions,
         classes=ev.classes, class_gains=np.array(ev.class_gains), method=method,
