@@ -323,7 +323,7 @@ def optimal(
     ([0, 0], [1.5, 1.5])
     """
     mdp = as_average_model(mdp)
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"method is {method!r}, expected one of {', '.join(map(repr, METHODS))}")
     tol = check_tolerance("tol", tol)
     tab = _Tables(mdp)
