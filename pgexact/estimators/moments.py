@@ -336,6 +336,10 @@ def estimator_moments(
     ``"gae"``                 :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t`, ``V`` (S,) or (T, S), ``lam``
     ========================= ==============================================================
 
+    ``"normalized_advantage"`` is refused: its batch mean and standard deviation make the N
+    episodes' terms dependent, so it has no per-episode moments (its bias and variance depend on
+    N). ``n_step`` is not covered (its weight is a window of n steps, outside both families).
+
     Steps in terminal states are padding (score 0); GAE bootstraps nothing from a terminal
     state nor after the last step of a finite horizon, and :math:`V(s_T)` at the end of a
     truncated discounted episode (stationary V) — exactly as
@@ -345,7 +349,11 @@ def estimator_moments(
     ----------
     mdp : FiniteMDP
         Finite horizon H = ``mdp.horizon``; or discounted with ``horizon=T`` (the truncated
-        objective, as ``rollout(..., horizon=T)``). Dense or sparse P.
+        objective, as ``rollout(..., horizon=T)``); or discounted without ``horizon``: the
+        moments under geometric stopping, as ``rollout(..., geometric=True)`` samples (weights
+        with :math:`d = 1`, the episode stopped after each step with probability
+        :math:`1-\gamma`; stationary ``b``, ``A``, ``V`` only; computed by linear solves,
+        :mod:`pgexact.estimators.geometric_moments`). Dense or sparse P.
     policy : TabularSoftmax or LinearSoftmax
     theta : array_like, shape (n_params,)
     estimator : str
@@ -386,6 +394,10 @@ def estimator_moments(
     >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # the same, by listing trajectories
     >>> bool(np.allclose(mom.covariance, exact_covariance(reward_to_go(tr, pol, theta).samples, p), atol=1e-12))
     True
+    >>> disc = mdp.with_horizon(None)  # geometric stopping: E over L ~ Geometric(1 - gamma)
+    >>> geo = estimator_moments(disc, pol, theta, "reward_to_go")
+    >>> geo.horizon is None, bool(np.allclose(geo.mean, policy_gradient(disc, pol, theta), atol=1e-12))
+    (True, True)
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     if not isinstance(estimator, str):
