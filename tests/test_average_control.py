@@ -306,3 +306,46 @@ def test_solvers_own_policies_are_gain_optimal(kind: str) -> None:
         for actions in raw:
             gain = average.multichain_evaluate((P, r, mask), np.eye(r.shape[1])[actions]).gain
             assert np.allclose(gain, best, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_adapters_give_the_gradient_of_the_gain_through_a_network(backend: str) -> None:
+    mdp, rng = _unichain(7)
+    S, A = mdp.n_states, mdp.n_actions
+    feats = rng.standard_normal((S * A, 4))
+    theta = rng.standard_normal(4)
+    rho_np = lambda t: average.evaluate(mdp, _softmax_tanh(feats, t, S, A)).rho  # noqa: E731
+    if backend == "torch":
+        torch = pytest.importorskip("torch")
+        from pgexact.torch import average_reward
+
+        th = torch.tensor(theta, requires_grad=True)
+        pi = torch.softmax(torch.tanh(torch.tensor(feats) @ th).reshape(S, A), dim=1)
+        rho = average_reward(mdp, pi)
+        rho.backward()
+        grad, value = th.grad.numpy(), float(rho.detach())
+    else:
+        jax = pytest.importorskip("jax")
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        from pgexact.jax import average_reward
+
+        def f(t):
+            return average_reward(mdp, jax.nn.softmax(jnp.tanh(jnp.asarray(feats) @ t).reshape(S, A), axis=1))
+
+        value, grad = float(f(jnp.asarray(theta))), np.asarray(jax.grad(f)(jnp.asarray(theta)))
+    assert value == pytest.approx(rho_np(theta), abs=1e-14)
+    h = 1e-4
+    fd = []
+    for e in np.eye(4):  # Richardson-extrapolated central differences (error ~1e-12)
+        d1 = (rho_np(theta + h * e) - rho_np(theta - h * e)) / (2 * h)
+        d2 = (rho_np(theta + 2 * h * e) - rho_np(theta - 2 * h * e)) / (4 * h)
+        fd.append((4 * d1 - d2) / 3)
+    assert np.allclose(grad, fd, atol=1e-9)
+
+
+def _softmax_tanh(feats, theta, S, A):
+    z = np.tanh(feats @ theta).reshape(S, A)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
