@@ -349,3 +349,23 @@ def _softmax_tanh(feats, theta, S, A):
     z = np.tanh(feats @ theta).reshape(S, A)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("slip", [0.0, 0.1])
+def test_gridworld_with_a_terminal_state(slip: float) -> None:
+    # an absorbing zero-reward goal: gain 0 everywhere, the bias is the total reward on the way. A
+    # poor start (action 0 everywhere pushes away from the goal: hitting times ~1e16 with slip 0.1)
+    # would make the bias unrepresentable; policy iteration starts from a 20-step lookahead policy
+    from pgexact.mdps import gridworld
+
+    g = gridworld(6, 6, gamma=0.9, slip=slip)
+    pi_opt = average.optimal(g, "policy_iteration")
+    lp = average.optimal(g, "lp")
+    assert np.allclose(pi_opt.gain, 0.0, atol=1e-12) and np.allclose(lp.gain, 0.0, atol=1e-12)
+    assert np.allclose(pi_opt.h, lp.h, atol=1e-9)  # the bias-optimal values agree
+    # the bias is the expected total reward before absorption: brute force by the discounted limit
+    S = g.n_states
+    s = np.arange(S)
+    P_pi, r_pi = np.asarray(g.P)[s, pi_opt.actions], np.asarray(g.r)[s, pi_opt.actions]
+    total = np.linalg.solve(np.eye(S) - (1 - 1e-9) * P_pi, r_pi)
+    assert np.allclose(pi_opt.h, total, atol=1e-6)

@@ -10,7 +10,8 @@ with :math:`B_s` the maximizers of the first equation. The optimal gain :math:`g
 on unichain (and communicating) models it is constant, :math:`g^* = \rho^* 1`, and the first
 equation is void. Three solvers:
 
-* ``"policy_iteration"`` — multichain policy iteration (Puterman 1994, sec. 9.2): evaluate the
+* ``"policy_iteration"`` — multichain policy iteration (Puterman 1994, sec. 9.2), started from
+  the greedy policy of 20 sweeps of undiscounted value iteration: evaluate the
   gain and bias of the current policy (:func:`pgexact.average.multichain_evaluate`), improve on
   the first equation, and only where it is tight, on the second; an action is changed only when
   another is better by more than the tolerance, so the loop ends in finitely many steps.
@@ -52,7 +53,7 @@ import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
 from .._validation import check_positive_int, check_tolerance, format_bytes
-from ..errors import NumericalError
+from ..errors import NumericalError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP
 from . import evaluation
 from .evaluation import MultichainEvaluation, _multichain_evaluate, as_average_model
@@ -166,12 +167,31 @@ def _improve(tab: _Tables, actions: np.ndarray, ev: MultichainEvaluation, tol: f
     return _keep_or_switch(W, actions, atol_h)
 
 
+def _lookahead_policy(tab: _Tables, sweeps: int = 20) -> np.ndarray:
+    """Greedy policy of :math:`T^n 0` (the best n-step total reward), the start of policy iteration:
+    any start is valid (Puterman 1994, sec. 9.2.1); a lookahead start avoids policies whose chains
+    barely reach a closed class (their bias is not computable in float64)."""
+    v = np.zeros(tab.S)
+    for _ in range(sweeps):
+        W = tab.masked(tab.r + tab.P @ v)
+        v = W.max(axis=1)
+        v -= v.max()  # a constant shift: the greedy policy is unchanged, the values stay bounded
+    return np.argmax(tab.masked(tab.r + tab.P @ v), axis=1)
+
+
 def _policy_iteration(
     tab: _Tables, actions: np.ndarray, tol: float, max_iter: int
 ) -> tuple[np.ndarray, MultichainEvaluation, int]:
     """Policy iteration from ``actions``: ``(actions, evaluation, number of improvements)``."""
     for k in range(max_iter + 1):
-        ev = _multichain_evaluate(*tab.chain(actions))
+        try:
+            ev = _multichain_evaluate(*tab.chain(actions))
+        except SingularSystemError as exc:
+            raise SingularSystemError(
+                f"average-reward policy iteration met a policy (after {k} improvements) whose gain and bias are "
+                "singular to working precision: its chain takes astronomically long to reach a closed class "
+                "(hitting times beyond ~1e15 steps make the bias unrepresentable); use method='rvi' or method='lp'"
+            ) from exc
         actions, changed = _improve(tab, actions, ev, tol)
         if not changed:
             return actions, ev, k
@@ -332,7 +352,7 @@ def optimal(
     else:
         sweeps = improvements_cap = check_positive_int("max_iter", max_iter)
     if method == "policy_iteration":
-        start = np.argmax(tab.masked(tab.r), axis=1)
+        start = _lookahead_policy(tab)
         actions, ev, iterations = _policy_iteration(tab, start, tol, improvements_cap)
         improvements = 0
     else:
