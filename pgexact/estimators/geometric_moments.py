@@ -46,7 +46,7 @@ import scipy.sparse
 import scipy.sparse.linalg
 
 from .._validation import as_float_array
-from ..errors import SingularSystemError
+from ..errors import NumericalError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP
 
 __all__ = ["GEOMETRIC_ESTIMATORS", "MAX_DENSE_STATES"]
@@ -272,3 +272,43 @@ def state_cross_moments(mdp: FiniteMDP, policy: Any, theta: np.ndarray) -> tuple
     c = (sigma[:, None] * (psi2Q + after) + F * psiQ).T
     M = (sigma[:, None] * psi2).T
     return c, M, Qs
+
+
+def geometric_moments(
+    mdp: FiniteMDP, policy: Any, theta: np.ndarray, pi: np.ndarray, estimator: str,
+    D: np.ndarray | None, *, b: Any, A: Any, V: Any, lam: Any,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""``(mean, D Cov D^T, D E[g g^T] D^T)`` of one episode under geometric stopping (D = I if None).
+
+    ``pi`` is ``policy.probs(theta)``; the arguments are validated by
+    :func:`pgexact.estimators.estimator_moments`, which calls this.
+    """
+    S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
+    live = np.repeat(~np.asarray(mdp.terminal), nA)
+    if D is None:
+        jac = policy._logit_jacobian()  # the score from pi, as SoftmaxPolicy.score computes it
+        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n)
+    else:
+        C = np.stack([policy.score_dot(theta, v).reshape(-1) for v in D], axis=1)
+    C = C * live[:, None]  # steps in terminal states are padding
+    K = _Killed(mdp, pi)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if estimator == "reinforce":
+                second, mean_c = total_return_kernel(K, C, mdp.mu0, mdp.r)
+                m = None if D is None else total_return_mean(K, mdp.mu0, mdp.r)
+            else:
+                f, a, c, beta = geometric_weights(mdp, estimator, b=b, A=A, V=V, lam=lam)
+                nu = K.occupancy(mdp.mu0)
+                second, mean_c = causal_kernel(K, C, nu, f, a, c, beta)
+                m = None if D is None else causal_mean(K, nu, f, a, c, beta)
+    except FloatingPointError as exc:
+        raise NumericalError(
+            f"the second moments of {estimator!r} under geometric stopping overflow float64 (gamma={mdp.gamma}, "
+            f"max|r|={float(np.max(np.abs(mdp.r))):.3g}): rescale the rewards (and b, A, V) or lower gamma"
+        ) from exc
+    second = 0.5 * (second + second.T)
+    cov = second - np.outer(mean_c, mean_c)
+    if D is None:
+        return mean_c, cov, second
+    return policy.score_contract(theta, (m * live).reshape(S, nA)), cov, second

@@ -517,41 +517,11 @@ def _total_return_mean(P: _Transitions, pi: np.ndarray, p: np.ndarray, r: np.nda
     return m
 
 
+
 def _geometric(
     mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, pi: np.ndarray, estimator: str,
     D: np.ndarray | None, *, b: Any, A: Any, V: Any, lam: Any,
 ) -> EstimatorMoments:
     """:func:`estimator_moments` under geometric stopping (:mod:`pgexact.estimators.geometric_moments`)."""
-    S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
-    live = np.repeat(~np.asarray(mdp.terminal), nA)
-    if D is None:
-        jac = policy._logit_jacobian()
-        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n)
-    else:
-        C = np.stack([policy.score_dot(theta, v).reshape(-1) for v in D], axis=1)
-    C = C * live[:, None]
-    K = gm._Killed(mdp, pi)
-    f = a = c = None
-    beta = 0.0
-    if estimator != "reinforce":
-        f, a, c, beta = gm.geometric_weights(mdp, estimator, b=b, A=A, V=V, lam=lam)
-    try:
-        with np.errstate(over="raise", invalid="raise"):
-            if estimator == "reinforce":
-                second, mean_c = gm.total_return_kernel(K, C, mdp.mu0, mdp.r)
-                m = None if D is None else gm.total_return_mean(K, mdp.mu0, mdp.r)
-            else:
-                nu = K.occupancy(mdp.mu0)
-                second, mean_c = gm.causal_kernel(K, C, nu, f, a, c, beta)
-                m = None if D is None else gm.causal_mean(K, nu, f, a, c, beta)
-    except FloatingPointError as exc:
-        raise NumericalError(
-            f"the second moments of {estimator!r} under geometric stopping overflow float64 (gamma={mdp.gamma}, "
-            f"max|r|={float(np.max(np.abs(mdp.r))):.3g}): rescale the rewards (and b, A, V) or lower gamma"
-        ) from exc
-    second = 0.5 * (second + second.T)
-    cov = second - np.outer(mean_c, mean_c)
-    if D is None:
-        return EstimatorMoments(estimator, mean_c, cov, None, cov, second, None)
-    mean = policy.score_contract(theta, (m * live).reshape(S, nA))
-    return EstimatorMoments(estimator, mean, None, D, cov, second, None)
+    mean, cov, second = gm.geometric_moments(mdp, policy, theta, pi, estimator, D, b=b, A=A, V=V, lam=lam)
+    return EstimatorMoments(estimator, mean, cov if D is None else None, D, cov, second, None)
