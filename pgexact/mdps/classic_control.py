@@ -41,7 +41,8 @@ import scipy.sparse
 from .._validation import as_float_array, check_bool, check_memory, check_positive_finite, check_positive_int, check_real
 from ..models.finite_mdp import FiniteMDP
 
-__all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights"]
+__all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights",
+           "DiscretizationError", "discretization_error", "richardson"]
 
 @dataclass(frozen=True, eq=False)
 class DiscretizedControl:
@@ -327,6 +328,11 @@ def pendulum(
     θ̇ ~ U[−1, 1]. Never terminates (gymnasium truncates at 200 steps: ``horizon=200``, γ = 1
     reproduces its episodic return).
 
+    Accuracy (H = 200, γ = 1, the policy pushing along θ̇ of ``tests/test_classic_control.py``;
+    Monte Carlo J = −1550.55 ± 0.26, 20 000 episodes): exact J −1543.08 on the default 31 × 31
+    grid (gap 0.48%), −1548.80 on 41² (0.11%), −1550.34 on 61² (0.01%); the error falls as
+    about h² to h⁵, and :func:`discretization_error` from 31² extrapolates to −1550.43.
+
     Examples
     --------
     >>> env = pendulum(11, 9, 3, gamma=0.99)
@@ -363,7 +369,7 @@ def mountain_car_step(x: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np
 
 
 def mountain_car(
-    n_position: int = 41, n_velocity: int = 41, *, gamma: float, horizon: int | None = None,
+    n_position: int = 241, n_velocity: int = 241, *, gamma: float, horizon: int | None = None,
     sparse: bool = True,
 ) -> DiscretizedControl:
     r"""``MountainCar-v0`` on an ``n_position`` × ``n_velocity`` grid (3 actions: push left, none, right).
@@ -374,6 +380,14 @@ def mountain_car(
     left; reward −1 per step; the episode terminates when :math:`p' \ge 0.5` and
     :math:`v' \ge 0` (then: absorbing terminal state). Reset: p ~ U[−0.6, −0.4], v = 0.
     Gymnasium truncates at 200 steps (``horizon=200``, γ = 1).
+
+    Accuracy: the default 241 × 241 grid (58 082 states) is chosen for a gap below 1% to the
+    continuous task. Measured (H = 200, γ = 1, the energy-pumping policy of
+    ``tests/test_classic_control.py``, Monte Carlo J = −135.97 ± 0.19, 20 000 episodes): exact J
+    −123.08 on 41², −129.08 on 81², −132.36 on 121², −133.80 on 161², −135.13 on 241²
+    (gap 0.62%), −135.63 on 321² (0.25%). The error shrinks slowly (order ≈ 0.35 from 41² to
+    161²: interpolation diffusion across the goal boundary), so coarse grids extrapolate badly; see
+    :func:`discretization_error` and ``benchmarks/classic_control_convergence.py``.
     """
     npos, nvel = _check_grid("n_position", n_position), _check_grid("n_velocity", n_velocity)
     sparse = _check_size("MountainCar-v0", {"n_position": npos, "n_velocity": nvel}, 3, sparse)
@@ -409,8 +423,8 @@ def cartpole_step(x: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def cartpole(
-    n_x: int = 7, n_x_dot: int = 7, n_theta: int = 11, n_theta_dot: int = 11, *, gamma: float,
-    horizon: int | None = None, x_dot_max: float = 1.0, theta_dot_max: float = 1.0,
+    n_x: int = 11, n_x_dot: int = 11, n_theta: int = 21, n_theta_dot: int = 21, *, gamma: float,
+    horizon: int | None = None, x_dot_max: float = 0.75, theta_dot_max: float = 0.75,
     sparse: bool = True,
 ) -> DiscretizedControl:
     r"""``CartPole-v1`` on an ``n_x`` × ``n_x_dot`` × ``n_theta`` × ``n_theta_dot`` grid (2 actions).
@@ -422,6 +436,31 @@ def cartpole(
     force ±10, τ = 0.02); reward 1 per step, including the step that terminates
     (:math:`|x'| > 2.4` or :math:`|\theta'| > 12°`; then: absorbing terminal state). Reset:
     each coordinate ~ U[−0.05, 0.05]. Gymnasium truncates at 500 steps.
+
+    Accuracy: two errors of opposite sign. Multilinear interpolation spreads each step (which
+    moves θ by at most τθ̇ ≈ 0.02, far less than a cell) over the cell's vertices: a diffusion of
+    variance ≈ h·|Δx| per step that makes the pole fall sooner (J too low, shrinking with h).
+    Clipping ẋ and θ̇ to the box removes the fastest excursions (J too high, growing as the box
+    shrinks). Measured (H = 200, γ = 1, the policy of ``tests/test_classic_control.py``, whose
+    velocities reach ±1.1 in 1% of steps; Monte Carlo J = 197.22 ± 0.13, 20 000 episodes):
+
+    ======================  ==========  ==========  ===========
+    grid                    box ±1.0    box ±0.75   box ±0.5
+    ======================  ==========  ==========  ===========
+    7 × 7 × 11 × 11         159.36      181.78      193.87
+    9 × 9 × 15 × 15         181.09      193.91      198.26
+    11 × 11 × 21 × 21       —           **197.39**  199.53
+    13 × 13 × 25 × 25       —           198.69      199.83
+    ======================  ==========  ==========  ===========
+
+    (a box of ±1.5 gives 110.2 on 7 × 7 × 11 × 11 and 157.7 on 11 × 11 × 21 × 21; grids denser
+    near the origin, x = max·sign(u)|u|², were worse than uniform ones at equal size, 174 to 190
+    on 7 × 7 × 11 × 11.) The default, 11 × 11 × 21 × 21 with a ±0.75 box (53 362 states, about
+    10 s to build and evaluate at H = 200), is within 0.1% for this policy, but partly by the
+    cancellation of the two errors: at this box J keeps rising with refinement (198.69 on
+    13 × 13 × 25 × 25; :func:`discretization_error` from 7 × 7 × 11 × 11 with ratio 1.5
+    extrapolates to 201.6), above the continuous 197.2 by the clipping. A policy with faster
+    motions needs a wider box and a finer grid.
     """
     dims = [_check_grid(nm, n) for nm, n in (("n_x", n_x), ("n_x_dot", n_x_dot), ("n_theta", n_theta), ("n_theta_dot", n_theta_dot))]
     x_dot_max = check_positive_finite("x_dot_max", x_dot_max)
@@ -436,3 +475,208 @@ def cartpole(
         "CartPole-v1", axes, (False,) * 4, np.arange(2), cartpole_step,
         [(-0.05, 0.05)] * 4, gamma, horizon, sparse, "lower x_dot_max or theta_dot_max",
     )
+
+
+# --------------------------------------------------------------------------- discretization error
+#: Number of leading positional arguments of each builder that are state-grid sizes, and which are periodic.
+_STATE_DIMS: dict[str, tuple[bool, ...]] = {
+    "pendulum": (True, False), "mountain_car": (False, False), "cartpole": (False, False, False, False),
+}
+
+
+def richardson(J: Any, h: Any, order: float | None = None) -> tuple[float, float]:
+    r"""Richardson extrapolation of :math:`J(h) = J_0 + c\,h^p + o(h^p)` to :math:`h = 0`.
+
+    With two values and a known order p:
+
+    .. math:: J_0 \approx J(h_1) + \frac{J(h_1) - J(h_0)}{(h_0/h_1)^p - 1};
+
+    with three values and ``order=None``, p is the root of
+    :math:`\frac{J(h_0) - J(h_1)}{J(h_1) - J(h_2)} = \frac{h_0^p - h_1^p}{h_1^p - h_2^p}`
+    (for equal ratios :math:`r = h_0/h_1 = h_1/h_2` this is :math:`p = \log_r` of the ratio of
+    differences) and the two finest values are extrapolated with it (Richardson 1911; Roache 1998,
+    *Verification and Validation in Computational Science*, ch. 5, "grid convergence index").
+
+    Parameters
+    ----------
+    J : sequence of 2 or 3 floats
+        Values on grids of decreasing spacing.
+    h : sequence of the same length, strictly decreasing positive spacings
+    order : float or None
+        The order p; required with two values, estimated (and must be None) with three.
+
+    Returns
+    -------
+    J0 : float
+        The extrapolated value.
+    p : float
+        The order used.
+
+    Raises
+    ------
+    ValueError
+        If the three values are not in the asymptotic range (the differences do not shrink
+        monotonically with one sign), so that no order in (0, 20) fits them.
+
+    Examples
+    --------
+    >>> richardson([1 + 0.5**2, 1 + 0.25**2, 1 + 0.125**2], [0.5, 0.25, 0.125])  # J = 1 + h^2
+    (1.0, 2.0)
+    >>> richardson([3.0 + 0.1, 3.0 + 0.05], [0.1, 0.05], order=1.0)
+    (3.0, 1.0)
+    """
+    J = as_float_array("J", J, ndim=1)
+    h = as_float_array("h", h, ndim=1)
+    if J.size not in (2, 3) or h.size != J.size:
+        raise ValueError(f"J and h must both have 2 or 3 entries, got {J.size} and {h.size}")
+    bad = ~(h > 0) | np.r_[False, ~(np.diff(h) < 0)]
+    if bad.any():
+        raise ValueError(f"h must be positive and strictly decreasing: h[{int(np.argmax(bad))}] = {h[int(np.argmax(bad))]:g}")
+    if J.size == 2:
+        if order is None:
+            raise ValueError("two values need order=p (three values let the order be estimated)")
+        p = check_positive_finite("order", order)
+    else:
+        if order is not None:
+            raise ValueError("order must be None with three values (it is estimated from them)")
+        d0, d1 = J[0] - J[1], J[1] - J[2]
+        if d1 == 0 or d0 * d1 <= 0:
+            raise ValueError(
+                f"J = {J.tolist()} is not in the asymptotic range (differences {d0:.6g} then {d1:.6g} do not "
+                "shrink with one sign): no order fits; start from a finer grid"
+            )
+        import scipy.optimize
+
+        target = d0 / d1
+        f = lambda q: (h[0] ** q - h[1] ** q) / (h[1] ** q - h[2] ** q) - target  # noqa: E731
+        lo, hi = 1e-6, 20.0
+        if f(lo) * f(hi) > 0:
+            raise ValueError(
+                f"J = {J.tolist()} on h = {h.tolist()}: the ratio of differences {target:.6g} needs an order "
+                "outside (0, 20); start from a finer grid"
+            )
+        p = float(scipy.optimize.brentq(f, lo, hi, xtol=1e-14, rtol=1e-14))
+    return float(J[-1] + (J[-1] - J[-2]) / ((h[-2] / h[-1]) ** p - 1)), float(p)
+
+
+@dataclass(frozen=True)
+class DiscretizationError:
+    r"""How far the exact J of a grid is from the continuous task's (:func:`discretization_error`).
+
+    Attributes
+    ----------
+    J : float
+        Exact J on the grid asked about.
+    error : float
+        Estimated :math:`J_{\text{continuous}} - J` (Richardson): add it to ``J``.
+    J_extrapolated : float
+        The extrapolated continuous J.
+    order : float
+        The order p of :math:`J(h) - J_0 \approx c h^p` (estimated, or as given).
+    grids : tuple of tuple of int
+        The state grids evaluated, coarsest first (the first is the one asked about).
+    values : tuple of float
+        Exact J on each of ``grids``.
+    spacing : tuple of float
+        Relative spacing of each grid (1 for the first).
+    """
+
+    J: float
+    error: float
+    J_extrapolated: float
+    order: float
+    grids: tuple[tuple[int, ...], ...]
+    values: tuple[float, ...]
+    spacing: tuple[float, ...]
+
+
+def discretization_error(
+    builder: Callable[..., DiscretizedControl],
+    policy: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    grid: Any = None,
+    *,
+    ratio: float = 2.0,
+    order: float | None = None,
+    **build: Any,
+) -> DiscretizationError:
+    r"""Estimate how far a grid's exact J is from the continuous task's, by Richardson extrapolation.
+
+    The policy, a function of the continuous state, is evaluated exactly on the grid and on
+    refinements whose spacing is divided by ``ratio`` (and ``ratio**2``) along every state axis
+    (:math:`n \mapsto (n-1)r + 1` vertices, :math:`n \mapsto n r` on Pendulum's periodic angle,
+    rounded), and :func:`richardson` extrapolates :math:`J(h) = J_0 + c h^p` to h = 0. Three grids
+    estimate the order p; with ``order=p`` two grids suffice (CartPole's 4-D grids grow as
+    :math:`r^4`). The estimate covers the interpolation error of the chain on the given box; it
+    does not see the clipping of CartPole's unbounded velocities to ``x_dot_max`` /
+    ``theta_dot_max`` (enlarge the box to measure that).
+
+    Parameters
+    ----------
+    builder : pendulum, mountain_car or cartpole
+    policy : callable
+        ``policy(observations (S, D), actions (A,)) -> (S, A)`` action probabilities.
+    grid : tuple of int, optional
+        The state-grid sizes (the builder's leading positional arguments; Pendulum's n_torques
+        is passed in ``build``); the builder's defaults if omitted.
+    ratio : float
+        Refinement ratio of the spacing, > 1.
+    order : float, optional
+        The order p, if known (two grids instead of three).
+    **build
+        Other arguments of the builder (``gamma`` is required; ``horizon``, boxes, ...).
+
+    Returns
+    -------
+    DiscretizationError
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> push = lambda x, u: np.exp(1.5 * u * np.tanh(x[:, 1:2])) / np.exp(1.5 * u * np.tanh(x[:, 1:2])).sum(1, keepdims=True)
+    >>> est = discretization_error(pendulum, push, (21, 21), ratio=1.5, gamma=1.0, horizon=200, n_torques=5)
+    >>> est.grids
+    ((21, 21), (32, 31), (47, 46))
+    >>> bool(abs(est.J_extrapolated + 1550.5) < 3)  # Monte Carlo of the continuous task: -1550.55 +- 0.26
+    True
+    """
+    import inspect
+
+    from ..exact import evaluate
+
+    name = getattr(builder, "__name__", None)
+    if name not in _STATE_DIMS or getattr(builder, "__module__", None) != __name__:
+        raise TypeError(f"builder must be pendulum, mountain_car or cartpole from pgexact.mdps, got {builder!r}")
+    if not callable(policy):
+        raise TypeError(f"policy must be a callable (observations, actions) -> probabilities, got {type(policy).__name__}")
+    periodic = _STATE_DIMS[name]
+    D = len(periodic)
+    if grid is None:
+        params = list(inspect.signature(builder).parameters.values())[:D]
+        grid = tuple(prm.default for prm in params)
+    if isinstance(grid, (str, bytes)) or not isinstance(grid, (tuple, list)) or len(grid) != D:
+        raise TypeError(f"grid must be a tuple of {D} grid sizes for {name}, got {grid!r}")
+    grid = tuple(check_positive_int(f"grid[{k}]", n) for k, n in enumerate(grid))
+    ratio = check_positive_finite("ratio", ratio)
+    if not ratio > 1:
+        raise ValueError(f"ratio must be greater than 1, got {ratio:g}")
+    if order is not None:
+        order = check_positive_finite("order", order)
+    levels = 2 if order is not None else 3
+    grids, spacing = [], []
+    for k in range(levels):
+        g = tuple(max(n, round(n * ratio**k)) if per else max(n, round((n - 1) * ratio**k) + 1)
+                  for n, per in zip(grid, periodic))
+        # the relative spacing actually used: geometric mean over the axes
+        rel = [(n / m) if per else (n - 1) / (m - 1) for n, m, per in zip(grid, g, periodic)]
+        grids.append(g)
+        spacing.append(float(np.prod(rel) ** (1 / D)))
+    if len(set(grids)) < levels:
+        raise ValueError(f"ratio={ratio:g} does not refine grid {grid}: use a larger ratio")
+    values = []
+    for g in grids:
+        env = builder(*g, **build)
+        pi = np.asarray(policy(env.observations, env.actions), dtype=float)
+        values.append(float(evaluate(env.mdp, pi).J))
+    J0, p = richardson(values, spacing, order)
+    return DiscretizationError(J=values[0], error=J0 - values[0], J_extrapolated=J0, order=p,
+                               grids=tuple(grids), values=tuple(values), spacing=tuple(spacing))
