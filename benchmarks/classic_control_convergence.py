@@ -63,20 +63,20 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.only.split(","):
         env_id, build, grids = CASES[name]
-        actions = build(*((2, 2) if name != "cartpole" else (2, 2, 2, 2)), gamma=1.0, horizon=H).actions
+        actions = build(*((3, 3) if name != "cartpole" else (3, 3, 3, 3)), gamma=1.0, horizon=H).actions
         t = time.perf_counter()
         m, se = gym_monte_carlo(name, env_id, actions, args.episodes, seed=0)
         print(f"{env_id}: Monte Carlo in gymnasium J = {m:.3f} ± {se:.3f} (N = {args.episodes}, "
               f"{time.perf_counter() - t:.0f} s)")
         for case in grids:
             grid, kw = (case, {}) if case is None or isinstance(case[0], int) else case
-            t = time.perf_counter()
+            t = time.process_time()
             env = build(*(grid or ()), gamma=1.0, horizon=H, **kw)
             J = evaluate(env.mdp, POLICIES[name](env.observations, env.actions)).J
             label = "x".join(map(str, env.grid_shape)) + (" (default)" if grid is None else "")
             label += "".join(f" {k}={v}" for k, v in kw.items())
             print(f"  grid {label:>40s} S = {env.mdp.n_states:7d}: exact J = {J:10.3f}, gap {J - m:+8.3f} "
-                  f"({100 * (J - m) / abs(m):+6.2f}%, {(J - m) / se:+6.1f} se), {time.perf_counter() - t:.1f} s CPU")
+                  f"({100 * (J - m) / abs(m):+6.2f}%, {(J - m) / se:+6.1f} se), {time.process_time() - t:.1f} s CPU")
 
 
 if __name__ == "__main__":
