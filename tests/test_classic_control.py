@@ -292,6 +292,8 @@ def test_discretization_error_of_a_pendulum_grid_matches_monte_carlo() -> None:
 
     est = discretization_error(pendulum, pendulum_policy, (31, 31), ratio=1.5, gamma=1.0, horizon=200)
     assert est.grids == ((31, 31), (46, 46), (70, 69)) and est.J == est.values[0]
+    # relative spacing: 31/n on the periodic angle (n cells), 30/(n - 1) on the speed (n - 1 cells)
+    assert np.allclose(est.spacing, [1.0, np.sqrt(31 / 46 * 30 / 45), np.sqrt(31 / 70 * 30 / 68)], rtol=1e-15)
     m, se = monte_carlo_return("pendulum", np.linspace(-2, 2, 5), 200, 20_000, seed=7)
     # measured: J = -1543.08, estimated error -7.36, Monte Carlo gap -7.47 +- 0.26 (se);
     # the bound 1.0 + 6 se allows the extrapolation's own error (|J(70x69) - J_0| ~ 0.2) with
