@@ -523,7 +523,7 @@ def richardson(J: Any, h: Any, order: float | None = None) -> tuple[float, float
     >>> J0, p = richardson([1 + 0.5**2, 1 + 0.25**2, 1 + 0.125**2], [0.5, 0.25, 0.125])  # J = 1 + h^2
     >>> round(J0, 12), round(p, 12)
     (1.0, 2.0)
-    >>> richardson([3.0 + 0.1, 3.0 + 0.05], [0.1, 0.05], order=1.0)
+    >>> richardson([3.0 + 0.5, 3.0 + 0.25], [0.5, 0.25], order=1.0)  # J = 3 + h, two grids
     (3.0, 1.0)
     """
     J = as_float_array("J", J, ndim=1)
