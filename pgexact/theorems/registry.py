@@ -54,6 +54,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
     "convergence_entropy", "finite_kl",
     "geometric",
+    "classic_control",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
