@@ -29,7 +29,7 @@ H = 200
 # (grid, builder keywords); None = the builder's defaults (first row)
 CASES = {
     "pendulum": ("Pendulum-v1", pendulum, [None, (21, 21), (41, 41), (81, 81)]),
-    "mountain_car": ("MountainCar-v0", mountain_car, [None, (81, 81), (161, 161), (321, 321)]),
+    "mountain_car": ("MountainCar-v0", mountain_car, [None, (81, 81), (161, 161), (241, 241)]),
     "cartpole": ("CartPole-v1", cartpole, [None, (7, 7, 11, 11), (9, 9, 15, 15), (13, 13, 25, 25),
                                            ((7, 7, 11, 11), {"x_dot_max": 1.0, "theta_dot_max": 1.0}),
                                            ((11, 11, 21, 21), {"x_dot_max": 0.5, "theta_dot_max": 0.5})]),
