@@ -231,11 +231,12 @@ def expected_update(
         if not renewal_ok:
             raise ValueError(f"method='renewal' does not cover truncation={convention.truncation!r} with "
                              f"autoreset={convention.autoreset!r}: use method='chain' (or None)")
-        W, c = _renewal(mdp, pi, V, convention, batches)
+        W, c = _renewal(mdp, pi, V, convention, [batches])
     elif method == "chain":
-        W, c = _chain(mdp, pi, V, convention, batches)
+        W, c = _chain(mdp, pi, V, convention, [batches])
     else:
         raise ValueError(f"method must be None, 'renewal' or 'chain', got {method!r}")
+    W, c = W[0], c[0]
     if convention.ent_coef != 0.0:
         W = W + convention.ent_coef * c[:, None] * _neg_entropy_weights(pi)
     if policy is None:
@@ -245,6 +246,18 @@ def expected_update(
     return ExpectedUpdate(update=update, weights=W, state_weights=c,
                           batch=None if batches is None else (batches[0] if isinstance(batch, (int, np.integer)) else batches),
                           convention=convention, method=method)
+
+
+def _logit_updates(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention, groups: list,
+                   method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Expected logit updates (G, S, A) and state weights (G, S) of several groups of batches at once."""
+    renewal_ok = conv.autoreset in ("same_step", "disabled") and conv.truncation != "cross"
+    if method is None:
+        method = "renewal" if renewal_ok else "chain"
+    W, c = (_renewal if method == "renewal" else _chain)(mdp, pi, V, conv, groups)
+    if conv.ent_coef != 0.0:
+        W = W + conv.ent_coef * c[:, :, None] * _neg_entropy_weights(pi)
+    return W - pi * W.sum(axis=2, keepdims=True), c
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -286,43 +299,44 @@ def _renewal_sequence(q: np.ndarray, t_max: int) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- renewal method
 def _renewal(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
-             batches: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+             groups: list) -> tuple[np.ndarray, np.ndarray]:
+    """(W, c) of shape (G, S, A), (G, S): one per group of batches (None: the long-run average)."""
     S, A = mdp.n_states, mdp.n_actions
     T, n, g, lam = conv.time_limit, conv.n_steps, conv.gamma, conv.lam
     q = _episode_marginals(mdp, pi, T)
     omega = g ** np.arange(T) if conv.weighting == "discounted" else np.ones(T)
     M = min(n, T)  # longest m of either type
-    # trunc[k]: sum over rows j <= n - T + k of u_{bn+j-k}; end[m, k] = u_{bn+n-m-k} [k < T - m]
-    trunc = np.zeros(T)
-    endc = np.zeros((M, T))  # row m-1
     ks = np.arange(T)
-    if batches is None:
-        L = q.sum()  # expected episode length
-        trunc = np.maximum(n - T + ks + 1, 0) / L
-        for m in range(1, M + 1):
-            endc[m - 1, : max(T - m, 0)] = 1.0 / L
-    else:
-        u = _renewal_sequence(q, (max(batches) + 1) * n)
+    G = len(groups)
+    # trunc[k]: sum over rows j <= n - T + k of u_{bn+j-k}; endc[m-1, k] = u_{bn+n-m-k} [k < T - m]
+    trunc = np.zeros((G, T))
+    endc = np.zeros((G, M, T))
+    real = [b for grp in groups if grp is not None for b in grp]
+    if real:
+        u = _renewal_sequence(q, (max(real) + 1) * n)
         cu = np.concatenate(([0.0], np.cumsum(u)))  # cu[i] = sum u[:i]
-        for b in batches:
+    for i, grp in enumerate(groups):
+        if grp is None:
+            L = q.sum()  # expected episode length
+            trunc[i] = np.maximum(n - T + ks + 1, 0) / L
+            for m in range(1, M + 1):
+                endc[i, m - 1, : max(T - m, 0)] = 1.0 / L
+            continue
+        for b in grp:
             t0 = b * n
-            # rows j = 0 .. n - T + k, stream steps t0 + j - k >= 0
-            hi = n - T + ks  # last j
-            lo_idx = np.maximum(t0 - ks, 0)  # first index of u
-            hi_idx = t0 + hi - ks  # last index of u
-            valid = hi >= 0
-            trunc += np.where(valid & (hi_idx >= lo_idx),
-                              cu[np.clip(hi_idx + 1, 0, None)] - cu[lo_idx], 0.0)
+            hi = n - T + ks  # last row j of truncation type
+            lo_idx = np.maximum(t0 - ks, 0)  # stream steps t0 + j - k >= 0
+            hi_idx = t0 + hi - ks
+            trunc[i] += np.where((hi >= 0) & (hi_idx >= lo_idx), cu[np.clip(hi_idx + 1, 0, None)] - cu[lo_idx], 0.0)
             for m in range(1, M + 1):
                 kk = ks[: max(T - m, 0)]
                 idx = t0 + n - m - kk
-                endc[m - 1, : kk.size] += np.where(idx >= 0, u[np.clip(idx, 0, None)], 0.0)
-        trunc /= len(batches)
-        endc /= len(batches)
+                endc[i, m - 1, : kk.size] += np.where(idx >= 0, u[np.clip(idx, 0, None)], 0.0)
+        trunc[i] /= len(grp)
+        endc[i] /= len(grp)
     trunc *= omega
-    endc *= omega[None, :]
-    c_end = endc @ q  # (M, S): c_end[m-1, s]
-    # h recursions
+    endc *= omega
+    c_end = endc @ q  # (G, M, S)
     nonterm = (~mdp.terminal).astype(np.float64)
     PV = mdp._expected_next(V * nonterm)  # (S, A)
     Pnt = mdp._expected_next(nonterm)
@@ -332,18 +346,19 @@ def _renewal(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
                   "reset_obs": g * Pnt * float(mdp.mu0 @ V)}[conv.truncation]
     beta_end = g * PV if conv.bootstrap_end else 0.0 * PV
     fams = {"trunc": base + beta_trunc, "end": base + beta_end}
-    if conv.truncation == "bootstrap" and conv.bootstrap_end or (
+    if (conv.truncation == "bootstrap" and conv.bootstrap_end) or (
             conv.truncation == "terminate" and not conv.bootstrap_end):
         fams = {"both": fams["trunc"]}
-    W = np.zeros((S, A))
-    ctot = np.zeros(S)
+    W = np.zeros((G, S, A))
+    ctot = np.zeros((G, S))
+    zero = np.zeros((G, S))
     for m in range(1, M + 1):
-        ct = trunc[T - m] * q[T - m] if T - m >= 0 and m <= n else np.zeros(S)
-        ce = c_end[m - 1] if m <= T - 1 else np.zeros(S)
+        ct = trunc[:, T - m, None] * q[T - m] if m <= n else zero
+        ce = c_end[:, m - 1] if m <= T - 1 else zero
         ctot += ct + ce
         for key, h in fams.items():
             coef = ct + ce if key == "both" else (ct if key == "trunc" else ce)
-            W += coef[:, None] * h
+            W += coef[:, :, None] * h
         if m < M:
             for key, h in fams.items():
                 fams[key] = delta_mid + (g * lam) * mdp._expected_next((pi * h).sum(axis=1) * nonterm)
@@ -353,10 +368,13 @@ def _renewal(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
 
 # ----------------------------------------------------------------------------- chain method
 def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
-           batches: tuple[int, ...] | None) -> tuple[np.ndarray, np.ndarray]:
+           groups: list) -> tuple[np.ndarray, np.ndarray]:
+    """(W, c) of shape (G, S, A), (G, S): one per group of batches (None: the long-run average)."""
     S, A = mdp.n_states, mdp.n_actions
     T, n, g, lam = conv.time_limit, conv.n_steps, conv.gamma, conv.lam
-    nb = 1 if batches is None else max(batches) + 1
+    real = [b for grp in groups if grp is not None for b in grp]
+    nb = max(real) + 1 if real else 1
+    G = len(groups)
     work = float(n) * nb * T * max(_nnz(mdp), S)
     if work > _CHAIN_WORK_LIMIT:
         raise ValueError(
@@ -365,7 +383,7 @@ def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
             "with truncation bootstrap/terminate/reset_obs (the renewal method) or fewer batches")
     nxt = conv.autoreset == "next_step"
     check_memory(f"conformance chain with n_steps={n}, time_limit={T}, S={S}",
-                 8.0 * n * T * S * (2 if nxt else 1) * 2, "lower n_steps or time_limit")
+                 8.0 * G * n * T * S * 2 * 2, "lower n_steps or time_limit")
     term = mdp.terminal.astype(np.float64)
     nonterm = 1.0 - term
     mu0 = mdp.mu0
@@ -388,32 +406,36 @@ def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
             new_reg[0] = mu0 * (ended_term.sum() + ended_trunc.sum())
         return new_reg, new_dum
 
-    rho_reg = np.zeros((n, T, S))
-    rho_dum = np.zeros((n, T, S))
-    if batches is None:
-        q = _episode_marginals(mdp, pi, T)
-        y = q @ Ppi if not hasattr(Ppi, "tocsr") else (Ppi.T @ q.T).T
-        dum = y * term
-        dum[T - 1] += y[T - 1] * nonterm
-        cycle = q.sum() + (1.0 if nxt else 0.0)
-        rho_reg[:] = q / cycle
-        if nxt:
-            rho_dum[:] = dum / cycle
-    else:
+    rho_reg = np.zeros((G, n, T, S))
+    rho_dum = np.zeros((G, n, T, S))
+    for i, grp in enumerate(groups):
+        if grp is None:
+            q = _episode_marginals(mdp, pi, T)
+            y = q @ Ppi if not hasattr(Ppi, "tocsr") else (Ppi.T @ q.T).T
+            dum = y * term
+            dum[T - 1] += y[T - 1] * nonterm
+            cycle = q.sum() + (1.0 if nxt else 0.0)
+            rho_reg[i] = q / cycle
+            if nxt:
+                rho_dum[i] = dum / cycle
+    if real:
+        members: dict[int, list] = {}
+        for i, grp in enumerate(groups):
+            for b in grp or ():
+                members.setdefault(b, []).append(i)
         reg = np.zeros((T, S))
         reg[0] = mu0
         dum = np.zeros((T, S))
-        want = {}
-        for b in batches:
-            want[b] = want.get(b, 0) + 1
         for b in range(nb):
             for j in range(n):
-                if b in want:
-                    rho_reg[j] += want[b] * reg
-                    rho_dum[j] += want[b] * dum
+                for i in members.get(b, ()):
+                    rho_reg[i, j] += reg
+                    rho_dum[i, j] += dum
                 reg, dum = step(reg, dum)
-        rho_reg /= len(batches)
-        rho_dum /= len(batches)
+        for i, grp in enumerate(groups):
+            if grp is not None:
+                rho_reg[i] /= len(grp)
+                rho_dum[i] /= len(grp)
 
     # ---- backward expected advantages G^(m), m = 1..n (row j = n - m)
     V_nt = V * nonterm
@@ -434,21 +456,21 @@ def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
     dum_mid = np.broadcast_to((g * mu0V - V)[:, None], (S, A))
     dum_end = np.broadcast_to(((g * mu0V if conv.bootstrap_end else 0.0) - V)[:, None], (S, A))
 
-    W = np.zeros((S, A))
-    ctot = np.zeros(S)
+    W = np.zeros((G, S, A))
+    ctot = np.zeros((G, S))
     om_reg = omega[:T][:, None]  # (T, 1)
     om_dum = omega[1:T + 1][:, None]  # L = 1..T
     G_reg = d_end
     G_dum = np.broadcast_to(dum_end, (T, S, A))
     for m in range(1, n + 1):
         j = n - m
-        wr = rho_reg[j] * om_reg  # (T, S)
-        W += np.einsum("ks,ksa->sa", wr, G_reg)
-        ctot += wr.sum(axis=0)
+        wr = rho_reg[:, j] * om_reg  # (G, T, S)
+        W += np.einsum("gks,ksa->gsa", wr, G_reg)
+        ctot += wr.sum(axis=1)
         if nxt:
-            wd = rho_dum[j] * om_dum
-            W += np.einsum("ks,ksa->sa", wd, G_dum)
-            ctot += wd.sum(axis=0)
+            wd = rho_dum[:, j] * om_dum
+            W += np.einsum("gks,ksa->gsa", wd, G_dum)
+            ctot += wd.sum(axis=1)
         if m == n:
             break
         x_reg = (pi[None] * G_reg).sum(axis=2)  # (T, S)
