@@ -360,12 +360,16 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
     grad = policy_gradient(mdp, TabularSoftmax(S, A), logits.ravel()).reshape(S, A)
     Y = run.updates
     verdicts = []
-    for c, mu, ent in zip(conventions, preds, ents):
-        mt = mean_test(Y, mu, n_blocks=n_blocks, false_alarm=false_alarm)
+    means = [p[start:].mean(axis=0) for p in preds]
+    for c, mu, ent, m0 in zip(conventions, preds, ents, means):
+        # the exact test also looks along the differences to the other candidates' predictions
+        dirs = np.array([m1 - m0 for m1 in means if np.abs(m1 - m0).max() > 1e-12 * np.abs(m0).max()])
+        mt = mean_test(Y, mu, directions=dirs if len(dirs) else None, n_blocks=n_blocks,
+                       false_alarm=false_alarm)
         # normalized advantages scale the advantage part only: test Y - entropy part || advantage part
         pt = parallel_test(Y, mu - ent, offset=ent, n_blocks=n_blocks, false_alarm=false_alarm)
-        others = [p for p in preds if p is not mu and np.abs(p - mu).max() > 0]
-        power = min((power_against(mt, (p - mu)[start:].mean(axis=0)) for p in others), default=float("nan"))
+        power = min((power_against(mt, m1 - m0) for m1 in means
+                     if np.abs(m1 - m0).max() > 1e-12 * np.abs(m0).max()), default=float("nan"))
         verdicts.append(ConventionVerdict(c, mt, pt, _cosine(mu.mean(axis=0), grad), power))
     ybar = Y.mean(axis=0)
     cos = _cosine(ybar, grad)
