@@ -352,9 +352,10 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
         full[start:] = np.repeat(blocks, size, axis=0)
         return full
 
+    cache: dict = {}  # row occupancies depend only on the autoreset mode and the sizes
     for c in conventions:
         c = c.replace(time_limit=time_limit, n_steps=n_steps, n_envs=n_envs)
-        adv, ent, _ = _logit_updates(mdp, pi, V, c, groups)
+        adv, ent, _ = _logit_updates(mdp, pi, V, c, groups, cache=cache)
         preds.append(per_batch(adv + ent))
         ents.append(per_batch(ent))
     grad = policy_gradient(mdp, TabularSoftmax(S, A), logits.ravel()).reshape(S, A)

@@ -249,13 +249,16 @@ def expected_update(
 
 
 def _logit_updates(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention, groups: list,
-                   method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   method: str | None = None, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected logit updates of several groups of batches at once: the advantage part (G, S, A),
     the entropy part (G, S, A) and the state weights (G, S)."""
     renewal_ok = conv.autoreset in ("same_step", "disabled") and conv.truncation != "cross"
     if method is None:
         method = "renewal" if renewal_ok else "chain"
-    W, c = (_renewal if method == "renewal" else _chain)(mdp, pi, V, conv, groups)
+    if method == "renewal":
+        W, c = _renewal(mdp, pi, V, conv, groups)
+    else:
+        W, c = _chain(mdp, pi, V, conv, groups, cache)
     E = conv.ent_coef * c[:, :, None] * _neg_entropy_weights(pi)
     return W - pi * W.sum(axis=2, keepdims=True), E - pi * E.sum(axis=2, keepdims=True), c
 
@@ -368,7 +371,7 @@ def _renewal(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
 
 # ----------------------------------------------------------------------------- chain method
 def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
-           groups: list) -> tuple[np.ndarray, np.ndarray]:
+           groups: list, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(W, c) of shape (G, S, A), (G, S): one per group of batches (None: the long-run average)."""
     S, A = mdp.n_states, mdp.n_actions
     T, n, g, lam = conv.time_limit, conv.n_steps, conv.gamma, conv.lam
@@ -406,6 +409,24 @@ def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
             new_reg[0] = mu0 * (ended_term.sum() + ended_trunc.sum())
         return new_reg, new_dum
 
+    key = (nxt, T, n, tuple(groups))
+    if cache is not None and key in cache:
+        rho_reg, rho_dum = cache[key]
+    else:
+        rho_reg, rho_dum = _occupancies(mdp, pi, conv, groups, step, nb, real)
+        if cache is not None:
+            cache[key] = (rho_reg, rho_dum)
+    return _chain_backward(mdp, pi, V, conv, rho_reg, rho_dum, omega)
+
+
+def _occupancies(mdp, pi, conv, groups, step, nb, real):
+    """Row occupancies (G, n, T, S) of the regular and the reset rows, averaged over each group."""
+    S, T, n, G = mdp.n_states, conv.time_limit, conv.n_steps, len(groups)
+    nxt = conv.autoreset == "next_step"
+    term = mdp.terminal.astype(np.float64)
+    nonterm = 1.0 - term
+    mu0 = mdp.mu0
+    Ppi = mdp._policy_transition(pi)
     rho_reg = np.zeros((G, n, T, S))
     rho_dum = np.zeros((G, n, T, S))
     for i, grp in enumerate(groups):
@@ -436,6 +457,16 @@ def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
             if grp is not None:
                 rho_reg[i] /= len(grp)
                 rho_dum[i] /= len(grp)
+    return rho_reg, rho_dum
+
+
+def _chain_backward(mdp, pi, V, conv, rho_reg, rho_dum, omega):
+    """Expected advantages G^(m) backwards over m, accumulated against the row occupancies."""
+    S, A = mdp.n_states, mdp.n_actions
+    T, n, g, lam, G = conv.time_limit, conv.n_steps, conv.gamma, conv.lam, rho_reg.shape[0]
+    nxt = conv.autoreset == "next_step"
+    nonterm = (~mdp.terminal).astype(np.float64)
+    mu0 = mdp.mu0
 
     # ---- backward expected advantages G^(m), m = 1..n (row j = n - m)
     V_nt = V * nonterm
