@@ -277,17 +277,17 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
 
     Examples
     --------
-    A user's update function — here a REINFORCE-style loop that ignores time limits (GAE runs on
-    into the next episode) — is told apart from the correct treatment:
+    A user's update function — here one that treats time limits as terminations — is told apart
+    from the correct treatment:
 
     >>> import numpy as np
     >>> from pgexact.conformance import reference, Convention
     >>> m = default_mdp(); lg = default_logits(9, 4)
     >>> V = np.asarray(__import__("pgexact").evaluate(m, softmax_rows(lg)).V)
-    >>> mine = Convention(truncation="cross", gamma=0.8, lam=0.95, time_limit=10, n_envs=16, n_steps=32)
+    >>> mine = Convention(truncation="terminate", gamma=0.8, lam=0.95, time_limit=10, n_envs=16, n_steps=32)
     >>> fn = lambda b: reference.reference_update(b, lg, V, mine)
-    >>> r = audit(fn, m, n_batches=60, n_blocks=10, seed=1)
-    >>> r.verdict("uniform/cross/same_step/end=V").consistent
+    >>> r = audit(fn, m, n_batches=100, n_blocks=10, seed=2)
+    >>> r.verdict("uniform/terminate/same_step/end=V").consistent
     True
     >>> r.verdict("uniform/bootstrap/same_step/end=V").consistent
     False
