@@ -152,6 +152,11 @@ def _resolve_policy(mdp: FiniteMDP, pi_or_policy_theta: Any):
     return check_pi(mdp, pi_or_policy_theta, "pi_or_policy_theta"), None, None
 
 
+def _entropy_weights(conv: Convention, c: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Weights of the entropy bonus: ``ent_coef * c(s) * (-pi log pi)``, for state weights c (..., S)."""
+    return conv.ent_coef * c[..., :, None] * _neg_entropy_weights(pi)
+
+
 def _neg_entropy_weights(pi: np.ndarray) -> np.ndarray:
     """:math:`-\\pi\\log\\pi` with 0 log 0 = 0."""
     out = np.zeros_like(pi)
@@ -237,8 +242,7 @@ def expected_update(
     else:
         raise ValueError(f"method must be None, 'renewal' or 'chain', got {method!r}")
     W, c = W[0], c[0]
-    if convention.ent_coef != 0.0:
-        W = W + convention.ent_coef * c[:, None] * _neg_entropy_weights(pi)
+    W = W + _entropy_weights(convention, c, pi)
     if policy is None:
         update = W - pi * W.sum(axis=1, keepdims=True)
     else:
@@ -259,7 +263,7 @@ def _logit_updates(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Conventi
         W, c = _renewal(mdp, pi, V, conv, groups)
     else:
         W, c = _chain(mdp, pi, V, conv, groups, cache)
-    E = conv.ent_coef * c[:, :, None] * _neg_entropy_weights(pi)
+    E = _entropy_weights(conv, c, pi)
     return W - pi * W.sum(axis=2, keepdims=True), E - pi * E.sum(axis=2, keepdims=True), c
 
 
