@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_memory, check_positive_int
 from ..exact.evaluation import _evaluate
 from ..exact.gradients import policy_gradient
 from ..mdps import gridworld
@@ -53,7 +53,10 @@ def default_logits(n_states: int, n_actions: int) -> np.ndarray:
     >>> default_logits(2, 2).round(2).tolist()
     [[0.0, 0.69], [-0.18, -0.65]]
     """
-    return 0.7 * np.sin(1.7 * np.arange(n_states * n_actions, dtype=np.float64)).reshape(n_states, n_actions)
+    S = check_positive_int("n_states", n_states)
+    A = check_positive_int("n_actions", n_actions)
+    check_memory(f"default_logits({S}, {A})", 8.0 * S * A, "lower n_states or n_actions")
+    return 0.7 * np.sin(1.7 * np.arange(S * A, dtype=np.float64)).reshape(S, A)
 
 
 def candidate_conventions(base: Convention, autoresets: tuple = ("same_step", "next_step")) -> list[Convention]:
@@ -64,6 +67,11 @@ def candidate_conventions(base: Convention, autoresets: tuple = ("same_step", "n
     >>> len(candidate_conventions(Convention()))
     32
     """
+    if not isinstance(base, Convention):
+        raise TypeError(f"base must be a pgexact.conformance.Convention, got {type(base).__name__}")
+    if isinstance(autoresets, str) or not isinstance(autoresets, (tuple, list)) or not all(
+            isinstance(a, str) and a in AUTORESETS for a in autoresets):
+        raise ValueError(f"autoresets must be a tuple of {AUTORESETS}, got {autoresets!r}")
     out = []
     for wt, tr, ar, be in itertools.product(WEIGHTINGS, TRUNCATIONS, autoresets, (True, False)):
         c = base.replace(weighting=wt, truncation=tr, autoreset=ar, bootstrap_end=be)

@@ -64,7 +64,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from .._validation import as_float_array, check_memory
+from .._validation import as_float_array, check_memory, check_time_steps
 from ..exact.evaluation import _evaluate
 from ..models.finite_mdp import FiniteMDP, check_mdp, check_pi
 from .convention import Convention
@@ -105,7 +105,9 @@ class ExpectedUpdate:
 
     def __post_init__(self) -> None:
         for name in ("update", "weights", "state_weights"):
-            getattr(self, name).flags.writeable = False
+            arr = getattr(self, name)
+            if isinstance(arr, np.ndarray):  # a plain record: anything else is stored as given
+                arr.flags.writeable = False
 
 
 def _check_values(mdp: FiniteMDP, pi: np.ndarray, values: Any) -> np.ndarray:
@@ -126,7 +128,13 @@ def _check_batch(batch: Any) -> tuple[int, ...] | None:
     if isinstance(batch, (int, np.integer)) and not isinstance(batch, (bool, np.bool_)):
         if batch < 0:
             raise ValueError(f"batch must be >= 0, got {batch}")
+        if batch > 10**9:
+            raise ValueError(f"batch must be at most 1e9, got {batch} (batch=None is the long-run average)")
         return (int(batch),)
+    if hasattr(batch, "__len__") and not isinstance(batch, (str, bytes)) and len(batch) > 10**5:
+        raise ValueError(f"batch has {len(batch)} entries, more than 1e5: pass a shorter sequence, or None")
+    if isinstance(batch, (str, bytes, dict)) or not hasattr(batch, "__iter__"):
+        raise TypeError(f"batch must be None, an int or a sequence of ints, got {type(batch).__name__}")
     try:
         items = tuple(batch)
     except TypeError:
@@ -134,9 +142,17 @@ def _check_batch(batch: Any) -> tuple[int, ...] | None:
     if not items:
         raise ValueError("batch is an empty sequence: give at least one batch index")
     for i, b in enumerate(items):
-        if not isinstance(b, (int, np.integer)) or isinstance(b, (bool, np.bool_)) or b < 0:
-            raise ValueError(f"batch[{i}] is {b!r}, expected an int >= 0")
+        if not isinstance(b, (int, np.integer)) or isinstance(b, (bool, np.bool_)) or not 0 <= b <= 10**9:
+            raise ValueError(f"batch[{i}] is {b!r}, expected an int in 0 .. 1e9")
     return tuple(int(b) for b in items)
+
+
+def _check_work(mdp: FiniteMDP, conv: Convention, batches: tuple[int, ...] | None) -> None:
+    """Refuse recursions longer than the exact core runs (the renewal sequence, the m recursion)."""
+    steps = conv.n_steps * (1 if batches is None else max(batches) + 1) + conv.time_limit
+    check_time_steps(f"expected_update with n_steps={conv.n_steps}, time_limit={conv.time_limit} and "
+                     f"batch={'None' if batches is None else max(batches)}", steps,
+                     "lower n_steps, time_limit or the batch index (batch=None is the long-run average)")
 
 
 def _resolve_policy(mdp: FiniteMDP, pi_or_policy_theta: Any):
@@ -226,9 +242,12 @@ def expected_update(
     mdp = check_mdp(mdp)
     if not isinstance(convention, Convention):
         raise TypeError(f"convention must be a pgexact.conformance.Convention, got {type(convention).__name__}")
+    if method is not None and not (isinstance(method, str) and method in ("renewal", "chain")):
+        raise ValueError(f"method must be None, 'renewal' or 'chain', got {method!r}")
     pi, policy, theta = _resolve_policy(mdp, pi_or_policy_theta)
     V = _check_values(mdp, pi, values)
     batches = _check_batch(batch)
+    _check_work(mdp, convention, batches)
     renewal_ok = convention.autoreset in ("same_step", "disabled") and convention.truncation != "cross"
     if method is None:
         method = "renewal" if renewal_ok else "chain"

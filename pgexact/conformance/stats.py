@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_bool, check_positive_int
 
 __all__ = ["Verdict", "mean_test", "parallel_test", "power_against"]
 
@@ -110,8 +110,21 @@ class Verdict:
                 "min_detectable": float(self.min_detectable)}
 
 
+#: Largest magnitude of an update entry the tests accept (their squares must not overflow).
+MAX_MAGNITUDE = 1e100
+
+
+def _bounded(name: str, value: Any) -> np.ndarray:
+    arr = as_float_array(name, value)
+    if arr.size and np.abs(arr).max() > MAX_MAGNITUDE:
+        idx = np.unravel_index(int(np.argmax(np.abs(arr))), arr.shape)
+        raise ValueError(f"{name}{list(int(i) for i in idx)} is {arr[idx]:.3g}, beyond the {MAX_MAGNITUDE:.0e} "
+                         "the tests accept (rescale the updates)")
+    return arr
+
+
 def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np.ndarray]:
-    Y = as_float_array("updates", updates)
+    Y = _bounded("updates", updates)
     if Y.ndim < 2:
         raise ValueError(f"updates must have shape (n_batches, ...), got {Y.shape}")
     B = Y.shape[0]
@@ -120,7 +133,7 @@ def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np
         raise ValueError("n_blocks must be at least 2 (the block variance needs two blocks)")
     if B < K:
         raise ValueError(f"updates has {B} batches, fewer than n_blocks={K}: record more batches or lower n_blocks")
-    mu = as_float_array("predicted", predicted)
+    mu = _bounded("predicted", predicted)
     if mu.shape == Y.shape[1:]:
         mu = np.broadcast_to(mu, Y.shape)
     elif mu.shape != Y.shape:
@@ -162,8 +175,8 @@ def _max_t(D: np.ndarray, alpha: float, scale_ref: float, directions: np.ndarray
 def _unit_directions(directions: Any, shape: tuple) -> np.ndarray | None:
     if directions is None:
         return None
-    U = as_float_array("directions", directions)
-    if U.shape[1:] != shape:
+    U = _bounded("directions", directions)
+    if U.ndim < 1 or U.shape[1:] != shape:
         raise ValueError(f"directions must have shape (m,) + {shape}, got {U.shape}")
     flat = U.reshape(len(U), -1)
     norms = np.linalg.norm(flat, axis=1)
@@ -216,6 +229,7 @@ def mean_test(updates: Any, predicted: Any, *, directions: Any = None, coordinat
     (False, True)
     """
     alpha = _check_alpha(false_alarm)
+    coordinates = check_bool("coordinates", coordinates)
     Yb, mub = _blocks(updates, predicted, n_blocks)
     scale = float(np.abs(mub).max())
     U = _unit_directions(directions, Yb.shape[1:])
@@ -247,8 +261,8 @@ def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks:
     """
     alpha = _check_alpha(false_alarm)
     if offset is not None:
-        Y = as_float_array("updates", updates)
-        o = as_float_array("offset", offset)
+        Y = _bounded("updates", updates)
+        o = _bounded("offset", offset)
         try:
             updates = Y - np.broadcast_to(o, Y.shape) if o.shape != Y.shape else Y - o
         except ValueError:
@@ -294,7 +308,9 @@ def power_against(result: Verdict, shift: Any) -> float:
     >>> power_against(r, np.array([2.0, 0.0])) > 0.99
     True
     """
-    shift = as_float_array("shift", shift)
+    if not isinstance(result, Verdict):
+        raise TypeError(f"result must be a Verdict (from mean_test or parallel_test), got {type(result).__name__}")
+    shift = _bounded("shift", shift)
     if shift.shape != result.std_error.shape:
         raise ValueError(f"shift must have shape {result.std_error.shape}, got {shift.shape}")
     se = result.std_error
