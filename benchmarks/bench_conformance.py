@@ -7,9 +7,9 @@
    10 s CPU. Printed with the CPU time of one ``pgexact.evaluate`` of the same MDP and policy
    (Krylov solve), measured interleaved in the same run (medians), and their ratio.
 2. A default audit (``pgexact.conformance.audit("reference")``: 3x3 gridworld, 16 envs x 32 steps,
-   200 batches, 32 candidate conventions) with its CPU time, and the power of its exact test
-   against truncation treated as termination (the smallest predicted power of the projections
-   on the differences between the correct convention's prediction and the others).
+   200 batches, 32 candidate conventions) with its CPU time, and the predicted power of its exact
+   test against the nearest candidate with another truncation treatment and against truncation
+   treated as termination.
 
 BLAS threads limited to 1 with threadpoolctl (the machine is shared).
 
@@ -78,7 +78,8 @@ def main() -> None:
           f"{len(r.verdicts)} candidates): {ta:.1f} s CPU")
     print(f"  correct convention: mean z {v.mean.z:.2f} (threshold {v.mean.threshold:.2f}), consistent {v.consistent}")
     print(f"  'terminate' candidate: mean z {term.mean.z:.2f}, rejected {not term.consistent}")
-    print(f"  power of the exact test vs the nearest distinct candidate: {v.power:.3f}; "
+    print(f"  power of the exact test vs the nearest candidate with another truncation: {v.power:.3f}; "
+          f"vs terminate: {v.power_by['uniform/terminate/same_step/end=V']:.3f}; "
           f"minimum detectable single-coordinate shift (power 0.8): {v.mean.min_detectable:.3f} x |update|_max")
     print(f"  consistent: {', '.join(c.label() for c in r.consistent)}")
 

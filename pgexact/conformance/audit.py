@@ -81,13 +81,20 @@ def candidate_conventions(base: Convention, autoresets: tuple = ("same_step", "n
 
 @dataclass(frozen=True)
 class ConventionVerdict:
-    """One candidate convention's verdicts (see :class:`AuditReport`)."""
+    """One candidate convention's verdicts (see :class:`AuditReport`).
+
+    ``power`` is the exact test's predicted power (normal approximation, standard errors measured
+    on the data) against the nearest candidate with another ``truncation``; ``power_by`` gives it
+    against every candidate whose prediction differs (candidates differing only in
+    ``bootstrap_end`` are often too close to tell apart).
+    """
 
     convention: Convention
     mean: Verdict
     parallel: Verdict
     cosine_to_gradient: float
     power: float
+    power_by: dict = dataclasses.field(default_factory=dict)
 
     @property
     def consistent(self) -> bool:
@@ -100,6 +107,7 @@ class ConventionVerdict:
         return {"convention": self.convention.to_dict(), "label": self.convention.label(),
                 "mean": self.mean.to_dict(), "parallel": self.parallel.to_dict(),
                 "cosine_to_gradient": self.cosine_to_gradient, "power": self.power,
+                "power_by": dict(self.power_by),
                 "consistent": self.consistent}
 
 
@@ -117,7 +125,8 @@ class AuditReport:
     verdicts : tuple of ConventionVerdict
         Per candidate convention: the exact test (``mean``) and the scale-free test
         (``parallel``) with their statistic z, threshold and verdict; the cosine of its exact
-        expected update to ∇J; the power of its exact test against the nearest other candidate.
+        expected update to ∇J; the power of its exact test against the nearest candidate with
+        another truncation treatment.
     consistent : tuple of Convention
         The candidates the data do not reject.
     cosine, angle : float
@@ -377,9 +386,11 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
                        false_alarm=false_alarm)
         # normalized advantages scale the advantage part only: test Y - entropy part || advantage part
         pt = parallel_test(Y, mu - ent, offset=ent, n_blocks=n_blocks, false_alarm=false_alarm)
-        power = min((power_against(mt, m1 - m0) for m1 in means
-                     if np.abs(m1 - m0).max() > 1e-12 * np.abs(m0).max()), default=float("nan"))
-        verdicts.append(ConventionVerdict(c, mt, pt, _cosine(mu.mean(axis=0), grad), power))
+        power_by = {c1.label(): power_against(mt, m1 - m0) for c1, m1 in zip(conventions, means)
+                    if np.abs(m1 - m0).max() > 1e-12 * np.abs(m0).max()}
+        power = min((p for lab, p in power_by.items()
+                     if _label_part(lab, 1) != c.truncation), default=float("nan"))
+        verdicts.append(ConventionVerdict(c, mt, pt, _cosine(mu.mean(axis=0), grad), power, power_by))
     ybar = Y.mean(axis=0)
     cos = _cosine(ybar, grad)
     angle = math.degrees(math.acos(cos)) if np.isfinite(cos) else float("nan")
@@ -390,6 +401,10 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Convention)}
+
+
+def _label_part(label: str, i: int) -> str:
+    return label.split("/")[i]
 
 
 def _base_convention(run: DriverRun, mdp: FiniteMDP, time_limit: int, n_envs: int, n_steps: int) -> Convention:
