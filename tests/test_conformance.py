@@ -365,3 +365,12 @@ def test_assert_update_consistent_fails_with_z():
     assert_update_consistent(lambda b: reference_update(b, lg, V, good), good)
     with pytest.raises(AssertionError, match=r"not consistent with uniform/bootstrap/same_step/end=V \(mean test\): z = "):
         assert_update_consistent(lambda b: reference_update(b, lg, V, bad), good)
+
+
+def test_audit_reports_the_closest_convention_when_none_is_consistent():
+    # per-minibatch normalization is parallel to no prediction exactly: the report still names
+    # the closest candidate
+    r = audit("reference", n_batches=40, n_blocks=10, seed=0, normalize_advantages="minibatch")
+    best = r.closest()
+    assert best.convention.truncation == "bootstrap" and best.convention.autoreset == "same_step"
+    assert ("closest:" in str(r)) == (not r.consistent)

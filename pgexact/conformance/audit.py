@@ -196,7 +196,17 @@ class AuditReport:
                          f"{'consistent' if v.consistent else 'rejected'}")
         lines.append("")
         lines.append("  consistent: " + (", ".join(c.label() for c in self.consistent) or "none"))
+        if not self.consistent and self.verdicts:
+            best = self.closest()
+            t = best.parallel if best.convention.normalize_advantages else best.mean
+            lines.append(f"  closest: {best.convention.label()} ({t.test} test z = {t.z:.2f})")
         return "\n".join(lines)
+
+    def closest(self) -> ConventionVerdict:
+        """The candidate with the smallest statistic (the scale-free one when advantages are normalized)."""
+        if not self.verdicts:
+            raise ValueError("the report has no candidate conventions")
+        return min(self.verdicts, key=lambda v: (v.parallel if v.convention.normalize_advantages else v.mean).z)
 
 
 def _jsonable(x: Any) -> Any:
