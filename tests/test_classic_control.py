@@ -288,7 +288,7 @@ def test_richardson_recovers_the_limit_and_the_order() -> None:
 
 
 def test_discretization_error_of_a_pendulum_grid_matches_monte_carlo() -> None:
-    from pgexact.mdps import discretization_error
+    from pgexact.exact import discretization_error
 
     est = discretization_error(pendulum, pendulum_policy, (31, 31), ratio=1.5, gamma=1.0, horizon=200)
     assert est.grids == ((31, 31), (46, 46), (70, 69)) and est.J == est.values[0]
@@ -314,7 +314,7 @@ def test_discretization_error_of_a_pendulum_grid_matches_monte_carlo() -> None:
     ],
 )
 def test_discretization_error_refuses_malformed_arguments(call, error, match) -> None:
-    from pgexact.mdps import discretization_error
+    from pgexact.exact import discretization_error
 
     with pytest.raises(error, match=match):
         call(discretization_error)

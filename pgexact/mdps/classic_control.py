@@ -41,8 +41,7 @@ import scipy.sparse
 from .._validation import as_float_array, check_bool, check_memory, check_positive_finite, check_positive_int, check_real
 from ..models.finite_mdp import FiniteMDP
 
-__all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights",
-           "DiscretizationError", "discretization_error", "richardson"]
+__all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights", "richardson"]
 
 @dataclass(frozen=True, eq=False)
 class DiscretizedControl:
@@ -331,7 +330,7 @@ def pendulum(
     Accuracy (H = 200, γ = 1, the policy pushing along θ̇ of ``tests/test_classic_control.py``;
     Monte Carlo J = −1550.55 ± 0.26, 20 000 episodes): exact J −1543.08 on the default 31 × 31
     grid (gap 0.48%), −1548.80 on 41² (0.11%), −1550.34 on 61² (0.01%); the error falls as
-    about h² to h⁵, and :func:`discretization_error` from 31² extrapolates to −1550.43.
+    about h² to h⁵, and :func:`pgexact.exact.discretization_error` from 31² extrapolates to −1550.43.
 
     Examples
     --------
@@ -389,7 +388,7 @@ def mountain_car(
     −135.45 on 281² (0.48%), −135.63 on 321² (0.35%). The error shrinks slowly (order ≈ 0.35
     from 41² to 161²: interpolation diffusion across the goal boundary), so coarse grids
     extrapolate badly; see
-    :func:`discretization_error` and ``benchmarks/classic_control_convergence.py``.
+    :func:`pgexact.exact.discretization_error` and ``benchmarks/classic_control_convergence.py``.
     """
     npos, nvel = _check_grid("n_position", n_position), _check_grid("n_velocity", n_velocity)
     sparse = _check_size("MountainCar-v0", {"n_position": npos, "n_velocity": nvel}, 3, sparse)
@@ -460,7 +459,7 @@ def cartpole(
     on 7 × 7 × 11 × 11.) The default, 11 × 11 × 21 × 21 with a ±0.75 box (53 362 states, about
     10 s to build and evaluate at H = 200), is within 0.1% for this policy, but partly by the
     cancellation of the two errors: at this box J keeps rising with refinement (198.69 on
-    13 × 13 × 25 × 25; :func:`discretization_error` from 7 × 7 × 11 × 11 with ratio 1.5
+    13 × 13 × 25 × 25; :func:`pgexact.exact.discretization_error` from 7 × 7 × 11 × 11 with ratio 1.5
     extrapolates to 201.6), above the continuous 197.2 by the clipping. A policy with faster
     motions needs a wider box and a finer grid.
     """
@@ -480,7 +479,7 @@ def cartpole(
 
 
 # --------------------------------------------------------------------------- discretization error
-#: Number of leading positional arguments of each builder that are state-grid sizes, and which are periodic.
+#: The state-grid arguments of each builder (its leading positional ones): whether each is periodic.
 _STATE_DIMS: dict[str, tuple[bool, ...]] = {
     "pendulum": (True, False), "mountain_car": (False, False), "cartpole": (False, False, False, False),
 }
@@ -560,126 +559,3 @@ def richardson(J: Any, h: Any, order: float | None = None) -> tuple[float, float
             )
         p = float(scipy.optimize.brentq(f, lo, hi, xtol=1e-14, rtol=1e-14))
     return float(J[-1] + (J[-1] - J[-2]) / ((h[-2] / h[-1]) ** p - 1)), float(p)
-
-
-@dataclass(frozen=True)
-class DiscretizationError:
-    r"""How far the exact J of a grid is from the continuous task's (:func:`discretization_error`).
-
-    Attributes
-    ----------
-    J : float
-        Exact J on the grid asked about.
-    error : float
-        Estimated :math:`J_{\text{continuous}} - J` (Richardson): add it to ``J``.
-    J_extrapolated : float
-        The extrapolated continuous J.
-    order : float
-        The order p of :math:`J(h) - J_0 \approx c h^p` (estimated, or as given).
-    grids : tuple of tuple of int
-        The state grids evaluated, coarsest first (the first is the one asked about).
-    values : tuple of float
-        Exact J on each of ``grids``.
-    spacing : tuple of float
-        Relative spacing of each grid (1 for the first).
-    """
-
-    J: float
-    error: float
-    J_extrapolated: float
-    order: float
-    grids: tuple[tuple[int, ...], ...]
-    values: tuple[float, ...]
-    spacing: tuple[float, ...]
-
-
-def discretization_error(
-    builder: Callable[..., DiscretizedControl],
-    policy: Callable[[np.ndarray, np.ndarray], np.ndarray],
-    grid: Any = None,
-    *,
-    ratio: float = 2.0,
-    order: float | None = None,
-    **build: Any,
-) -> DiscretizationError:
-    r"""Estimate how far a grid's exact J is from the continuous task's, by Richardson extrapolation.
-
-    The policy, a function of the continuous state, is evaluated exactly on the grid and on
-    refinements whose spacing is divided by ``ratio`` (and ``ratio**2``) along every state axis
-    (:math:`n \mapsto (n-1)r + 1` vertices, :math:`n \mapsto n r` on Pendulum's periodic angle,
-    rounded), and :func:`richardson` extrapolates :math:`J(h) = J_0 + c h^p` to h = 0. Three grids
-    estimate the order p; with ``order=p`` two grids suffice (CartPole's 4-D grids grow as
-    :math:`r^4`). The estimate covers the interpolation error of the chain on the given box; it
-    does not see the clipping of CartPole's unbounded velocities to ``x_dot_max`` /
-    ``theta_dot_max`` (enlarge the box to measure that).
-
-    Parameters
-    ----------
-    builder : pendulum, mountain_car or cartpole
-    policy : callable
-        ``policy(observations (S, D), actions (A,)) -> (S, A)`` action probabilities.
-    grid : tuple of int, optional
-        The state-grid sizes (the builder's leading positional arguments; Pendulum's n_torques
-        is passed in ``build``); the builder's defaults if omitted.
-    ratio : float
-        Refinement ratio of the spacing, > 1.
-    order : float, optional
-        The order p, if known (two grids instead of three).
-    **build
-        Other arguments of the builder (``gamma`` is required; ``horizon``, boxes, ...).
-
-    Returns
-    -------
-    DiscretizationError
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> push = lambda x, u: np.exp(1.5 * u * np.tanh(x[:, 1:2])) / np.exp(1.5 * u * np.tanh(x[:, 1:2])).sum(1, keepdims=True)
-    >>> est = discretization_error(pendulum, push, (21, 21), ratio=1.5, gamma=1.0, horizon=200, n_torques=5)
-    >>> est.grids
-    ((21, 21), (32, 31), (47, 46))
-    >>> round(est.J, 1), round(est.error, 1)  # Monte Carlo of the continuous task: -1550.55 +- 0.26
-    (-1527.0, -27.3)
-    """
-    import inspect
-
-    from ..exact import evaluate
-
-    name = getattr(builder, "__name__", None)
-    if name not in _STATE_DIMS or getattr(builder, "__module__", None) != __name__:
-        raise TypeError(f"builder must be pendulum, mountain_car or cartpole from pgexact.mdps, got {builder!r}")
-    if not callable(policy):
-        raise TypeError(f"policy must be a callable (observations, actions) -> probabilities, got {type(policy).__name__}")
-    periodic = _STATE_DIMS[name]
-    D = len(periodic)
-    if grid is None:
-        params = list(inspect.signature(builder).parameters.values())[:D]
-        grid = tuple(prm.default for prm in params)
-    if isinstance(grid, (str, bytes)) or not isinstance(grid, (tuple, list)) or len(grid) != D:
-        raise TypeError(f"grid must be a tuple of {D} grid sizes for {name}, got {grid!r}")
-    grid = tuple(check_positive_int(f"grid[{k}]", n) for k, n in enumerate(grid))
-    ratio = check_positive_finite("ratio", ratio)
-    if not ratio > 1:
-        raise ValueError(f"ratio must be greater than 1, got {ratio:g}")
-    if order is not None:
-        order = check_positive_finite("order", order)
-    levels = 2 if order is not None else 3
-    grids, spacing = [], []
-    for k in range(levels):
-        g = tuple(max(n, round(n * ratio**k)) if per else max(n, round((n - 1) * ratio**k) + 1)
-                  for n, per in zip(grid, periodic))
-        # the relative spacing actually used: geometric mean over the axes
-        rel = [(n / m) if per else (n - 1) / (m - 1) for n, m, per in zip(grid, g, periodic)]
-        grids.append(g)
-        spacing.append(float(np.prod(rel) ** (1 / D)))
-    if len(set(grids)) < levels:
-        raise ValueError(f"ratio={ratio:g} does not refine grid {grid}: use a larger ratio")
-    values = []
-    for g in grids:
-        env = builder(*g, **build)
-        pi = np.asarray(policy(env.observations, env.actions), dtype=float)
-        values.append(float(evaluate(env.mdp, pi).J))
-    J0, p = richardson(values, spacing, order)
-    return DiscretizationError(J=values[0], error=J0 - values[0], J_extrapolated=J0, order=p,
-                               grids=tuple(grids), values=tuple(values), spacing=tuple(spacing))
