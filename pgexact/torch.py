@@ -91,6 +91,31 @@ def _like(arr: Any, ref: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.array(arr, dtype=np.float64), device=ref.device)
 
 
+_NAMES = {"V": "values", "Q": "action_values", "A": "advantages", "d": "occupancy"}
+
+
+def _first_order_only(name: str, grads: Any) -> Any:
+    """``grads`` (a backward pass's results) wrapped so that differentiating them raises a pgexact error.
+
+    When the backward runs with grad mode on (``create_graph=True``,
+    ``torch.autograd.functional.hessian`` / ``hvp``), autograd would otherwise treat the closed
+    form as a constant in ``pi`` and return a wrong second derivative.
+    """
+    if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+        return grads
+    msg = (
+        f"pgexact.torch.{name}: second derivatives (differentiating its backward pass: "
+        "create_graph=True, torch.autograd.functional.hessian / hvp) are not supported; its backward "
+        "pass is exact to first order only. For the exact second derivative of J in pi use central "
+        "differences of pgexact.exact.policy_free.pi_gradient"
+    )
+    tensors = [g for g in grads if isinstance(g, torch.Tensor)]
+    fake = [g.detach().requires_grad_(True) for g in tensors]
+    wrapped = torch._C._functions.DelayedError(msg.encode(), len(fake))(*fake)
+    wrapped = iter(wrapped if isinstance(wrapped, tuple) else (wrapped,))
+    return tuple(next(wrapped) if isinstance(g, torch.Tensor) else g for g in grads)
+
+
 class _ExpectedReturn(torch.autograd.Function):
     @staticmethod
     def forward(pi: torch.Tensor, mdp: Any, tol: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,7 +130,9 @@ class _ExpectedReturn(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, gJ: torch.Tensor, _gG: Any) -> tuple[Any, None, None]:
         (G,) = ctx.saved_tensors
-        return gJ * G, None, None
+        with torch.no_grad():
+            out = gJ * G
+        return _first_order_only("expected_return", (out, None, None))
 
 
 class _Evaluated(torch.autograd.Function):
@@ -137,7 +164,7 @@ class _Evaluated(torch.autograd.Function):
             out = advantage_vjp(mdp, p, gb, tol=tol)
         else:
             out = occupancy_vjp(mdp, p, gb, tol=tol)
-        return _like(out, pi), None, None, None
+        return _first_order_only(_NAMES[ctx.what], (_like(out, pi), None, None, None))
 
 
 def expected_return(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
