@@ -94,26 +94,34 @@ def _like(arr: Any, ref: torch.Tensor) -> torch.Tensor:
 _NAMES = {"V": "values", "Q": "action_values", "A": "advantages", "d": "occupancy"}
 
 
-def _first_order_only(name: str, grads: Any) -> Any:
-    """``grads`` (a backward pass's results) wrapped so that differentiating them raises a pgexact error.
+class _FirstOrderOnly(torch.autograd.Function):
+    """Identity on a backward pass's result ``g``, tied to ``pi``; differentiating it raises."""
+
+    @staticmethod
+    def forward(ctx: Any, name: str, g: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        ctx.name = name
+        return g.clone()
+
+    @staticmethod
+    def backward(ctx: Any, _gg: Any) -> Any:
+        raise RuntimeError(
+            f"pgexact.torch.{ctx.name}: second derivatives (differentiating its backward pass: "
+            "create_graph=True, torch.autograd.functional.hessian / hvp) are not supported; its backward "
+            "pass is exact to first order only. For the exact second derivative of J in pi use central "
+            "differences of pgexact.exact.policy_free.pi_gradient"
+        )
+
+
+def _first_order_only(name: str, g: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+    """``g``, the closed-form result of a backward pass, made to raise if it is differentiated.
 
     When the backward runs with grad mode on (``create_graph=True``,
     ``torch.autograd.functional.hessian`` / ``hvp``), autograd would otherwise treat the closed
     form as a constant in ``pi`` and return a wrong second derivative.
     """
     if not torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
-        return grads
-    msg = (
-        f"pgexact.torch.{name}: second derivatives (differentiating its backward pass: "
-        "create_graph=True, torch.autograd.functional.hessian / hvp) are not supported; its backward "
-        "pass is exact to first order only. For the exact second derivative of J in pi use central "
-        "differences of pgexact.exact.policy_free.pi_gradient"
-    )
-    tensors = [g for g in grads if isinstance(g, torch.Tensor)]
-    fake = [g.detach().requires_grad_(True) for g in tensors]
-    wrapped = torch._C._functions.DelayedError(msg.encode(), len(fake))(*fake)
-    wrapped = iter(wrapped if isinstance(wrapped, tuple) else (wrapped,))
-    return tuple(next(wrapped) if isinstance(g, torch.Tensor) else g for g in grads)
+        return g
+    return _FirstOrderOnly.apply(name, g, pi)
 
 
 class _ExpectedReturn(torch.autograd.Function):
@@ -125,14 +133,14 @@ class _ExpectedReturn(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
         ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(output[1])
+        ctx.save_for_backward(output[1], inputs[0])
 
     @staticmethod
     def backward(ctx: Any, gJ: torch.Tensor, _gG: Any) -> tuple[Any, None, None]:
-        (G,) = ctx.saved_tensors
+        G, pi = ctx.saved_tensors
         with torch.no_grad():
             out = gJ * G
-        return _first_order_only("expected_return", (out, None, None))
+        return _first_order_only("expected_return", out, pi), None, None
 
 
 class _Evaluated(torch.autograd.Function):
@@ -164,7 +172,7 @@ class _Evaluated(torch.autograd.Function):
             out = advantage_vjp(mdp, p, gb, tol=tol)
         else:
             out = occupancy_vjp(mdp, p, gb, tol=tol)
-        return _first_order_only(_NAMES[ctx.what], (_like(out, pi), None, None, None))
+        return _first_order_only(_NAMES[ctx.what], _like(out, pi), pi), None, None, None
 
 
 def expected_return(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
