@@ -291,12 +291,3 @@ def test_fisher_vector_product_refuses_malformed_callbacks_and_points() -> None:
         pt.fisher_vector_product(mdp, pi_fn, theta, torch.zeros(7, dtype=torch.float64))
     with pytest.raises(ValueError, match=r"^pi_fn\(params\)\[0, :\] sums to 2"):
         pt.fisher_vector_product(mdp, lambda th: torch.ones(3, 2, dtype=torch.float64) + 0 * th[:1], theta, theta)
-
-
-def test_second_derivatives_are_refused_not_wrong() -> None:
-    """Double backward raises a pgexact error instead of returning a number."""
-    mdp = gridworld(3, 3, gamma=0.9, slip=0.2, step_reward=-0.1)
-    W0 = torch.tensor(np.random.default_rng(11).normal(size=(9, 4)))
-    for fn in (pt.expected_return, lambda m, p: pt.values(m, p).sum(), lambda m, p: pt.occupancy(m, p).sum()):
-        with pytest.raises(RuntimeError, match="second derivatives .* are not supported"):
-            torch.autograd.functional.hessian(lambda W: fn(mdp, torch.softmax(W, -1)), W0)
