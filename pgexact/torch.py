@@ -74,6 +74,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pgexact.torch needs PyTorch: pip install 'pgexact[torch]' (or a CPU build of torch)"
     ) from exc
 
+from torch._functorch.pyfunctorch import JvpInterpreter, retrieve_all_functorch_interpreters
+
 from .exact._krylov import check_tol
 from .exact.evaluation import _visitation_mass
 from .exact.evaluation import occupancy as _occupancy
@@ -113,6 +115,8 @@ def _check_tensor(mdp: Any, pi: Any, name: str = "pi") -> None:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
+    if t._is_zerotensor():  # forward mode passes zero tangents as tensors without storage
+        return np.zeros(tuple(t.shape))
     return t.detach().cpu().numpy()
 
 
@@ -219,6 +223,21 @@ class _Back(torch.autograd.Function):
         return _loop_vmap(lambda v: _Back.apply(v, mdp), info, in_dims[:1], w)
 
 
+def _refuse_nested_forward_mode() -> None:
+    """Raise when forward mode is nested in forward mode (``jacfwd(jacfwd(f))``, ``jvp`` of ``jvp``).
+
+    torch.func runs a ``jvp`` rule without recording the outer forward level on the torch
+    operations inside it, so the outer tangent of the rule's result would silently be lost.
+    """
+    levels = [i for i in retrieve_all_functorch_interpreters() if isinstance(i, JvpInterpreter)]
+    if len(levels) > 1:
+        raise NotImplementedError(
+            "pgexact.torch: forward mode nested in forward mode (torch.func.jacfwd of jacfwd, jvp of jvp) "
+            "is not supported through the exact solves; for second derivatives use torch.func.hessian "
+            "(forward over reverse), torch.func.jacrev of jacrev, or torch.autograd.functional.hessian / hvp"
+        )
+
+
 class _Solve(torch.autograd.Function):
     r""":math:`M_\pi^{-1} b` (``transpose=False``) or :math:`M_\pi^{-\top} b`, with :math:`M_\pi = I - \gamma P_\pi`.
 
@@ -253,6 +272,7 @@ class _Solve(torch.autograd.Function):
 
     @staticmethod
     def jvp(ctx: Any, dpi: Any, db: Any, *_: Any) -> torch.Tensor:
+        _refuse_nested_forward_mode()
         pi, x = ctx.saved_tensors
         mdp, gamma = ctx.mdp, ctx.mdp.gamma
         rhs = torch.zeros_like(x) if db is None else db
