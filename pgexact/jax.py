@@ -198,7 +198,9 @@ class _Operators:
 def _operators(mdp: Any) -> _Operators:
     """:class:`_Operators` of ``mdp``, kept while the same model comes back (one entry per thread)."""
     if getattr(_CACHE, "mdp", None) is not mdp:
-        _CACHE.mdp, _CACHE.ops = mdp, _Operators(mdp)
+        with jax.ensure_compile_time_eval():  # concrete arrays, also when first built inside a trace
+            ops = _Operators(mdp)
+        _CACHE.mdp, _CACHE.ops = mdp, ops
     return _CACHE.ops
 
 
