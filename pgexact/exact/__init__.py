@@ -28,6 +28,7 @@ from .policy_free import (
     value_and_pi_gradient,
     value_vjp,
 )
+from .hessian import hessian, hessian_vector_product, value_gradient_hessian
 from .second_order import pi_hessian, pi_hessian_vector_product
 from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
 
@@ -68,4 +69,7 @@ __all__ = [
     "value_vjp",
     "pi_hessian",
     "pi_hessian_vector_product",
+    "hessian",
+    "hessian_vector_product",
+    "value_gradient_hessian",
 ]

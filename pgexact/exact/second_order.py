@@ -73,7 +73,7 @@ def _transpose_expected_batch(mdp: FiniteMDP, W: np.ndarray) -> np.ndarray:
     return W.reshape(S * A, k).T.dot(mdp.P.reshape(S * A, S)).T
 
 
-class SecondOrder:
+class _SecondOrder:
     r"""The evaluation of one policy matrix and the solver of its Bellman system, for repeated
     Hessian-vector products in :math:`\pi` (internal: arguments are validated by the callers).
 
@@ -188,7 +188,7 @@ def pi_hessian_vector_product(mdp: FiniteMDP, pi: Any, u: Any, *, tol: float | N
     mdp = check_mdp(mdp)
     pi = check_pi(mdp, pi)
     u = _check_u(mdp, u)
-    return SecondOrder(mdp, pi, check_tol(tol)).hvp(u[:, :, None])[:, :, 0]
+    return _SecondOrder(mdp, pi, check_tol(tol)).hvp(u[:, :, None])[:, :, 0]
 
 
 def pi_hessian(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> np.ndarray:
@@ -216,4 +216,4 @@ def pi_hessian(mdp: FiniteMDP, pi: Any, *, tol: float | None = None) -> np.ndarr
     check_memory(f"pi_hessian with S*A={n}", 8 * 3 * n * n,
                  "use pi_hessian_vector_product (no dense matrix)")
     U = np.eye(n).reshape(S, A, n)
-    return SecondOrder(mdp, pi, tol).hvp(U).reshape(n, n)
+    return _SecondOrder(mdp, pi, tol).hvp(U).reshape(n, n)
