@@ -81,7 +81,8 @@ class _SecondOrder:
     ``rho`` (discounted visitation, (S,)) or ``p`` (marginals, (H, S)).
     """
 
-    def __init__(self, mdp: FiniteMDP, pi: np.ndarray, tol: float) -> None:
+    def __init__(self, mdp: FiniteMDP, pi: np.ndarray, tol: float | None) -> None:
+        tol = check_tol(tol)
         self.mdp, self.pi, self.tol = mdp, pi, tol
         g = mdp.gamma
         if mdp.horizon is None:
