@@ -102,9 +102,9 @@ class _SecondOrder:
 
     def hvp(self, U: np.ndarray) -> np.ndarray:
         r""":math:`\nabla^2_\pi J\,[U_{\cdot\cdot k}]` for every k; U and the result have shape (S, A, k)."""
-        if self.mdp.horizon is None:
-            return self._hvp_discounted(U)
-        return self._hvp_finite(U)
+        out = self.value_term(U)
+        out += self.visitation_term(U)
+        return out
 
     def _solve(self, B: np.ndarray, transposed: bool) -> np.ndarray:
         solve = self.system.solve_t if transposed else self.system.solve
@@ -112,25 +112,35 @@ class _SecondOrder:
             return solve(B)
         return np.stack([solve(np.ascontiguousarray(B[:, j])) for j in range(B.shape[1])], axis=1)
 
-    def _hvp_discounted(self, U: np.ndarray) -> np.ndarray:
+    def value_term(self, U: np.ndarray) -> np.ndarray:
+        r"""The term of the values' derivative: :math:`\rho(s)\,\delta Q(s, a)` (finite horizon:
+        :math:`\sum_t \gamma^t p_t(s)\,\delta Q_t(s, a)`), shape (S, A, k)."""
         mdp, g = self.mdp, self.mdp.gamma
-        uQ = np.einsum("sak,sa->sk", U, self.Q)
-        dV = self._solve(uQ, transposed=False)
-        dQ = g * mdp._expected_next(dV)  # (S, A, k)
-        drho = self._solve(g * _transpose_expected_batch(mdp, self.rho[:, None, None] * U), transposed=True)
-        dQ *= self.rho[:, None, None]
-        dQ += drho[:, None, :] * self.Q[:, :, None]
-        return dQ
-
-    def _hvp_finite(self, U: np.ndarray) -> np.ndarray:
-        mdp, g = self.mdp, self.mdp.gamma
-        H = int(mdp.horizon)  # type: ignore[arg-type]
+        if mdp.horizon is None:
+            dV = self._solve(np.einsum("sak,sa->sk", U, self.Q), transposed=False)
+            dQ = g * mdp._expected_next(dV)  # (S, A, k)
+            dQ *= self.rho[:, None, None]
+            return dQ
+        H = int(mdp.horizon)
         Q, p, disc = self.Q, self.p, self.disc
         out = np.zeros(U.shape)
         dV = np.einsum("sak,sa->sk", U, Q[H - 1])
         for t in range(H - 2, -1, -1):  # delta Q_t = gamma P delta V_{t+1}; delta V_t
             out += (disc[t] * g) * p[t][:, None, None] * mdp._expected_next(dV)
             dV = np.einsum("sak,sa->sk", U, Q[t]) + g * (self.P_pi @ dV)
+        return out
+
+    def visitation_term(self, U: np.ndarray) -> np.ndarray:
+        r"""The term of the visitation's derivative: :math:`\delta\rho(s)\, Q(s, a)` (finite horizon:
+        :math:`\sum_t \gamma^t \delta p_t(s)\, Q_t(s, a)`), shape (S, A, k)."""
+        mdp, g = self.mdp, self.mdp.gamma
+        if mdp.horizon is None:
+            b = g * _transpose_expected_batch(mdp, self.rho[:, None, None] * U)
+            drho = self._solve(b, transposed=True)
+            return drho[:, None, :] * self.Q[:, :, None]
+        H = int(mdp.horizon)
+        Q, p, disc = self.Q, self.p, self.disc
+        out = np.zeros(U.shape)
         dp = np.zeros((mdp.n_states, U.shape[2]))
         for t in range(1, H):  # delta p_t = P_pi^T delta p_{t-1} + delta P_pi^T p_{t-1}
             dp = self.P_pi_T @ dp + _transpose_expected_batch(mdp, p[t - 1][:, None, None] * U)

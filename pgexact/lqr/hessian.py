@@ -87,9 +87,11 @@ class _Derivatives:
         dS, dP, _ = stein_pair(np.sqrt(self.lqr.gamma) * self.AK, q_sigma, q_p)
         return dS, dP
 
-    def along(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def along(self, X: np.ndarray, state_term: bool = True) -> tuple[np.ndarray, np.ndarray]:
         r"""``(Hessian[X], B^T P' B summed with its weights)``: the gradient's derivative (m, n) and the
-        derivative of :math:`\partial C/\partial\Sigma_u` along X (m, m)."""
+        derivative of :math:`\partial C/\partial\Sigma_u` along X (m, m). ``state_term=False``
+        leaves out :math:`2E_K\Sigma'_K[X]` (the theorem registry's negative control)."""
+        e = 1.0 if state_term else 0.0
         lqr, ev, AK, E = self.lqr, self.ev, self.AK, self.E
         A, B, R, g = lqr.A, lqr.B, lqr.R, lqr.gamma
         if lqr.horizon is None:
@@ -98,7 +100,7 @@ class _Derivatives:
             dS, dP = self._stein(-g * (BXSA + BXSA.T), X.T @ E + E.T @ X)
             dE = (R + g * (B.T @ P @ B)) @ X - g * (B.T @ dP @ AK)
             dG = B.T @ dP @ B * (g / (1.0 - g)) if g < 1.0 else np.zeros((lqr.n_actions,) * 2)
-            return 2.0 * (dE @ Sigma + E @ dS), dG
+            return 2.0 * (dE @ Sigma + e * (E @ dS)), dG
         H, n = int(lqr.horizon), lqr.n_states
         P, S = ev.P, ev.S  # P[t] = P_t (t < H), S[t]
         # backward: dP_{t} from dP_{t+1}; dE_t uses P_{t+1}, dP_{t+1}
@@ -111,7 +113,7 @@ class _Derivatives:
         for t in range(H):
             Pn = P[t + 1] if t + 1 < H else np.zeros((n, n))
             dE = (R + g * (B.T @ Pn @ B)) @ X - g * (B.T @ dPs[t + 1] @ AK)
-            out += (2.0 * g**t) * (dE @ S[t] + E[t] @ dS)
+            out += (2.0 * g**t) * (dE @ S[t] + e * (E[t] @ dS))
             dG += g ** (t + 1) * (B.T @ dPs[t + 1] @ B)
             BXSA = B @ X @ S[t] @ AK.T
             dS = AK @ dS @ AK.T - (BXSA + BXSA.T)
@@ -158,14 +160,14 @@ def cost_hessian_vector_product(lqr: LQR, K: Any, X: Any, noise_cov: Any = None)
     return _Derivatives(ev).along(X)[0]
 
 
-def _hessian_blocks(ev: LQREvaluation) -> tuple[np.ndarray, np.ndarray]:
+def _hessian_blocks(ev: LQREvaluation, state_term: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(dense K-block (mn, mn), dG per direction (mn, m, m))."""
     m, n = ev.lqr.n_actions, ev.lqr.n_states
     der = _Derivatives(ev)
     Hk = np.empty((m * n, m * n))
     dGs = np.empty((m * n, m, m))
     for j, X in enumerate(np.eye(m * n).reshape(m * n, m, n)):
-        col, dGs[j] = der.along(X)
+        col, dGs[j] = der.along(X, state_term)
         Hk[:, j] = col.reshape(-1)
     return Hk, dGs
 
