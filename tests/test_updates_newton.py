@@ -116,3 +116,15 @@ def test_newton_refuses_a_source_without_hessian_and_bad_arguments() -> None:
         newton_step(src, np.zeros(6), damping=-1.0)
     with pytest.raises(ValueError, match="regularization"):
         cubic_newton_step(src, np.zeros(6), 0.0)
+
+
+def test_exact_oracle_answers_the_library_hessian() -> None:
+    src = _source(3)
+    theta = np.array([0.3, -0.7])
+    oracle = src.at(theta)
+    H = hessian(src.mdp, src.policy, theta)
+    assert np.array_equal(oracle.hessian(), H)
+    v = np.array([1.0, 2.0])
+    assert np.allclose(oracle.hessian_vector_product(v), H @ v, rtol=1e-13, atol=1e-15)
+    with pytest.raises(ValueError, match="v"):
+        oracle.hessian_vector_product(np.ones(3))
