@@ -38,7 +38,7 @@ def _richardson(f, x, directions, h):
     return np.stack(cols, axis=1)
 
 
-CASES = [(3, 2, None), (2, 1, None), (3, 2, 6), (11, 2, None)]  # n = 11: the Bartels-Stewart path
+CASES = [(3, 2, None), (2, 1, None), (3, 2, 6), (11, 2, None)]  # n = 11: products by Bartels-Stewart
 
 
 @pytest.mark.parametrize("case", CASES)

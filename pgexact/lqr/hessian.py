@@ -58,15 +58,16 @@ from .policy import LinearGaussian
 
 __all__ = ["cost_hessian", "cost_hessian_vector_product", "policy_hessian", "newton_direction"]
 
-#: Stein equations up to this many unknowns (n^2) are solved for all directions by one LU of the
-#: Kronecker form I - a (x) a; larger ones one direction at a time by Bartels-Stewart.
+#: For a whole Hessian, Stein equations up to this many unknowns (n^2) are solved for all directions
+#: by one LU of the Kronecker form I - a (x) a; larger ones (and single products) one direction at
+#: a time by :func:`pgexact.lqr._stein.stein_pair`.
 _KRONECKER_MAX = 1024
 
 
 class _Derivatives:
     """Directional derivatives of the gradient, and of P, for a validated evaluation."""
 
-    def __init__(self, ev: LQREvaluation) -> None:
+    def __init__(self, ev: LQREvaluation, many: bool = True) -> None:
         self.ev = ev
         lqr = ev.lqr
         self.lqr = lqr
@@ -74,7 +75,7 @@ class _Derivatives:
         self.E = _gain_error(ev)
         n = lqr.n_states
         self.lu = None
-        if lqr.horizon is None and n * n <= _KRONECKER_MAX:
+        if many and lqr.horizon is None and n * n <= _KRONECKER_MAX:
             a = np.sqrt(lqr.gamma) * self.AK
             self.lu = scipy.linalg.lu_factor(np.eye(n * n) - np.kron(a, a), check_finite=False)
 
@@ -127,8 +128,9 @@ def _stationary_eval(lqr: Any, K: Any, noise_cov: Any, gain: str = "K") -> LQREv
 
 
 def _check_size(lqr: LQR, what: str) -> None:
-    k = lqr.n_actions * lqr.n_states
-    check_memory(f"{what} with m*n={k}", 8 * (2 * k * k + 4 * lqr.n_states**4),
+    k, n2 = lqr.n_actions * lqr.n_states, lqr.n_states**2
+    kron = 2 * n2 * n2 if n2 <= _KRONECKER_MAX else 0
+    check_memory(f"{what} with m*n={k}", 8 * (2 * k * k + kron),
                  "use cost_hessian_vector_product (no dense matrix)")
 
 
@@ -157,7 +159,7 @@ def cost_hessian_vector_product(lqr: LQR, K: Any, X: Any, noise_cov: Any = None)
     """
     ev = _stationary_eval(lqr, K, noise_cov)
     X = as_float_array("X", X, shape=ev.K.shape)
-    return _Derivatives(ev).along(X)[0]
+    return _Derivatives(ev, many=False).along(X)[0]
 
 
 def _hessian_blocks(ev: LQREvaluation, state_term: bool = True) -> tuple[np.ndarray, np.ndarray]:
