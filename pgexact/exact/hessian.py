@@ -1,7 +1,8 @@
 r"""Exact Hessians of J for the softmax parametrizations, and Hessian-vector products.
 
-Chain rule through :math:`\theta\mapsto\pi_\theta` (the policy Hessian theorem: Furmston, Lever &
-Barber 2016, JMLR 17, Theorem 3; Shen et al. 2019, "Hessian aided policy gradient", ICML, eq. 7):
+Chain rule through :math:`\theta\mapsto\pi_\theta` (the policy Hessian: Furmston, Lever & Barber
+2016, "Approximate Newton methods for policy search in Markov decision processes", JMLR 17(226);
+Shen et al. 2019, "Hessian aided policy gradient", ICML, PMLR 97):
 
 .. math::
 
@@ -86,8 +87,8 @@ def hessian_vector_product(
         \nabla^2_\theta J\, v = J_\theta^\top\, \nabla^2_\pi J\,[J_\theta v]
         + \sum_{s,a} G(s, a)\, \nabla^2_\theta\pi(a|s)\, v
 
-    (module docstring :mod:`pgexact.exact.hessian`; Furmston, Lever & Barber 2016, Theorem 3;
-    Shen et al. 2019, eq. 7). Cost: one evaluation and two more solves sharing its
+    (module docstring :mod:`pgexact.exact.hessian`; Furmston, Lever & Barber 2016;
+    Shen et al. 2019). Cost: one evaluation and two more solves sharing its
     factorization (dense discounted P), or four Krylov solves (sparse P), or two passes over the
     horizon (finite H), plus O(S·A·n) for the parametrization: any size.
 
@@ -190,7 +191,7 @@ def hessian(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, tol: float | N
         \nabla^2_\theta J = J_\theta^\top \nabla^2_\pi J\, J_\theta
         + \sum_{s,a}\pi(a|s)\,(G(s, a) - \bar G(s))\,\psi(s, a)\psi(s, a)^\top
 
-    (module docstring :mod:`pgexact.exact.hessian`; Furmston, Lever & Barber 2016, Theorem 3).
+    (module docstring :mod:`pgexact.exact.hessian`; Furmston, Lever & Barber 2016).
     Discounted: the first term as :math:`\gamma(LR + R^\top L^\top)` (rank :math:`\le 2S`), one
     solve with n right-hand sides; finite horizon: the recursions of
     :func:`pgexact.exact.pi_hessian_vector_product` on the n columns of :math:`J_\theta`. Meant

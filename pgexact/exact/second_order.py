@@ -29,9 +29,10 @@ Entry by entry,
     \frac{\partial^2 J}{\partial\pi(a|s)\,\partial\pi(a'|s')}
     = \gamma\left[\rho(s)\,(P M^{-1})(sa, s')\, Q(s', a') + \rho(s')\,(P M^{-1})(s'a', s)\, Q(s, a)\right],
 
-a symmetric matrix of rank at most 2S: the second-order policy gradient theorem of Furmston,
-Lever & Barber 2016 (JMLR 17, "Approximate Newton methods for policy search in Markov decision
-processes", Theorem 3) written in :math:`\pi`-coordinates.
+a symmetric matrix of rank at most 2S: the policy Hessian of Furmston, Lever & Barber 2016
+("Approximate Newton methods for policy search in Markov decision processes", JMLR 17(226))
+written in :math:`\pi`-coordinates, where it is the derivative of the policy gradient theorem's
+weights.
 
 Finite horizon H (stationary policy). With :math:`G = \sum_{t<H}\gamma^t p_t(s) Q_t(s, a)`: the
 backward recursion :math:`\delta V_{H-1} = \sum_a u\, r`,
@@ -166,7 +167,7 @@ def pi_hessian_vector_product(mdp: FiniteMDP, pi: Any, u: Any, *, tol: float | N
 
     :math:`M = I - \gamma P_\pi`, :math:`\rho = d_\pi/(1-\gamma)`; finite horizon by a backward
     (values) and a forward (marginals) recursion (module docstring :mod:`pgexact.exact.second_order`;
-    Furmston, Lever & Barber 2016, JMLR 17, Theorem 3, in :math:`\pi`-coordinates).
+    the policy Hessian of Furmston, Lever & Barber 2016, JMLR 17(226), in :math:`\pi`-coordinates).
 
     Parameters
     ----------

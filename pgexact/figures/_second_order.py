@@ -82,7 +82,7 @@ def specs(FigureSpec):  # noqa: N803 - the class is passed in to avoid a circula
             "figure. On the plateaus the gradient is small, the curvature is small in both directions and of both "
             "signs (λ_max > 0: a saddle-like region); leaving the bandit's plateau, the upward curvature vanishes "
             "and the path enters the concave region near the optimum. The per-state logit shifts give a zero "
-            "eigenvalue throughout. Sources: Furmston, Lever & Barber (2016), Theorem 3 (policy Hessian); Mei et al. "
+            "eigenvalue throughout. Sources: Furmston, Lever & Barber (2016), JMLR 17(226) (policy Hessian); Mei et al. "
             "(2020), sec. 4 (plateaus of softmax PG).",
             make_hessian_spectrum, (11.0, 4.8),
         ),

@@ -2,8 +2,8 @@ r"""Exact second derivatives of the LQR cost: the Hessian in the gain K, the log
 linear-Gaussian policy, and Newton's direction.
 
 **Infinite horizon** (Bu, Mesbahi, Fazel & Mesbahi 2019, "LQR through the lens of first order
-methods: discrete-time case", Proposition 3.3 (the Hessian's action), with discount, noise and the
-cross cost N). With :math:`A_K = A - BK`, :math:`E_K = (R + \gamma B^\top P_K B)K - \gamma B^\top P_K A - N^\top`
+methods: discrete-time case", arXiv:1907.08921, who study the Hessian of the LQR cost through
+Lyapunov equations; here with discount, noise and the cross cost N, derived in full below). With :math:`A_K = A - BK`, :math:`E_K = (R + \gamma B^\top P_K B)K - \gamma B^\top P_K A - N^\top`
 and :math:`\nabla_K C = 2E_K\Sigma_K` (:func:`pgexact.lqr.cost_gradient`), the derivative of the
 gradient along a direction X (m, n) is
 
@@ -143,7 +143,7 @@ def cost_hessian_vector_product(lqr: LQR, K: Any, X: Any, noise_cov: Any = None)
         \nabla^2 C(K)[X] = 2\big[(R + \gamma B^\top P_K B)X - \gamma B^\top P'_K[X] A_K\big]\Sigma_K + 2E_K\Sigma'_K[X]
 
     with :math:`P', \Sigma'` from two Stein equations (module docstring :mod:`pgexact.lqr.hessian`;
-    Bu, Mesbahi, Fazel & Mesbahi 2019, Proposition 3.3). Stationary K; finite horizons by recursions.
+    Bu, Mesbahi, Fazel & Mesbahi 2019). Stationary K; finite horizons by recursions.
 
     Examples
     --------

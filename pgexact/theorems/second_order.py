@@ -27,8 +27,8 @@ from .registry import identity
 __all__: list[str] = []
 
 SOURCE = (
-    "Furmston, Lever & Barber 2016, JMLR 17, Theorem 3 (policy Hessian); Shen et al. 2019, "
-    "'Hessian aided policy gradient', eq. 7"
+    "Furmston, Lever & Barber 2016, 'Approximate Newton methods for policy search in Markov decision "
+    "processes', JMLR 17(226) (policy Hessian); Shen et al. 2019, 'Hessian aided policy gradient', ICML"
 )
 
 
@@ -258,7 +258,7 @@ identity(
     id="lqr.cost_hessian",
     statement=r"\nabla^2 C(K)[X] = 2[(R+\gamma B^\top P_K B)X - \gamma B^\top P'_K[X] A_K]\Sigma_K + 2E_K\Sigma'_K[X]",
     source="Bu, Mesbahi, Fazel & Mesbahi 2019, 'LQR through the lens of first order methods: discrete-time "
-    "case', Proposition 3.3 (with discount, noise and cross cost); course notes on LQR policy gradients",
+    "case', arXiv:1907.08921 (here with discount, noise and cross cost; derivation in pgexact.lqr.hessian)",
     reference="Richardson central differences (h = 1e-3 and 5e-4) of the exact cost gradient "
     "pgexact.lqr.cost_gradient (the evaluation's Lyapunov solves, not the derivative equations)",
     instance=_lqr_instance,

@@ -20,15 +20,15 @@ flat along per-state logit shifts, where :math:`H u = 0` and :math:`g^\top u = 0
   :math:`\lambda < \mu_{\max}` the model is not concave and h is its stationary point, not a
   maximizer (reported by ``concave_model``).
 * **Cubic-regularized Newton** (Nesterov & Polyak 2006, "Cubic regularization of Newton method
-  and its global performance", Math. Program. 108, sec. 5; for maximization): h maximizes
+  and its global performance", Math. Program. 108, 177-205; for maximization): h maximizes
   :math:`g^\top h + \tfrac12 h^\top H h - \tfrac{M}{6}\|h\|^3`; the global maximizer is
   :math:`h(\lambda)` with :math:`\lambda = \tfrac M2\|h\|` and :math:`\lambda \ge \max(0, \mu_{\max})`
-  (ibid., Lemma 5.2), found by bisection on the monotone function
+  (the characterization of the model's global optimum, ibid.), found by bisection on the monotone function
   :math:`\|h(\lambda)\| - 2\lambda/M`. In the "hard case" (g orthogonal to the top eigenspace and
   :math:`\|h(\mu_{\max})\| < 2\mu_{\max}/M`) the step adds :math:`\tau u_{\max}` with
   :math:`\|h\| = 2\mu_{\max}/M`: it leaves a saddle along its direction of positive curvature.
   If M bounds the Lipschitz constant of H, each step increases J by at least the model's
-  increase (ibid., Lemma 4 / eq. 2.5).
+  increase (the cubic model is then a lower bound of J, ibid.).
 
 Dense eigendecomposition: for up to a few thousand parameters, like :func:`pgexact.hessian`.
 """
@@ -165,7 +165,7 @@ def newton_step(source: Any, theta: Any, *, damping: float = 0.0, lr: float = 1.
 
 
 def cubic_newton_step(source: Any, theta: Any, regularization: float, *, seed: Any = None) -> NewtonStep:
-    r"""Cubic-regularized Newton ascent (Nesterov & Polyak 2006, sec. 5, for maximization).
+    r"""Cubic-regularized Newton ascent (Nesterov & Polyak 2006, for maximization).
 
     .. math::
 
