@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from pgexact import ExactSource, LinearSoftmax, TabularSoftmax, hessian, policy_gradient
+from pgexact.errors import NumericalError
 from pgexact.mdps import random_mdp
 from pgexact.updates import SampledSource, cubic_newton_step, newton_step
 
@@ -116,6 +117,8 @@ def test_newton_refuses_a_source_without_hessian_and_bad_arguments() -> None:
         newton_step(src, np.zeros(6), damping=-1.0)
     with pytest.raises(ValueError, match="regularization"):
         cubic_newton_step(src, np.zeros(6), 0.0)
+    with pytest.raises(NumericalError, match="lr"):
+        newton_step(src, np.zeros(6), lr=1e308)  # the step leaves the float64 range
 
 
 def test_exact_oracle_answers_the_library_hessian() -> None:

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_positive_finite
+from ..errors import NumericalError
 from ._checks import check_lr, check_nonnegative_finite, check_source
 from ._common import _theta
 
@@ -100,13 +101,25 @@ def _oracle_and_spectrum(source: Any, theta: Any, seed: Any) -> tuple[Any, np.nd
     oracle = source.at(theta, seed=seed)
     if not callable(getattr(oracle, "hessian", None)):
         raise TypeError(
-            f"the oracles of {type(source).__name__} have no hessian(): Newton steps need the exact "
-            "Hessian of pgexact.ExactSource"
+            f"source ({type(source).__name__}) gives oracles without hessian(): Newton steps need the "
+            "exact Hessian of pgexact.ExactSource"
         )
     H = np.asarray(oracle.hessian(), dtype=np.float64)
     mu, U = np.linalg.eigh(0.5 * (H + H.T))
     g = np.asarray(oracle.gradient, dtype=np.float64)
     return oracle, theta, mu, U, g
+
+
+def _moved(theta: np.ndarray, lr: float, h: np.ndarray) -> np.ndarray:
+    """``theta + lr * h``, refused (naming lr) when it leaves the float64 range."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = theta + lr * h
+    if not np.all(np.isfinite(out)):
+        raise NumericalError(
+            f"theta + lr * direction overflows float64 (lr = {lr:.3g}, largest |direction| entry "
+            f"{float(np.max(np.abs(h))):.3g}): use a smaller lr (or a larger damping / regularization)"
+        )
+    return out
 
 
 def _solve(mu: np.ndarray, gi: np.ndarray, lam: float) -> np.ndarray:
@@ -158,7 +171,7 @@ def newton_step(source: Any, theta: Any, *, damping: float = 0.0, lr: float = 1.
     increase = float(gi @ c + 0.5 * np.sum(mu * c * c) - 0.5 * lam * (c @ c))
     scale = max(float(np.max(np.abs(mu))), np.finfo(float).tiny)
     return NewtonStep(
-        theta=theta + lr * h, theta_old=theta, direction=h, gradient=g, step_size=lr, damping=lam,
+        theta=_moved(theta, lr, h), theta_old=theta, direction=h, gradient=g, step_size=lr, damping=lam,
         model_increase=increase, min_eigenvalue=float(mu[0]), max_eigenvalue=float(mu[-1]),
         concave_model=bool(lam - mu[-1] >= -_RCOND * scale), J_old=oracle.J,
     )
@@ -243,7 +256,7 @@ def cubic_newton_step(source: Any, theta: Any, regularization: float, *, seed: A
     norm = float(np.linalg.norm(c))
     increase = float(g_model @ c + 0.5 * np.sum(mu * c * c) - M * norm**3 / 6.0)
     return NewtonStep(
-        theta=theta + h, theta_old=theta, direction=h, gradient=g, step_size=1.0, damping=float(lam),
+        theta=_moved(theta, 1.0, h), theta_old=theta, direction=h, gradient=g, step_size=1.0, damping=float(lam),
         model_increase=increase, min_eigenvalue=float(mu[0]), max_eigenvalue=float(mu[-1]),
         concave_model=bool(lam - mu[-1] >= -_RCOND * scale), J_old=oracle.J,
     )
