@@ -272,3 +272,41 @@ identity(
         "Gauss-Newton part alone (the P' term dropped)": _lqr_gauss_newton,
     },
 )
+
+
+# ----------------------------------------------------------------------------- LR Hessian estimators
+def _lr_instance(rng: np.random.Generator) -> Problem:
+    """Finite horizon 2..3 with up to 3 states: every trajectory is enumerated (at most 1728)."""
+    from .finite import random_problem
+
+    return random_problem(rng, discounted=False, max_states=3, max_horizon=3, min_horizon=2,
+                          finite_gammas=(0.9, 0.5))
+
+
+def _lr_mean(pr: Problem, outer_only: bool = False) -> np.ndarray:
+    from ..estimators import enumerate_trajectories, exact_mean, hessian_reward_to_go
+    from ..estimators._second_order import _padded_terms
+
+    trajs, p = enumerate_trajectories(pr.mdp, pr.policy.probs(pr.theta))
+    if not outer_only:
+        return exact_mean(hessian_reward_to_go(trajs, pr.policy, pr.theta).samples, p)
+    psi, w, _, _, _ = _padded_terms(trajs, pr.policy, pr.theta)
+    U = np.cumsum(psi, axis=1)
+    return exact_mean(np.einsum("nt,nti,ntj->nij", w, U, U), p)
+
+
+identity(
+    id="hessian.lr_estimator_unbiased",
+    statement=r"E\Big[\sum_t \gamma^t r_t\Big(U_tU_t^\top + \sum_{u\le t}\nabla^2\log\pi(a_u|s_u)\Big)\Big] = \nabla^2 J,"
+    r"\quad U_t = \sum_{u\le t}\nabla\log\pi(a_u|s_u)",
+    source="Foerster et al. 2018, 'DiCE: the infinitely differentiable Monte Carlo estimator', ICML, sec. 4 "
+    "(the second derivative of the DiCE objective, no baseline); the likelihood-ratio identity "
+    "grad^2 E[R] = E[R (grad log p grad log p^T + grad^2 log p)]",
+    reference="the complex-step Hessian of hessian.complex_step (a dense reference gradient, complex step)",
+    instance=_lr_instance,
+    computed=_lr_mean,
+    expected=_ref_hessian,
+    tolerance=IDENTITY_TOL,
+    tolerance_reason="an exact expectation over every trajectory (enumeration): rounding only; " + COMPLEX_REASON,
+    mutants={"the curvature term sum grad^2 log pi dropped (score outer products only)": lambda pr: _lr_mean(pr, True)},
+)
