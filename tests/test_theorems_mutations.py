@@ -133,7 +133,7 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         _adjoint_solve_not_transposed,
         ("hessian.complex_step", "hessian.pi_vector_product", "hessian.symmetric"),
     ),
-    "sign of P' flipped in lqr.hessian._Derivatives._stein": (_lqr_hessian_p_term_sign, ("lqr.cost_hessian",)),
+    "sign of P' flipped in lqr.hessian._Derivatives._stein": (_lqr_hessian_p_term_sign, ("hessian.lqr_cost",)),
 }
 
 INSTANCES = 4

@@ -255,7 +255,7 @@ def _lqr_gauss_newton(p: LQRProblem) -> np.ndarray:
 
 
 identity(
-    id="lqr.cost_hessian",
+    id="hessian.lqr_cost",
     statement=r"\nabla^2 C(K)[X] = 2[(R+\gamma B^\top P_K B)X - \gamma B^\top P'_K[X] A_K]\Sigma_K + 2E_K\Sigma'_K[X]",
     source="Bu, Mesbahi, Fazel & Mesbahi 2019, 'LQR through the lens of first order methods: discrete-time "
     "case', arXiv:1907.08921 (here with discount, noise and cross cost; derivation in pgexact.lqr.hessian)",
