@@ -93,6 +93,22 @@ def _ppo_clip_bounds_swapped(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(sources, "np", shim)
 
 
+def _adjoint_solve_not_transposed(mp: pytest.MonkeyPatch) -> None:
+    """The visitation's derivative solved with I - gamma P_pi instead of its transpose."""
+    import pgexact.exact.second_order as second_order
+
+    original = second_order._SecondOrder._solve
+    mp.setattr(second_order._SecondOrder, "_solve", lambda self, B, transposed: original(self, B, False))
+
+
+def _lqr_hessian_p_term_sign(mp: pytest.MonkeyPatch) -> None:
+    """P'_K[X] of the LQR Hessian computed with the opposite sign (X^T E + E^T X negated)."""
+    import pgexact.lqr.hessian as lqr_hessian
+
+    original = lqr_hessian._Derivatives._stein
+    mp.setattr(lqr_hessian._Derivatives, "_stein", lambda self, qs, qp: original(self, qs, -qp))
+
+
 #: mutation -> (the patch, theorems that must fail under it)
 MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]]] = {
     "KL direction swapped in exact.divergences.kl_per_state": (_swap_kl_direction, ("kl.direction",)),
@@ -113,6 +129,11 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         _ppo_clip_bounds_swapped,
         ("updates.ppo_clipped_objective_value",),
     ),
+    "visitation derivative solved with M instead of M^T in exact.second_order._SecondOrder._solve": (
+        _adjoint_solve_not_transposed,
+        ("hessian.complex_step", "hessian.pi_vector_product", "hessian.symmetric"),
+    ),
+    "sign of P' flipped in lqr.hessian._Derivatives._stein": (_lqr_hessian_p_term_sign, ("hessian.lqr_cost",)),
 }
 
 INSTANCES = 4
