@@ -291,7 +291,7 @@ class _Solve(torch.autograd.Function):
 # --------------------------------------------------------------------------- the values
 def _constant(arr: np.ndarray, ref: torch.Tensor) -> torch.Tensor:
     """A copy of the model's (read-only) array on ``ref``'s device."""
-    return torch.tensor(arr, dtype=torch.float64, device=ref.device)
+    return torch.from_numpy(np.array(arr, dtype=np.float64)).to(ref.device)
 
 
 def _value_tables(mdp: Any, pi: torch.Tensor, tol: Any) -> tuple[torch.Tensor, torch.Tensor]:
