@@ -111,3 +111,14 @@ def test_bad_input() -> None:
         big = LQR(A=0.5 * np.eye(300), B=np.eye(300), Q=np.eye(300), R=np.eye(300), gamma=0.9,
                   Sigma0=np.eye(300))
         cost_hessian(big, np.zeros((300, 300)))
+
+
+def test_undiscounted_noise_free_cost_hessian() -> None:
+    # gamma = 1, horizon None: the cost tr(P_K Sigma0) of Fazel et al. 2018 (no noise allowed)
+    rng = np.random.default_rng(0)
+    lqr = LQR(A=rng.normal(size=(3, 3)) * 0.3, B=rng.normal(size=(3, 2)), Q=np.eye(3), R=np.eye(2),
+              gamma=1.0, Sigma0=np.eye(3))
+    K = 0.1 * rng.normal(size=(2, 3))
+    H = cost_hessian(lqr, K)
+    ref = _richardson(lambda k: cost_gradient(lqr, k), K, np.eye(6).reshape(-1, 2, 3), 1e-3)
+    assert np.abs(H - ref).max() <= 1e-8 * np.abs(H).max()
