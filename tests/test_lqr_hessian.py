@@ -106,8 +106,39 @@ def test_bad_input() -> None:
         cost_hessian(lqr, np.array([[-50.0, 0.0]]))
     fin = _system(2, 1, seed=0, horizon=4)
     with pytest.raises(ValueError, match="K must have shape"):
-        cost_hessian(fin, np.zeros((4, 1, 2)))  # time-varying gains: stationary K only
+        cost_hessian(fin, np.zeros((3, 1, 2)))  # time-varying gains need one per step
     with pytest.raises(ValueError, match="would need"):
         big = LQR(A=0.5 * np.eye(300), B=np.eye(300), Q=np.eye(300), R=np.eye(300), gamma=0.9,
                   Sigma0=np.eye(300))
         cost_hessian(big, np.zeros((300, 300)))
+
+
+def test_undiscounted_noise_free_cost_hessian() -> None:
+    # gamma = 1, horizon None: the cost tr(P_K Sigma0) of Fazel et al. 2018 (no noise allowed)
+    rng = np.random.default_rng(0)
+    lqr = LQR(A=rng.normal(size=(3, 3)) * 0.3, B=rng.normal(size=(3, 2)), Q=np.eye(3), R=np.eye(2),
+              gamma=1.0, Sigma0=np.eye(3))
+    K = 0.1 * rng.normal(size=(2, 3))
+    H = cost_hessian(lqr, K)
+    ref = _richardson(lambda k: cost_gradient(lqr, k), K, np.eye(6).reshape(-1, 2, 3), 1e-3)
+    assert np.abs(H - ref).max() <= 1e-8 * np.abs(H).max()
+
+
+def test_time_varying_gains_of_a_finite_horizon() -> None:
+    lqr = _system(3, 2, seed=4, horizon=4)
+    rng = np.random.default_rng(5)
+    K = 0.2 * rng.normal(size=(4, 2, 3))
+    Su = 0.1 * np.eye(2)
+    H = cost_hessian(lqr, K, Su)
+    assert H.shape == (24, 24)
+    ref = _richardson(lambda k: cost_gradient(lqr, k, Su), K, np.eye(24).reshape(-1, 4, 2, 3), 1e-3)
+    assert np.abs(H - ref).max() <= 1e-8 * np.abs(H).max()
+    assert np.abs(H - H.T).max() <= 1e-12 * np.abs(H).max()
+    X = rng.normal(size=(4, 2, 3))
+    assert np.allclose(cost_hessian_vector_product(lqr, K, X, Su).reshape(-1), H @ X.reshape(-1),
+                       rtol=0, atol=1e-12 * np.abs(H).max() * np.abs(X).sum())
+    # a stationary K is the time-varying one with equal blocks, summed over t
+    Ks = K[0]
+    Hs = cost_hessian(lqr, Ks, Su)
+    Hv = cost_hessian(lqr, np.broadcast_to(Ks, (4, 2, 3)), Su).reshape(4, 6, 4, 6)
+    assert np.allclose(Hv.sum(axis=(0, 2)), Hs, rtol=1e-12, atol=1e-12 * np.abs(Hs).max())

@@ -101,12 +101,17 @@ def _adjoint_solve_not_transposed(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(second_order._SecondOrder, "_solve", lambda self, B, transposed: original(self, B, False))
 
 
-def _lqr_hessian_p_term_sign(mp: pytest.MonkeyPatch) -> None:
-    """P'_K[X] of the LQR Hessian computed with the opposite sign (X^T E + E^T X negated)."""
+def _lqr_hessian_gain_error_sign(mp: pytest.MonkeyPatch) -> None:
+    """E_K of the LQR Hessian's derivative equations with the opposite sign (both horizons)."""
     import pgexact.lqr.hessian as lqr_hessian
 
-    original = lqr_hessian._Derivatives._stein
-    mp.setattr(lqr_hessian._Derivatives, "_stein", lambda self, qs, qp: original(self, qs, -qp))
+    original = lqr_hessian._Derivatives.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.E = -self.E
+
+    mp.setattr(lqr_hessian._Derivatives, "__init__", init)
 
 
 #: mutation -> (the patch, theorems that must fail under it)
@@ -133,7 +138,7 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         _adjoint_solve_not_transposed,
         ("hessian.complex_step", "hessian.pi_vector_product", "hessian.symmetric"),
     ),
-    "sign of P' flipped in lqr.hessian._Derivatives._stein": (_lqr_hessian_p_term_sign, ("hessian.lqr_cost",)),
+    "sign of E_K flipped in lqr.hessian._Derivatives": (_lqr_hessian_gain_error_sign, ("hessian.lqr_cost",)),
 }
 
 INSTANCES = 4

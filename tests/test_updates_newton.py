@@ -109,9 +109,9 @@ def test_cubic_step_leaves_a_saddle_along_positive_curvature() -> None:
 def test_newton_refuses_a_source_without_hessian_and_bad_arguments() -> None:
     mdp = random_mdp(3, 2, gamma=0.9, seed=0)
     pol = TabularSoftmax(3, 2)
-    sampled = SampledSource(mdp, pol, n_episodes=10, seed=0)
+    no_hessian = SimpleNamespace(policy=pol, at=lambda theta, seed=None: SimpleNamespace(gradient=np.zeros(6), J=None))
     with pytest.raises(TypeError, match="hessian"):
-        newton_step(sampled, np.zeros(6), seed=0)
+        newton_step(no_hessian, np.zeros(6))
     src = ExactSource(mdp, pol)
     with pytest.raises(ValueError, match="damping"):
         newton_step(src, np.zeros(6), damping=-1.0)
@@ -131,3 +131,21 @@ def test_exact_oracle_answers_the_library_hessian() -> None:
     assert np.allclose(oracle.hessian_vector_product(v), H @ v, rtol=1e-13, atol=1e-15)
     with pytest.raises(ValueError, match="v"):
         oracle.hessian_vector_product(np.ones(3))
+
+
+def test_sampled_source_steps_on_the_estimated_hessian_of_the_same_episodes() -> None:
+    from pgexact.estimators import hessian_reward_to_go, reward_to_go
+
+    mdp = random_mdp(3, 2, gamma=0.8, seed=1)
+    pol = TabularSoftmax(3, 2)
+    src = SampledSource(mdp, pol, n_episodes=2000, seed=0)
+    theta = np.array([0.2, -0.1, 0.4, 0.0, -0.3, 0.1])
+    step = newton_step(src, theta, damping=5.0, seed=7)
+    trajs = src.sample(theta, seed=7)  # the oracle's episodes, drawn again from the same seed
+    H = hessian_reward_to_go(trajs, pol, theta).mean
+    g = reward_to_go(trajs, pol, theta).mean
+    h = step.direction
+    assert np.allclose(step.gradient, g, rtol=1e-12, atol=1e-14)
+    assert np.allclose(5.0 * h - 0.5 * (H + H.T) @ h, g, rtol=0, atol=1e-10 * np.abs(g).max())
+    cubic = cubic_newton_step(src, theta, 10.0, seed=7)
+    assert np.isclose(cubic.damping, 5.0 * np.linalg.norm(cubic.direction), rtol=1e-9)

@@ -25,7 +25,8 @@ closed loop :math:`a = \sqrt\gamma A_K`:
 At :math:`K^*` :math:`E_K = 0` and the Hessian is
 :math:`2 (R + \gamma B^\top P_{K^*} B) \otimes \Sigma_{K^*}` minus the P' term.
 
-**Finite horizon** (stationary K): the same by recursions, :math:`P'_H = 0`,
+**Finite horizon** (stationary K, or time-varying gains :math:`K_t` with directions :math:`X_t`
+and one gradient block per t): the same by recursions, :math:`P'_H = 0`,
 :math:`P'_t = \gamma A_K^\top P'_{t+1} A_K + X^\top E_t + E_t^\top X`, :math:`S'_0 = 0`,
 :math:`S'_{t+1} = A_K S'_t A_K^\top - (B X S_t A_K^\top + A_K S_t X^\top B^\top)`, and
 :math:`\nabla^2 C[X] = \sum_t 2\gamma^t[(R + \gamma B^\top P_{t+1}B)X - \gamma B^\top P'_{t+1}A_K]S_t + 2\gamma^t E_t S'_t`.
@@ -104,33 +105,42 @@ class _Derivatives:
             return 2.0 * (dE @ Sigma + e * (E @ dS)), dG
         H, n = int(lqr.horizon), lqr.n_states
         P, S = ev.P, ev.S  # P[t] = P_t (t < H), S[t]
+        varying = ev.K.ndim == 3  # time-varying gains K_t: X is (H, m, n) too, one output per t
+        AKs = AK if varying else np.broadcast_to(AK, (H, n, n))
+        Xs = X if varying else np.broadcast_to(X, (H,) + X.shape)
         # backward: dP_{t} from dP_{t+1}; dE_t uses P_{t+1}, dP_{t+1}
         dPs = np.zeros((H + 1, n, n))
         for t in range(H - 1, -1, -1):
-            dPs[t] = g * (AK.T @ dPs[t + 1] @ AK) + X.T @ E[t] + E[t].T @ X
-        out = np.zeros_like(X)
+            dPs[t] = g * (AKs[t].T @ dPs[t + 1] @ AKs[t]) + Xs[t].T @ E[t] + E[t].T @ Xs[t]
+        out = np.zeros(X.shape)
         dG = np.zeros((lqr.n_actions,) * 2)
         dS = np.zeros((n, n))
         for t in range(H):
             Pn = P[t + 1] if t + 1 < H else np.zeros((n, n))
-            dE = (R + g * (B.T @ Pn @ B)) @ X - g * (B.T @ dPs[t + 1] @ AK)
-            out += (2.0 * g**t) * (dE @ S[t] + e * (E[t] @ dS))
+            dE = (R + g * (B.T @ Pn @ B)) @ Xs[t] - g * (B.T @ dPs[t + 1] @ AKs[t])
+            term = (2.0 * g**t) * (dE @ S[t] + e * (E[t] @ dS))
+            if varying:
+                out[t] = term
+            else:
+                out += term
             dG += g ** (t + 1) * (B.T @ dPs[t + 1] @ B)
-            BXSA = B @ X @ S[t] @ AK.T
-            dS = AK @ dS @ AK.T - (BXSA + BXSA.T)
+            BXSA = B @ Xs[t] @ S[t] @ AKs[t].T
+            dS = AKs[t] @ dS @ AKs[t].T - (BXSA + BXSA.T)
         return out, dG
 
 
-def _stationary_eval(lqr: Any, K: Any, noise_cov: Any, gain: str = "K") -> LQREvaluation:
+def _gain_eval(lqr: Any, K: Any, noise_cov: Any, gain: str = "K") -> LQREvaluation:
     lqr = check_lqr(lqr)
-    K = check_gain(lqr, K, allow_time_varying=False)
+    K = check_gain(lqr, K)
     return _evaluate(lqr, K, check_action_cov(lqr, noise_cov), gain=gain)
 
 
-def _check_size(lqr: LQR, what: str) -> None:
-    k, n2 = lqr.n_actions * lqr.n_states, lqr.n_states**2
+def _check_size(lqr: LQR, what: str, k: int | None = None) -> None:
+    """Refuse a dense Hessian over k gain entries (default m*n) beyond the memory of one call."""
+    k = lqr.n_actions * lqr.n_states if k is None else k
+    n2 = lqr.n_states**2
     kron = 2 * n2 * n2 if n2 <= _KRONECKER_MAX else 0
-    check_memory(f"{what} with m*n={k}", 8 * (2 * k * k + kron),
+    check_memory(f"{what} over {k} gain entries", 8 * (2 * k * k + kron),
                  "use cost_hessian_vector_product (no dense matrix)")
 
 
@@ -143,7 +153,9 @@ def cost_hessian_vector_product(lqr: LQR, K: Any, X: Any, noise_cov: Any = None)
         \nabla^2 C(K)[X] = 2\big[(R + \gamma B^\top P_K B)X - \gamma B^\top P'_K[X] A_K\big]\Sigma_K + 2E_K\Sigma'_K[X]
 
     with :math:`P', \Sigma'` from two Stein equations (module docstring :mod:`pgexact.lqr.hessian`;
-    Bu, Mesbahi, Fazel & Mesbahi 2019). Stationary K; finite horizons by recursions.
+    Bu, Mesbahi, Fazel & Mesbahi 2019). Finite horizons by recursions; a time-varying K of shape
+    (H, m, n) takes X of the same shape and returns the (H, m, n) derivative of
+    :func:`pgexact.lqr.cost_gradient`'s per-t blocks.
 
     Examples
     --------
@@ -157,18 +169,19 @@ def cost_hessian_vector_product(lqr: LQR, K: Any, X: Any, noise_cov: Any = None)
     >>> bool(np.allclose(cost_hessian_vector_product(lqr, K, X), fd, rtol=1e-7))
     True
     """
-    ev = _stationary_eval(lqr, K, noise_cov)
+    ev = _gain_eval(lqr, K, noise_cov)
     X = as_float_array("X", X, shape=ev.K.shape)
     return _Derivatives(ev, many=False).along(X)[0]
 
 
 def _hessian_blocks(ev: LQREvaluation, state_term: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(dense K-block (mn, mn), dG per direction (mn, m, m))."""
-    m, n = ev.lqr.n_actions, ev.lqr.n_states
+    """(dense K-block (k, k), dG per direction (k, m, m)), k = K.size (row-major vec of K)."""
+    m = ev.lqr.n_actions
+    k = ev.K.size
     der = _Derivatives(ev)
-    Hk = np.empty((m * n, m * n))
-    dGs = np.empty((m * n, m, m))
-    for j, X in enumerate(np.eye(m * n).reshape(m * n, m, n)):
+    Hk = np.empty((k, k))
+    dGs = np.empty((k, m, m))
+    for j, X in enumerate(np.eye(k).reshape((k,) + ev.K.shape)):
         col, dGs[j] = der.along(X, state_term)
         Hk[:, j] = col.reshape(-1)
     return Hk, dGs
@@ -180,8 +193,8 @@ def cost_hessian(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
 
     Column j is :func:`cost_hessian_vector_product` along the j-th unit gain (row-major vec of
     K); the Stein equations of all m·n directions share one factorization when
-    :math:`n^2 \le 1024`. Stationary K (infinite or finite horizon). Not symmetrized: symmetric
-    to rounding.
+    :math:`n^2 \le 1024`. Time-varying gains (H, m, n) of a finite horizon give an
+    (H·m·n, H·m·n) Hessian. Not symmetrized: symmetric to rounding.
 
     Examples
     --------
@@ -194,9 +207,9 @@ def cost_hessian(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     >>> bool(np.allclose(H, H.T, atol=1e-10) and np.all(np.linalg.eigvalsh(H) > 0))  # a strict minimum
     True
     """
-    lqr = check_lqr(lqr)
-    _check_size(lqr, "cost_hessian")
-    return _hessian_blocks(_stationary_eval(lqr, K, noise_cov))[0]
+    ev = _gain_eval(lqr, K, noise_cov)
+    _check_size(ev.lqr, "cost_hessian", ev.K.size)
+    return _hessian_blocks(ev)[0]
 
 
 @_finite_output("policy Hessian", "theta")
@@ -266,8 +279,8 @@ def newton_direction(lqr: LQR, K: Any, noise_cov: Any = None) -> np.ndarray:
     >>> bool(np.allclose(K, optimal_gain(lqr), rtol=0, atol=1e-14))
     True
     """
-    ev = _stationary_eval(lqr, K, noise_cov)
-    _check_size(ev.lqr, "newton_direction")
+    ev = _gain_eval(lqr, K, noise_cov)
+    _check_size(ev.lqr, "newton_direction", ev.K.size)
     Hk = _hessian_blocks(ev)[0]
     g = _grad_from(ev).reshape(-1)
     Hs = 0.5 * (Hk + Hk.T)

@@ -52,7 +52,8 @@ __all__ = [
 #: Modules (relative to ``pgexact.theorems``) whose import registers theorems.
 THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
-    "convergence_entropy", "finite_kl", "second_order", "adapters",
+    "convergence_entropy", "finite_kl",
+    "geometric", "second_order", "adapters",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times

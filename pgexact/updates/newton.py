@@ -1,7 +1,9 @@
 r"""Second-order ascent steps on the exact Hessian: damped and cubic-regularized Newton.
 
 Both maximize a model of :math:`J(\theta + h)` built from the oracle's gradient g and Hessian
-H (``oracle.hessian()``, the exact :func:`pgexact.hessian` for :class:`~pgexact.ExactSource`).
+H (``oracle.hessian()``: the exact :func:`pgexact.hessian` for :class:`~pgexact.ExactSource`; for
+:class:`~pgexact.updates.SampledSource` the estimate
+:func:`pgexact.estimators.hessian_reward_to_go` from the same episodes as the gradient).
 With the eigendecomposition :math:`\tfrac12(H + H^\top) = \sum_i \mu_i u_i u_i^\top` and
 :math:`g_i = u_i^\top g`, every step has the form
 
@@ -101,8 +103,8 @@ def _oracle_and_spectrum(source: Any, theta: Any, seed: Any) -> tuple[Any, np.nd
     oracle = source.at(theta, seed=seed)
     if not callable(getattr(oracle, "hessian", None)):
         raise TypeError(
-            f"source ({type(source).__name__}) gives oracles without hessian(): Newton steps need the "
-            "exact Hessian of pgexact.ExactSource"
+            f"source ({type(source).__name__}) gives oracles without hessian(): Newton steps need a "
+            "Hessian (pgexact.ExactSource, or pgexact.updates.SampledSource for an estimate)"
         )
     H = np.asarray(oracle.hessian(), dtype=np.float64)
     mu, U = np.linalg.eigh(0.5 * (H + H.T))
@@ -140,7 +142,7 @@ def newton_step(source: Any, theta: Any, *, damping: float = 0.0, lr: float = 1.
 
     Parameters
     ----------
-    source : ExactSource
+    source : ExactSource or SampledSource
         A gradient source whose oracle has ``hessian()``.
     theta : array_like, shape (n_params,)
     damping : float
@@ -191,7 +193,8 @@ def cubic_newton_step(source: Any, theta: Any, regularization: float, *, seed: A
 
     Parameters
     ----------
-    source : ExactSource
+    source : ExactSource or SampledSource
+        A gradient source whose oracle has ``hessian()``.
     theta : array_like, shape (n_params,)
     regularization : float
         M > 0.
