@@ -57,6 +57,7 @@ True
 from __future__ import annotations
 
 import threading
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np

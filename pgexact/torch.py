@@ -457,6 +457,42 @@ def _check_point(params: Any, v: Any) -> None:
 
 
 # --------------------------------------------------------------------------- average reward
+class _FirstOrderOnly(torch.autograd.Function):
+    """The identity on a backward pass's closed-form result ``g``, tied to ``pi``; differentiating it raises.
+
+    Without it autograd (and torch.func) would treat the closed form as a constant in ``pi`` and
+    return a wrong second derivative.
+    """
+
+    @staticmethod
+    def forward(name: str, g: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        return g.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.name = inputs[0]
+
+    @staticmethod
+    def _refuse(name: str) -> None:
+        raise NotImplementedError(
+            f"pgexact.torch.{name}: second derivatives (create_graph=True, torch.autograd.functional.hessian / "
+            "hvp, torch.func.hessian, grad of grad) are not supported; its derivative is exact to first order "
+            "only. For the exact second derivative of the gain use differences of pgexact.average.pi_gradient"
+        )
+
+    @staticmethod
+    def backward(ctx: Any, _gg: Any) -> Any:
+        _FirstOrderOnly._refuse(ctx.name)
+
+    @staticmethod
+    def jvp(ctx: Any, *_: Any) -> Any:
+        _FirstOrderOnly._refuse(ctx.name)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, name: str, g: torch.Tensor, pi: torch.Tensor) -> Any:
+        return _FirstOrderOnly.apply(name, g, pi if in_dims[2] is None else pi.select(in_dims[2], 0)), in_dims[1]
+
+
 class _AverageReward(torch.autograd.Function):
     @staticmethod
     def forward(pi: torch.Tensor, mdp: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,12 +504,15 @@ class _AverageReward(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
         ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(output[1])
+        ctx.save_for_backward(output[1], inputs[0])
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor, _gG: Any) -> tuple[Any, None]:
-        (G,) = ctx.saved_tensors
-        return g * G, None
+        G, pi = ctx.saved_tensors
+        out = g * G
+        if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+            out = _FirstOrderOnly.apply("average_reward", out, pi)
+        return out, None
 
 
 def average_reward(mdp: Any, pi: torch.Tensor) -> torch.Tensor:

@@ -273,3 +273,21 @@ def test_torch_compile_gives_the_same_value_and_gradient() -> None:
     # the compiled softmax may round differently (fused kernels): a few ulps
     assert torch.allclose(J.detach(), J_ref.detach(), rtol=1e-14, atol=0)
     assert torch.allclose(W.grad, ref.grad, rtol=0, atol=1e-14 * ref.grad.abs().max().item())
+
+
+def test_average_reward_second_derivatives_are_refused_not_wrong() -> None:
+    """The gain's backward is exact to first order only: differentiating it raises, never returns a number."""
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    W = torch.tensor(np.random.default_rng(13).normal(size=(3, 2)))
+
+    def rho(W):
+        return pt.average_reward(mdp, torch.softmax(W, 1))
+
+    x = W.clone().requires_grad_(True)
+    rho(x).backward()  # first order still works, also with create_graph off
+    assert torch.allclose(torch.func.grad(rho)(W), x.grad, rtol=0, atol=1e-15)
+    for second in (lambda: torch.autograd.functional.hessian(rho, W),
+                   lambda: torch.func.jacrev(torch.func.jacrev(rho))(W),
+                   lambda: torch.func.grad(lambda w: torch.func.grad(rho)(w).sum())(W)):
+        with pytest.raises(NotImplementedError, match=r"average_reward: second derivatives .* are not supported"):
+            second()
