@@ -145,9 +145,10 @@ def _check_batched(mdp: Any, pi: Any) -> None:
     if val is pi or isinstance(val, jax.core.Tracer):
         return
     arr = np.asarray(val)
-    for i in range(arr.shape[dim] if arr.ndim > 2 else 0):
-        as_probabilities(np.take(arr, i, axis=dim).reshape(arr.shape[-2:]) if arr.ndim == 3 else arr, "pi",
-                         action_mask=mdp.action_mask)
+    if arr.ndim != 3:  # nested vmaps: left to the check inside the solve's callback
+        return
+    for i in range(arr.shape[dim]):
+        as_probabilities(np.take(arr, i, axis=dim), "pi", action_mask=mdp.action_mask)
 
 
 # --------------------------------------------------------------------------- primitives
