@@ -232,6 +232,8 @@ def test_invalid_pi_is_named_under_vmap_and_jit() -> None:
     for fn in FUNCTIONS.values():
         with pytest.raises(ValueError, match=r"^pi\[3, :\] sums to 1.25"):
             jax.vmap(lambda p, fn=fn: fn(mdp, p))(bad)
+    with pytest.raises(ValueError, match=r"^pi\[3, :\] sums to 1.25"):  # batch on another axis
+        jax.vmap(lambda p: pj.expected_return(mdp, p), in_axes=1)(jnp.moveaxis(bad, 0, 1))
     # under jit the values exist only at run time: JAX wraps the callback's ValueError
     with pytest.raises(Exception, match=r"ValueError: pi\[3, :\] sums to 1.25"):
         jax.block_until_ready(jax.jit(lambda p: pj.expected_return(mdp, p))(bad[1]))
