@@ -53,7 +53,7 @@ __all__ = [
 THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
     "convergence_entropy", "finite_kl",
-    "geometric",
+    "geometric", "second_order", "adapters",
     "classic_control",
 )
 
