@@ -1,5 +1,6 @@
 """Exact closed forms on finite MDPs. Nothing here draws a random number."""
 
+from .discretization import DiscretizationError, discretization_error
 from .divergences import kl_expected, kl_expected_gradient, kl_max, kl_per_state, tv_max, tv_per_state
 from .evaluation import (
     Evaluation,
@@ -28,9 +29,13 @@ from .policy_free import (
     value_and_pi_gradient,
     value_vjp,
 )
+from .hessian import hessian, hessian_vector_product, value_gradient_hessian
+from .second_order import pi_hessian, pi_hessian_vector_product
 from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
 
 __all__ = [
+    "DiscretizationError",
+    "discretization_error",
     "Evaluation",
     "PerformanceDifference",
     "PolicyGradientForms",
@@ -65,4 +70,9 @@ __all__ = [
     "pi_gradient",
     "value_and_pi_gradient",
     "value_vjp",
+    "pi_hessian",
+    "pi_hessian_vector_product",
+    "hessian",
+    "hessian_vector_product",
+    "value_gradient_hessian",
 ]
