@@ -38,7 +38,7 @@ import scipy.linalg
 import scipy.sparse
 from scipy.sparse.csgraph import connected_components
 
-from ._validation import as_float_array, format_bytes
+from ._validation import ReadOnlyOnCopy, as_float_array, format_bytes
 from .errors import MultichainError, SingularSystemError
 from .exact._checks import check_policy_theta
 from .models.finite_mdp import FiniteMDP, check_mdp, check_pi
@@ -51,7 +51,7 @@ MAX_DENSE_STATES = 8000
 
 
 @dataclass(frozen=True, eq=False)
-class AverageEvaluation:
+class AverageEvaluation(ReadOnlyOnCopy):
     r"""Exact average-reward quantities of a unichain policy (arrays read-only).
 
     Attributes

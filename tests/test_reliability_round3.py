@@ -56,3 +56,55 @@ def test_soft_iterations_respect_the_action_mask(alpha):
     assert np.all(spi.policy[~mask] == 0.0)
     assert np.allclose(spi.evaluation.V, V_ref, rtol=1e-10, atol=0)
     assert np.allclose(spi.policy, pi_ref, rtol=0, atol=1e-10)
+
+
+# --------------------------------------------------------------------------- copies stay read-only
+def _records():
+    import scipy.sparse
+
+    from pgexact import average, estimators, lqr
+
+    mdp = mdps.random_mdp(3, 2, gamma=0.9, seed=0)
+    pi = np.full((3, 2), 0.5)
+    sparse = pg.FiniteMDP(scipy.sparse.csr_array(np.reshape(mdp.P, (6, 3))), mdp.r, mdp.mu0, gamma=0.9)
+    tr = pg.rollout(mdp, pi, 20, horizon=4, seed=0)
+    model = lqr.LQR([[1.0]], [[1.0]], [[1.0]], [[1.0]], gamma=0.9, noise_cov=[[0.1]], Sigma0=[[1.0]])
+    return {
+        "FiniteMDP": mdp,
+        "FiniteMDP (sparse P)": sparse,
+        "Evaluation": pg.evaluate(mdp, pi),
+        "AverageEvaluation": average.evaluate(mdp, pi),
+        "Trajectories": tr,
+        "Estimate": estimators.reinforce(tr, pg.TabularSoftmax(3, 2), np.zeros(6)),
+        "LQR": model,
+        "LQREvaluation": lqr.evaluate(model, [[0.5]]),
+    }
+
+
+def _read_only_arrays(obj):
+    out = {}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.ndarray):
+            out[name] = value
+        elif hasattr(value, "tocsr") and hasattr(value, "data"):
+            out[name + ".data"] = value.data
+    return {k: v for k, v in out.items() if not v.flags.writeable}
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "copy", "pickle"])
+def test_copies_of_read_only_records_stay_read_only(how):
+    import copy
+    import pickle
+
+    clone = {"deepcopy": copy.deepcopy, "copy": copy.copy, "pickle": lambda o: pickle.loads(pickle.dumps(o))}[how]
+    for label, obj in _records().items():
+        frozen = _read_only_arrays(obj)
+        assert frozen, label  # the record has read-only arrays to begin with
+        twin = clone(obj)
+        for name in frozen:
+            value = getattr(twin, name.split(".")[0])
+            arr = value.data if name.endswith(".data") else value
+            assert not arr.flags.writeable, f"{label}.{name} became writeable after {how}"
+    twin = clone(_records()["FiniteMDP"])
+    with pytest.raises(ValueError, match="read-only"):
+        twin.P[0, 0, :] = 5.0

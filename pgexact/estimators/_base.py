@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_theta
+from .._validation import ReadOnlyOnCopy, as_float_array, check_theta
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling.trajectories import Trajectories
 from ..sampling._scan import reverse_scan
@@ -17,7 +17,7 @@ __all__ = ["Estimate", "weighted_score", "rewards_to_go", "value_array", "per_st
 
 
 @dataclass(frozen=True, eq=False)
-class Estimate:
+class Estimate(ReadOnlyOnCopy):
     r"""A Monte Carlo estimate as the mean of per-episode terms.
 
     Attributes

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import freeze_arrays
+from .._validation import ReadOnlyOnCopy, freeze_arrays
 from .._validation import as_float_array, number_of_steps
 from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
@@ -62,7 +62,7 @@ MAX_MOMENT_BYTES = 2 << 30
 
 
 @dataclass(frozen=True, eq=False)
-class EstimatorMoments:
+class EstimatorMoments(ReadOnlyOnCopy):
     r"""Exact first and second moments of one episode's estimate :math:`\hat g`.
 
     Attributes

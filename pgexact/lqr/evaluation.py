@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import ReadOnlyOnCopy, as_float_array
 from ..errors import NumericalError, UnstableGainError
 from ._args import check_action_cov, check_gain, check_lqr, check_noise_allowed, freeze_fields
 from ._stein import spectral_radius_of, stein_pair
@@ -61,7 +61,7 @@ def _closed_loop_cost_matrix(lqr: LQR, K: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- results
 @dataclass(frozen=True, eq=False)
-class LQREvaluation:
+class LQREvaluation(ReadOnlyOnCopy):
     r"""Exact values of the policy :math:`u = -Kx + e`, :math:`e\sim N(0,\Sigma_u)` (arrays read-only).
 
     Attributes

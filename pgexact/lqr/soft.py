@@ -49,6 +49,7 @@ from .._validation import (
     check_symmetric,
 )
 from ..errors import NumericalError
+from .._validation import ReadOnlyOnCopy
 from ._args import check_gain, check_infinite, check_lqr, freeze_fields
 from .evaluation import LQREvaluation, _evaluate
 from .model import LQR
@@ -260,7 +261,7 @@ def soft_policy_iteration(lqr: LQR, K0: Any, alpha: float, n_iterations: int = 2
 
 
 @dataclass(frozen=True, eq=False)
-class SoftOptimal:
+class SoftOptimal(ReadOnlyOnCopy):
     r"""The soft-optimal Gaussian policy and its value (arrays read-only).
 
     Attributes

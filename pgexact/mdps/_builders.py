@@ -14,6 +14,7 @@ import scipy.sparse
 
 from .._random import Seed, as_generator
 from .._validation import (
+    ReadOnlyOnCopy,
     as_float_array,
     check_bool,
     check_memory,
@@ -234,7 +235,7 @@ def bandit(means: Any) -> FiniteMDP:
 
 
 @dataclass(frozen=True, eq=False)
-class ShortCorridor:
+class ShortCorridor(ReadOnlyOnCopy):
     r"""Sutton & Barto (2018), Example 13.1: short corridor with switched actions.
 
     States 0, 1, 2 and the terminal state 3; actions 0 = left, 1 = right; reward −1 per step;

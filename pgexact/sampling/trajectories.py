@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import ReadOnlyOnCopy
 from ._scan import reverse_scan
 
 __all__ = ["Trajectories", "StepView"]
@@ -34,7 +35,7 @@ OBJECTIVES = ("finite", "truncated", "geometric")
 
 
 @dataclass(frozen=True, eq=False)
-class StepView:
+class StepView(ReadOnlyOnCopy):
     """The M simulated steps of a batch, one entry per step, in storage order (row after row).
 
     Attributes
@@ -65,7 +66,7 @@ class StepView:
     last: np.ndarray
 
 
-class Trajectories:
+class Trajectories(ReadOnlyOnCopy):
     r"""A batch of sampled episodes (read-only), stored time-major and ragged (module docstring).
 
     Built by :func:`pgexact.rollout`, :func:`pgexact.rollout_chunks` and

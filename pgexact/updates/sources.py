@@ -27,7 +27,7 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from scipy.special import rel_entr
 
-from .._validation import as_float_array, check_distribution, check_theta, freeze_arrays
+from .._validation import ReadOnlyOnCopy, as_float_array, check_distribution, check_theta, freeze_arrays
 from ._checks import check_clip
 from ..exact.fisher import _natural_gradient
 from ..exact.gradients import gradient_weights
@@ -51,7 +51,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- batches
 @dataclass(frozen=True, eq=False)
-class SurrogateBatch:
+class SurrogateBatch(ReadOnlyOnCopy):
     r"""Weighted rows :math:`(s_i, a_i, A_i, w_i, \log\pi_{old}(a_i|s_i))` and a state distribution.
 
     The surrogate, the PPO objectives and their gradients are sums over rows,
