@@ -108,3 +108,70 @@ def test_copies_of_read_only_records_stay_read_only(how):
     twin = clone(_records()["FiniteMDP"])
     with pytest.raises(ValueError, match="read-only"):
         twin.P[0, 0, :] = 5.0
+
+
+# --------------------------------------------------------------------------- hangs and memory
+def test_estimator_moments_refuses_a_long_horizon_up_front_with_the_time():
+    import time
+
+    from pgexact.estimators import estimator_moments
+
+    mdp = mdps.random_mdp(3, 2, gamma=0.9, seed=0)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"horizon H=10000000 .* about 3\.5e\+03 s"):
+        estimator_moments(mdp, pg.TabularSoftmax(3, 2), np.zeros(6), "reward_to_go", horizon=10**7)
+    assert time.perf_counter() - start < 5.0  # refused before any recursion (it ran for > 900 s)
+
+
+def test_estimator_moments_refuses_an_argument_its_estimator_does_not_use():
+    from pgexact.estimators import estimator_moments
+
+    mdp = mdps.random_mdp(3, 2, gamma=0.9, horizon=3, seed=0)
+    args = (mdp, pg.TabularSoftmax(3, 2), np.zeros(6))
+    with pytest.raises(TypeError, match="'reinforce' does not use b"):
+        estimator_moments(*args, "reinforce", b=1.0)
+    with pytest.raises(TypeError, match="'gae' does not use b"):
+        estimator_moments(*args, "gae", V=np.zeros(3), lam=0.5, b=1.0)
+    estimator_moments(*args, "gae", V=np.zeros(3), lam=0.5)  # the arguments it uses: accepted
+
+
+@pytest.mark.parametrize(
+    "builder, args",
+    [("pendulum", (3000, 2, 2)), ("pendulum", (60, 50, 3)), ("mountain_car", (120, 90)), ("cartpole", (6, 5, 7, 6))],
+)
+def test_classic_control_footprint_bounds_the_real_peak(builder, args):
+    """The up-front estimate bounds the peak traced allocation: no allocation grows faster than it
+    (the reset distribution once took an (n, n) table per axis: 72 MB at n_theta=3000, n_omega=2)."""
+    import math
+    import tracemalloc
+
+    from pgexact.mdps import classic_control as cc
+
+    n_actions = {"pendulum": args[-1] if len(args) == 3 else 5, "mountain_car": 3, "cartpole": 2}[builder]
+    dims = args[:2] if builder == "pendulum" else args
+    tracemalloc.start()
+    try:
+        getattr(cc, builder)(*args, gamma=0.9)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= cc.footprint(len(dims), math.prod(dims), n_actions, True)
+
+
+def test_classic_control_refuses_a_grid_beyond_the_memory_limit_fast_naming_it():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"n_theta=10000000, n_omega=2, .* would need 42\.5 GB"):
+        mdps.pendulum(n_theta=10**7, n_omega=2, gamma=0.9)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_value_iteration_zero_iterations_returns_v0():
+    from pgexact.updates import policy_iteration, value_iteration
+
+    mdp, mask = _masked_mdp()
+    v0 = value_iteration(mdp, n_iterations=0)
+    assert v0.n_iterations == 0 and np.array_equal(v0.V, np.zeros(4)) and v0.J == 0.0
+    assert np.all(v0.policy[~mask] == 0.0)  # greedy over feasible actions
+    assert np.max(np.abs(policy_iteration(mdp).V)) <= v0.error_bound

@@ -52,13 +52,30 @@ from ..exact._checks import check_policy_theta
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 
-__all__ = ["EstimatorMoments", "estimator_moments", "ESTIMATORS", "MAX_MOMENT_BYTES"]
+__all__ = ["EstimatorMoments", "estimator_moments", "ESTIMATORS", "MAX_MOMENT_BYTES", "MAX_MOMENT_STEPS"]
 
 #: The estimators whose moments :func:`estimator_moments` computes (names as in pgexact.estimators).
 ESTIMATORS = ("reinforce", "reward_to_go", "constant_baseline", "state_baseline", "advantage", "gae")
 
 #: Working memory above which :func:`estimator_moments` refuses (bytes): pass ``directions``.
 MAX_MOMENT_BYTES = 2 << 30
+
+#: Longest horizon the moment recursions run: they take two Python passes over time, about
+#: 0.35 ms per step on a 3-state problem (more for larger ones), so this is about a minute.
+MAX_MOMENT_STEPS = 200_000
+
+#: Seconds per time step of the recursions on a small problem (measured; a lower bound).
+_SECONDS_PER_STEP = 3.5e-4
+
+#: The extra arguments each estimator uses (any other one given is refused, never ignored).
+_USES = {
+    "reinforce": (),
+    "reward_to_go": (),
+    "constant_baseline": ("b",),
+    "state_baseline": ("b",),
+    "advantage": ("A",),
+    "gae": ("V", "lam"),
+}
 
 
 @dataclass(frozen=True, eq=False)
@@ -368,7 +385,8 @@ def estimator_moments(
     Cost :math:`O(H\,\mathrm{nnz}(P)\,k)` with :math:`k` = n_params (or the number of
     directions), plus :math:`O(S A k^2)` for the final products; memory :math:`O(S A k)`.
     A request whose working arrays would exceed :data:`MAX_MOMENT_BYTES` is refused with the
-    amount it needs. The covariance is formed as a difference of second moment and squared
+    amount it needs, and one with a horizon over :data:`MAX_MOMENT_STEPS` with the time it would
+    take. An extra argument the estimator does not use (``b`` with ``"reinforce"``) is refused. The covariance is formed as a difference of second moment and squared
     mean: its absolute rounding error is about :math:`10^{-16}\,\|E\hat g\hat g^\top\|`.
 
     Examples
@@ -389,7 +407,21 @@ def estimator_moments(
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator is {estimator!r}, expected one of {', '.join(map(repr, ESTIMATORS))}")
+    extra = {"b": b, "A": A, "V": V, "lam": lam}
+    unused = [name for name, value in extra.items() if value is not None and name not in _USES[estimator]]
+    if unused:
+        uses = ", ".join(_USES[estimator]) or "none of b, A, V, lam"
+        raise TypeError(
+            f"estimator {estimator!r} does not use {', '.join(unused)} (it uses {uses}); "
+            "pass only the arguments of the estimator you name"
+        )
     H = number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
+    if H > MAX_MOMENT_STEPS:
+        raise ValueError(
+            f"estimator_moments with horizon H={H} would run its recursions over {H} time steps, "
+            f"about {H * _SECONDS_PER_STEP:.3g} s or more, beyond MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: use a "
+            "shorter horizon (a discounted episode of T = 40/(1 - gamma) steps leaves out gamma^T < 1e-17 of J)"
+        )
     S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
     if directions is None:
         D = None

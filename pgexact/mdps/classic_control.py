@@ -192,10 +192,13 @@ def _uniform_axis_mean(axis: np.ndarray, periodic: bool, lo: float, hi: float) -
     inner = axis[(axis > lo) & (axis < hi)]
     nodes = np.unique(np.concatenate([[lo, hi], inner]))
     i, j, w = _axis_weights(nodes, axis, periodic)
-    W = np.zeros((len(nodes), n))
-    np.add.at(W, (np.arange(len(nodes)), i), 1 - w)
-    np.add.at(W, (np.arange(len(nodes)), j), w)
-    integral = ((W[1:] + W[:-1]) / 2 * np.diff(nodes)[:, None]).sum(axis=0)
+    # trapezoid rule: node k carries half of each neighbouring interval; its weights sit on two
+    # vertices, so the integral is accumulated in O(n) (no (nodes, n) table)
+    dx = np.diff(nodes)
+    c = np.zeros(len(nodes))
+    c[:-1] += dx / 2
+    c[1:] += dx / 2
+    integral = np.bincount(i, weights=c * (1 - w), minlength=n) + np.bincount(j, weights=c * w, minlength=n)
     return integral / (hi - lo)
 
 
@@ -255,12 +258,24 @@ def _build(
     )
 
 
+def footprint(D: int, V: int, A: int, sparse: bool) -> int:
+    r"""Peak bytes a builder allocates for V grid vertices in D dimensions and A actions.
+
+    Per (vertex, action): the vertex and its next state (D floats each, and copies), the 2^D
+    interpolation indices and weights, the COO triplets and their CSR copy, the validated
+    model's copy: at most :math:`100 D + 64 \cdot 2^D` bytes (measured peaks with tracemalloc:
+    317 to 414 bytes for D = 2, 1280 for D = 4; ``tests/test_reliability_round3.py`` checks
+    that this bounds them). Everything else is O(V) or O(n) per axis; a dense ``P`` adds
+    :math:`8 (V + 1)^2 A`.
+    """
+    return V * A * (100 * D + 64 * 2**D) + (0 if sparse else 8 * (V + 1) * A * (V + 1))
+
+
 def _check_size(name: str, dims: dict[str, int], A: int, sparse: Any, actions: str = "actions") -> bool:
     """``sparse`` as a bool; refuse a grid whose arrays would exceed the memory limit of one call."""
     sparse = check_bool("sparse", sparse)
     D, V = len(dims), math.prod(dims.values())
-    # per (vertex, action): the state, next state, 2^D indices and weights and their CSR copy
-    need = V * A * (8 * 3 * D + 2**D * 40) + (0 if sparse else 8 * (V + 1) * A * (V + 1))
+    need = footprint(D, V, A, sparse)
     sizes = ", ".join(f"{k}={v}" for k, v in dims.items())
     check_memory(f"{name} with {sizes}, {A} {actions}" + ("" if sparse else ", sparse=False"), need,
                  "use a coarser grid" + ("" if sparse else " or sparse=True"))
