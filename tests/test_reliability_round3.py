@@ -175,3 +175,103 @@ def test_value_iteration_zero_iterations_returns_v0():
     assert v0.n_iterations == 0 and np.array_equal(v0.V, np.zeros(4)) and v0.J == 0.0
     assert np.all(v0.policy[~mask] == 0.0)  # greedy over feasible actions
     assert np.max(np.abs(policy_iteration(mdp).V)) <= v0.error_bound
+
+
+# --------------------------------------------------------------------------- average reward, nearly multichain
+def _exact_average(P, r, pi):
+    """Gain, stationary distribution and bias in exact rational arithmetic (fractions.Fraction).
+
+    The chain is taken from the off-diagonal entries of P, each row summing to 1 exactly (the
+    stored diagonal 1 - eps is itself rounded, by as much as the eps that decides the answer).
+    Independent of pgexact: Gauss-Jordan elimination on Fractions.
+    """
+    from fractions import Fraction as F
+
+    S, A, _ = P.shape
+    Ppi = [[sum(F(float(pi[s, a])) * F(float(P[s, a, t])) for a in range(A)) if t != s else F(0) for t in range(S)]
+           for s in range(S)]
+    for s in range(S):
+        Ppi[s][s] = 1 - sum(Ppi[s])
+    rpi = [sum(F(float(pi[s, a])) * F(float(r[s, a])) for a in range(A)) for s in range(S)]
+
+    def solve(M, b):
+        n = len(b)
+        M = [row[:] + [b[i]] for i, row in enumerate(M)]
+        for c in range(n):
+            p = next(i for i in range(c, n) if M[i][c] != 0)
+            M[c], M[p] = M[p], M[c]
+            for i in range(n):
+                if i != c and M[i][c] != 0:
+                    f = M[i][c] / M[c][c]
+                    M[i] = [x - f * y for x, y in zip(M[i], M[c])]
+        return [M[i][n] / M[i][i] for i in range(n)]
+
+    # d^T (I - P) = 0 with sum d = 1: replace the last equation by the normalization
+    rows = [[(1 if i == j else 0) - Ppi[j][i] for j in range(S)] for i in range(S - 1)] + [[F(1)] * S]
+    d = solve(rows, [F(0)] * (S - 1) + [F(1)])
+    rho = sum(x * y for x, y in zip(d, rpi))
+    # (I - P) h = r - rho with d^T h = 0: replace the last equation by the normalization
+    rows = [[(1 if i == j else 0) - Ppi[i][j] for j in range(S)] for i in range(S - 1)] + [d]
+    h = solve(rows, [rpi[i] - rho for i in range(S - 1)] + [F(0)])
+    return float(rho), np.array([float(x) for x in d]), np.array([float(x) for x in h])
+
+
+def _two_blocks(eps, seed=0):
+    """Two 3-state blocks, well mixed inside, joined by transitions of probability eps and 3 eps."""
+    rng = np.random.default_rng(seed)
+    P = np.zeros((6, 2, 6))
+    for blk in (slice(0, 3), slice(3, 6)):
+        P[blk, :, blk] = rng.dirichlet(np.ones(3), size=(3, 2))
+    P[0, 0, 3] = eps
+    P[0, 0, :3] *= 1 - eps  # rows still sum to 1 within rounding: the diagonal entry is rounded
+    P[4, 1, 1] = 3 * eps
+    P[4, 1, 3:] *= 1 - 3 * eps
+    r = rng.normal(size=(6, 2))
+    pi = rng.dirichlet(np.ones(2), size=6)
+    return pg.FiniteMDP(P, r, np.full(6, 1 / 6), gamma=0.9), pi
+
+
+@pytest.mark.parametrize("eps", [1e-8, 1e-12, 1e-14, 1e-16])
+def test_average_evaluate_is_accurate_on_nearly_multichain_chains(eps):
+    from pgexact import average
+
+    mdp, pi = _two_blocks(eps)
+    rho, d, h = _exact_average(np.asarray(mdp.P), np.asarray(mdp.r), pi)
+    ev = average.evaluate(mdp, pi)
+    # GTH gives every entry of d to a few ulps (O'Cinneide 1993): 1e-13 relative leaves room
+    # for S = 6 states; the LU answer was off by 0.6% at eps = 1e-14
+    assert abs(ev.rho - rho) <= 1e-13 * max(1.0, abs(rho))
+    assert np.allclose(ev.d, d, rtol=1e-13, atol=0)
+    # h is of order 1/eps; its entries are accurate relative to its norm
+    scale = np.max(np.abs(h))
+    assert np.max(np.abs(ev.h - h)) <= 1e-12 * scale
+    # Q and A: Q - h within one block is O(1) while h ~ 1/eps, so A carries an absolute error
+    # of order eps_machine * ||h|| (the docstring says so), here checked at 1e-12 ||h|| + 1e-12
+    Q = np.asarray(mdp.r) - rho + np.einsum("sat,t->sa", np.asarray(mdp.P), h)
+    assert np.max(np.abs(ev.Q - Q)) <= 1e-12 * scale + 1e-12
+
+
+def test_average_evaluate_refuses_a_bias_beyond_float64():
+    from pgexact import average
+    from pgexact.errors import SingularSystemError
+
+    mdp, pi = _two_blocks(1e-310)  # h ~ 1e310 overflows
+    with pytest.raises(SingularSystemError, match="overflows float64"):
+        average.evaluate(mdp, pi)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_average_structured_elimination_on_ordinary_chains(seed, monkeypatch):
+    """The structured path (forced) against exact rational arithmetic on random chains with
+    transient states allowed: every state has its own probabilities, so every step of the
+    elimination matters."""
+    from pgexact import average
+
+    monkeypatch.setattr(average, "_MAX_LU_CONDITION", 0.5)  # no LU answer is accepted
+    mdp = mdps.random_mdp(7, 2, gamma=0.9, seed=seed)
+    pi = np.random.default_rng(seed).dirichlet(np.ones(2), size=7)
+    rho, d, h = _exact_average(np.asarray(mdp.P), np.asarray(mdp.r), pi)
+    ev = average.evaluate(mdp, pi)
+    assert abs(ev.rho - rho) <= 1e-13 * max(1.0, abs(rho))
+    assert np.allclose(ev.d, d, rtol=1e-12, atol=1e-15)
+    assert np.max(np.abs(ev.h - h)) <= 1e-12 * max(1.0, np.max(np.abs(h)))
