@@ -275,3 +275,74 @@ def test_average_structured_elimination_on_ordinary_chains(seed, monkeypatch):
     assert abs(ev.rho - rho) <= 1e-13 * max(1.0, abs(rho))
     assert np.allclose(ev.d, d, rtol=1e-12, atol=1e-15)
     assert np.max(np.abs(ev.h - h)) <= 1e-12 * max(1.0, np.max(np.abs(h)))
+
+
+# --------------------------------------------------------------------------- mean_test at finite N
+LEVELS = (1e-3, 1e-2)
+
+
+def _coordinate_rejections(draw, N, n_coordinates, seed):
+    """Per-coordinate rejections of mean_test on Estimates of N episodes with independent columns.
+
+    Each call tests k = 50 independent coordinates at Bonferroni level false_alarm = k * level,
+    so each coordinate is a two-sided test at ``level`` (threshold t(N - 1).isf(level / 2),
+    read from the result); the count over n_coordinates coordinates is
+    Binomial(n_coordinates, rate) exactly (columns and calls are independent).
+    """
+    from pgexact.estimators import Estimate, mean_test
+
+    k = 50
+    rng = np.random.default_rng(seed)
+    counts = dict.fromkeys(LEVELS, 0)
+    for _ in range(n_coordinates // k):
+        est = Estimate(draw(rng, (N, k)))
+        for level in LEVELS:
+            res = mean_test(est, np.zeros(k), false_alarm=k * level)
+            counts[level] += int(np.count_nonzero(np.abs(res.z) > res.threshold))
+    return counts
+
+
+def _centred_exponential(rng, size):
+    return rng.exponential(size=size) - 1.0  # skewness 2, like a policy-gradient term's
+
+
+def _normal(rng, size):
+    return rng.normal(size=size)
+
+
+def _check_rates(counts, n):
+    """Each count must not exceed the upper 1 - 1e-4 quantile of Binomial(n, level): false alarm
+    of this check at most 1e-4 per level when the true rate is at most ``level``."""
+    from scipy.stats import binom
+
+    for level, count in counts.items():
+        assert count <= binom.ppf(1 - 1e-4, n, level), (level, count, n * level)
+
+
+def test_mean_test_false_alarm_holds_on_skewed_terms_at_n163():
+    """100,000 coordinate tests of centred exponential terms at N = 163, levels 1e-3 and 1e-2
+    (thresholds 137 and 1117 rejections). The uncorrected z test gave 335 and 1561 here."""
+    n = 100_000
+    _check_rates(_coordinate_rejections(_centred_exponential, 163, n, seed=163), n)
+
+
+def test_mean_test_false_alarm_holds_on_normal_terms_at_n163():
+    n = 100_000
+    _check_rates(_coordinate_rejections(_normal, 163, n, seed=1630), n)
+
+
+@pytest.mark.slow
+def test_mean_test_false_alarm_holds_on_skewed_terms_at_n1000():
+    """400,000 coordinate tests at N = 1000 (thresholds 474 and 4244 rejections)."""
+    n = 400_000
+    _check_rates(_coordinate_rejections(_centred_exponential, 1000, n, seed=1000), n)
+
+
+def test_mean_test_refuses_fewer_episodes_than_it_can_vouch_for():
+    from pgexact.estimators import MIN_EPISODES, Estimate, mean_test
+
+    est = Estimate(_centred_exponential(np.random.default_rng(0), (40, 2)))
+    with pytest.raises(ValueError, match=f"40 episodes, fewer than MIN_EPISODES={MIN_EPISODES}"):
+        mean_test(est, [0.0, 0.0])
+    # the array form states only an asymptotic level and still runs
+    assert mean_test(est.mean, est.std_error, [0.0, 0.0]).threshold > 0

@@ -416,12 +416,6 @@ def estimator_moments(
             "pass only the arguments of the estimator you name"
         )
     H = number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
-    if H > MAX_MOMENT_STEPS:
-        raise ValueError(
-            f"estimator_moments with horizon H={H} would run its recursions over {H} time steps, "
-            f"about {H * _SECONDS_PER_STEP:.3g} s or more, beyond MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: use a "
-            "shorter horizon (a discounted episode of T = 40/(1 - gamma) steps leaves out gamma^T < 1e-17 of J)"
-        )
     S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
     if directions is None:
         D = None
@@ -439,6 +433,12 @@ def estimator_moments(
             f"estimator_moments would need about {need / 2**30:.1f} GiB for S*A={S * nA}, k={k} columns "
             f"and horizon H={H} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
             "few directions, or a smaller problem"
+        )
+    if H > MAX_MOMENT_STEPS:
+        raise ValueError(
+            f"estimator_moments with horizon H={H} would run its recursions over {H} time steps, "
+            f"about {H * _SECONDS_PER_STEP:.3g} s or more, beyond MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: use a "
+            "shorter horizon (a discounted episode of T = 40/(1 - gamma) steps leaves out gamma^T < 1e-17 of J)"
         )
     pi = policy.probs(theta)
     live = ~np.asarray(mdp.terminal)

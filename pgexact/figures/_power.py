@@ -48,7 +48,7 @@ def make_test_power(fig: Figure) -> None:
     g = policy_gradient(mdp, policy, theta)
     pi = policy.probs(theta)
     bias = 0.05 * float(sd.max()) * shift
-    grid = np.array([100, 400, 1600])
+    grid = np.array([200, 400, 1600])  # mean_test needs MIN_EPISODES = 160 episodes
     predicted = [mean_test_power(moments.covariance, bias, int(k), false_alarm=FALSE_ALARM) for k in grid]
     observed = []
     for k, N in enumerate(grid):
