@@ -346,3 +346,171 @@ def test_mean_test_refuses_fewer_episodes_than_it_can_vouch_for():
         mean_test(est, [0.0, 0.0])
     # the array form states only an asymptotic level and still runs
     assert mean_test(est.mean, est.std_error, [0.0, 0.0]).threshold > 0
+
+
+# --------------------------------------------------------------------------- bad input
+def _trajectories():
+    mdp = mdps.random_mdp(3, 2, gamma=0.9, seed=0)
+    return pg.rollout(mdp, np.full((3, 2), 0.5), 6, geometric=True, seed=0)
+
+
+def test_trajectories_methods_validate_their_arguments():
+    tr = _trajectories()
+    M = tr.n_transitions
+    with pytest.raises(ValueError, match=rf"values must have shape \(M,\) or \(M, k\) with M = n_transitions = {M}"):
+        tr.per_episode_sum(np.ones(M + 1))
+    with pytest.raises(ValueError, match=r"values\[1\] is nan"):
+        tr.per_episode_sum(np.where(np.arange(M) == 1, np.nan, 1.0))
+    assert np.array_equal(tr.per_episode_sum([1.0] * M), tr.per_episode_sum(np.ones(M)))  # a list is fine
+    with pytest.raises(ValueError, match=r"x must have shape \(M,\)"):
+        tr.reverse_scan(np.ones((M, 2)), 0.5)
+    with pytest.raises(ValueError, match=r"x\[0\] is inf"):
+        tr.reverse_scan(np.where(np.arange(M) == 0, np.inf, 1.0), 0.5)
+    with pytest.raises(ValueError, match="factor is 1.5"):
+        tr.reverse_scan(np.ones(M), 1.5)
+    with pytest.raises(TypeError, match="factor must be a real number"):
+        tr.reverse_scan(np.ones(M), "0.5")
+    with pytest.raises(TypeError, match=r"parts must be a list of Trajectories, got one Trajectories \(wrap it"):
+        pg.Trajectories.concatenate(tr)
+    with pytest.raises(TypeError, match="parts must be a list of Trajectories, got int"):
+        pg.Trajectories.concatenate(3)
+
+
+def test_estimate_covariance_needs_two_episodes():
+    import warnings
+
+    from pgexact.estimators import Estimate
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning from numpy's cov either
+        with pytest.raises(ValueError, match="at least 2 episodes, this estimate has 1"):
+            Estimate(np.ones((1, 3))).covariance
+    assert Estimate(np.arange(6.0).reshape(3, 2)).covariance.shape == (2, 2)
+
+
+def test_power_and_episodes_needed_refuse_a_covariance_that_is_not_psd():
+    from pgexact.estimators import episodes_needed, mean_test_power
+
+    with pytest.raises(ValueError, match="covariance is not positive semi-definite: its smallest eigenvalue is -1"):
+        mean_test_power([[1.0, 2.0], [2.0, 1.0]], [0.1, 0.0], 100)
+    with pytest.raises(ValueError, match="covariance is not positive semi-definite"):
+        episodes_needed([[1.0, 2.0], [2.0, 1.0]], [0.1, 0.0])
+    singular = np.array([[1.0, -1.0], [-1.0, 1.0]])  # PSD, singular (softmax scores): accepted
+    assert 0.0 <= mean_test_power(singular, [0.1, -0.1], 100) <= 1.0
+
+
+def test_exact_source_names_old_and_new_theta_and_checks_v():
+    src = pg.ExactSource(mdps.random_mdp(3, 2, gamma=0.9, seed=0), pg.TabularSoftmax(3, 2))
+    good = np.zeros(6)
+    for method in (src.kl, src.surrogate, src.exact_kl):
+        with pytest.raises(ValueError, match="theta_old must have length n_params=6"):
+            method(np.zeros(5), good)
+        with pytest.raises(ValueError, match="theta_new must have length n_params=6"):
+            method(good, np.zeros(5))
+    oracle = src.at(good)
+    with pytest.raises(TypeError, match="v must be an array of real numbers"):
+        oracle.fisher_vector_product(np.ones(6, dtype=complex))
+    with pytest.raises(ValueError, match=r"v\[2\] is nan"):
+        oracle.fisher_vector_product(np.where(np.arange(6) == 2, np.nan, 1.0))
+
+
+def test_surrogate_batch_subset_checks_index_and_scale():
+    import warnings
+
+    batch = pg.ExactSource(mdps.random_mdp(3, 2, gamma=0.9, seed=0), pg.TabularSoftmax(3, 2)).at(np.zeros(6)).batch
+    with pytest.raises(TypeError, match="index must be integer row indices or a boolean mask, got dtype float64"):
+        batch.subset(np.array([0.0, 1.0]))
+    with pytest.raises(ValueError, match=r"index\[1\] is 6, expected a row in \[-6, 6\)"):
+        batch.subset(np.array([0, 6]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="scale must be a positive finite number, got 0.0"):
+            batch.subset(np.array([0, 1]), scale=0.0)
+    assert batch.subset(np.arange(6) < 3, scale=2.0).n_rows == 3
+
+
+def test_lqr_evaluation_checks_t():
+    from pgexact import lqr
+
+    model = lqr.LQR([[0.5]], [[1.0]], [[1.0]], [[1.0]], gamma=0.9, noise_cov=[[0.1]], Sigma0=[[1.0]])
+    ev = lqr.evaluate(model, [[0.3]])
+    with pytest.raises(TypeError, match="t must be an integer time step, got 'x'"):
+        ev.Q([1.0], [0.0], t="x")  # was ignored
+    with pytest.raises(ValueError, match="t must be 0 for an infinite horizon"):
+        ev.grad_u_Q([1.0], [0.0], t=1)
+    finite = lqr.evaluate(lqr.LQR([[0.5]], [[1.0]], [[1.0]], [[1.0]], gamma=1.0, Sigma0=[[1.0]], horizon=3), [[0.3]])
+    with pytest.raises(TypeError, match="t must be an integer time step, got 2.0"):
+        finite.V([1.0], t=2.0)  # was an IndexError
+    with pytest.raises(ValueError, match=r"t must satisfy 0 <= t < horizon=3, got 3"):
+        finite.Q([1.0], [0.0], t=3)
+    assert np.isfinite(finite.V([1.0], t=2))
+
+
+def test_lqr_soft_optimal_v_checks_x_and_gaussian_noise_cov_does_not_overflow():
+    import warnings
+
+    from pgexact import lqr
+
+    model = lqr.LQR([[0.5]], [[1.0]], [[1.0]], [[1.0]], gamma=0.9, noise_cov=[[0.1]], Sigma0=[[1.0]])
+    with pytest.raises(ValueError, match=r"x must have shape \(\.\.\., n_states=1\), got \(\)"):
+        lqr.soft_optimal(model, 0.5).V(0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lqr.LinearGaussian(1, 1, noise_cov=[[1e308]])  # symmetrized without overflow
+        with pytest.raises(ValueError, match="noise_cov must be symmetric"):
+            lqr.LinearGaussian(2, 2, noise_cov=[[1.0, 1e308], [-1e308, 1.0]])
+
+
+def test_alias_table_methods_validate_their_arguments():
+    import scipy.sparse
+
+    from pgexact.sampling import AliasTable
+
+    with pytest.raises(ValueError, match=r"probs\[0, :\] sums to 0.5"):
+        AliasTable.from_probs([[0.25, 0.25]])
+    with pytest.raises(ValueError, match=r"probs must have shape \(R, K\) with R, K >= 1"):
+        AliasTable.from_probs(np.zeros((0, 2)))
+    with pytest.raises(TypeError, match="codes must be an integer array"):
+        AliasTable.from_probs([[0.5, 0.5]], codes=[0.5, 1.5])
+    with pytest.raises(TypeError, match="matrix must be a 2-D scipy.sparse matrix"):
+        AliasTable.from_sparse_rows([[0.5, 0.5]])
+    with pytest.raises(ValueError, match=r"matrix\[0, :\] sums to 2"):
+        AliasTable.from_sparse_rows(scipy.sparse.csr_array([[1.0, 1.0]]))
+    table = AliasTable.from_probs([[0.5, 0.5], [0.1, 0.9]])
+    with pytest.raises(ValueError, match=r"rows\[1\] is 2, expected a row in \[0, 2\)"):
+        table.sample(np.array([0, 2]), np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match=r"u\[0\] is 1.0, expected a uniform in \[0, 1\)"):
+        table.sample(np.array([0]), np.array([1.0]))
+    with pytest.raises(TypeError, match="rows must be integer row indices"):
+        table.sample(np.array([0.0]), np.array([0.5]))
+    with pytest.raises(ValueError, match="u must have the shape of rows"):
+        table.sample(np.array([0, 1]), np.array([0.5]))
+    assert table.sample(np.array([1, 1]), np.array([0.0, 0.99])).tolist() == [0, 1]
+
+
+def test_theorem_outcome_names_a_bad_instance():
+    from pgexact.theorems import registry
+
+    thm = registry.all_theorems()[0]
+    with pytest.raises(TypeError, match="instance must be an instance of theorem"):
+        thm.outcome(None)
+    with pytest.raises(TypeError, match="instance must be an instance of theorem"):
+        thm.outcome(object())
+
+
+def test_figures_render_refuses_a_file_as_out_dir(tmp_path):
+    from pgexact import figures
+
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="out_dir=.*a_file' is a file, expected a directory"):
+        figures.render(["test_power"], out_dir=path, progress=False)
+    with pytest.raises(ValueError, match="lies under .*a_file', which is a file"):
+        figures.render(["test_power"], out_dir=path / "sub", progress=False)
+
+
+def test_bandit_errors_name_means():
+    with pytest.raises(ValueError, match=r"means\[1\] is 1e\+301"):
+        mdps.bandit([1.0, 1e301])
+    with pytest.raises(ValueError, match=r"means\[0\] is nan"):
+        mdps.bandit([np.nan, 1.0])

@@ -72,7 +72,12 @@ class Estimate(ReadOnlyOnCopy):
 
     @property
     def covariance(self) -> np.ndarray:
-        """Sample covariance of the per-episode terms (flattened), shape (d, d)."""
+        """Sample covariance of the per-episode terms (flattened), shape (d, d); needs N >= 2."""
+        if self.n < 2:
+            raise ValueError(
+                f"Estimate.covariance needs at least 2 episodes, this estimate has {self.n}: a sample "
+                "covariance is undefined from one"
+            )
         flat = self.samples.reshape(self.n, -1)
         return np.atleast_2d(np.cov(flat, rowvar=False, ddof=1))
 

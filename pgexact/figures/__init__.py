@@ -194,8 +194,9 @@ def render(
         Figure names (default: all of :data:`FIGURES`). Unknown names raise ``ValueError``
         listing the valid ones, before anything is drawn.
     out_dir : path-like
-        Output directory; created if missing. If it cannot be written, ``PermissionError`` /
-        ``NotADirectoryError`` (both ``OSError``) is raised and nothing is written.
+        Output directory; created if missing. An existing path that is not a directory raises
+        ``ValueError`` naming it; one that cannot be written, ``PermissionError`` (an
+        ``OSError``). Either way nothing is written.
     fmt : {"png", "svg", "pdf"}
     progress : bool
         Show a tqdm progress bar on stderr.
@@ -210,6 +211,10 @@ def render(
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError(f"out_dir must be a str or a path-like object, got {type(out_dir).__name__}")
+    blocker = next((p for p in (Path(out_dir), *Path(out_dir).parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        what = "is" if blocker == Path(out_dir) else f"lies under {str(blocker)!r}, which is"
+        raise ValueError(f"out_dir={str(out_dir)!r} {what} a file, expected a directory")
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
     chosen = _check_names(names)

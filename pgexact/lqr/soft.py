@@ -318,6 +318,8 @@ class SoftOptimal(ReadOnlyOnCopy):
     def V(self, x: Any) -> np.ndarray:
         r""":math:`V^*(x) = -(x^\top P^* x + d^*)`, x (..., n) -> (...)."""
         x = as_float_array("x", x)
+        if x.shape[-1:] != (self.lqr.n_states,):
+            raise ValueError(f"x must have shape (..., n_states={self.lqr.n_states}), got {x.shape}")
         return -(np.einsum("...i,ij,...j->...", x, self.P, x) + self.offset)
 
 
