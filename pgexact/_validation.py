@@ -287,7 +287,13 @@ def check_symmetric(name: str, arr: np.ndarray) -> np.ndarray:
             f"{name} must be symmetric: {name}[{i}, {j}] = {arr[i, j]:.17g} but "
             f"{name}[{j}, {i}] = {arr[j, i]:.17g} (relative tolerance {SYMMETRY_RTOL:g})"
         )
-    return arr / 2 + arr.T / 2  # halves first: no overflow near the float64 limit
+    if np.array_equal(arr, arr.T):
+        return arr.copy()
+    with np.errstate(over="ignore", under="ignore"):
+        sym = 0.5 * (arr + arr.T)
+        if not np.isfinite(sym).all():  # a sum beyond float64: halves first
+            sym = arr / 2 + arr.T / 2
+    return sym
 
 
 def check_semidefinite(name: str, arr: np.ndarray, strict: bool = False) -> None:
