@@ -81,8 +81,9 @@ def specs(FigureSpec):  # noqa: N803 - the class is passed in to avoid a circula
             "bias in the noisiest coordinate of the reward-to-go estimator, predicted from the exact per-episode "
             "covariance (estimator_moments) by mean_test_power, with the episodes needed for 90% power "
             "(episodes_needed); right, the predicted power against the rejection rate observed over 100 seeds of "
-            "pgexact.rollout. Sources: the normal approximation of the Studentized mean; Bonferroni's inequality; "
-            "Genz (1992) for the rectangle probabilities.",
+            "pgexact.rollout. Sources: Hall (1992), the skewness-corrected Studentized mean, against Student's t "
+            "quantile; the normal approximation for the power; Bonferroni's inequality; Genz (1992) for the "
+            "rectangle probabilities.",
             make_test_power, (12.0, 4.8),
         ),
     ]
