@@ -267,7 +267,9 @@ def test_average_structured_elimination_on_ordinary_chains(seed, monkeypatch):
     elimination matters."""
     from pgexact import average
 
-    monkeypatch.setattr(average, "_MAX_LU_CONDITION", 0.5)  # no LU answer is accepted
+    from pgexact.average import _structured
+
+    monkeypatch.setattr(_structured, "_MAX_LU_CONDITION", 0.5)  # no LU answer is accepted
     mdp = mdps.random_mdp(7, 2, gamma=0.9, seed=seed)
     pi = np.random.default_rng(seed).dirichlet(np.ones(2), size=7)
     rho, d, h = _exact_average(np.asarray(mdp.P), np.asarray(mdp.r), pi)
