@@ -111,8 +111,10 @@ class SurrogateBatch(ReadOnlyOnCopy):
         ``index``: integer row indices in [-n, n) or a boolean mask of length n; ``scale``: a
         positive finite number.
         """
-        index = _check_rows("index", index, self.n_rows)
-        scale = check_positive_finite("scale", scale)
+        return self._subset(_check_rows("index", index, self.n_rows), check_positive_finite("scale", scale))
+
+    def _subset(self, index: np.ndarray, scale: float) -> "SurrogateBatch":
+        """:meth:`subset` of checked row indices and scale (PPO's minibatch loop)."""
         return SurrogateBatch(
             states=self.states[index],
             actions=self.actions[index],
