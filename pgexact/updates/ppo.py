@@ -94,7 +94,7 @@ def _ascent(
     for _ in range(epochs):
         perm = rng.permutation(n)  # type: ignore[union-attr]
         for idx in np.array_split(perm, min(n_minibatches, n)):
-            mb = batch.subset(idx, scale=n / idx.shape[0])
+            mb = batch._subset(idx, n / idx.shape[0])
             theta = theta + lr * objective_and_grad(mb, theta)[1]
         history.append(objective_and_grad(batch, theta)[0])
     return theta, np.asarray(history)
