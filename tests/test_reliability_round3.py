@@ -517,3 +517,15 @@ def test_bandit_errors_name_means():
         mdps.bandit([1.0, 1e301])
     with pytest.raises(ValueError, match=r"means\[0\] is nan"):
         mdps.bandit([np.nan, 1.0])
+
+
+@pytest.mark.parametrize("kwargs", [{"epochs": 10**12}, {"epochs": 10**4, "n_minibatches": 10**3}])
+def test_ppo_refuses_an_ascent_too_long_to_finish(kwargs: dict) -> None:
+    """A PPO ascent of 10**12 epochs used to run for ever: it is refused up front with its length."""
+    from pgexact.mdps import random_mdp
+    from pgexact.updates import ExactSource, ppo_update
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    src = ExactSource(mdp, pg.TabularSoftmax(3, 2))
+    with pytest.raises(ValueError, match=r"epochs=.* time steps"):
+        ppo_update(src, np.zeros(6), clip=0.2, lr=0.1, seed=0, **kwargs)
