@@ -142,6 +142,10 @@ from . import _power  # power of the unbiasedness test, predicted and observed
 
 _SPECS.extend(_power.specs(FigureSpec))
 
+from . import _conformance  # noqa: E402 - per-state weights of library conventions vs d_pi
+
+_SPECS.extend(_conformance.specs(FigureSpec))
+
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
 FIGURES: tuple[str, ...] = tuple(REGISTRY)
