@@ -82,7 +82,9 @@ class BatchCovariance:
 
     def __post_init__(self) -> None:
         for name in ("mean", "covariance", "probabilities", "env_updates"):
-            getattr(self, name).flags.writeable = False
+            arr = getattr(self, name)
+            if isinstance(arr, np.ndarray):  # a plain record: anything else is stored as given
+                arr.flags.writeable = False
 
 
 def _expand(mdp: FiniteMDP, P: np.ndarray, pi: np.ndarray, T: int, nxt: bool,
