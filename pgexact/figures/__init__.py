@@ -142,6 +142,10 @@ from . import _power  # power of the unbiasedness test, predicted and observed
 
 _SPECS.extend(_power.specs(FigureSpec))
 
+from . import _second_order  # the exact Hessian's spectrum along a policy-gradient path
+
+_SPECS.extend(_second_order.specs(FigureSpec))
+
 from . import _conformance  # noqa: E402 - per-state weights of library conventions vs d_pi
 
 _SPECS.extend(_conformance.specs(FigureSpec))
