@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_memory, check_positive_int
 from ..exact.evaluation import _evaluate
 from ..models.finite_mdp import FiniteMDP, check_mdp
 from ..policies.softmax import softmax_rows
@@ -92,6 +92,8 @@ def _expand(mdp: FiniteMDP, P: np.ndarray, pi: np.ndarray, T: int, nxt: bool,
     """Every one-step continuation of every path: (parent, a, s', s0, prob, recorded fields, new state)."""
     S, A = mdp.n_states, mdp.n_actions
     N = prob.size
+    check_memory(f"batch_covariance expanding {N} paths {where} (S = {S}, A = {A})", 4 * 8.0 * N * A * S * S,
+                 "lower n_steps, time_limit or the batch index, or use a smaller problem")
     p_a = pi[obs]  # (N, A)
     if nxt:
         dummy = pending
