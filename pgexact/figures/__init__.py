@@ -146,6 +146,10 @@ from . import _second_order  # the exact Hessian's spectrum along a policy-gradi
 
 _SPECS.extend(_second_order.specs(FigureSpec))
 
+from . import _conformance  # noqa: E402 - per-state weights of library conventions vs d_pi
+
+_SPECS.extend(_conformance.specs(FigureSpec))
+
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
 FIGURES: tuple[str, ...] = tuple(REGISTRY)
