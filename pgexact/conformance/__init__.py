@@ -9,7 +9,11 @@
   batches from one continuous stream;
 * :func:`audit` — runs a driver (a library's own collection, buffer and loss code, see
   :mod:`pgexact.conformance.drivers`) or a user's update function and reports the conventions
-  its updates are consistent with, and their angle to the exact policy gradient.
+  its updates are consistent with, and their angle to the exact policy gradient;
+* :func:`update_surrogate` — the exact expected update of any torch network or JAX function
+  (a scalar whose gradient is :math:`J^\top w`);
+* :func:`batch_covariance` — the exact covariance of one batch's update (tiny instances, by
+  enumeration).
 """
 
 from ._driver import DriverRun, TransitionBatch
@@ -21,3 +25,8 @@ __all__ = ["Convention", "PRESETS", "DriverRun", "TransitionBatch", "ExpectedUpd
 from .audit import AuditReport, audit  # noqa: E402
 
 __all__ += ["AuditReport", "audit"]
+
+from .adapters import update_surrogate, update_weights  # noqa: E402
+from .covariance import BatchCovariance, batch_covariance  # noqa: E402
+
+__all__ += ["update_surrogate", "update_weights", "BatchCovariance", "batch_covariance"]

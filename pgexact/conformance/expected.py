@@ -52,8 +52,10 @@ of batch ``b`` as b grows whenever the episode-length law is aperiodic.
 
 Sources: GAE, Schulman et al. 2016, eq. 16; the renewal equation, Feller 1968, vol. 1,
 ch. XIII; course notes "Policy gradient methods", sections "Advantage estimation" and "The
-policy gradient theorem". Not covered: the exact covariance of a batch's update (the tests
-estimate it from the data by batch means), and the exact expectation of a normalized update
+policy gradient theorem". The exact covariance of a batch's update is
+:func:`~pgexact.conformance.covariance.batch_covariance` (tiny instances, by enumeration; the
+audit's tests estimate it from the data by batch means). Not covered: the exact expectation of a
+normalized update
 (its direction is checked by :func:`~pgexact.conformance.stats.parallel_test`).
 """
 
