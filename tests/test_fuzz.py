@@ -504,16 +504,9 @@ def test_live_objects_are_valid() -> None:
             assert type(make()) is cls, cls
 
 
-_ROUND3 = "bad input not yet validated ("
 #: Methods that still fail the rule, each with the failure: expected failures (reported as XFAIL, and
 #: as XPASS once fixed, when the entry is to be removed), never skipped.
-KNOWN_FAILURES = {
-    "pgexact.updates.SampledSource.kl": _ROUND3 + "says theta, not theta_old / theta_new)",
-    "pgexact.updates.SampledSource.surrogate": _ROUND3 + "says theta, not theta_old / theta_new)",
-    "pgexact.theorems.Theorem.outcome": _ROUND3 + "instance=None: TypeError from unpacking)",
-    "pgexact.theorems.Theorem.run": _ROUND3 + "instance=None: TypeError from unpacking, via outcome)",
-    "pgexact.updates.SampledOracle.fisher_vector_product": _ROUND3 + "v complex: numpy's message)",
-}
+KNOWN_FAILURES: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("member", [

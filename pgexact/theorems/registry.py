@@ -140,22 +140,40 @@ class Theorem:
         ``instance`` is what this theorem's ``instance(rng)`` draws; anything else (``None``, an
         object without the fields the residual reads) raises ``TypeError`` naming it.
         """
+        self._check_instance(instance)
+        try:
+            return _as_outcome(self.residual(instance))
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+            self._refuse_foreign(instance, exc)
+            raise
+
+    def _check_instance(self, instance: Any) -> None:
         if instance is None:
             raise TypeError(
                 f"instance must be an instance of theorem {self.id!r}, as drawn by its instance(rng), got None"
             )
-        try:
-            return _as_outcome(self.residual(instance))
-        except AttributeError as exc:
+
+    def _refuse_foreign(self, instance: Any, exc: BaseException) -> None:
+        """After the residual failed: a ``TypeError`` naming ``instance`` if it is not of the kind
+        this theorem draws (one instance is drawn to compare types; only on this error path)."""
+        drawn = self.instance(np.random.default_rng(0))
+        if type(instance) is not type(drawn) or (
+            isinstance(drawn, tuple) and len(instance) != len(drawn)
+        ):
             raise TypeError(
-                f"instance must be an instance of theorem {self.id!r}, as drawn by its instance(rng), "
-                f"got {type(instance).__name__} ({exc})"
+                f"instance must be an instance of theorem {self.id!r}, as drawn by its instance(rng) "
+                f"(a {type(drawn).__name__}), got {type(instance).__name__} ({exc})"
             ) from exc
 
     def run(self, instance: Any, with_controls: bool = False) -> tuple[Outcome, tuple[float, ...]]:
         """The outcome on ``instance`` and, if ``with_controls``, every control's residual."""
+        self._check_instance(instance)
         if self.evaluate is not None:
-            return self.evaluate(instance, with_controls)
+            try:
+                return self.evaluate(instance, with_controls)
+            except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+                self._refuse_foreign(instance, exc)
+                raise
         out = self.outcome(instance)
         if not with_controls:
             return out, ()

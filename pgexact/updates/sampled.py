@@ -142,7 +142,7 @@ class SampledOracle:
 
     def fisher_vector_product(self, v: Any) -> np.ndarray:
         r""":math:`\hat F v = \sum_{s,a} \hat c(s,a)\, \psi(s,a)(\psi(s,a)^\top v)`, shape (n_params,)."""
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
+        v = check_theta(v, self.policy.n_params, name="v")
         sd = self.policy.score_dot(self.theta, v)
         return self.policy.score_contract(self.theta, self.sa_weights * sd)
 
@@ -305,10 +305,12 @@ class SampledSource:
 
     def surrogate(self, theta_old: Any, theta_new: Any, seed: Seed | None = None) -> float:
         """Estimated surrogate of ``theta_new`` from episodes of ``theta_old``."""
+        theta_old = check_theta(theta_old, self.n_params, name="theta_old")
         return self.at(theta_old, seed).surrogate(theta_new)
 
     def kl(self, theta_old: Any, theta_new: Any, seed: Seed | None = None) -> float:
         """Estimated :math:`E_{d_{old}} KL(\\pi_{old}\\|\\pi_{new})` at sampled states of ``theta_old``."""
+        theta_old = check_theta(theta_old, self.n_params, name="theta_old")
         return self.at(theta_old, seed).kl(theta_new)
 
     # ---- exact references for train() (the problem is a finite MDP)
