@@ -56,9 +56,12 @@ def run_verify(
     -------
     list of dict
         Keys: ``id, statement, source, reference, kind, instances, max_residual, tolerance,
-        tolerance_reason, tightest_ratio, control_power, passed, seconds, cpu_seconds`` (and
-        ``error`` when an instance raised). ``tightest_ratio`` is the largest ``lhs / rhs`` seen
-        (inequalities; else None); ``control_power`` maps each control's name to its power (None
+        tolerance_reason, tightest_ratio, discrimination, loose_reason, control_power, passed,
+        seconds, cpu_seconds`` (and ``error`` when an instance raised). ``tightest_ratio`` is the
+        largest ``lhs / rhs`` seen (inequalities; else None); ``discrimination`` its inverse, the
+        largest factor by which the bound could be tightened with no instance failing (1.0 =
+        binding; None without a ratio); ``loose_reason`` the theorem's statement of why its bound
+        cannot come within a factor 2 ("" when it can); ``control_power`` maps each control's name to its power (None
         without ``controls``); ``seconds`` is wall-clock time, ``cpu_seconds`` the process's CPU
         time (user + sys, which a loaded machine does not inflate).
     """
@@ -88,7 +91,7 @@ def _verify_rows(selected: list, instances: int, seed: int, progress: bool, cont
     """The rows of :func:`run_verify` for the ``selected`` theorems."""
     from tqdm import tqdm
 
-    from .theorems.registry import CONTROL_FACTOR
+    from .theorems.registry import CONTROL_FACTOR, discrimination
 
     rows = []
     bar = tqdm(selected, desc="verify", unit="thm", disable=not progress, file=sys.stderr)
@@ -131,6 +134,8 @@ def _verify_rows(selected: list, instances: int, seed: int, progress: bool, cont
                 "tolerance": thm.tolerance,
                 "tolerance_reason": thm.tolerance_reason,
                 "tightest_ratio": ratio,
+                "discrimination": discrimination(ratio) if thm.kind == "inequality" else None,
+                "loose_reason": thm.loose_reason,
                 "control_power": power,
                 "passed": passed,
                 "seconds": time.perf_counter() - start,
@@ -154,8 +159,20 @@ def _power_cell(row: dict) -> str:
     return "/".join(f"{p:.2f}" for p in power.values())
 
 
+def _discrimination_cell(row: dict) -> str:
+    """The discrimination (1.00 = binding), marked ``(loose)`` when the theorem says why it cannot be below 2."""
+    value = row.get("discrimination")
+    if value is None:
+        text = "-"
+    elif not np.isfinite(value):
+        text = "inf"
+    else:
+        text = f"{value:.2f}" if value < 100 else f"{value:.3g}"
+    return text + (" (loose)" if row.get("loose_reason") else "")
+
+
 def _print_table(rows: list[dict], controls: bool) -> None:
-    headers = ["theorem", "reference", "instances", "max residual", "tolerance", "tightest ratio"]
+    headers = ["theorem", "reference", "instances", "max residual", "tolerance", "tightest ratio", "discrimination"]
     if controls:
         headers.append("control power")
     headers.append("status")
@@ -168,6 +185,7 @@ def _print_table(rows: list[dict], controls: bool) -> None:
             f"{r['max_residual']:.2e}",
             f"{r['tolerance']:.2g}",
             "-" if r["tightest_ratio"] is None else f"{r['tightest_ratio']:.4f}",
+            _discrimination_cell(r),
         ]
         if controls:
             cells.append(_power_cell(r))
@@ -178,6 +196,11 @@ def _print_table(rows: list[dict], controls: bool) -> None:
     print("  ".join("-" * w for w in widths))
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    loose = [r for r in rows if r.get("loose_reason")]
+    if loose:
+        print("\n(loose) bounds that no instance brings within a factor 2 of binding, and why:")
+        for r in loose:
+            print(f"  {r['id']}: {r['loose_reason']}")
     n_fail = sum(not r["passed"] for r in rows)
     print(f"\n{len(rows) - n_fail} passed, {n_fail} failed")
     for r in rows:

@@ -43,6 +43,7 @@ __all__ = [
     "all_theorems",
     "get",
     "relative_error",
+    "discrimination",
     "UnknownTheoremError",
     "THEOREM_MODULES",
     "CONTROL_FACTOR",
@@ -118,6 +119,11 @@ class Theorem:
         residual and (if asked) every control's residual on one instance, sharing the reference
         computation. Built by the constructors; :meth:`run` falls back to ``residual`` and the
         controls' own functions when absent.
+    loose_reason : str
+        Inequalities only: why no instance can bring the bound within a factor 2 of binding (the
+        bound is loose by nature, e.g. Pinsker's factor 2), or what the check claims instead. Empty
+        when the registered instances bring the bound within a factor 2 (its *discrimination*,
+        see :func:`discrimination`, is below 2), which a test enforces.
     """
 
     id: str
@@ -131,6 +137,7 @@ class Theorem:
     controls: tuple[Control, ...] = ()
     kind: str = "custom"
     evaluate: Callable[[Any, bool], tuple[Outcome, tuple[float, ...]]] | None = None
+    loose_reason: str = ""
 
     def outcome(self, instance: Any) -> Outcome:
         """The residual (and ratio, for inequalities) on a given instance."""
@@ -148,6 +155,29 @@ class Theorem:
     def check(self, rng: np.random.Generator) -> float:
         """Draw one instance from ``rng`` and return its residual."""
         return self.outcome(self.instance(rng)).residual
+
+
+def discrimination(tightest_ratio: float | None) -> float | None:
+    r"""The largest factor by which a bound can be tightened with no instance failing: ``1 / max(lhs / rhs)``.
+
+    For an inequality :math:`\ell \le r` with non-negative sides, tightening the bound by a factor
+    :math:`f` (dividing the larger side by f, or multiplying the smaller one) leaves every instance
+    passing exactly when :math:`f \le \min r/\ell`. 1.0 means the bound binds on some instance;
+    ``inf`` that the left side was 0 everywhere; None when no ratio is defined (signed sides, or not
+    an inequality).
+
+    Examples
+    --------
+    >>> discrimination(0.8)
+    1.25
+    >>> discrimination(None) is None
+    True
+    """
+    if tightest_ratio is None:
+        return None
+    if not tightest_ratio > 0:  # 0: nothing came near the bound; NaN never happens (ratios of finite sides)
+        return float("inf")
+    return 1.0 / float(tightest_ratio)
 
 
 def _guard(control: Callable[[], float]) -> float:
@@ -280,13 +310,16 @@ def inequality(
     tolerance_reason: str,
     mutants: dict[str, tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]],
     floor: float = 1.0,
+    loose_reason: str = "",
 ) -> Theorem:
     """Register the inequality ``lhs(instance) <= rhs(instance)`` (scalars or arrays, elementwise).
 
     The residual is the largest positive part of ``lhs - rhs`` relative to ``max(|rhs|, floor)``;
     the ratio ``max lhs / rhs`` is reported for non-negative sides (the tightest seen tells how
-    close the bound comes to binding). Each mutant is a pair ``(lhs_mutant, rhs_mutant)``;
-    ``None`` keeps that side as it is.
+    close the bound comes to binding; its inverse is the theorem's :func:`discrimination`). Each
+    mutant is a pair ``(lhs_mutant, rhs_mutant)``; ``None`` keeps that side as it is.
+    ``loose_reason`` states why no instance brings the bound within a factor 2 of binding (empty
+    when the instances do).
 
     Raises
     ------
@@ -300,6 +333,7 @@ def inequality(
     tolerance = check.real("tolerance", tolerance, low=0.0)
     floor = check.real("floor", floor, low=0.0, low_open=False)
     mutants = check.mutants("mutants", mutants, pairs=True)
+    check.text("loose_reason", loose_reason, empty=True)
     pairs = tuple(mutants.values())
 
     def residual(inst: Any) -> Outcome:
@@ -339,6 +373,7 @@ def inequality(
             controls=tuple(Control(name, control(pair)) for name, pair in mutants.items()),
             kind="inequality",
             evaluate=evaluate,
+            loose_reason=loose_reason,
         )
     )
 
@@ -444,6 +479,7 @@ def register(theorem: Theorem) -> Theorem:
         raise TypeError(f"theorem.controls must be a tuple of Control, got {_short(theorem.controls)}")
     if theorem.evaluate is not None:
         check.function("theorem.evaluate", theorem.evaluate)
+    check.text("theorem.loose_reason", theorem.loose_reason, empty=True)
     if theorem.id in _REGISTRY:
         raise ValueError(f"theorem id {theorem.id!r} is registered twice")
     _REGISTRY[theorem.id] = theorem
