@@ -177,10 +177,33 @@ def npg_bound(run: NPGRun, power: float = 1.0) -> np.ndarray:
     return (np.log(run.n_actions) / run.eta + 1.0 / (1.0 - run.gamma) ** 2) / run.t**power
 
 
-def _npg_instance(rng: np.random.Generator) -> NPGRun:
+def npg_bandit(rng: np.random.Generator, T: int = 30) -> NPGRun:
+    r"""A one-state instance at γ = 0 (A in {2, 3, 4}, one reward 1 and the others 0, η in [0.05, 0.1]) where the
+    first term of Agarwal et al.'s bound comes closest to binding: from uniform, the gap after T steps is
+    :math:`(A-1)/(A-1+e^{x})` with :math:`x = \eta T`, and :math:`\max_x x(A-1)/((A-1+e^x)\log A)` is 0.40 (A = 2)
+    to 0.43 (A = 4), below 1/2 for every A."""
+    A = int(rng.integers(2, 5))
+    r = np.zeros((1, A))
+    r[0, int(rng.integers(A))] = 1.0
+    return npg_run(Tabular(np.ones((1, A, 1)), r, np.ones(1), np.ones(1), 0.0), float(rng.uniform(0.05, 0.1)), T)
+
+
+@dataclass(frozen=True)
+class NPGPair:
+    """A random MDP (the theorem's generality) and a one-state instance (its first term), checked together."""
+
+    random: NPGRun
+    bandit: NPGRun
+
+
+def _npg_instance(rng: np.random.Generator) -> NPGPair:
     # small steps and moderate gamma: log|A|/(eta T) dominates and the bound comes within ~3x of the gap
     m = random_tabular(rng, (0.3, 0.7))
-    return npg_run(m, float(rng.choice([0.01, 0.02, 0.05])), 30)
+    return NPGPair(npg_run(m, float(rng.choice([0.01, 0.02, 0.05])), 30), npg_bandit(rng))
+
+
+def _npg_ratios(power: float = 1.0) -> Callable[[NPGPair], np.ndarray]:
+    return lambda pair: np.array([_ratio(run.gaps, npg_bound(run, power)) for run in (pair.random, pair.bandit)])
 
 
 inequality(
@@ -189,13 +212,18 @@ inequality(
     r"V^*(\rho) - V^{\pi_T}(\rho) \le \frac{\log|A|}{\eta T} + \frac{1}{(1-\gamma)^2 T}",
     source="Agarwal, Kakade, Lee & Mahajan 2021, 'On the Theory of Policy Gradient Methods', JMLR 22, Theorem 16 "
     "(tabular softmax NPG; Theorem 5.3 of the arXiv version)",
-    reference="exact NPG iterates, exact V* by policy iteration; max over T = 1..30 of gap/bound",
+    reference="exact NPG iterates, exact V* by policy iteration; max over T = 1..30 of gap/bound, on a random MDP "
+    "(gamma in [0.3, 0.7]) and on a one-state instance at gamma = 0 (convergence.npg_bandit)",
     instance=_npg_instance,
-    lhs=lambda run: _ratio(run.gaps, npg_bound(run)),
-    rhs=lambda run: 1.0,
+    lhs=_npg_ratios(),
+    rhs=lambda pair: 1.0,
     tolerance=TOL,
     tolerance_reason=REASON,
-    mutants={"a 1/T^2 rate": (lambda run: _ratio(run.gaps, npg_bound(run, 2.0)), None)},
+    mutants={"a 1/T^2 rate": (_npg_ratios(2.0), None)},
+    loose_reason="no instance found within a factor 2: on one-state instances the first term binds at best by "
+    "x(A-1)/((A-1+e^x) log A) < 1/2 (x = eta T; 0.36..0.41 measured), the last iterate of the proof's averaged "
+    "regret; the second term 1/((1-gamma)^2 T) exceeds the largest possible gap 1/(1-gamma) until T > 1/(1-gamma). "
+    "Hence half the first term, or no second term, cannot be rejected; a 1/T^2 rate is",
 )
 
 
@@ -398,6 +426,10 @@ inequality(
     tolerance_reason=REASON,
     mutants={"initial-divergence term D_0*/((theta-1) eta_0) dropped": (
         lambda run: _ratio(run.gaps, xiao_bound(run, with_divergence=False)), None)},
+    loose_reason="no near-binding instance searched for yet: on random 2..4-state MDPs the ratio reaches ~0.25 "
+    "(the rate 1 - 1/theta_rho, theta_rho >= 1/(1-gamma), is at least gamma while PMD with eta_k = eta_0/gamma^k "
+    "converges faster once its steps are large), so a mistake within a factor ~4 of the bound is not rejected; "
+    "dropping the initial-divergence term is",
 )
 
 
