@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-import zlib
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +32,9 @@ class UsageError(Exception):
 
 def _theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
     """Seed of one theorem's instances: depends on the root seed and the id only (not on the registry's order)."""
-    return np.random.SeedSequence([seed, zlib.crc32(theorem_id.encode())])
+    from .theorems.registry import theorem_seed
+
+    return theorem_seed(seed, theorem_id)
 
 
 def run_verify(
@@ -251,6 +252,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.coverage:
+        return _cmd_coverage(args)
     rows = run_verify(args.instances, args.seed, args.only, progress=not args.json, controls=args.controls)
     if args.json:
         json.dump([_json_safe(r) for r in rows], sys.stdout, indent=2, allow_nan=False)
@@ -259,6 +262,40 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         _print_table(rows, args.controls)
     ok = all(r["passed"] for r in rows) and not (args.controls and _weak_controls(rows))
     return 0 if ok else 1
+
+
+def _cmd_coverage(args: argparse.Namespace) -> int:
+    """Print, per public numerical function, the theorems that reach it; exit 1 on an uncovered function
+    missing from the allow-list (``pgexact.theorems._coverage.ALLOWED_UNCOVERED``)."""
+    from .exact._krylov import _one_blas_thread
+    from .theorems._coverage import ALLOWED_UNCOVERED, measure
+    from .theorems.registry import all_theorems
+
+    theorems = all_theorems()
+    if args.only is not None:
+        theorems = [t for t in theorems if fnmatch.fnmatch(t.id, args.only) or args.only in t.id]
+    with _one_blas_thread():
+        cov = measure(theorems, instances=min(args.instances, 2), seed=args.seed)
+    missing = [n for n in cov.uncovered if n not in ALLOWED_UNCOVERED]
+    if args.json:
+        json.dump({"reached": {k: list(v) for k, v in cov.reached.items()}, "uncovered": cov.uncovered,
+                   "allowed": {n: ALLOWED_UNCOVERED[n] for n in cov.uncovered if n in ALLOWED_UNCOVERED},
+                   "unexplained": missing}, sys.stdout, indent=2)
+        print()
+        return 1 if missing else 0
+    width = max(len(n) for n in cov.reached)
+    print(f"{'public function'.ljust(width)}  theorems that reach it")
+    print(f"{'-' * width}  {'-' * 22}")
+    for name, ids in cov.reached.items():
+        if ids:
+            cell = ", ".join(ids[:4]) + (f", ... ({len(ids)} theorems)" if len(ids) > 4 else "")
+        else:
+            cell = "UNCOVERED: " + ALLOWED_UNCOVERED[name] if name in ALLOWED_UNCOVERED else "UNCOVERED (no reason listed)"
+        print(f"{name.ljust(width)}  {cell}")
+    n = len(cov.reached)
+    print(f"\n{n - len(cov.uncovered)} of {n} public functions reached by a theorem; {len(cov.uncovered)} uncovered "
+          f"({len(cov.uncovered) - len(missing)} with a stated reason, {len(missing)} without)")
+    return 1 if missing else 0
 
 
 def _cmd_errata(args: argparse.Namespace) -> int:
@@ -304,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run every negative control and report its power (fraction of instances on which it is "
         "rejected); exit 1 if a control's power is below 0.9",
+    )
+    v.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print, per public numerical function, the theorems that reach it (traced on 1-2 instances per "
+        "theorem); exit 1 if a function is reached by none and has no stated reason",
     )
     v.set_defaults(func=_cmd_verify)
     e = sub.add_parser("errata", help="list the errors of the course notes with numerical witnesses")

@@ -22,6 +22,7 @@ Modules that define theorems call them at import time; the catalogue of modules 
 from __future__ import annotations
 
 import importlib
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -54,6 +55,7 @@ __all__ = [
 THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
     "convergence_entropy", "finite_kl",
+    "policy_free",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
@@ -485,6 +487,12 @@ def register(theorem: Theorem) -> Theorem:
     _REGISTRY[theorem.id] = theorem
     return theorem
 
+
+
+def theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
+    """Seed of one theorem's instances in ``pgexact verify``: depends on the root seed and the id only (not on
+    the registry's order), so a row is reproducible on its own and does not change when theorems are added."""
+    return np.random.SeedSequence([seed, zlib.crc32(theorem_id.encode())])
 
 
 def _load() -> None:
