@@ -224,7 +224,8 @@ def _direction(pr: Problem) -> np.ndarray:
 
 
 def _richardson_J(pr: Problem) -> float:
-    """Richardson-extrapolated central difference of the library's J along a fixed unit direction.
+    """Richardson-extrapolated central difference of the reference J (dense LU solve or backward recursion,
+    written from the model's data) along a fixed unit direction.
 
     With h = 1e-3 the extrapolated error is O(h^4) J^(5) ≈ 1e-12 and rounding is
     O(eps |J| / h) ≈ 1e-13 (J = O(1)-O(20)): well below the tolerance.
@@ -232,7 +233,7 @@ def _richardson_J(pr: Problem) -> float:
     v = _direction(pr)
 
     def J(t: float) -> float:
-        return exact.evaluate(pr.mdp, pr.policy.probs(pr.theta + t * v)).J
+        return float(np.real(_J(pr, ref.probs(pr.policy, pr.theta + t * v))))
 
     h = 1e-3
     d1 = (J(h) - J(-h)) / (2 * h)
@@ -248,12 +249,14 @@ identity(
     id="pg.central_difference",
     statement=r"v^\top\nabla J(\theta) = \lim_{h\to 0} \frac{J(\theta+hv)-J(\theta-hv)}{2h}",
     source="definition of the derivative; Richardson extrapolation of central differences",
-    reference="Richardson-extrapolated central differences (h = 1e-3) of the value J returned by pgexact.evaluate",
+    reference="Richardson-extrapolated central differences (h = 1e-3) of J computed by a dense LU solve (finite "
+    "horizon: backward recursion) written from the model's data, not by pgexact.evaluate",
     instance=_multi_step,
     computed=lambda pr: exact.policy_gradient(pr.mdp, pr.policy, pr.theta) @ _direction(pr),
     expected=_richardson_J,
-    tolerance=1e-8,
-    tolerance_reason="O(h^4) truncation (~1e-12) plus O(eps/h) rounding (~1e-13) with h = 1e-3",
+    tolerance=1e-9,
+    tolerance_reason="O(h^4 J^(5)) truncation plus O(eps |J|/h) rounding with h = 1e-3: measured residuals <= 1.4e-11 "
+    "over 200 instances (the truncation grows with the parameter scale 3), a margin of ~70",
     mutants={
         "transposed P (P[s', a, s])": lambda pr: exact.policy_gradient(_transposed_mdp(pr.mdp), pr.policy, pr.theta)
         @ _direction(pr)
