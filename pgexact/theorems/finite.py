@@ -322,12 +322,15 @@ identity(
 )
 
 
-def _drift_instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
-    """Random MDPs, and (one in two) MDPs whose actions move deterministically to distinct states,
-    where the bound binds at t = 1 when the policy change has the same TV in every state."""
-    if rng.integers(2):
-        pr = random_problem(rng, discounted=False, max_horizon=5)
-        return pr, pr.theta + float(rng.choice([0.05, 0.3, 1.0])) * rng.standard_normal(pr.policy.n_params)
+def _drift_instance(rng: np.random.Generator) -> tuple[tuple[Problem, np.ndarray], tuple[Problem, np.ndarray]]:
+    """A random MDP, and an MDP whose actions move deterministically to distinct states, where the bound binds at
+    t = 1 when the policy change has the same TV in every state; both checked together. Policy changes are small
+    (logit shifts of size 0.05..0.3), where a KL (about twice the squared TV) is smaller than the TV."""
+    pr = random_problem(rng, discounted=False, max_horizon=5)
+    return (pr, pr.theta + float(rng.choice([0.05, 0.1, 0.3])) * rng.standard_normal(pr.policy.n_params)), _drift_binding(rng)
+
+
+def _drift_binding(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
     S = int(rng.integers(3, 7))
     A = 2
     P = np.zeros((S, A, S))
@@ -338,7 +341,7 @@ def _drift_instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray]:
     pol = TabularSoftmax(S, A)
     theta = np.zeros(S * A)
     shift = np.zeros((S, A))
-    shift[:, 0] = float(rng.choice([0.05, 0.3, 1.0]))
+    shift[:, 0] = float(rng.choice([0.05, 0.1, 0.3]))
     return Problem(mdp, pol, theta), shift.reshape(-1)
 
 
@@ -350,10 +353,18 @@ def _drift_lhs(inst: tuple[Problem, np.ndarray]) -> np.ndarray:
     return np.abs(p_new - p).sum(axis=1)
 
 
-def _drift_rhs(inst: tuple[Problem, np.ndarray], offset: int = 0) -> np.ndarray:
+def _drift_rhs(inst: tuple[Problem, np.ndarray], offset: int = 0, kl: bool = False) -> np.ndarray:
+    """2 eps t (+ 1e-12 for rounding); ``kl``: eps = max_s KL(pi_theta' || pi_theta) in place of the TV (control)."""
     pr, theta_new = inst
-    eps = float(np.max(0.5 * np.abs(ref.probs(pr.policy, theta_new) - ref.probs(pr.policy, pr.theta)).sum(axis=1)))
+    if kl:
+        eps = float(np.max(ref.kl_per_state(ref.log_probs(pr.policy, theta_new), ref.log_probs(pr.policy, pr.theta))))
+    else:
+        eps = float(np.max(0.5 * np.abs(ref.probs(pr.policy, theta_new) - ref.probs(pr.policy, pr.theta)).sum(axis=1)))
     return 2 * eps * (np.arange(10) - offset) + 1e-12
+
+
+def _drift_pair(side, **kw):
+    return lambda pair: np.concatenate([side(inst, **kw) for inst in pair])
 
 
 inequality(
@@ -362,11 +373,14 @@ inequality(
     source="course notes 'Advanced Policy Gradients', section 'Bounding the Error' (coupling argument, with TV not KL); Schulman et al. 2015, Lemma 3",
     reference="total variation written out from the two probability matrices; marginals from pgexact.state_marginals",
     instance=_drift_instance,
-    lhs=_drift_lhs,
-    rhs=_drift_rhs,
+    lhs=_drift_pair(_drift_lhs),
+    rhs=_drift_pair(_drift_rhs),
     tolerance=1e-12,
     tolerance_reason="inequality: the right side carries 1e-12 for the rounding of sums of S <= 6 probabilities",
-    mutants={"off by one in time: 2 eps (t - 1)": (None, lambda inst: _drift_rhs(inst, offset=1))},
+    mutants={
+        "off by one in time: 2 eps (t - 1)": (None, _drift_pair(_drift_rhs, offset=1)),
+        "eps = max_s KL(pi' || pi) in place of the TV distance": (None, _drift_pair(_drift_rhs, kl=True)),
+    },
 )
 
 
