@@ -178,6 +178,8 @@ _fd_identity(
         "normalized d instead of the discounted visitation": lambda p: _undiscounted_visitation(
             p, dpg_expectation(_ev(p), p.policy, p.theta)),
         "grad_u Q at u = 0 instead of mu(x)": lambda p: dpg_expectation(_ev(p), p.policy, p.theta, at_zero=True),
+        "states from the start distribution Sigma0 (DDPG's replay) instead of the discounted visitation":
+            lambda p: dpg_expectation(_ev(p), p.policy, p.theta, start_states=True),
     },
 )
 

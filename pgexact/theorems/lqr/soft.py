@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+from types import SimpleNamespace
 from dataclasses import dataclass
 
 import numpy as np
@@ -228,28 +229,44 @@ identity(
 )
 
 
-def _ddpg_definition(q: DDPGProblem, on_policy: bool = False) -> np.ndarray:
-    """E_{x~D}[grad mu^T grad_u Q(x, mu(x))] by symmetric points +-L[:, k], L L' = Sigma_D (exact: the
-    integrand is a quadratic form in x); ``on_policy`` integrates over Sigma_K instead (control)."""
-    ev = _ev(LQRProblem(q.lqr, q.policy, q.theta))
-    S = ev.Sigma if on_policy else q.state_cov
-    lam, V = np.linalg.eigh(S)
-    X = (V * np.sqrt(np.clip(lam, 0.0, None))).T
-    mu = q.policy.mean(q.theta, X)
-    return q.policy.mean_jacobian_t(q.theta, X, ev.grad_u_Q(X, mu)).sum(axis=0) / _ddpg_scale(q)
+def _one_step_deviation_value(q: DDPGProblem, theta_prime: np.ndarray) -> float:
+    r""":math:`E_{x\sim N(0,\Sigma_D)}[Q^{\mu_\theta}(x, \mu_{\theta'}(x))]` on the primal side: the stage cost of the
+    gain K' on :math:`\Sigma_D`, then the cost of K from :math:`\Sigma_1 = A_{K'}\Sigma_DA_{K'}^\top + W`
+    (:func:`reference_cost` with that initial covariance), as a reward. Never :math:`P_K`."""
+    lqr, K = q.lqr, q.policy.gain(q.theta)
+    Kp = q.policy.gain(theta_prime)
+    QK = lqr.Q + Kp.T @ lqr.R @ Kp - lqr.N @ Kp - Kp.T @ lqr.N.T
+    AK = lqr.A - lqr.B @ Kp
+    Sigma1 = AK @ q.state_cov @ AK.T + lqr.noise_cov
+    fields = ("n_states", "n_actions", "A", "B", "Q", "R", "N", "noise_cov", "gamma", "horizon")
+    continuation = SimpleNamespace(**{f: getattr(lqr, f) for f in fields}, Sigma0=Sigma1)
+    return -(float(np.trace(QK @ q.state_cov)) + lqr.gamma * reference_cost(continuation, K))
+
+
+def _ddpg_definition(q: DDPGProblem) -> np.ndarray:
+    """d/dtheta' of E_{x~D}[Q^{mu_theta}(x, mu_theta'(x))] at theta' = theta by 4th-order central differences of the
+    primal-side one-step-deviation value (the deterministic policy gradient of Silver et al. as a derivative)."""
+    return central_difference(lambda th: _one_step_deviation_value(q, th), q.theta) / _ddpg_scale(q)
+
+
+def _ddpg_on_policy(q: DDPGProblem) -> np.ndarray:
+    """The mistake: the state distribution of the current policy (Sigma_K) in place of D."""
+    Sigma_K = _ev(LQRProblem(q.lqr, q.policy, q.theta)).Sigma
+    return offpolicy.ddpg_gradient(q.lqr, q.policy, q.theta, state_cov=Sigma_K) / _ddpg_scale(q)
 
 
 identity(
     id="lqr.ddpg_gradient",
-    statement=r"E_{x\sim D}\big[\nabla_\theta\mu(x)^\top\nabla_u Q^{\mu}(x, u)|_{u=\mu(x)}\big] = -2E_K\Sigma_D",
+    statement=r"E_{x\sim D}\big[\nabla_\theta\mu(x)^\top\nabla_u Q^{\mu}(x, u)|_{u=\mu(x)}\big] = "
+              r"\nabla_{\theta'}E_{x\sim D}\big[Q^{\mu_\theta}(x, \mu_{\theta'}(x))\big]_{\theta'=\theta} = -2E_K\Sigma_D",
     source="Silver et al. 2014, sec. 4.2, eq. 15 (off-policy deterministic policy gradient); pgexact.lqr.offpolicy",
-    reference="the expectation integrated exactly by symmetric points of Sigma_D from the action-value gradient "
-              "grad_u Q of the policy evaluation",
+    reference="4th-order central differences in theta' of E_{x~D}[Q^{mu_theta}(x, mu_theta'(x))] computed on the "
+              "primal side (stage cost on Sigma_D, then the Kronecker-solved cost of K from the next state's "
+              "covariance): no P_K, no grad_u Q of the library's evaluation",
     instance=_inst_ddpg,
     computed=lambda q: offpolicy.ddpg_gradient(q.lqr, q.policy, q.theta, state_cov=q.state_cov) / _ddpg_scale(q),
     expected=_ddpg_definition,
-    tolerance=1e-10,
-    tolerance_reason="two exact evaluations of the same Gaussian expectation; rounding only (observed ~1e-15)",
-    mutants={"on-policy Sigma_K instead of Sigma_D": lambda q: _ddpg_definition(q, on_policy=True)},
+    tolerance=FD_TOL,
+    tolerance_reason=FD_REASON,
+    mutants={"on-policy Sigma_K instead of Sigma_D": _ddpg_on_policy},
 )
-
