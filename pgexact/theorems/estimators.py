@@ -112,8 +112,9 @@ identity(
     instance=enum_problem,
     computed=lambda pr: _gae_table(pr, _ref_values(pr).V),
     expected=_gae_expected,
-    tolerance=TOL,
-    tolerance_reason=REASON,
+    tolerance=1e-12,
+    tolerance_reason=REASON
+    + '; measured residuals <= 1.1e-15 over 200 instances (seed 1), so 1e-12 leaves a margin of ~948 and rejects a relative mistake of 1e-10',
     mutants={"V off by one in time (V_{t+1} for V_t)": lambda pr: _gae_table(pr, _shifted(_ref_values(pr).V))},
 )
 
@@ -131,8 +132,9 @@ identity(
     instance=enum_problem,
     computed=lambda pr: _gae_gradient(pr, _ref_values(pr).V),
     expected=cs_gradient,
-    tolerance=TOL,
-    tolerance_reason=REASON,
+    tolerance=1e-12,
+    tolerance_reason=REASON
+    + '; measured residuals <= 2.9e-15 over 200 instances (seed 1), so 1e-12 leaves a margin of ~346 and rejects a relative mistake of 1e-10',
     mutants={"V off by one in time (V_{t+1} for V_t)": lambda pr: _gae_gradient(pr, _shifted(_ref_values(pr).V))},
 )
 
@@ -245,8 +247,9 @@ identity(
     instance=enum_problem,
     computed=_baseline_means,
     expected=lambda pr: (cs_gradient(pr),) * 6,
-    tolerance=TOL,
-    tolerance_reason=REASON,
+    tolerance=1e-12,
+    tolerance_reason=REASON
+    + '; measured residuals <= 8.5e-15 over 200 instances (seed 1), so 1e-12 leaves a margin of ~117 and rejects a relative mistake of 1e-10',
     mutants={"a baseline depending on the action (Q + 1{a = 0} as the advantage)": _action_baseline},
 )
 
@@ -303,8 +306,9 @@ identity(
     instance=_learned_instance,
     computed=_learned_mean,
     expected=lambda inst: cs_gradient(inst[0]),
-    tolerance=TOL,
-    tolerance_reason=REASON,
+    tolerance=1e-13,
+    tolerance_reason=REASON
+    + '; measured residuals <= 5.1e-16 over 200 instances (seed 1), so 1e-13 leaves a margin of ~197 and rejects a relative mistake of 1e-11',
     mutants={"baseline fitted on the gradient episodes themselves": lambda inst: _learned_mean(inst, reuse=True)},
 )
 
@@ -347,7 +351,8 @@ identity(
     instance=_is_problem,
     computed=_is_estimates,
     expected=_is_expected,
-    tolerance=TOL,
-    tolerance_reason=REASON,
+    tolerance=1e-12,
+    tolerance_reason=REASON
+    + '; measured residuals <= 3.7e-15 over 200 instances (seed 1), so 1e-12 leaves a margin of ~271 and rejects a relative mistake of 1e-10',
     mutants={"ratio inverted (pi_old / pi_new)": lambda inst: _is_estimates(inst, swap=True)},
 )

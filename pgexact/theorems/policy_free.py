@@ -36,7 +36,8 @@ H_STEP = 1e-30  # complex step: no truncation at this size, no cancellation
 COMPLEX_REASON = (
     "complex-step derivatives (h = 1e-30) have no truncation or cancellation error; both sides are sums of "
     "O(S A) products of values of size <= 3/(1-gamma) <= 60 from solves of condition <= 39: measured residuals "
-    "<= 1.3e-14 over 200 instances, so 1e-12 leaves a margin of ~80 and rejects a relative mistake of 1e-10"
+    "<= 1.3e-14 (seed 0) and 4.6e-14 (seed 1) over 200 instances each, so 1e-11 leaves a margin of ~200 and rejects "
+    "a relative mistake of 1e-9"
 )
 
 
@@ -128,7 +129,7 @@ identity(
     instance=_pi_problem,
     computed=_vjps,
     expected=_directional,
-    tolerance=1e-12,
+    tolerance=1e-11,
     tolerance_reason=COMPLEX_REASON,
     mutants={
         "value cotangents ignored (the adjoint of J used for every cotangent)": _vjp_weights_without_adjoint,

@@ -141,8 +141,9 @@ identity(
     instance=_inst_soft,
     computed=lambda sp: soft_lqr.soft_optimal(sp.lqr, sp.alpha).J,
     expected=lambda sp: _soft_objective_reference(sp, *_soft_opt(sp)),
-    tolerance=1e-10,
-    tolerance_reason="two solves of condition <= ~1e2 and an exact quadrature; observed ~1e-14",
+    tolerance=1e-11,
+    tolerance_reason="two solves of condition <= ~1e2 and an exact quadrature; observed ~1e-14"
+    + '; measured residuals <= 1.1e-14 over 200 instances (seed 1), so 1e-11 leaves a margin of ~901 and rejects a relative mistake of 1e-09',
     mutants={
         "entropy without e (log det(2 pi Sigma)/2)": lambda sp: _soft_value_mutant(sp, no_e=True),
         "d* not divided by 1 - gamma": lambda sp: _soft_value_mutant(sp, undivided=True),
@@ -178,8 +179,9 @@ identity(
     instance=_inst_soft_pi,
     computed=_soft_pi,
     expected=_soft_pi_reference,
-    tolerance=1e-9,
-    tolerance_reason="quadratic convergence (Hewer) to machine precision within 8 steps; fixed points ~1e-13",
+    tolerance=1e-11,
+    tolerance_reason="quadratic convergence (Hewer) to machine precision within 8 steps; fixed points ~1e-13"
+    + '; measured residuals <= 1.1e-14 over 200 instances (seed 1), so 1e-11 leaves a margin of ~919 and rejects a relative mistake of 1e-09',
     mutants={"improvement covariance alpha M^-1 (factor 1/2 dropped)": lambda inst: _soft_pi(inst, half=1.0)},
 )
 
