@@ -38,8 +38,6 @@ ALLOWED_UNCOVERED: dict[str, str] = {
     'pgexact.estimators.exact_covariance': 'the exact covariance of an estimator over enumerated samples; no theorem yet (tests/test_moments.py compares it with the moment recursions)',
     'pgexact.estimators.fisher_estimate': 'Monte Carlo Fisher; no theorem yet (tests/test_estimators.py checks it against pgexact.fisher)',
     'pgexact.estimators.trajectory_fisher_estimate': 'Monte Carlo trajectory Fisher; no theorem yet (tests/test_estimators.py)',
-    'pgexact.estimators.gae_expected_advantage': 'the exact expectation of the GAE advantage with an inexact V; no theorem yet (tests/test_boundaries.py, tests/test_estimators.py)',
-    'pgexact.estimators.gae_expected_gradient': 'the exact expectation of the GAE gradient with an inexact V; no theorem yet (tests/test_estimators.py)',
     'pgexact.estimators.n_step': 'the n-step estimator; no theorem yet (tests/test_estimators.py; its end-of-episode handling is a known gap)',
     'pgexact.estimators.normalized_advantage': 'advantage normalization (a biased heuristic, no identity to check); tests/test_estimators.py',
     'pgexact.estimators.weighted_score': 'the score contracted with per-sample weights; no theorem yet (tests/test_updates_sampled.py)',
