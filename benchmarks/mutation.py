@@ -64,7 +64,11 @@ def _sample(session: Path, n: int | None, seed: int) -> int:
     from cosmic_ray.work_item import WorkerOutcome, WorkResult
 
     with use_db(str(session), WorkDB.Mode.open) as db:
-        pending = [item.job_id for item in db.pending_work_items]
+        # sorted by what the mutant is (not by cosmic-ray's random job ids): the same seed samples the same
+        # mutants in every session, so the verify and test scores are paired
+        items = sorted(db.pending_work_items, key=lambda item: (
+            item.mutations[0].operator_name, tuple(item.mutations[0].start_pos), item.mutations[0].occurrence))
+        pending = [item.job_id for item in items]
         if n is not None and n < len(pending):
             keep = set(random.Random(seed).sample(pending, n))
             for job in pending:
