@@ -27,6 +27,16 @@ def test_discrimination_is_the_inverse_of_the_tightest_ratio():
     assert discrimination(None) is None
 
 
+def test_discrimination_refuses_what_is_not_a_ratio():
+    with pytest.raises(TypeError, match="tightest_ratio must be a real number or None"):
+        discrimination("x")
+    with pytest.raises(ValueError, match="tightest_ratio must be >= 0"):
+        discrimination(-0.5)
+    with pytest.raises(ValueError, match="tightest_ratio must be >= 0"):
+        discrimination(float("nan"))
+    assert discrimination(math.inf) == 0.0
+
+
 def test_a_bound_tightened_by_its_discrimination_still_holds_and_no_further():
     lhs, rhs = np.array([0.2, 0.5, 0.1]), np.array([1.0, 1.0, 1.0])
     f = discrimination(_inequality_outcome(lhs, rhs, 1e-12).ratio)

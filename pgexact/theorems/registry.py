@@ -174,12 +174,25 @@ def discrimination(tightest_ratio: float | None) -> float | None:
     1.25
     >>> discrimination(None) is None
     True
+
+    Raises
+    ------
+    TypeError
+        ``tightest_ratio`` is neither None nor a real number.
+    ValueError
+        ``tightest_ratio`` is negative or NaN.
     """
     if tightest_ratio is None:
         return None
-    if not tightest_ratio > 0:  # 0: nothing came near the bound; NaN never happens (ratios of finite sides)
+    if isinstance(tightest_ratio, (bool, np.bool_)) or not isinstance(tightest_ratio, (int, float, np.integer, np.floating)):
+        raise TypeError(f"tightest_ratio must be a real number or None, got {type(tightest_ratio).__name__} "
+                        f"{_short(tightest_ratio)}")
+    x = float(tightest_ratio)
+    if not x >= 0.0:  # negative or NaN
+        raise ValueError(f"tightest_ratio must be >= 0 (a ratio of non-negative sides), got {tightest_ratio!r}")
+    if x == 0.0:  # nothing came near the bound
         return float("inf")
-    return 1.0 / float(tightest_ratio)
+    return 1.0 / x
 
 
 def _guard(control: Callable[[], float]) -> float:
