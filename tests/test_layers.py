@@ -37,6 +37,7 @@ ALLOWED = {
 #: Sampled modules the design allows to use the exact layer (exact moments of estimators).
 EXACT_ALLOWED_IN_SAMPLED = {
     "pgexact.estimators.exact_moments", "pgexact.estimators.moments", "pgexact.estimators.baselines",
+    "pgexact.estimators.geometric_moments",
 }
 
 _HEADS = {
@@ -48,6 +49,7 @@ _HEADS = {
     "updates": UPDATES,
     "theorems": TOP, "errata": TOP, "figures": TOP, "cli": TOP, "testing": TOP,
     "distributed": TOP, "gym": TOP, "jax": TOP, "torch": TOP, "__main__": TOP, "_public": TOP,
+    "conformance": TOP,
 }
 _LQR = {"model": MODELS, "policy": PARAMS, "sampling": SAMPLED, "estimators": SAMPLED}
 

@@ -36,6 +36,9 @@ from .registry import identity, inequality
 #: those theorems and the tests.
 __all__: list[str] = []
 
+#: A generic rounding tolerance for identities that do not state a measured one (this module's theorems state
+#: theirs; pgexact.theorems.second_order uses this one).
+IDENTITY_TOL = 1e-9
 IDENTITY_REASON = (
     "floating-point rounding in O(S^3) linear algebra on systems of condition number "
     "<= (1+gamma)/(1-gamma) <= 39: observed residuals are ~1e-14"

@@ -55,6 +55,7 @@ __all__ = [
 THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
     "convergence_entropy", "finite_kl",
+    "geometric", "second_order",
     "policy_free",
 )
 

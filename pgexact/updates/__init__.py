@@ -39,10 +39,12 @@ from .sources import (
     surrogate_value,
 )
 from .pg import NPGStep, PGStep, npg_step, pg_step
+from .newton import NewtonStep, cubic_newton_step, newton_step
 from .ppo import PPOStep, ppo_dual_update, ppo_kl_update, ppo_update
 from .trpo import TRPOStep, trpo_step
 from .sampled import CRITICS, SampledOracle, SampledSource
 from .training import TrainingHistory, train
+from .average_source import AverageOracle, AverageSource
 
 __all__ = [
     "CRITICS",
@@ -81,4 +83,9 @@ __all__ = [
     "train",
     "trpo_step",
     "value_iteration",
+    "AverageOracle",
+    "AverageSource",
+    "NewtonStep",
+    "newton_step",
+    "cubic_newton_step",
 ]
