@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-import zlib
 from typing import Sequence
 
 import numpy as np
@@ -33,7 +32,9 @@ class UsageError(Exception):
 
 def _theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
     """Seed of one theorem's instances: depends on the root seed and the id only (not on the registry's order)."""
-    return np.random.SeedSequence([seed, zlib.crc32(theorem_id.encode())])
+    from .theorems.registry import theorem_seed
+
+    return theorem_seed(seed, theorem_id)
 
 
 def run_verify(
@@ -56,9 +57,12 @@ def run_verify(
     -------
     list of dict
         Keys: ``id, statement, source, reference, kind, instances, max_residual, tolerance,
-        tolerance_reason, tightest_ratio, control_power, passed, seconds, cpu_seconds`` (and
-        ``error`` when an instance raised). ``tightest_ratio`` is the largest ``lhs / rhs`` seen
-        (inequalities; else None); ``control_power`` maps each control's name to its power (None
+        tolerance_reason, tightest_ratio, discrimination, loose_reason, control_power, passed,
+        seconds, cpu_seconds`` (and ``error`` when an instance raised). ``tightest_ratio`` is the
+        largest ``lhs / rhs`` seen (inequalities; else None); ``discrimination`` its inverse, the
+        largest factor by which the bound could be tightened with no instance failing (1.0 =
+        binding; None without a ratio); ``loose_reason`` the theorem's statement of why its bound
+        cannot come within a factor 2 ("" when it can); ``control_power`` maps each control's name to its power (None
         without ``controls``); ``seconds`` is wall-clock time, ``cpu_seconds`` the process's CPU
         time (user + sys, which a loaded machine does not inflate).
     """
@@ -88,7 +92,7 @@ def _verify_rows(selected: list, instances: int, seed: int, progress: bool, cont
     """The rows of :func:`run_verify` for the ``selected`` theorems."""
     from tqdm import tqdm
 
-    from .theorems.registry import CONTROL_FACTOR
+    from .theorems.registry import CONTROL_FACTOR, discrimination
 
     rows = []
     bar = tqdm(selected, desc="verify", unit="thm", disable=not progress, file=sys.stderr)
@@ -131,6 +135,8 @@ def _verify_rows(selected: list, instances: int, seed: int, progress: bool, cont
                 "tolerance": thm.tolerance,
                 "tolerance_reason": thm.tolerance_reason,
                 "tightest_ratio": ratio,
+                "discrimination": discrimination(ratio) if thm.kind == "inequality" else None,
+                "loose_reason": thm.loose_reason,
                 "control_power": power,
                 "passed": passed,
                 "seconds": time.perf_counter() - start,
@@ -154,8 +160,20 @@ def _power_cell(row: dict) -> str:
     return "/".join(f"{p:.2f}" for p in power.values())
 
 
+def _discrimination_cell(row: dict) -> str:
+    """The discrimination (1.00 = binding), marked ``(loose)`` when the theorem says why it cannot be below 2."""
+    value = row.get("discrimination")
+    if value is None:
+        text = "-"
+    elif not np.isfinite(value):
+        text = "inf"
+    else:
+        text = f"{value:.2f}" if value < 100 else f"{value:.3g}"
+    return text + (" (loose)" if row.get("loose_reason") else "")
+
+
 def _print_table(rows: list[dict], controls: bool) -> None:
-    headers = ["theorem", "reference", "instances", "max residual", "tolerance", "tightest ratio"]
+    headers = ["theorem", "reference", "instances", "max residual", "tolerance", "tightest ratio", "discrimination"]
     if controls:
         headers.append("control power")
     headers.append("status")
@@ -168,6 +186,7 @@ def _print_table(rows: list[dict], controls: bool) -> None:
             f"{r['max_residual']:.2e}",
             f"{r['tolerance']:.2g}",
             "-" if r["tightest_ratio"] is None else f"{r['tightest_ratio']:.4f}",
+            _discrimination_cell(r),
         ]
         if controls:
             cells.append(_power_cell(r))
@@ -178,6 +197,11 @@ def _print_table(rows: list[dict], controls: bool) -> None:
     print("  ".join("-" * w for w in widths))
     for row in table:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+    loose = [r for r in rows if r.get("loose_reason")]
+    if loose:
+        print("\n(loose) bounds that no instance brings within a factor 2 of binding, and why:")
+        for r in loose:
+            print(f"  {r['id']}: {r['loose_reason']}")
     n_fail = sum(not r["passed"] for r in rows)
     print(f"\n{len(rows) - n_fail} passed, {n_fail} failed")
     for r in rows:
@@ -228,6 +252,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         )
     if args.seed < 0:
         raise UsageError(f"--seed must be a non-negative integer, got {args.seed}")
+    if args.coverage:
+        return _cmd_coverage(args)
     rows = run_verify(args.instances, args.seed, args.only, progress=not args.json, controls=args.controls)
     if args.json:
         json.dump([_json_safe(r) for r in rows], sys.stdout, indent=2, allow_nan=False)
@@ -236,6 +262,40 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         _print_table(rows, args.controls)
     ok = all(r["passed"] for r in rows) and not (args.controls and _weak_controls(rows))
     return 0 if ok else 1
+
+
+def _cmd_coverage(args: argparse.Namespace) -> int:
+    """Print, per public numerical function, the theorems that reach it; exit 1 on an uncovered function
+    missing from the allow-list (``pgexact.theorems._coverage.ALLOWED_UNCOVERED``)."""
+    from .exact._krylov import _one_blas_thread
+    from .theorems._coverage import ALLOWED_UNCOVERED, measure
+    from .theorems.registry import all_theorems
+
+    theorems = all_theorems()
+    if args.only is not None:
+        theorems = [t for t in theorems if fnmatch.fnmatch(t.id, args.only) or args.only in t.id]
+    with _one_blas_thread():
+        cov = measure(theorems, instances=min(args.instances, 2), seed=args.seed)
+    missing = [n for n in cov.uncovered if n not in ALLOWED_UNCOVERED]
+    if args.json:
+        json.dump({"reached": {k: list(v) for k, v in cov.reached.items()}, "uncovered": cov.uncovered,
+                   "allowed": {n: ALLOWED_UNCOVERED[n] for n in cov.uncovered if n in ALLOWED_UNCOVERED},
+                   "unexplained": missing}, sys.stdout, indent=2)
+        print()
+        return 1 if missing else 0
+    width = max(len(n) for n in cov.reached)
+    print(f"{'public function'.ljust(width)}  theorems that reach it")
+    print(f"{'-' * width}  {'-' * 22}")
+    for name, ids in cov.reached.items():
+        if ids:
+            cell = ", ".join(ids[:4]) + (f", ... ({len(ids)} theorems)" if len(ids) > 4 else "")
+        else:
+            cell = "UNCOVERED: " + ALLOWED_UNCOVERED[name] if name in ALLOWED_UNCOVERED else "UNCOVERED (no reason listed)"
+        print(f"{name.ljust(width)}  {cell}")
+    n = len(cov.reached)
+    print(f"\n{n - len(cov.uncovered)} of {n} public functions reached by a theorem; {len(cov.uncovered)} uncovered "
+          f"({len(cov.uncovered) - len(missing)} with a stated reason, {len(missing)} without)")
+    return 1 if missing else 0
 
 
 def _cmd_errata(args: argparse.Namespace) -> int:
@@ -281,6 +341,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also run every negative control and report its power (fraction of instances on which it is "
         "rejected); exit 1 if a control's power is below 0.9",
+    )
+    v.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print, per public numerical function, the theorems that reach it (traced on 1-2 instances per "
+        "theorem); exit 1 if a function is reached by none and has no stated reason",
     )
     v.set_defaults(func=_cmd_verify)
     e = sub.add_parser("errata", help="list the errors of the course notes with numerical witnesses")

@@ -21,6 +21,8 @@ JSON_KEYS = {
     "tolerance",
     "tolerance_reason",
     "tightest_ratio",
+    "discrimination",
+    "loose_reason",
     "control_power",
     "passed",
     "seconds",

@@ -29,6 +29,8 @@ LQR_IDS = [
     "lqr.soft_policy_iteration",
     "lqr.ddpg_bias",
     "lqr.ddpg_gradient",
+    "lqr.cost_gradient",
+    "lqr.soft_evaluate",
 ]
 
 

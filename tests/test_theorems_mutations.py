@@ -93,6 +93,33 @@ def _ppo_clip_bounds_swapped(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(sources, "np", shim)
 
 
+def _visitation_without_discount(mp: pytest.MonkeyPatch) -> None:
+    """The finite-horizon discounted visitation sums the marginals without gamma^t."""
+    import pgexact.exact.evaluation as evaluation
+
+    original = evaluation._visitation
+
+    def visitation(mdp, pi, tol=None):
+        if mdp.horizon is None:
+            return original(mdp, pi, tol)
+        return np.ones(mdp.horizon) @ evaluation._marginals(mdp, pi, mdp.horizon)
+
+    mp.setattr(evaluation, "_visitation", visitation)
+
+
+def _value_vjp_cotangent_averaged(mp: pytest.MonkeyPatch) -> None:
+    """value_vjp uses the mean of V_bar in place of V_bar (a backward that ignores its cotangent's entries)."""
+    import pgexact.exact as exact_package
+
+    original = exact_package.value_vjp
+
+    def vjp(mdp, pi, V_bar=None, Q_bar=None, *, tol=None):
+        V_bar = None if V_bar is None else np.full(np.shape(V_bar), float(np.mean(V_bar)))
+        return original(mdp, pi, V_bar, Q_bar, tol=tol)
+
+    mp.setattr(exact_package, "value_vjp", vjp)
+
+
 def _adjoint_solve_not_transposed(mp: pytest.MonkeyPatch) -> None:
     """The visitation's derivative solved with I - gamma P_pi instead of its transpose."""
     import pgexact.exact.second_order as second_order
@@ -130,6 +157,14 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         ("estimators.learned_baseline_independent",),
     ),
     "TRPO full step missing its factor 2 in updates.trpo.trpo_step": (_trpo_full_step_without_2, ("updates.trpo_full_step",)),
+    "gamma^t dropped from the finite-horizon visitation in exact.evaluation._visitation": (
+        _visitation_without_discount,
+        ("visitation.discounted",),
+    ),
+    "value_vjp ignoring its cotangent's entries (pgexact.exact.value_vjp)": (
+        _value_vjp_cotangent_averaged,
+        ("policy_free.vjp",),
+    ),
     "PPO clip bounds swapped in updates.sources.clipped_objective": (
         _ppo_clip_bounds_swapped,
         ("updates.ppo_clipped_objective_value",),

@@ -45,16 +45,27 @@ def test_update_theorem_holds_and_its_controls_fail(tid):
 
 
 def test_trpo_bounds_nearly_bind():
-    """On the binding family the TV bound holds with ratio exactly (1-gamma)^2 >= 0.81 (the family's
-    closed form, see _binding_problem) and the KL bound with 0.25..0.5 of it (Pinsker's factor 2 and the
-    curvature of KL at alpha <= 0.4): a constant 2x smaller would fail."""
+    """On the multi-step family the TV bound holds with ratio exactly 1/(1 + gamma kappa) >= 0.91, kappa =
+    alpha/(1-gamma) (the family's closed form, see _multistep_binding_problem), so a (1-gamma)^-1 bound fails;
+    on the one-step family the KL bound holds with 0.25..0.5 of the TV ratio (1-gamma)^2 (Pinsker's factor 2
+    and the curvature of KL at alpha <= 0.4)."""
     rng = np.random.default_rng(0)
     tv, kl = _REGISTRY["updates.trpo_lower_bound_tv"], _REGISTRY["updates.trpo_lower_bound_kl"]
     for _ in range(10):
+        pr = upd._multistep_binding_problem(rng)
+        ratio_tv = upd._bound_gap(pr) / upd._tv_penalty(pr)
+        gamma, kappa = pr.mdp.gamma, upd._tv_max(pr) / (1 - pr.mdp.gamma)
+        # pi's leaving probability 1e-12 (the closed form takes 0) moves the ratio by ~1e-12 / alpha^2 <= 1e-7
+        assert abs(ratio_tv - 1 / (1 + gamma * kappa)) < 1e-7
+        assert ratio_tv > 0.9 and upd._bound_gap(pr) > upd._tv_penalty(pr, power=1.0)
         pr = upd._binding_problem(rng)
-        ratio_tv = tv.outcome(pr).ratio
+        ratio_tv = upd._bound_gap(pr) / upd._tv_penalty(pr)
         assert abs(ratio_tv - (1 - pr.mdp.gamma) ** 2) < 1e-9
-        assert 0.25 <= kl.outcome(pr).ratio <= 0.5
+        ratio_kl = upd._bound_gap(pr) / (upd._bound_constant(pr) * upd._kl_max(pr))
+        assert 0.25 * ratio_tv <= ratio_kl <= 0.5 * ratio_tv
+    for _ in range(5):
+        inst = tv.instance(rng)
+        assert tv.outcome(inst).ratio > 0.9 and kl.outcome(kl.instance(rng)).ratio > 0.25
 
 
 def test_trpo_accepted_kl_comes_close_to_the_radius():

@@ -22,6 +22,7 @@ Modules that define theorems call them at import time; the catalogue of modules 
 from __future__ import annotations
 
 import importlib
+import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -43,6 +44,7 @@ __all__ = [
     "all_theorems",
     "get",
     "relative_error",
+    "discrimination",
     "UnknownTheoremError",
     "THEOREM_MODULES",
     "CONTROL_FACTOR",
@@ -55,6 +57,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "convergence_entropy", "finite_kl",
     "geometric", "second_order", "adapters",
     "classic_control",
+    "policy_free",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
@@ -120,6 +123,11 @@ class Theorem:
         residual and (if asked) every control's residual on one instance, sharing the reference
         computation. Built by the constructors; :meth:`run` falls back to ``residual`` and the
         controls' own functions when absent.
+    loose_reason : str
+        Inequalities only: why no instance can bring the bound within a factor 2 of binding (the
+        bound is loose by nature, e.g. Pinsker's factor 2), or what the check claims instead. Empty
+        when the registered instances bring the bound within a factor 2 (its *discrimination*,
+        see :func:`discrimination`, is below 2), which a test enforces.
     """
 
     id: str
@@ -133,6 +141,7 @@ class Theorem:
     controls: tuple[Control, ...] = ()
     kind: str = "custom"
     evaluate: Callable[[Any, bool], tuple[Outcome, tuple[float, ...]]] | None = None
+    loose_reason: str = ""
 
     def outcome(self, instance: Any) -> Outcome:
         """The residual (and ratio, for inequalities) on a given instance.
@@ -184,6 +193,42 @@ class Theorem:
         if not isinstance(rng, np.random.Generator):
             raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
         return self.outcome(self.instance(rng)).residual
+
+
+def discrimination(tightest_ratio: float | None) -> float | None:
+    r"""The largest factor by which a bound can be tightened with no instance failing: ``1 / max(lhs / rhs)``.
+
+    For an inequality :math:`\ell \le r` with non-negative sides, tightening the bound by a factor
+    :math:`f` (dividing the larger side by f, or multiplying the smaller one) leaves every instance
+    passing exactly when :math:`f \le \min r/\ell`. 1.0 means the bound binds on some instance;
+    ``inf`` that the left side was 0 everywhere; None when no ratio is defined (signed sides, or not
+    an inequality).
+
+    Examples
+    --------
+    >>> discrimination(0.8)
+    1.25
+    >>> discrimination(None) is None
+    True
+
+    Raises
+    ------
+    TypeError
+        ``tightest_ratio`` is neither None nor a real number.
+    ValueError
+        ``tightest_ratio`` is negative or NaN.
+    """
+    if tightest_ratio is None:
+        return None
+    if isinstance(tightest_ratio, (bool, np.bool_)) or not isinstance(tightest_ratio, (int, float, np.integer, np.floating)):
+        raise TypeError(f"tightest_ratio must be a real number or None, got {type(tightest_ratio).__name__} "
+                        f"{_short(tightest_ratio)}")
+    x = float(tightest_ratio)
+    if not x >= 0.0:  # negative or NaN
+        raise ValueError(f"tightest_ratio must be >= 0 (a ratio of non-negative sides), got {tightest_ratio!r}")
+    if x == 0.0:  # nothing came near the bound
+        return float("inf")
+    return 1.0 / x
 
 
 def _guard(control: Callable[[], float]) -> float:
@@ -316,13 +361,16 @@ def inequality(
     tolerance_reason: str,
     mutants: dict[str, tuple[Callable[[Any], Any] | None, Callable[[Any], Any] | None]],
     floor: float = 1.0,
+    loose_reason: str = "",
 ) -> Theorem:
     """Register the inequality ``lhs(instance) <= rhs(instance)`` (scalars or arrays, elementwise).
 
     The residual is the largest positive part of ``lhs - rhs`` relative to ``max(|rhs|, floor)``;
     the ratio ``max lhs / rhs`` is reported for non-negative sides (the tightest seen tells how
-    close the bound comes to binding). Each mutant is a pair ``(lhs_mutant, rhs_mutant)``;
-    ``None`` keeps that side as it is.
+    close the bound comes to binding; its inverse is the theorem's :func:`discrimination`). Each
+    mutant is a pair ``(lhs_mutant, rhs_mutant)``; ``None`` keeps that side as it is.
+    ``loose_reason`` states why no instance brings the bound within a factor 2 of binding (empty
+    when the instances do).
 
     Raises
     ------
@@ -336,6 +384,7 @@ def inequality(
     tolerance = check.real("tolerance", tolerance, low=0.0)
     floor = check.real("floor", floor, low=0.0, low_open=False)
     mutants = check.mutants("mutants", mutants, pairs=True)
+    check.text("loose_reason", loose_reason, empty=True)
     pairs = tuple(mutants.values())
 
     def residual(inst: Any) -> Outcome:
@@ -375,6 +424,7 @@ def inequality(
             controls=tuple(Control(name, control(pair)) for name, pair in mutants.items()),
             kind="inequality",
             evaluate=evaluate,
+            loose_reason=loose_reason,
         )
     )
 
@@ -480,11 +530,18 @@ def register(theorem: Theorem) -> Theorem:
         raise TypeError(f"theorem.controls must be a tuple of Control, got {_short(theorem.controls)}")
     if theorem.evaluate is not None:
         check.function("theorem.evaluate", theorem.evaluate)
+    check.text("theorem.loose_reason", theorem.loose_reason, empty=True)
     if theorem.id in _REGISTRY:
         raise ValueError(f"theorem id {theorem.id!r} is registered twice")
     _REGISTRY[theorem.id] = theorem
     return theorem
 
+
+
+def theorem_seed(seed: int, theorem_id: str) -> np.random.SeedSequence:
+    """Seed of one theorem's instances in ``pgexact verify``: depends on the root seed and the id only (not on
+    the registry's order), so a row is reproducible on its own and does not change when theorems are added."""
+    return np.random.SeedSequence([seed, zlib.crc32(theorem_id.encode())])
 
 
 def _load() -> None:

@@ -186,15 +186,22 @@ def _state_factors(ev: exact.LQREvaluation) -> list[tuple[int, float, np.ndarray
 
 
 def dpg_expectation(ev: exact.LQREvaluation, policy: LinearGaussian, theta: np.ndarray,
-                    at_zero: bool = False) -> np.ndarray:
+                    at_zero: bool = False, start_states: bool = False) -> np.ndarray:
     r""":math:`\sum_t\gamma^t E_{x_t}[\nabla_\theta\mu(x_t)^\top \nabla_u Q_t(x_t, \mu(x_t))]` by exact cubature.
 
     The integrand is a homogeneous quadratic in x, so its expectation under any zero-mean law with
     second moment :math:`LL^\top` is :math:`\sum_k f(L_{:,k})`; for the discounted mixture of the
-    :math:`p_t` that second moment is :math:`\Sigma_K`.
+    :math:`p_t` that second moment is :math:`\Sigma_K`. ``start_states`` (a control: DDPG's state-distribution
+    mistake) draws every :math:`x_t` from the start distribution :math:`N(0, \Sigma_0)` (a replay buffer of initial
+    states) instead of the visitation.
     """
     out = np.zeros(policy.n_params)
-    for t, w, L in _state_factors(ev):
+    factors = _state_factors(ev)
+    if start_states:
+        lam, V = np.linalg.eigh(ev.lqr.Sigma0)
+        L0 = V * np.sqrt(np.clip(lam, 0.0, None))
+        factors = [(t, w / (1.0 - ev.lqr.gamma) if ev.S is None else w, L0) for t, w, _ in factors]
+    for t, w, L in factors:
         X = L.T  # rows are the points L[:, k]
         mu = policy.mean(theta, X)
         u = np.zeros_like(mu) if at_zero else mu  # at_zero: a mistaken evaluation point (control)

@@ -1,0 +1,219 @@
+"""Which public numerical functions the theorems reach (``pgexact verify --coverage``).
+
+Every theorem of the registry runs on a few instances (its residual only, no negative control) while
+recording wrappers note the calls made to the public functions of the numerical modules
+(:data:`COVERED_PACKAGES`: every name in a public module's ``__all__`` that is a function defined in
+pgexact). A function no theorem reaches is *uncovered*; it must be listed in :data:`ALLOWED_UNCOVERED`
+with the reason, which a test enforces (and that every listed function is indeed uncovered, so the
+list does not go stale).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass
+from types import CodeType
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+__all__: list[str] = []
+
+#: Packages (and modules) whose public functions the theorems should reach; the adapters count when
+#: their extra is installed (``pgexact._public.public_modules`` leaves them out otherwise).
+COVERED_PACKAGES: tuple[str, ...] = (
+    "pgexact.exact", "pgexact.estimators", "pgexact.updates", "pgexact.lqr", "pgexact.average",
+    "pgexact.mdps", "pgexact.sampling", "pgexact.jax", "pgexact.torch",
+)
+
+#: Public functions no theorem reaches yet, each with the reason (what checks it instead, or why a
+#: theorem cannot). Keys are the public names as printed by ``pgexact verify --coverage``.
+ALLOWED_UNCOVERED: dict[str, str] = {
+    'pgexact.exact.discretization_error': 'error bound of a classic-control discretization (classic-control work); no theorem reaches it yet (tests/test_classic_control.py)',
+    'pgexact.average.multichain_evaluate': 'average-reward evaluation of multichain MDPs (average-reward control work); no theorem yet (tests/test_average_control.py)',
+    'pgexact.average.pi_gradient': 'the average-reward gradient in pi; no theorem yet (tests/test_average_control.py)',
+    'pgexact.estimators.hessian_reinforce': 'Monte Carlo Hessian estimator (second-order work); no theorem yet (tests/test_hessian_estimators.py)',
+    'pgexact.exact.pi_hessian': 'Hessian in pi (second-order work); no registered theorem reaches it (tests/test_second_order.py)',
+    'pgexact.exact.hessian_vector_product': 'Hessian-vector product (second-order work); no registered theorem reaches it (tests/test_hessian.py, tests/test_second_order.py)',
+    'pgexact.exact.value_gradient_hessian': 'J, gradient and Hessian in one call (second-order work); no registered theorem reaches it (tests/test_hessian.py)',
+    'pgexact.jax.average_reward': "the jax adapter's average reward: importing jax costs seconds of CPU, beyond verify's budget; tests/test_average_control.py",
+    'pgexact.torch.average_reward': "the torch adapter's average reward: importing torch costs seconds of CPU, beyond verify's budget; tests/test_average_control.py",
+    'pgexact.lqr.cost_hessian_vector_product': 'LQR cost Hessian-vector product (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
+    'pgexact.lqr.policy_hessian': 'LQR policy Hessian (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
+    'pgexact.lqr.newton_direction': 'LQR Newton direction (second-order work); no theorem yet (tests/test_lqr_hessian.py, tests/test_lqr_exact.py)',
+    'pgexact.updates.newton_step': 'Newton policy step (second-order work); no theorem yet (tests/test_updates_newton.py)',
+    'pgexact.updates.cubic_newton_step': 'cubic-regularized Newton step (second-order work); no theorem yet (tests/test_updates_newton.py)',
+    'pgexact.estimators.episodes_needed': 'test-size arithmetic, not a closed form of the MDP; no theorem yet (tests/test_stats.py checks it against exact binomial tails)',
+    'pgexact.estimators.mean_test': 'a statistical test of a sample mean; no theorem yet (tests/test_stats.py and tests/test_moments.py check its false-alarm rate)',
+    'pgexact.estimators.mean_test_power': 'the power of mean_test; no theorem yet (tests/test_stats.py checks it by simulation)',
+    'pgexact.estimators.streaming_mean': 'a running mean and variance (Welford); no theorem yet (tests/test_estimators.py, tests/test_distributed.py)',
+    'pgexact.estimators.stats.streaming_mean_on': 'the executor form of streaming_mean; no theorem yet (tests/test_distributed.py: bit-identical to the serial form)',
+    'pgexact.estimators.exact_covariance': 'the exact covariance of an estimator over enumerated samples; no theorem yet (tests/test_moments.py compares it with the moment recursions)',
+    'pgexact.estimators.fisher_estimate': 'Monte Carlo Fisher; no theorem yet (tests/test_estimators.py checks it against pgexact.fisher)',
+    'pgexact.estimators.trajectory_fisher_estimate': 'Monte Carlo trajectory Fisher; no theorem yet (tests/test_estimators.py)',
+    'pgexact.estimators.n_step': 'the n-step estimator; no theorem yet (tests/test_estimators.py; its end-of-episode handling is a known gap)',
+    'pgexact.estimators.normalized_advantage': 'advantage normalization (a biased heuristic, no identity to check); tests/test_estimators.py',
+    'pgexact.estimators.weighted_score': 'the score contracted with per-sample weights; no theorem yet (tests/test_updates_sampled.py)',
+    'pgexact.lqr.fisher': 'LQR Fisher matrix; no theorem yet (tests/test_lqr_exact.py)',
+    'pgexact.lqr.natural_gradient': 'LQR natural gradient (including a learned log-std); no theorem yet (tests/test_lqr_exact.py)',
+    'pgexact.lqr.rollout': 'LQR sampler; no statistical theorem yet (tests/test_lqr_sampling.py)',
+    'pgexact.lqr.reinforce': 'LQR REINFORCE estimator; no theorem yet (tests/test_lqr_sampling.py)',
+    'pgexact.lqr.reinforce_to_go': 'LQR reward-to-go estimator; no theorem yet (tests/test_lqr_sampling.py)',
+    'pgexact.lqr.reinforce_baseline': 'LQR baseline estimator; no theorem yet (tests/test_lqr_sampling.py)',
+    'pgexact.lqr.dpg': 'LQR deterministic PG estimator; no theorem yet (tests/test_lqr_sampling.py)',
+    'pgexact.lqr.soft_policy_improvement': 'one soft LQR improvement step; no theorem yet (tests/test_lqr_soft.py)',
+    'pgexact.mdps.chain': 'model builder; no theorem yet (tests/test_models.py, tests/test_average.py)',
+    'pgexact.mdps.gridworld': 'model builder; no theorem yet (tests/test_exact.py, tests/test_models.py)',
+    'pgexact.mdps.bandit': 'model builder; no theorem yet (tests/test_estimators.py)',
+    'pgexact.mdps.short_corridor': 'model builder (Sutton & Barto Example 13.1); no theorem yet (tests/test_exact.py checks its known optimum)',
+    'pgexact.mdps.pendulum': 'classic-control discretization; no theorem yet (tests/test_classic_control.py)',
+    'pgexact.mdps.mountain_car': 'classic-control discretization; no theorem yet (tests/test_classic_control.py)',
+    'pgexact.mdps.cartpole': 'classic-control discretization; no theorem yet (tests/test_classic_control.py)',
+    'pgexact.sampling.rollout_chunks': 'the chunked generator behind rollout; no theorem yet (tests/test_compiled_kernel.py, tests/test_distributed.py: same episodes as rollout)',
+    'pgexact.updates.greedy_policy': 'the public greedy step (policy_iteration uses its private _greedy_actions); no theorem yet (tests/test_boundaries.py)',
+    'pgexact.updates.kl_and_gradient': 'sampled KL and gradient of the PPO/TRPO batch; no theorem yet (tests/test_boundaries.py)',
+    'pgexact.updates.ppo_dual_update': "PPO's adaptive-KL dual step; no theorem yet (tests/test_updates.py)",
+    'pgexact.updates.ppo_kl_update': 'PPO with a KL penalty; no theorem yet (tests/test_updates.py)',
+    'pgexact.updates.ppo_update': "PPO's minibatch ascent loop; no theorem yet (tests/test_updates.py; its minibatch weighting is a known gap)",
+    'pgexact.updates.surrogate_and_gradient': 'sampled surrogate and gradient of a batch; no theorem yet (tests/test_updates_sampled.py)',
+    'pgexact.updates.surrogate_value': 'sampled surrogate value of a batch; no theorem yet (tests/test_boundaries.py)',
+    'pgexact.updates.train': 'the training loop (a driver of the steps); no theorem yet (tests/test_updates.py)',
+    'pgexact.jax.expected_return': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
+    'pgexact.jax.values': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
+    'pgexact.jax.action_values': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
+    'pgexact.jax.advantages': "the jax adapter: importing jax costs seconds of CPU, beyond verify's budget; tests/test_jax.py checks values and gradients with random cotangents",
+    'pgexact.jax.occupancy': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
+    'pgexact.jax.fisher_vector_product': "the jax adapter: importing jax costs seconds of CPU, beyond verify's budget; tests/test_jax.py checks values and gradients with random cotangents",
+    'pgexact.torch.expected_return': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
+    'pgexact.torch.values': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
+    'pgexact.torch.action_values': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
+    'pgexact.torch.advantages': "the torch adapter: importing torch costs seconds of CPU, beyond verify's budget; tests/test_torch.py checks values and gradients with random cotangents",
+    'pgexact.torch.occupancy': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
+    'pgexact.torch.fisher_vector_product': "the torch adapter: importing torch costs seconds of CPU, beyond verify's budget; tests/test_torch.py checks values and gradients with random cotangents",
+}
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """``reached[name]``: the ids of the theorems that called the public function ``name`` (possibly empty)."""
+
+    reached: dict[str, tuple[str, ...]]
+
+    @property
+    def uncovered(self) -> list[str]:
+        return [name for name, ids in self.reached.items() if not ids]
+
+
+def _optional_names(module_name: str) -> list[str]:
+    """``__all__`` of an optional adapter module read from its source (importing it would import torch or jax,
+    seconds of CPU), or [] when its extra is not installed."""
+    import ast
+    import importlib.util
+
+    from .._public import OPTIONAL
+
+    if importlib.util.find_spec(OPTIONAL[module_name]) is None:
+        return []
+    spec = importlib.util.find_spec(module_name)
+    tree = ast.parse(open(spec.origin, encoding="utf-8").read())
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+                return [str(v) for v in ast.literal_eval(node.value)]
+    return []
+
+
+def public_functions(packages: Iterable[str] = COVERED_PACKAGES) -> dict[str, CodeType | None]:
+    """Public name -> code object of every public function of the given packages (first public path wins,
+    the shortest one: ``pgexact.exact.evaluate`` rather than ``pgexact.exact.evaluation.evaluate``).
+
+    An optional adapter (``pgexact.jax``, ``pgexact.torch``) that no theorem module has imported is listed from
+    its source with code None (unreached), when its extra is installed: importing it here would cost seconds."""
+    import importlib
+    import pkgutil
+
+    import pgexact
+
+    from .._public import OPTIONAL
+
+    prefixes = tuple(packages)
+    names = ["pgexact"] + [
+        info.name for info in pkgutil.walk_packages(pgexact.__path__, "pgexact.")
+        if not any(part.startswith("_") for part in info.name.split(".")[1:])
+    ]
+    names = sorted((n for n in names if any(n == p or n.startswith(p + ".") for p in prefixes)),
+                   key=lambda n: (n.count("."), n))
+    out: dict[str, CodeType | None] = {}
+    seen: set[CodeType] = set()
+    for module_name in names:
+        if module_name in OPTIONAL and module_name not in sys.modules:
+            out.update({f"{module_name}.{n}": None for n in _optional_names(module_name)})
+            continue
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name, None)
+            if not inspect.isfunction(obj):
+                continue
+            fn = inspect.unwrap(obj)
+            if not getattr(fn, "__module__", "").startswith("pgexact") or fn.__code__ in seen:
+                continue
+            seen.add(fn.__code__)
+            out[f"{module_name}.{name}"] = fn.__code__
+    return out
+
+
+def measure(theorems: list[Any], instances: int = 1, seed: int = 0,
+            packages: Iterable[str] = COVERED_PACKAGES) -> Coverage:
+    """Run each theorem on ``instances`` instances (seeded as ``pgexact verify`` seeds them) while recording
+    which public functions it calls. A theorem that raises simply stops contributing (``verify`` reports it).
+
+    Every global name, in every loaded pgexact module, bound to one of the public functions is rebound to
+    a recording wrapper for the duration (so calls through ``from .evaluation import evaluate`` are seen,
+    at the cost of one extra Python call per public call rather than a profile hook on every call), and
+    restored afterwards.
+    """
+    from .registry import theorem_seed
+
+    functions = public_functions(packages)
+    by_code = {code: name for name, code in functions.items() if code is not None}
+    reached: dict[str, set[str]] = {name: set() for name in functions}
+    current = [""]
+
+    def recording(fn: Callable[..., Any], name: str) -> Callable[..., Any]:
+        seen = reached[name]
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            seen.add(current[0])
+            return fn(*args, **kwargs)
+
+        wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+        return wrapper
+
+    patched: list[tuple[dict, str, Any]] = []
+    wrappers: dict[int, Callable[..., Any]] = {}
+    try:
+        for module in [m for n, m in list(sys.modules.items()) if n.startswith("pgexact") and m is not None]:
+            namespace = module.__dict__
+            for attr, obj in list(namespace.items()):
+                code = getattr(inspect.unwrap(obj), "__code__", None) if inspect.isfunction(obj) else None
+                name = by_code.get(code) if code is not None else None
+                if name is None:
+                    continue
+                if id(obj) not in wrappers:
+                    wrappers[id(obj)] = recording(obj, name)
+                patched.append((namespace, attr, obj))
+                namespace[attr] = wrappers[id(obj)]
+        for thm in theorems:
+            current[0] = thm.id
+            rng = np.random.default_rng(theorem_seed(seed, thm.id))
+            try:
+                for _ in range(instances):
+                    thm.run(thm.instance(rng), False)
+            except Exception:  # noqa: BLE001 - a failing theorem is verify's business, not coverage's
+                pass
+    finally:
+        for namespace, attr, obj in patched:
+            namespace[attr] = obj
+    return Coverage({name: tuple(sorted(ids)) for name, ids in reached.items()})
