@@ -232,11 +232,13 @@ PRESETS: dict[str, Convention] = {
     # minibatch); the buffer keeps obs_next (the final observation) and masks V only on terminated.
     "tianshou-ppo": _preset("tianshou-ppo", lam=0.95, gamma=0.99, ent_coef=0.01,
                             normalize_advantages="minibatch", truncation="bootstrap", autoreset="same_step"),
-    # skrl PPO_DEFAULT_CONFIG: discount_factor 0.99, lambda 0.95, entropy_loss_scale 0.0,
-    # time_limit_bootstrap False (truncation ends GAE like a termination), compute_gae normalizes
-    # the advantages of the whole memory.
+    # skrl 2.1.1 PPO defaults: discount_factor 0.99, lambda 0.95, entropy_loss_scale 0.0,
+    # time_limit_bootstrap False: compute_gae cuts GAE only at terminated, so at a truncation it runs
+    # on into the next row; its gymnasium wrapper leaves autoreset to gymnasium (next-step in >= 1.0),
+    # so that row is the reset row and GAE crosses into the next episode (measured by the skrl-ppo
+    # driver's audit). compute_gae normalizes the advantages of the whole memory.
     "skrl-ppo": _preset("skrl-ppo", lam=0.95, gamma=0.99, ent_coef=0.0, normalize_advantages="batch",
-                        truncation="terminate", autoreset="same_step", n_steps=16),
+                        truncation="cross", autoreset="next_step", n_steps=16),
     # rlax: functions only, no defaults; the driver passes discount_t = gamma * (1 - done) with
     # done = terminated | truncated to truncated_generalized_advantage_estimation.
     "rlax": _preset("rlax", lam=0.95, gamma=0.99, ent_coef=0.0, normalize_advantages=False,
