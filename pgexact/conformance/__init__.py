@@ -1,0 +1,1 @@
+"""Conformance of libraries' policy-gradient updates with exact mathematics."""

@@ -1,0 +1,81 @@
+"""Drivers that run real RL libraries' own update code on a finite MDP (:func:`get_driver`).
+
+Each driver is a module exposing ``NAME``, ``LIBRARY`` and
+``collect(mdp, logits, values=None, *, time_limit, n_envs, n_steps, n_batches, seed,
+**library_kwargs) -> DriverRun``; it imports its library only when it runs, so this package
+imports without the optional extras.
+
+Examples
+--------
+>>> from pgexact.conformance.drivers import DRIVERS, get_driver
+>>> sorted(DRIVERS)[:3]
+['cleanrl-ppo', 'rlax', 'sb3-a2c']
+>>> get_driver("sb3-ppo").NAME
+'sb3-ppo'
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+__all__ = ["DRIVERS", "available", "get_driver"]
+
+#: Driver name -> (module in this package, the modules its library provides, the extra that installs it).
+DRIVERS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "sb3-ppo": ("sb3_ppo", ("stable_baselines3",), "conformance-sb3"),
+    "sb3-a2c": ("sb3_a2c", ("stable_baselines3",), "conformance-sb3"),
+    "cleanrl-ppo": ("cleanrl_ppo", ("torch", "gymnasium"), "conformance-cleanrl"),
+    "rlax": ("rlax_gae", ("rlax", "jax", "gymnasium"), "conformance-rlax"),
+    "tianshou-ppo": ("tianshou_ppo", ("tianshou",), "conformance-tianshou"),
+    "skrl-ppo": ("skrl_ppo", ("skrl",), "conformance-skrl"),
+    "torchrl-ppo": ("torchrl_ppo", ("torchrl", "tensordict"), "conformance-torchrl"),
+}
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or name not in DRIVERS:
+        raise ValueError(f"driver must be one of {', '.join(repr(n) for n in DRIVERS)}; got {name!r}")
+    return name
+
+
+def _missing(name: str) -> list[str]:
+    return [m for m in DRIVERS[name][1] if importlib.util.find_spec(m) is None]
+
+
+def available() -> list[str]:
+    """The drivers whose libraries are installed, in :data:`DRIVERS` order.
+
+    Examples
+    --------
+    >>> set(available()) <= set(DRIVERS)
+    True
+    """
+    return [n for n in DRIVERS if not _missing(n)]
+
+
+def get_driver(name: str) -> ModuleType:
+    """The driver module called ``name`` (its library is imported only when it runs).
+
+    Raises
+    ------
+    ValueError
+        ``name`` is not a driver.
+    ImportError
+        The driver's library is not installed; the message names the extra to install.
+
+    Examples
+    --------
+    >>> get_driver("rlax").LIBRARY
+    'rlax'
+    """
+    name = _check_name(name)
+    module, _, extra = DRIVERS[name]
+    missing = _missing(name)
+    if missing:
+        raise ImportError(
+            f"driver {name!r} needs {', '.join(missing)}: pip install 'pgexact[{extra}]' "
+            "(or 'pgexact[conformance]' for every driver)"
+        )
+    return importlib.import_module(f"{__name__}.{module}")
