@@ -48,6 +48,7 @@ _HEADS = {
     "updates": UPDATES,
     "theorems": TOP, "errata": TOP, "figures": TOP, "cli": TOP, "testing": TOP,
     "distributed": TOP, "gym": TOP, "jax": TOP, "torch": TOP, "__main__": TOP, "_public": TOP,
+    "conformance": TOP,
 }
 _LQR = {"model": MODELS, "policy": PARAMS, "sampling": SAMPLED, "estimators": SAMPLED}
 

@@ -1,0 +1,259 @@
+r"""Tests of recorded updates against an exact prediction, for dependent batches from one stream.
+
+The updates :math:`Y_1, \dots, Y_B` of consecutive batches of one continuous stream are
+dependent (an episode runs on across batches). Both tests use **batch means**: the B batches are
+cut into K consecutive blocks of :math:`\lfloor B/K \rfloor` batches (the first
+:math:`B \bmod K` batches are dropped), and the block means
+:math:`\bar Y_1, \dots, \bar Y_K` are treated as independent and normal — true in the limit of
+long blocks when the stream mixes (Glynn & Whitt 1991, "Estimating the asymptotic variance with
+batch means"; Law & Kelton, "Simulation modeling and analysis", sec. 9.5.3). For each coordinate
+i of the (S, A) update,
+
+.. math::
+
+    t_i = \frac{\bar D_i}{s_i / \sqrt K}, \qquad D_k = \bar Y_k - \bar\mu_k,
+
+with :math:`s_i` the standard deviation of :math:`D_{k,i}` over the blocks (K − 1 degrees of
+freedom) and :math:`\bar\mu_k` the exact prediction averaged over block k's batches. The
+statistic is :math:`\max_i |t_i|` over the d coordinates that vary, compared with the Student
+quantile :math:`t_{K-1}(1 - \alpha/(2d))` (Bonferroni): the false-alarm probability is at most
+α (asymptotically in the block length). A coordinate with no variation across blocks and a
+nonzero mean difference counts as :math:`|t| = \infty`.
+
+* :func:`mean_test` — :math:`H_0: \mathbb{E}[Y_b] = \mu_b` (the exact test).
+* :func:`parallel_test` — :math:`H_0: \mathbb{E}[Y_b] = c\,\mu_b` for some c > 0 (scale-free:
+  the update of normalized advantages). The blocks are projected on the orthogonal complement
+  of :math:`\bar\mu` after removing :math:`\hat c\,\bar\mu_k`, :math:`\hat c =
+  \langle\bar Y, \bar\mu\rangle/\|\bar\mu\|^2`; H₀ is also rejected when :math:`\hat c` is
+  negative beyond the threshold.
+
+The calibration of both (the rejection rate under H₀, by simulation with the reference buffer
+simulator) is a test of the suite (``tests/test_conformance_stats.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.stats
+
+from .._validation import as_float_array, check_positive_int
+
+__all__ = ["Verdict", "mean_test", "parallel_test", "power_against"]
+
+#: Default number of blocks of the batch-means tests.
+N_BLOCKS = 20
+#: Default false-alarm probability of each test.
+FALSE_ALARM = 0.01
+#: Power the minimum detectable shift is stated at.
+POWER_LEVEL = 0.8
+
+
+@dataclass(frozen=True)
+class Verdict:
+    r"""The verdict of :func:`mean_test` or :func:`parallel_test`.
+
+    Attributes
+    ----------
+    test : str
+        ``"mean"`` or ``"parallel"``.
+    z : float
+        The statistic :math:`\max_i |t_i|` (``inf`` if a constant coordinate differs).
+    threshold : float
+        :math:`t_{K-1}(1 - \alpha/(2d))`.
+    reject : bool
+    false_alarm : float
+        α, the bound on the false-alarm probability.
+    n_blocks, n_coordinates : int
+        K and d.
+    worst : tuple of int
+        The (s, a) coordinate of the largest :math:`|t_i|`.
+    scale : float
+        :math:`\hat c` (parallel test) or 1 (mean test).
+    std_error : numpy.ndarray, shape (S, A)
+        :math:`s_i/\sqrt K`, the standard error of the mean update per coordinate.
+    min_detectable : float
+        The smallest shift of one coordinate, in units of the largest |prediction| entry, that
+        the test detects with probability ``POWER_LEVEL`` (normal approximation,
+        :math:`(t_{\text{crit}} + z_{0.8})\, \min_i \text{se}_i / \|\mu\|_\infty`).
+    """
+
+    test: str
+    z: float
+    threshold: float
+    reject: bool
+    false_alarm: float
+    n_blocks: int
+    n_coordinates: int
+    worst: tuple
+    scale: float
+    std_error: np.ndarray
+    min_detectable: float
+
+    def to_dict(self) -> dict:
+        """JSON-ready fields (the standard errors omitted).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> r = mean_test(np.random.default_rng(0).normal(size=(40, 2, 2)), np.zeros((2, 2)))
+        >>> sorted(r.to_dict())[:3]
+        ['false_alarm', 'min_detectable', 'n_blocks']
+        """
+        return {"test": self.test, "z": float(self.z), "threshold": float(self.threshold),
+                "reject": bool(self.reject), "false_alarm": self.false_alarm, "n_blocks": self.n_blocks,
+                "n_coordinates": self.n_coordinates, "worst": list(self.worst), "scale": float(self.scale),
+                "min_detectable": float(self.min_detectable)}
+
+
+def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np.ndarray]:
+    Y = as_float_array("updates", updates)
+    if Y.ndim < 2:
+        raise ValueError(f"updates must have shape (n_batches, ...), got {Y.shape}")
+    B = Y.shape[0]
+    K = check_positive_int("n_blocks", n_blocks)
+    if K < 2:
+        raise ValueError("n_blocks must be at least 2 (the block variance needs two blocks)")
+    if B < K:
+        raise ValueError(f"updates has {B} batches, fewer than n_blocks={K}: record more batches or lower n_blocks")
+    mu = as_float_array("predicted", predicted)
+    if mu.shape == Y.shape[1:]:
+        mu = np.broadcast_to(mu, Y.shape)
+    elif mu.shape != Y.shape:
+        raise ValueError(f"predicted must have shape {Y.shape[1:]} or {Y.shape}, got {mu.shape}")
+    size = B // K
+    start = B - K * size
+    Yb = Y[start:].reshape((K, size) + Y.shape[1:]).mean(axis=1)
+    mub = mu[start:].reshape((K, size) + Y.shape[1:]).mean(axis=1)
+    return Yb, mub
+
+
+def _max_t(D: np.ndarray, alpha: float, scale_ref: float) -> tuple[float, float, int, tuple, np.ndarray]:
+    K = D.shape[0]
+    mean = D.mean(axis=0)
+    se = D.std(axis=0, ddof=1) / np.sqrt(K)
+    tiny = 1e-12 * max(scale_ref, np.abs(D).max(), 1e-300)
+    varies = se > tiny
+    differs = ~varies & (np.abs(mean) > tiny)
+    d = max(int(varies.sum()), 1)
+    t = np.zeros_like(mean)
+    t[varies] = np.abs(mean[varies]) / se[varies]
+    t[differs] = np.inf
+    crit = float(scipy.stats.t.ppf(1.0 - alpha / (2 * d), K - 1))
+    worst = np.unravel_index(int(np.argmax(t)), t.shape)
+    return float(t.max()), crit, d, tuple(int(i) for i in worst), se
+
+
+def _check_alpha(false_alarm: Any) -> float:
+    a = float(false_alarm) if isinstance(false_alarm, (int, float, np.floating)) and not isinstance(
+        false_alarm, bool) else None
+    if a is None or not 0.0 < a < 1.0:
+        raise ValueError(f"false_alarm must be a probability in (0, 1), got {false_alarm!r}")
+    return a
+
+
+def _min_detectable(se: np.ndarray, crit: float, mu_norm: float) -> float:
+    pos = se[se > 0]
+    if pos.size == 0 or mu_norm == 0:
+        return float("nan")
+    return float((crit + scipy.stats.norm.ppf(POWER_LEVEL)) * pos.min() / mu_norm)
+
+
+def mean_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
+              false_alarm: float = FALSE_ALARM) -> Verdict:
+    r"""The exact test :math:`H_0: \mathbb{E}[Y_b] = \mu_b` by batch means (module docstring).
+
+    Parameters
+    ----------
+    updates : array_like, shape (n_batches, ...)
+        Consecutive batches' updates from one continuous stream.
+    predicted : array_like, shape (...) or (n_batches, ...)
+        The exact expected update (one for all batches, or one per batch).
+    n_blocks : int
+    false_alarm : float
+        α: the false-alarm probability is at most α (Bonferroni over coordinates, batch means
+        asymptotically normal and independent).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Y = np.random.default_rng(0).normal(size=(200, 3, 2))
+    >>> mean_test(Y, np.zeros((3, 2))).reject, mean_test(Y + 1.0, np.zeros((3, 2))).reject
+    (False, True)
+    """
+    alpha = _check_alpha(false_alarm)
+    Yb, mub = _blocks(updates, predicted, n_blocks)
+    scale = float(np.abs(mub).max())
+    z, crit, d, worst, se = _max_t(Yb - mub, alpha, scale)
+    return Verdict("mean", z, crit, bool(z > crit), alpha, Yb.shape[0], d, worst, 1.0, se,
+                      _min_detectable(se, crit, scale))
+
+
+def parallel_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
+                  false_alarm: float = FALSE_ALARM) -> Verdict:
+    r"""The scale-free test :math:`H_0: \mathbb{E}[Y_b] = c\,\mu_b` with c > 0 (module docstring).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> mu = np.array([[1.0, -1.0], [0.5, -0.5]])
+    >>> Y = 3.0 * mu + 0.1 * rng.normal(size=(200, 2, 2))
+    >>> r = parallel_test(Y, mu)
+    >>> r.reject, round(r.scale, 1)
+    (False, 3.0)
+    >>> parallel_test(Y, np.array([[1.0, -1.0], [-0.5, 0.5]])).reject
+    True
+    """
+    alpha = _check_alpha(false_alarm)
+    Yb, mub = _blocks(updates, predicted, n_blocks)
+    K = Yb.shape[0]
+    mbar = mub.mean(axis=0).reshape(-1)
+    nrm2 = float(mbar @ mbar)
+    if not nrm2 > 0:
+        raise ValueError("predicted is zero: a direction cannot be tested")
+    Yf, muf = Yb.reshape(K, -1), mub.reshape(K, -1)
+    c_blocks = Yf @ mbar / nrm2
+    c_hat = float(c_blocks.mean())
+    R = Yf - c_hat * muf
+    R = R - np.outer(R @ mbar / nrm2, mbar)
+    scale = float(np.abs(Yf).max())
+    z, crit, d, worst, se = _max_t(R.reshape(Yb.shape), alpha, scale)
+    # a negative scale (antiparallel) also rejects
+    se_c = float(c_blocks.std(ddof=1) / np.sqrt(K))
+    t_c = c_hat / se_c if se_c > 0 else (np.inf if c_hat > 0 else -np.inf)
+    reject = bool(z > crit or t_c < -crit)
+    if t_c < -crit and not z > crit:
+        z = float(-t_c)
+    return Verdict("parallel", z, crit, reject, alpha, K, d, worst, c_hat, se,
+                      _min_detectable(se, crit, abs(c_hat) * float(np.abs(mbar).max())))
+
+
+def power_against(result: Verdict, shift: Any) -> float:
+    r"""Approximate power of a test against the alternative mean ``prediction + shift``.
+
+    .. math::
+
+        \text{power} \approx \max_i \Phi\bigl(|\Delta_i|/\text{se}_i - t_{\text{crit}}\bigr)
+
+    (normal approximation of the largest single-coordinate rejection probability, a lower
+    bound on the max-statistic's power).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = mean_test(np.random.default_rng(0).normal(size=(200, 2)), np.zeros(2))
+    >>> power_against(r, np.array([2.0, 0.0])) > 0.99
+    True
+    """
+    shift = as_float_array("shift", shift)
+    if shift.shape != result.std_error.shape:
+        raise ValueError(f"shift must have shape {result.std_error.shape}, got {shift.shape}")
+    se = result.std_error
+    ok = se > 0
+    if not ok.any():
+        return float(np.any(shift != 0))
+    ncp = np.abs(shift[ok]) / se[ok]
+    return float(scipy.stats.norm.cdf(ncp - result.threshold).max())
