@@ -17,3 +17,7 @@ from .convention import PRESETS, Convention
 from .expected import ExpectedUpdate, expected_update
 
 __all__ = ["Convention", "PRESETS", "DriverRun", "TransitionBatch", "ExpectedUpdate", "expected_update"]
+
+from .audit import AuditReport, audit  # noqa: E402
+
+__all__ += ["AuditReport", "audit"]

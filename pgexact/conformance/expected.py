@@ -249,15 +249,15 @@ def expected_update(
 
 
 def _logit_updates(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention, groups: list,
-                   method: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Expected logit updates (G, S, A) and state weights (G, S) of several groups of batches at once."""
+                   method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected logit updates of several groups of batches at once: the advantage part (G, S, A),
+    the entropy part (G, S, A) and the state weights (G, S)."""
     renewal_ok = conv.autoreset in ("same_step", "disabled") and conv.truncation != "cross"
     if method is None:
         method = "renewal" if renewal_ok else "chain"
     W, c = (_renewal if method == "renewal" else _chain)(mdp, pi, V, conv, groups)
-    if conv.ent_coef != 0.0:
-        W = W + conv.ent_coef * c[:, :, None] * _neg_entropy_weights(pi)
-    return W - pi * W.sum(axis=2, keepdims=True), c
+    E = conv.ent_coef * c[:, :, None] * _neg_entropy_weights(pi)
+    return W - pi * W.sum(axis=2, keepdims=True), E - pi * E.sum(axis=2, keepdims=True), c
 
 
 # ----------------------------------------------------------------------------- shared pieces

@@ -28,7 +28,7 @@ from ..policies import softmax_rows
 from ._driver import DriverRun, TransitionBatch
 from .convention import Convention
 
-__all__ = ["simulate", "reference_update", "collect", "NAME", "LIBRARY"]
+__all__ = ["simulate", "reference_update", "grouped_updates", "collect", "NAME", "LIBRARY"]
 
 NAME = "reference"
 LIBRARY = "pgexact.conformance.reference"
@@ -172,13 +172,29 @@ def reference_update(batch: TransitionBatch, logits: Any, values: Any, conventio
     V = as_float_array("values", values)
     if logits.ndim != 2 or V.shape != (logits.shape[0],):
         raise ValueError(f"logits must have shape (S, A) and values (S,); got {logits.shape} and {V.shape}")
+    adv = _advantages(batch, V, convention)
     c = convention
+    n, E = batch.n_steps, batch.n_envs
+    if c.normalize_advantages == "batch":
+        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+    elif c.normalize_advantages == "minibatch":
+        flat = adv.reshape(-1).copy()
+        perm = as_generator(seed).permutation(flat.size)
+        for lo in range(0, flat.size, minibatch_size):
+            idx = perm[lo: lo + minibatch_size]
+            if idx.size > 1:
+                flat[idx] = (flat[idx] - flat[idx].mean()) / (flat[idx].std() + 1e-8)
+        adv = flat.reshape(n, E)
+    return _aggregate(batch, adv, softmax_rows(logits), c, 1)[0]
+
+
+def _advantages(batch: TransitionBatch, V: np.ndarray, c: Convention) -> np.ndarray:
+    """GAE(λ) advantages (n_steps, n_envs) of the rows, from the flags as the convention reads them."""
     g, lam = c.gamma, c.lam
     n, E = batch.n_steps, batch.n_envs
-    o, a, rew = batch.obs, batch.actions, batch.rewards
+    o, rew = batch.obs, batch.rewards
     nobs, fobs, term, trunc = batch.next_obs, batch.final_obs, batch.terminated, batch.truncated
-    boot_next = g * V[nobs]
-    delta = rew + boot_next - V[o]
+    delta = rew + g * V[nobs] - V[o]
     cut = term.copy()
     delta = np.where(term, rew - V[o], delta)
     if c.truncation == "bootstrap":
@@ -197,30 +213,58 @@ def reference_update(batch: TransitionBatch, logits: Any, values: Any, conventio
         cont = 0.0 if j == n - 1 else 1.0
         adv[j] = delta[j] + g * lam * cont * np.where(cut[j], 0.0, nxt)
         nxt = adv[j]
-    if c.normalize_advantages == "batch":
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-    elif c.normalize_advantages == "minibatch":
-        flat = adv.reshape(-1).copy()
-        perm = as_generator(seed).permutation(flat.size)
-        for lo in range(0, flat.size, minibatch_size):
-            idx = perm[lo: lo + minibatch_size]
-            if idx.size > 1:
-                flat[idx] = (flat[idx] - flat[idx].mean()) / (flat[idx].std() + 1e-8)
-        adv = flat.reshape(n, E)
-    omega = g ** batch.episode_step if c.weighting == "discounted" else np.ones((n, E))
-    pi = softmax_rows(logits)
+    return adv
+
+
+def _aggregate(batch: TransitionBatch, adv: np.ndarray, pi: np.ndarray, c: Convention, n_groups: int) -> np.ndarray:
+    """Updates (n_groups, S, A) of consecutive equal groups of environments (columns)."""
+    n, E = batch.n_steps, batch.n_envs
     S, A = pi.shape
+    Eg = E // n_groups
+    grp = np.broadcast_to(np.arange(E) // Eg, (n, E)).reshape(-1)
+    omega = c.gamma ** batch.episode_step if c.weighting == "discounted" else np.ones((n, E))
     wa = (omega * adv).reshape(-1)
-    so, ao = o.reshape(-1), a.reshape(-1)
-    W = np.zeros((S, A))
-    np.add.at(W, (so, ao), wa)  # sum_j w_j e_{a_j} at s_j
-    upd = W - pi * np.bincount(so, weights=wa, minlength=S)[:, None]
+    so, ao = batch.obs.reshape(-1), batch.actions.reshape(-1)
+    W = np.zeros((n_groups, S, A))
+    np.add.at(W, (grp, so, ao), wa)  # sum_j w_j e_{a_j} at s_j
+    tot = np.bincount(grp * S + so, weights=wa, minlength=n_groups * S).reshape(n_groups, S)
+    upd = W - pi[None] * tot[:, :, None]
     if c.ent_coef != 0.0:
         logp = np.log(np.where(pi > 0, pi, 1.0))
         H = -(pi * logp).sum(axis=1)
         grad_H = -pi * (logp + H[:, None])  # d H / d logits
-        upd += c.ent_coef * np.bincount(so, weights=omega.reshape(-1), minlength=S)[:, None] * grad_H
-    return upd / (n * E)
+        cnt = np.bincount(grp * S + so, weights=omega.reshape(-1), minlength=n_groups * S).reshape(n_groups, S)
+        upd += c.ent_coef * cnt[:, :, None] * grad_H[None]
+    return upd / (n * Eg)
+
+
+def grouped_updates(batch: TransitionBatch, logits: Any, values: Any, convention: Convention,
+                    n_groups: int) -> np.ndarray:
+    """:func:`reference_update` of each of ``n_groups`` equal groups of consecutive environments.
+
+    Independent replicates of a stream in one simulation (calibration by simulation);
+    advantages are not normalized (``normalize_advantages`` must be False).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact.mdps import gridworld
+    >>> mdp = gridworld(2, 2, gamma=0.9)
+    >>> c = Convention(gamma=0.9, time_limit=3, n_envs=2, n_steps=4)
+    >>> b = next(simulate(mdp, np.full((4, 4), 0.25), time_limit=3, n_envs=4, n_steps=4,
+    ...                   n_batches=1, seed=0))
+    >>> g = grouped_updates(b, np.zeros((4, 4)), np.ones(4), c, 2)
+    >>> bool(np.allclose(g.mean(axis=0), reference_update(b, np.zeros((4, 4)), np.ones(4), c)))
+    True
+    """
+    if convention.normalize_advantages:
+        raise ValueError("grouped_updates needs normalize_advantages=False (normalization spans the groups)")
+    n_groups = check_positive_int("n_groups", n_groups)
+    if batch.n_envs % n_groups:
+        raise ValueError(f"n_envs={batch.n_envs} is not a multiple of n_groups={n_groups}")
+    logits = as_float_array("logits", logits)
+    V = as_float_array("values", values)
+    return _aggregate(batch, _advantages(batch, V, convention), softmax_rows(logits), convention, n_groups)
 
 
 def collect(mdp: FiniteMDP, logits: Any, values: Any, *, time_limit: int, n_envs: int, n_steps: int,

@@ -191,9 +191,12 @@ def mean_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
                       _min_detectable(se, crit, scale))
 
 
-def parallel_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
+def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks: int = N_BLOCKS,
                   false_alarm: float = FALSE_ALARM) -> Verdict:
-    r"""The scale-free test :math:`H_0: \mathbb{E}[Y_b] = c\,\mu_b` with c > 0 (module docstring).
+    r"""The scale-free test :math:`H_0: \mathbb{E}[Y_b] = c\,\mu_b + o_b` with c > 0 (module docstring).
+
+    ``offset`` (:math:`o_b`, default 0, shape of ``predicted``) is a part of the update that
+    normalization does not scale: the entropy bonus's gradient when advantages are normalized.
 
     Examples
     --------
@@ -208,6 +211,13 @@ def parallel_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
     True
     """
     alpha = _check_alpha(false_alarm)
+    if offset is not None:
+        Y = as_float_array("updates", updates)
+        o = as_float_array("offset", offset)
+        try:
+            updates = Y - np.broadcast_to(o, Y.shape) if o.shape != Y.shape else Y - o
+        except ValueError:
+            raise ValueError(f"offset must have shape {Y.shape[1:]} or {Y.shape}, got {o.shape}") from None
     Yb, mub = _blocks(updates, predicted, n_blocks)
     K = Yb.shape[0]
     mbar = mub.mean(axis=0).reshape(-1)
