@@ -10,8 +10,8 @@ Examples
 >>> from pgexact.conformance.drivers import DRIVERS, get_driver
 >>> sorted(DRIVERS)[:3]
 ['cleanrl-ppo', 'rlax', 'sb3-a2c']
->>> get_driver("sb3-ppo").NAME
-'sb3-ppo'
+>>> DRIVERS["sb3-ppo"][2]  # the extra that installs its library
+'conformance-sb3'
 """
 
 from __future__ import annotations
@@ -67,8 +67,10 @@ def get_driver(name: str) -> ModuleType:
 
     Examples
     --------
-    >>> get_driver("rlax").LIBRARY
-    'rlax'
+    >>> get_driver("no-such-library")
+    Traceback (most recent call last):
+    ...
+    ValueError: driver must be one of 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo', 'torchrl-ppo'; got 'no-such-library'
     """
     name = _check_name(name)
     module, _, extra = DRIVERS[name]

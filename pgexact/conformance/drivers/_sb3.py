@@ -45,13 +45,13 @@ def _classes() -> dict:
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
     class OneHotFeatures(BaseFeaturesExtractor):
-        """SB3 one-hot encodes Discrete observations; cast them to float64 for the table."""
+        """SB3 one-hot encodes Discrete observations; flatten them (the buffer adds an axis) as float64."""
 
         def __init__(self, observation_space: Any) -> None:
             super().__init__(observation_space, features_dim=int(observation_space.n))
 
         def forward(self, observations: Any) -> Any:
-            return observations.double()
+            return observations.reshape(observations.shape[0], -1).double()
 
     class RecordingOptimizer(th.optim.Optimizer):
         """Never steps; ends the update after ``limit`` minibatches (the first epoch)."""

@@ -104,7 +104,8 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
     norm = (("minibatch" if s["num_minibatches"] > 1 else "batch") if s["norm_adv"] else False)
     config = dict(s, n_envs=args.n_envs, n_steps=args.n_steps, time_limit=args.time_limit,
                   lam=float(s["gae_lambda"]), normalize_advantages=norm, seed=args.seed,
-                  minibatch_size=batch_size // s["num_minibatches"], source_commit=SOURCE_COMMIT)
+                  minibatch_size=batch_size // s["num_minibatches"], source_commit=SOURCE_COMMIT,
+                  autoreset=s["autoreset_mode"])
     import gymnasium
 
     return DriverRun(updates, LIBRARY, f"ppo.py@{SOURCE_COMMIT[:12]}, gymnasium {gymnasium.__version__}",

@@ -28,6 +28,7 @@ by the ending step; every row a real transition):
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import numpy as np
@@ -88,12 +89,12 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
 
     config = dict(s, n_envs=args.n_envs, n_steps=args.n_steps, time_limit=args.time_limit,
                   lam=float(s["lambda_"]), normalize_advantages=False, seed=args.seed,
-                  autoreset_mode="same_step")
+                  autoreset="same_step")
     return DriverRun(updates, LIBRARY, str(rlax.__version__), config, NAME)
 
 
 @functools.lru_cache(maxsize=None)
-def _update_fn() -> Any:
+def _update_fn(with_entropy: bool) -> Any:
     import jax
     import jax.numpy as jnp
     import rlax
@@ -107,6 +108,8 @@ def _update_fn() -> Any:
         logp = jnp.take_along_axis(logp_all, actions.reshape(-1, 1), axis=1)[:, 0]
         ratio = jnp.exp(logp - old_logp.reshape(-1))
         pg = rlax.clipped_surrogate_pg_loss(ratio, adv.reshape(-1), epsilon)
+        if not with_entropy:
+            return pg
         return pg + ent_coef * rlax.entropy_loss(table[obs.reshape(-1)], jnp.ones(ratio.shape))
 
     return jax.jit(jax.grad(loss))
@@ -133,7 +136,7 @@ def _run(args: Any, s: dict) -> np.ndarray:
     rewards = np.zeros((T, N))
     discounts = np.zeros((T, N))
     updates = np.empty((args.n_batches, args.n_states, args.n_actions))
-    grad = _update_fn()
+    grad = _update_fn(float(s["ent_coef"]) != 0.0)
     try:
         next_obs, _ = envs.reset(seed=args.seed)
         for b in range(args.n_batches):
@@ -145,7 +148,9 @@ def _run(args: Any, s: dict) -> np.ndarray:
                 discounts[t] = gamma * np.where(term, 0.0, np.where(trunc, float(s["truncation_discount"]), 1.0))
             vals = np.concatenate([args.values[obs], args.values[next_obs][None]], axis=0)
             old_logp = np.log(pi[obs, actions])
-            with jax.enable_x64(True):
+            with jax.enable_x64(True), warnings.catch_warnings():
+                # rlax.entropy_loss announces its own move to distrax (PendingDeprecationWarning)
+                warnings.simplefilter("ignore", PendingDeprecationWarning)
                 g = grad(args.logits, obs, actions, rewards, discounts, vals, old_logp,
                          float(s["lambda_"]), float(s["epsilon"]), float(s["ent_coef"]))
                 updates[b] = -np.asarray(g, dtype=np.float64)

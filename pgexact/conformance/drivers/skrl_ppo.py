@@ -34,6 +34,7 @@ the value model returns the frozen table. γ (``discount_factor``) is the MDP's 
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any
 
 import numpy as np
@@ -103,7 +104,7 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
 
     config = dict(s, gamma=float(s["discount_factor"]), lam=float(s["gae_lambda"]), n_envs=args.n_envs,
                   n_steps=args.n_steps, time_limit=args.time_limit, normalize_advantages="batch",
-                  ent_coef=float(s["entropy_loss_scale"]), seed=args.seed)
+                  ent_coef=float(s["entropy_loss_scale"]), seed=args.seed, autoreset=s["autoreset_mode"])
     return DriverRun(updates, LIBRARY, str(skrl.__version__), config, NAME)
 
 
@@ -172,7 +173,25 @@ def _run(args: Any, s: dict) -> np.ndarray:
     from ...gym import make_env
 
     c = _classes()
-    set_seed(args.seed)
+    log = logging.getLogger("skrl")
+    level = log.level
+    log.setLevel(logging.WARNING)  # skrl logs its seed and environment details at INFO on stdout
+    try:
+        set_seed(args.seed)
+        return _train(args, s, c)
+    finally:
+        log.setLevel(level)
+
+
+def _train(args: Any, s: dict, c: dict) -> np.ndarray:
+    import gymnasium as gym
+    from skrl.agents.torch.ppo import PPO_CFG
+    from skrl.envs.wrappers.torch import wrap_env
+    from skrl.memories.torch import RandomMemory
+    from skrl.trainers.torch import SequentialTrainer
+
+    from ...gym import make_env
+
     mode = {"next_step": gym.vector.AutoresetMode.NEXT_STEP,
             "same_step": gym.vector.AutoresetMode.SAME_STEP}[s["autoreset_mode"]]
     venv = gym.vector.SyncVectorEnv(
@@ -194,7 +213,7 @@ def _run(args: Any, s: dict) -> np.ndarray:
         agent.updates = []
         trainer = SequentialTrainer(env=env, agents=agent,
                                     cfg={"timesteps": args.n_batches * args.n_steps, "headless": True,
-                                         "disable_progressbar": True})
+                                         "disable_progressbar": True, "close_environment_at_exit": False})
         trainer.train()
         agent.record.remove()
     finally:
