@@ -24,13 +24,11 @@ __all__ = ["DRIVERS", "available", "get_driver"]
 
 #: Driver name -> (module in this package, the modules its library provides, the extra that installs it).
 DRIVERS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "sb3-ppo": ("sb3_ppo", ("stable_baselines3",), "conformance-sb3"),
-    "sb3-a2c": ("sb3_a2c", ("stable_baselines3",), "conformance-sb3"),
+    "sb3-ppo": ("sb3_ppo", ("stable_baselines3", "gymnasium"), "conformance-sb3"),
+    "sb3-a2c": ("sb3_a2c", ("stable_baselines3", "gymnasium"), "conformance-sb3"),
     "cleanrl-ppo": ("cleanrl_ppo", ("torch", "gymnasium"), "conformance-cleanrl"),
     "rlax": ("rlax_gae", ("rlax", "jax", "gymnasium"), "conformance-rlax"),
-    "tianshou-ppo": ("tianshou_ppo", ("tianshou",), "conformance-tianshou"),
-    "skrl-ppo": ("skrl_ppo", ("skrl",), "conformance-skrl"),
-    "torchrl-ppo": ("torchrl_ppo", ("torchrl", "tensordict"), "conformance-torchrl"),
+    "skrl-ppo": ("skrl_ppo", ("skrl", "torch", "gymnasium"), "conformance-skrl"),
 }
 
 
@@ -70,7 +68,7 @@ def get_driver(name: str) -> ModuleType:
     >>> get_driver("no-such-library")
     Traceback (most recent call last):
     ...
-    ValueError: driver must be one of 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo', 'torchrl-ppo'; got 'no-such-library'
+    ValueError: driver must be one of 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'skrl-ppo'; got 'no-such-library'
     """
     name = _check_name(name)
     module, _, extra = DRIVERS[name]
