@@ -205,6 +205,9 @@ def _train(args: Any, s: dict, c: dict) -> np.ndarray:
         memory = RandomMemory(memory_size=args.n_steps, num_envs=args.n_envs, device="cpu")
         cfg_kw = {k: v for k, v in s.items() if k != "autoreset_mode"}
         cfg = PPO_CFG(rollouts=args.n_steps, **cfg_kw)
+        # no TensorBoard files or checkpoints (skrl writes them under ./runs by default)
+        cfg.experiment.write_interval = 0
+        cfg.experiment.checkpoint_interval = 0
         agent = c["RecordedPPO"](models={"policy": policy, "value": value}, memory=memory,
                                  observation_space=env.observation_space, action_space=env.action_space,
                                  device="cpu", cfg=cfg)
