@@ -15,7 +15,12 @@ reward-to-go estimator on them (what a sampled variance estimate of ~3% relative
 Times are CPU seconds (user + sys of this process), median of ``--repeat`` runs. Target: every
 full covariance within 10 s.
 
-Usage: python benchmarks/bench_moments.py [--repeat 3] [--horizon 200]
+Geometric stopping (``--part geometric``): the same three dense instances and the sparse grid
+with gamma = 0.95 and no horizon (``estimator_moments`` on a discounted model: the moments under
+``rollout(..., geometric=True)``, by linear solves); reference: ``pgexact.rollout(...,
+geometric=True)`` of 2,000 episodes plus reward-to-go. Target: S*A = 256 within 2 s CPU.
+
+Usage: python benchmarks/bench_moments.py [--repeat 3] [--horizon 200] [--part all|finite|geometric]
 """
 
 from __future__ import annotations
@@ -47,7 +52,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--horizon", type=int, default=200)
+    ap.add_argument("--part", choices=("all", "finite", "geometric"), default="all")
     args = ap.parse_args()
+    if args.part in ("all", "finite"):
+        finite(args)
+    if args.part in ("all", "geometric"):
+        geometric(args)
+
+
+def finite(args: argparse.Namespace) -> None:
     H = args.horizon
     rng = np.random.default_rng(0)
     cases = []
@@ -70,6 +83,41 @@ def main() -> None:
 
             def reference() -> None:
                 trajs = pg.rollout(mdp, pi, 2000, seed=1)
+                reward_to_go(trajs, policy, theta)
+
+            for name in ESTIMATORS:
+                kw = kwargs_for(name, ev)
+                t_mom, t_ref = [], []
+                for _ in range(args.repeat):  # interleaved
+                    t_mom.append(cpu(lambda: estimator_moments(mdp, policy, theta, name, directions=D, **kw)))
+                    t_ref.append(cpu(reference))
+                tm, tr = statistics.median(t_mom), statistics.median(t_ref)
+                print(f"{label:58s} {name:18s} {tm:8.3f} {tr:8.3f} {tm / tr:6.2f}")
+
+
+def geometric(args: argparse.Namespace) -> None:
+    gamma = 0.95
+    rng = np.random.default_rng(0)
+    cases = []
+    for S, A in ((64, 4), (128, 2)):
+        mdp = random_mdp(S, A, gamma=gamma, seed=S)
+        cases.append((f"tabular S={S} A={A} (d={S * A})", mdp, pg.TabularSoftmax(S, A), None))
+    mdp = random_mdp(64, 4, gamma=gamma, seed=7)
+    cases.append(("linear S=64 A=4 d=32", mdp, pg.LinearSoftmax(rng.standard_normal((64, 4, 32))), None))
+    grid = gridworld(40, 40, gamma=gamma, slip=0.2, step_reward=-0.01, sparse=True)
+    pol = pg.TabularSoftmax(grid.n_states, 4)
+    cases.append((f"tabular sparse grid S={grid.n_states} (d={pol.n_params}), 4 directions", grid, pol,
+                  rng.standard_normal((4, pol.n_params))))
+    print(f"geometric stopping, gamma={gamma}, one BLAS thread; CPU seconds, median of {args.repeat}")
+    print(f"{'instance':58s} {'estimator':18s} {'moments':>8s} {'MC ref':>8s} {'ratio':>6s}")
+    with threadpool_limits(1):
+        for label, mdp, policy, D in cases:
+            theta = 0.3 * rng.standard_normal(policy.n_params)
+            pi = policy.probs(theta)
+            ev = pg.evaluate(mdp, pi)
+
+            def reference() -> None:
+                trajs = pg.rollout(mdp, pi, 2000, geometric=True, seed=1)
                 reward_to_go(trajs, policy, theta)
 
             for name in ESTIMATORS:

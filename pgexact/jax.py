@@ -67,6 +67,7 @@ __all__ = [
     "advantages",
     "occupancy",
     "fisher_vector_product",
+    "average_reward",
 ]
 
 
@@ -277,3 +278,45 @@ def fisher_vector_product(
 
     w = _callback(cb, _sds(pi.shape), pi, u)
     return vjp_fn(w)[0]
+
+
+# --------------------------------------------------------------------------- average reward
+def _gain_and_gradient(mdp: Any, pi: Any) -> tuple[Any, Any]:
+    from .average.evaluation import _evaluate as _average_evaluate
+
+    def cb(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        ev = _average_evaluate(mdp, as_probabilities(np.asarray(p), "pi", action_mask=mdp.action_mask))
+        return np.float64(ev.rho), ev.d[:, None] * ev.Q
+
+    return _callback(cb, (_sds(()), _sds(pi.shape)), pi)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _average_reward(mdp: Any, pi: Any) -> Any:
+    return _gain_and_gradient(mdp, pi)[0]
+
+
+def _average_reward_fwd(mdp: Any, pi: Any) -> tuple[Any, Any]:
+    return _gain_and_gradient(mdp, pi)
+
+
+def _average_reward_bwd(mdp: Any, G: Any, g: Any) -> tuple[Any]:
+    return (g * G,)
+
+
+_average_reward.defvjp(_average_reward_fwd, _average_reward_bwd)
+
+
+def average_reward(mdp: Any, pi: Any) -> Any:
+    r"""Exact gain ρ of the policy array ``pi`` (shape (S, A), float64, unichain), differentiable in ``pi``.
+
+    .. math:: \rho = d_\pi^\top r_\pi, \qquad \frac{\partial\rho}{\partial\pi(a|s)} = d_\pi(s)\, Q(s, a)
+
+    (:func:`pgexact.average.pi_gradient`). ``mdp``: a :class:`~pgexact.FiniteMDP` (γ ignored)
+    or a pair ``(P, r)``.
+    """
+    from .average.evaluation import as_average_model
+
+    mdp = as_average_model(mdp)
+    _check(mdp, pi)
+    return _average_reward(mdp, pi)

@@ -64,6 +64,7 @@ __all__ = [
     "advantages",
     "occupancy",
     "fisher_vector_product",
+    "average_reward",
 ]
 
 
@@ -236,3 +237,57 @@ def _check_point(params: Any, v: Any) -> None:
                 f"v's leaf {i} has shape {tuple(w.shape)} and dtype {w.dtype}, expected those of params: "
                 f"{tuple(t.shape)}, {t.dtype}"
             )
+
+
+# --------------------------------------------------------------------------- average reward
+class _AverageReward(torch.autograd.Function):
+    @staticmethod
+    def forward(pi: torch.Tensor, mdp: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        from .average.evaluation import _evaluate as _average_evaluate
+
+        ev = _average_evaluate(mdp, as_probabilities(_np(pi), "pi", action_mask=mdp.action_mask))
+        return _like(ev.rho, pi), _like(ev.d[:, None] * ev.Q, pi)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.mark_non_differentiable(output[1])
+        ctx.save_for_backward(output[1])
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor, _gG: Any) -> tuple[Any, None]:
+        (G,) = ctx.saved_tensors
+        return g * G, None
+
+
+def average_reward(mdp: Any, pi: torch.Tensor) -> torch.Tensor:
+    r"""Exact gain ρ of the policy tensor ``pi`` (shape (S, A), float64, unichain), differentiable in ``pi``.
+
+    .. math:: \rho = d_\pi^\top r_\pi, \qquad \frac{\partial\rho}{\partial\pi(a|s)} = d_\pi(s)\, Q(s, a)
+
+    (:func:`pgexact.average.pi_gradient`; Sutton et al. 2000, Theorem 1, average-reward case).
+    ``mdp``: a :class:`~pgexact.FiniteMDP` (γ ignored) or a pair ``(P, r)``.
+
+    Returns
+    -------
+    torch.Tensor
+        0-d, float64.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from pgexact import average
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    >>> W = torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)
+    >>> rho = average_reward(mdp, torch.softmax(W, dim=1))
+    >>> rho.backward()
+    >>> theta = np.zeros(6)
+    >>> from pgexact import TabularSoftmax
+    >>> bool(np.allclose(W.grad.numpy().reshape(-1), average.policy_gradient(mdp, TabularSoftmax(3, 2), theta)))
+    True
+    """
+    from .average.evaluation import as_average_model
+
+    mdp = as_average_model(mdp)
+    _check_tensor(mdp, pi)
+    return _AverageReward.apply(pi, mdp)[0]

@@ -199,6 +199,6 @@ def test_multichain_error_checks_its_classes(classes, error, match) -> None:
 
 
 def test_too_many_states_is_refused_with_the_memory_it_would_need(monkeypatch) -> None:
-    monkeypatch.setattr(average, "MAX_DENSE_STATES", 2)
+    monkeypatch.setattr(average.evaluation, "MAX_DENSE_STATES", 2)  # the constant's home module
     with pytest.raises(ValueError, match=r"^mdp has S=3 states, more than MAX_DENSE_STATES=2: .* would need 72 bytes"):
         average.evaluate(random_mdp(3, 2, gamma=0.9, seed=0), np.full((3, 2), 0.5))

@@ -74,8 +74,8 @@ def test_trace_optimal_constant() -> None:
 
 def test_bad_input() -> None:
     mdp, pol, theta = _problem(0)
-    with pytest.raises(ValueError, match="pass horizon=T"):
-        optimal_baselines(mdp.with_horizon(None, gamma=0.9), pol, theta)
+    geo = optimal_baselines(mdp.with_horizon(None, gamma=0.9), pol, theta)  # geometric stopping: b(s)
+    assert geo.state.shape == (pol.n_params, mdp.n_states)
     with pytest.raises(ValueError, match="theta"):
         optimal_baselines(mdp, pol, np.zeros(pol.n_params + 1))
 

@@ -357,18 +357,50 @@ def test_soft_backup_with_discount_converges_to_soft_q(seed: int, gamma: float) 
     np.testing.assert_allclose(Q, mdp.r + gamma * mdp.P @ soft_v, rtol=1e-10, atol=1e-10)
 
 
-def test_projected_dual_step_stays_feasible() -> None:
-    """With the projection λ ≥ 0 the primal iterates never leave the KL ball on the witness instance."""
-    from pgexact.errata._algorithms import _dual_scheme
+def _enumerated_gradient(mdp: FiniteMDP, pi: np.ndarray, weight) -> np.ndarray:
+    """E[Σ_t ∇_θ log π(a_t|s_t) weight(t, s_t, a_t, G_t)] for tabular logits, over every trajectory."""
+    S, A = pi.shape
+    H = mdp.horizon
+    total = np.zeros((S, A))
+    for states in itertools.product(range(S), repeat=H):
+        for actions in itertools.product(range(A), repeat=H):
+            prob = mdp.mu0[states[0]]
+            for t in range(H):
+                prob *= pi[states[t], actions[t]]
+                if t + 1 < H:
+                    prob *= mdp.P[states[t], actions[t], states[t + 1]]
+            if prob == 0.0:
+                continue
+            rewards = [mdp.r[states[t], actions[t]] for t in range(H)]
+            g = np.zeros((S, A))
+            for t in range(H):
+                G_t = sum(rewards[t:])
+                score = -pi[states[t]].copy()
+                score[actions[t]] += 1.0
+                g[states[t]] += score * weight(t, states[t], actions[t], G_t)
+            total += prob * g
+    return total.reshape(-1)
 
-    pi, A = np.array([0.5, 0.4, 0.1]), np.array([1.0, 0.0, -1.0])
-    for steps in range(12):
-        for project, ok in ((True, True), (False, None)):
-            primal = _dual_scheme(pi, A, 1.0, 1.0, steps, project)
-            kl = float(np.sum(primal[primal > 0] * np.log(primal[primal > 0] / pi[primal > 0])))
-            if ok:
-                assert kl <= 1.0
-    assert _dual_scheme(pi, A, 1.0, 1.0, 5, False) @ A == -1.0
+
+def test_an_inaccurate_state_baseline_leaves_reinforce_unbiased() -> None:
+    """The survey's 'an inaccurately estimated baseline introduces bias' is false: exact enumeration.
+
+    A baseline off by 3 (and by a different amount in each state and step) gives E[ĝ] = ∇J to
+    rounding; the same offset made to depend on the action (the control) is biased.
+    """
+    P = np.random.default_rng(3).dirichlet(np.ones(2), size=(2, 2))
+    r = np.array([[1.0, -0.5], [0.3, 2.0]])
+    mdp = FiniteMDP(P, r, np.array([0.6, 0.4]), gamma=1.0, horizon=3)
+    policy = TabularSoftmax(2, 2)
+    theta = np.array([0.3, -0.2, 0.5, 0.1])
+    pi = policy.probs(theta)
+    grad = policy_gradient(mdp, policy, theta)
+    V = evaluate(mdp, pi).V  # (H, S)
+    wrong = V + 3.0 + np.arange(6).reshape(3, 2)  # inaccurate: off by 3 to 8
+    unbiased = _enumerated_gradient(mdp, pi, lambda t, s, a, G: G - wrong[t, s])
+    np.testing.assert_allclose(unbiased, grad, rtol=0, atol=1e-13)  # 64 paths, terms O(10)
+    action_dependent = _enumerated_gradient(mdp, pi, lambda t, s, a, G: G - wrong[t, s] - 2.0 * a)
+    assert np.max(np.abs(action_dependent - grad)) > 0.1
 
 
 def test_records_and_lookup_refuse_malformed_arguments() -> None:

@@ -37,6 +37,7 @@ ALLOWED = {
 #: Sampled modules the design allows to use the exact layer (exact moments of estimators).
 EXACT_ALLOWED_IN_SAMPLED = {
     "pgexact.estimators.exact_moments", "pgexact.estimators.moments", "pgexact.estimators.baselines",
+    "pgexact.estimators.geometric_moments",
 }
 
 _HEADS = {

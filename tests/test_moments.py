@@ -202,8 +202,11 @@ def test_bad_input() -> None:
         estimator_moments(mdp, pol, theta, "gae", V=np.zeros(5), lam=0.5)
     with pytest.raises(ValueError, match="horizon is 7, but the mdp has horizon 4"):
         estimator_moments(mdp, pol, theta, "reinforce", horizon=7)
-    with pytest.raises(ValueError, match="pass horizon=T"):
-        estimator_moments(mdp.with_horizon(None), pol, theta, "reinforce")
+    assert estimator_moments(mdp.with_horizon(None), pol, theta, "reinforce").horizon is None  # geometric stopping
+    with pytest.raises(ValueError, match="'normalized_advantage' has no per-episode moments: its advantages are centred"):
+        estimator_moments(mdp, pol, theta, "normalized_advantage")
+    with pytest.raises(TypeError, match="estimator must be one of"):
+        estimator_moments(mdp, pol, theta, np.array([]))
     with pytest.raises(ValueError, match=r"directions must have shape \(k, n_params\) with n_params=6"):
         estimator_moments(mdp, pol, theta, "reinforce", directions=np.zeros((2, 5)))
     with pytest.raises(ValueError, match=r"b\[1\] is nan, expected a finite number"):

@@ -156,20 +156,29 @@ ERRATA: tuple[Erratum, ...] = (
         "½ ∇JᵀF⁻¹∇J/η² must equal δ (F⁻¹, and the factor 2)",
         _f.w_npg_step_chapter,
     ),
-    # ------------------------------------------------------------------ CS285 lecture 9
     Erratum(
-        "ascent-called-descent",
-        (_L(CS285_LEC9, "Why does the policy gradient work?"),
-         _L(PG_SURVEY, "Why Off-Policy? Experience Replay in DDPG"),
-         _L(PG_SURVEY, "But Why Natural Policy Gradient Improves Performance?"),
-         _L(ADVANCED_PG, "Why This is Better")),
-        "use Â to improve the policy by calculating the policy gradient and doing a step of gradient "
-        "descent; 'Deterministic policies update using gradient descent'; vanilla PG called 'standard "
-        "gradient descent'",
-        "gradient ascent, θ ← θ + α∇_θ J (the return, and Q in DDPG's actor update, is maximized)",
-        "a descent step θ − α∇J lowers J to first order: the policy gets worse",
-        not_witnessable="a wrong word (descent for ascent) in the prose; the formulas next to it are right",
+        "reinforce-called-importance-sampling",
+        (_L(PG_CHAPTER, "REINFORCE and Importance Sampling"),),
+        "θ ← θ + E_(τ~ρ_θ)[∇log ρ_θ(τ) R(τ)] makes good trajectories more likely: 'This is an example of "
+        "importance sampling: updating a distribution to put more density on more important samples'",
+        "the update is a likelihood-ratio (score-function) gradient step; importance sampling estimates "
+        "E_(x~p̃)[f(x)] from samples of another distribution p by reweighting them with p̃(x)/p(x), and "
+        "changes no distribution (the chapter defines it so itself under 'Trust region policy optimization')",
+        "the ratio ρ/ρ in the derivation above it evaluates to 1 at ρ = ρ_θ: nothing is reweighted",
+        not_witnessable="a wrong description of what the update is; no formula is involved",
     ),
+    Erratum(
+        "pi-degradation-inequality",
+        (_L(PG_CHAPTER, "Motivation for policy gradient"),),
+        "with Δ∞ = min_s A^π_h(s, π̃(s)) < 0, 'the PDL shows that there may exist some state s and time h such "
+        "that V^π̃_h(s) ≥ V^π_h(s) − H·|Δ∞|', so PI can degrade",
+        "the PDL gives V^π̃_h(s) ≥ V^π_h(s) − H·|Δ∞| at every state and time (each of the H advantages is at "
+        "least Δ∞): a guarantee, not a degradation; the degradation is the other direction, V^π̃_h(s) < "
+        "V^π_h(s) for some s, by as much as H·|Δ∞| when π̃ keeps visiting the state where A^π(s, π̃(s)) = Δ∞",
+        "the inequality is stated in the direction that bounds the loss from below, then read as a loss",
+        not_witnessable="an inequality read in the wrong direction: the printed inequality is true",
+    ),
+    # ------------------------------------------------------------------ CS285 lecture 9
     Erratum(
         "coupling-probability",
         (_L(CS285_LEC9, "General case"), _L(PG_SURVEY, "Policy Improvement", "proof")),
@@ -189,16 +198,6 @@ ERRATA: tuple[Erratum, ...] = (
         _f.w_max_f,
     ),
     Erratum(
-        "dual-update-projection",
-        (_L(CS285_LEC9, "How do we enforce the constraint?"), _L(PG_SURVEY, "Solving the Constrained Problem")),
-        "maximize L(θ', λ) = Ā(θ') − λ(D_KL(π_θ' ‖ π_θ) − ε) in θ', then λ ← λ + α(D_KL(π_θ' ‖ π_θ) − ε)",
-        "λ ← max(0, λ + α(D_KL − ε)): the multiplier of an inequality constraint must stay ≥ 0 "
-        "(projected dual descent)",
-        "while the constraint is slack the update drives λ below 0; the Lagrangian then rewards a large KL, "
-        "and the next primal step jumps away from π_θ (to the worst action on the witness)",
-        _a.w_dual_projection,
-    ),
-    Erratum(
         "npg-step-size-lecture",
         (_L(CS285_LEC9, "Natural Gradient"),),
         "α = √(2ε / (∇_θJ(θ)ᵀ F ∇_θJ(θ)))",
@@ -206,18 +205,19 @@ ERRATA: tuple[Erratum, ...] = (
         "the step is α F⁻¹∇J, whose quadratic KL model is ½ α² ∇JᵀF⁻¹∇J",
         _f.w_npg_step_lecture,
     ),
-    # ------------------------------------------------------------------ Policy Gradient (survey)
     Erratum(
-        "pg-proof-dropped-gamma",
-        (_L(PG_SURVEY, "Policy Gradient Theorem", "proof, 'Extend Q^π with future state value'"),),
-        "∇V^π(s) = Σ_a(∇π_θ(a|s) Q^π(s,a) + π_θ(a|s) ∇ Σ_(s',r) P(s',r|s,a)(r + V^π(s'))), i.e. "
-        "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + V^π(s'))",
-        "Q^π(s,a) = Σ_(s',r) P(s',r|s,a)(r + γV^π(s')) (the notes define G_t = Σ_k γ^k R_(t+k+1)); "
-        "unrolling then weights states by η(s) = Σ_k γ^k ρ^π(s_0 → s, k), of total mass 1/(1 − γ); the "
-        "printed proof holds for γ = 1 only",
-        "the Bellman step drops the discount of the note's own return",
-        _f.w_pg_proof_gamma,
+        "small-epsilon-guarantee",
+        (_L(CS285_LEC9, "General case"), _L(PG_SURVEY, "Constrained Policy Optimization")),
+        "J(θ') − J(θ) ≥ Ā(θ') − Σ_t 2εtC, so maximizing Ā(θ') over |π_θ' − π_θ| ≤ ε (or over "
+        "D_KL(π_θ' ‖ π_θ) ≤ ε) 'for small enough ε ... is guaranteed to improve J(θ') − J(θ)'",
+        "the bound does not give it: within |π_θ' − π_θ| ≤ ε the surrogate gain Ā(θ') − Ā(θ) is at most "
+        "linear in ε, and so is the penalty Σ_t 2εtC = εC·T(T − 1); shrinking ε changes neither's ratio. "
+        "Improvement for small steps follows from a penalty of second order in the step, as in Kakade & "
+        "Langford (2002) and Schulman et al. (2015, Theorem 1: C·max_s D_KL, with D_KL ≈ 2 D_TV²)",
+        "a first-order penalty cannot be beaten by a first-order gain by making the step small",
+        not_witnessable="a step of reasoning that does not follow; the bound itself holds",
     ),
+    # ------------------------------------------------------------------ Policy Gradient (survey)
     Erratum(
         "pg-stationary-weighting",
         (_L(PG_SURVEY, "Policy Gradient Theorem", "proof, last step"),
@@ -230,18 +230,6 @@ ERRATA: tuple[Erratum, ...] = (
         "the stationary distribution ν = νP_π forgets s_0 and the discount: weighted by it, the vector is not "
         "even parallel to ∇J",
         _f.w_pg_stationary_weighting,
-    ),
-    Erratum(
-        "gaussian-score-covariance",
-        (_L(PG_SURVEY, "Policy Gradient in Continuous Action Space", "example 'Gaussian Policy Example'"),),
-        "π_θ(a|s) = N(μ_θ(s), Σ_θ(s)); ∇_θ ln π_θ(a|s) = Σ_θ⁻¹(a − μ_θ(s)) ∇_θ μ_θ(s), and ∇J = "
-        "E[Q^π(s,a) Σ_θ⁻¹(a − μ_θ(s)) ∇_θ μ_θ(s)]",
-        "∂ ln π/∂θ_k = (∂_k μ)ᵀ Σ⁻¹(a − μ) + ½ (a − μ)ᵀ Σ⁻¹(∂_k Σ)Σ⁻¹(a − μ) − ½ tr(Σ⁻¹ ∂_k Σ): in vector "
-        "form J_μᵀ Σ⁻¹(a − μ) (the Jacobian J_μ = ∂μ/∂θ transposed, on the left) plus the covariance terms; "
-        "for σ = e^ℓ, ∂ ln π/∂ℓ = (a − μ)²/σ² − 1",
-        "the printed score differentiates through the mean only, although Σ_θ depends on θ; the policy "
-        "gradient after it misses the same terms",
-        _c.w_gaussian_score,
     ),
     Erratum(
         "reinforce-variance-order",
@@ -309,18 +297,6 @@ ERRATA: tuple[Erratum, ...] = (
         _f.w_hessian_log_pi,
     ),
     Erratum(
-        "trpo-line-search-start",
-        (_L(PG_SURVEY, "Trust Region Policy Optimization (TRPO)", "backtracking line search"),),
-        "candidate step θ' = θ + αF⁻¹∇J; 'Start with the full step-size α = 1'; reduce α while the KL "
-        "constraint is violated",
-        "start from the step that saturates the quadratic model of the constraint, α_0 = √(2ε / (∇JᵀF⁻¹∇J)), "
-        "and shrink it geometrically until the KL constraint holds and the surrogate improves (Schulman et "
-        "al. 2015, Appendix C)",
-        "F⁻¹∇J has no intrinsic length: α = 1 ignores ε, so the search accepts a step far inside the trust "
-        "region (it never grows α) or starts far outside it",
-        _a.w_trpo_line_search,
-    ),
-    Erratum(
         "ppo-clip-outside",
         (_L(PG_SURVEY, "Proximal Policy Optimization (PPO)", "'Why Does This Work?'"),),
         "if r_t(θ) moves outside 1 ± ε, the clipped term stops further updates",
@@ -371,6 +347,62 @@ ERRATA: tuple[Erratum, ...] = (
         "'Soft Policy Evaluation (Critic Update)')",
         "without γ the backup is not a contraction: on a continuing task its iterates grow without bound",
         _a.w_sac_backup_gamma,
+    ),
+    Erratum(
+        "objective-stationary-rewrite",
+        (_L(PG_SURVEY, "Policy Gradient Theorem", "rewriting J over 'the stationary distribution of states'"),),
+        "J(θ) = E_τ[R(τ)] rewritten 'using the stationary distribution of states': J(θ) = Σ_s d^π(s) V^π(s) "
+        "= Σ_s d^π(s) Σ_a π_θ(a|s) Q^π(s,a), d^π the stationary distribution of the chain under π_θ",
+        "J(θ) = Σ_s μ0(s) V^π(s): the start distribution weights V; the stationary distribution does not "
+        "enter J (Σ_s d^π(s) V^π(s) = ρ/(1 − γ), with ρ the average reward, in a unichain discounted model)",
+        "V^π(s) already sums the whole future from s; averaging it again over where the chain settles "
+        "replaces the start state by the long-run state",
+        _f.w_objective_stationary,
+    ),
+    Erratum(
+        "inaccurate-baseline-bias",
+        (_L(PG_SURVEY, "Bias in Policy Gradient Methods", "'Sources of Bias', baseline approximation"),),
+        "'Baseline Approximation: ... If the baseline is inaccurately estimated, it introduces bias in the "
+        "policy gradient computation'",
+        "a baseline that does not depend on the action taken (nor on the episodes it multiplies), however "
+        "inaccurate, leaves the estimator unbiased: E[∇log π(a|s) b(s)] = b(s) Σ_a ∇π(a|s) = 0. An inaccurate "
+        "baseline only forgoes variance reduction; bias comes from a baseline fitted on the same episodes "
+        "(see batch-mean-baseline) or one that depends on the action",
+        "unbiasedness needs E[score | s] = 0, not an accurate b",
+        not_witnessable=("the note gives no value for the bias it asserts; tests/test_errata.py shows the "
+                         "bias is 0 by exact enumeration with a baseline off by 3"),
+    ),
+    Erratum(
+        "reward-to-go-causality-direction",
+        (_L(PG_SURVEY, "Variance Reduction: Causality Trick and Reward-to-Go Estimation"),),
+        "the reward-to-go estimator Σ_t ∇log π(a_t|s_t) Σ_(t'≥t) r_t' 'prevents rewards from future time "
+        "steps from affecting past actions'",
+        "it drops the rewards from past time steps t' < t from the weight of the action at t (an action "
+        "cannot affect rewards already received); the rewards from future time steps are exactly what it keeps",
+        "the causality runs from actions to later rewards; the note reverses it",
+        not_witnessable="a reversed direction in a sentence; the formula next to it is right",
+    ),
+    Erratum(
+        "trpo-second-order-description",
+        (_L(PG_SURVEY, "Trust Region Policy Optimization (TRPO)", "'Why Does This Improve Over NPG?'"),
+         _L(PG_SURVEY, "Proximal Policy Optimization (PPO)", "'Why PPO is Preferred Over TRPO?'")),
+        "'TRPO directly enforces the KL constraint without relying on second-order approximations'; "
+        "'TRPO requires computing and inverting the Fisher Information Matrix'",
+        "TRPO's step is the natural-gradient step of the quadratic KL model ½ΔθᵀFΔθ (Schulman et al. 2015, "
+        "Appendix C), computed by conjugate gradient from Fisher-vector products without forming or "
+        "inverting F; only its backtracking line search checks the exact KL (and the surrogate)",
+        "the direction and the initial step length both come from the second-order model",
+        not_witnessable="a wrong description of what the algorithm computes",
+    ),
+    Erratum(
+        "soft-value-temperature",
+        (_L(PG_SURVEY, "Soft Policy"), _L(PG_SURVEY, "Soft Policy Evaluation (Critic Update)")),
+        "for J(π) = Σ_t E[r(s_t, a_t) + αH(π(·|s_t))]: Q(s_t, a_t) = r + γE[V(s_(t+1))], V(s_t) = "
+        "E_(a~π)[Q(s_t, a_t) − log π(a_t|s_t)]",
+        "V(s_t) = E_(a~π)[Q(s_t, a_t) − α log π(a_t|s_t)] (Haarnoja et al. 2018, eq. 3); without α the "
+        "recursion evaluates the objective with temperature 1, whatever α the objective has",
+        "the entropy bonus of the objective is αH, so its Bellman recursion subtracts α log π",
+        _a.w_soft_value_temperature,
     ),
 )
 

@@ -1,5 +1,5 @@
-r"""Witnesses of the errata about algorithms: dual ascent on the KL constraint, TRPO's line search
-and SAC's soft Bellman backup.
+r"""Witnesses of the errata about algorithms: SAC's soft Bellman backup, its temperature and its
+optimal policy.
 
 The printed and the corrected schemes are run with a few lines of numpy; the truth comes from an
 independent solver or pgexact's closed forms, confirmed by a second computation.
@@ -11,81 +11,13 @@ import numpy as np
 import scipy.optimize
 import scipy.special
 
-from ..exact import evaluate, fisher, natural_gradient, policy_gradient, state_marginals
+from ..exact import evaluate, state_marginals
 from ..models.finite_mdp import FiniteMDP
 from ..updates import soft_value_iteration
 from . import _mini
-from ._finite import _LINEAR, _linear_instance, trust_region_coefficients
 from ._witness import Witness, identity_witness
 
 __all__: list[str] = []
-
-
-def _dual_scheme(pi: np.ndarray, A: np.ndarray, eps: float, alpha: float, steps: int,
-                 project: bool) -> np.ndarray:
-    r"""Primal maximizer of :math:`E_{\pi'}[A] - \lambda(KL(\pi'\|\pi) - \epsilon)` after ``steps`` dual steps from λ = 0.
-
-    For λ > 0 the maximizer is :math:`\pi' \propto \pi e^{A/\lambda}`; for λ = 0 the greedy action;
-    for λ < 0 the objective is convex in π', so the maximizer is a vertex: the action maximizing
-    :math:`A(a) + |\lambda| \log(1/\pi(a))`.
-    """
-    lam = 0.0
-    for _ in range(steps + 1):
-        if lam > 0:
-            w = pi * np.exp(A / lam)
-            primal = w / w.sum()
-        else:
-            primal = np.eye(A.size)[np.argmax(A + (-lam) * np.log(1.0 / pi))]
-        kl = float(scipy.special.rel_entr(primal, pi).sum())
-        lam = lam + alpha * (kl - eps)
-        if project:
-            lam = max(0.0, lam)
-    return primal
-
-
-def w_dual_projection() -> Witness:
-    pi, A, eps, alpha, steps = np.array([0.5, 0.4, 0.1]), np.array([1.0, 0.0, -1.0]), 1.0, 1.0, 5
-    printed = _dual_scheme(pi, A, eps, alpha, steps, project=False) @ A
-    corrected = _dual_scheme(pi, A, eps, alpha, steps, project=True) @ A
-    # the constrained optimum max{E_π'[A] : KL(π'‖π) ≤ ε}: the greedy vertex is feasible
-    # (KL = log 2 < ε) and no policy does better than max_a A(a)
-    vertex_kl = np.log(1.0 / pi)
-    ref = A[vertex_kl <= eps].max()
-    n = 400  # grid of the simplex with step 1/400 (it contains the vertices)
-    i, j = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
-    keep = i + j <= n
-    grid = np.stack([i[keep], j[keep], n - i[keep] - j[keep]], axis=1) / n
-    feasible = scipy.special.rel_entr(grid, pi).sum(axis=1) <= eps
-    check = (grid[feasible] @ A).max()
-    return identity_witness(
-        f"E_(a~π')[A(a)] of the primal maximizer after {steps} dual steps (the constrained optimum if the "
-        "scheme is right)",
-        "one state, π = (0.5, 0.4, 0.1), A = (1, 0, −1), KL(π'‖π) ≤ ε = 1 as printed, λ_0 = 0, α = 1; "
-        "without projection λ_5 = −1.53 and the maximizer is the worst action, with KL = 2.30 > ε",
-        printed, corrected, ref, check,
-        "maximum of A over the feasible vertices; grid search over the simplex (step 1/400, scipy rel_entr)",
-        1e-12,
-    )
-
-
-def w_trpo_line_search() -> Witness:
-    P, r, mu0, _, pol, theta = _linear_instance()
-    mdp = FiniteMDP(P, 0.01 * r, mu0, gamma=0.9)
-    g, F, w = policy_gradient(mdp, pol, theta), fisher(mdp, pol, theta), natural_gradient(mdp, pol, theta)
-    eps = 0.01
-    # printed: the first candidate α = 1 is accepted at once, since ½ ∇JᵀF⁻¹∇J < ε here
-    if not 0.5 * g @ np.linalg.solve(F, g) <= eps:
-        raise AssertionError("instance must have ½∇JᵀF⁻¹∇J <= ε")  # pragma: no cover
-    ref, check = trust_region_coefficients(g, F, w, eps)
-    return identity_witness(
-        "largest step α of θ' = θ + α F⁻¹∇J the line search can accept (its first candidate); TRPO's "
-        "full step solves max ∇Jᵀdθ s.t. ½ dθᵀF dθ ≤ ε",
-        _LINEAR.replace("arrays of default_rng(7)", "arrays of default_rng(7) with rewards scaled by 0.01")
-        + f", ε = {eps}",
-        1.0, np.sqrt(2 * eps / (g @ np.linalg.solve(F, g))), ref, check,
-        "SLSQP on the constrained problem; scalar search over the boundary of the ellipsoid",
-        1e-7,  # SLSQP (ftol 1e-15) stops at ~3e-9 relative accuracy of the step on this instance
-    )
 
 
 def w_sac_backup_gamma() -> Witness:
@@ -131,6 +63,34 @@ def _chain(n: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         P[s, 0, 0], r[s, 0], P[s, 1, s + 1] = 1.0, 0.5, 1.0
     P[n - 1, :, n - 1], r[n - 1, :] = 1.0, 2.0
     return P, r, np.eye(n)[0]
+
+
+def w_soft_value_temperature() -> Witness:
+    gamma, alpha = 0.9, 0.2
+    P, r, mu0 = _mini.random_arrays(4, 2, 61)
+    pi = _mini.softmax_rows(np.random.default_rng(62).standard_normal((4, 2)))
+    log_pi = np.log(pi)
+
+    def soft_start_value(temperature: float) -> float:
+        # the note's recursion V = E_π[Q − temperature · log π], Q = r + γ P V, solved as one linear system
+        V, _ = _mini.values(P, r - temperature * log_pi, pi, gamma)
+        return float(mu0 @ V)
+
+    # the objective E[Σ_t γ^t (r + α H(π(·|s_t)))] is the ordinary return of the reward r + α H(s)
+    H = -(pi * log_pi).sum(axis=1)
+    bonus = r + alpha * H[:, None]
+    ref = evaluate(FiniteMDP(P, bonus, mu0, gamma=gamma), pi).J
+    T = 400  # γ^400 · max|r + αH| / (1 − γ) < 1e-17
+    p = state_marginals(FiniteMDP(P, r, mu0, gamma=gamma), pi, T)
+    check = float((gamma ** np.arange(T)) @ (p @ ((pi * r).sum(axis=1) + alpha * H)))
+    return identity_witness(
+        "soft value of the start distribution, Σ_s μ0(s) V(s), of the objective with temperature α",
+        f"S = 4, A = 2, arrays of default_rng(61), γ = {gamma}, α = {alpha}, π = softmax of N(0, 1) logits "
+        "(default_rng(62))",
+        soft_start_value(1.0), soft_start_value(alpha), ref, check,
+        "pgexact.exact.evaluate with reward r + αH(π(·|s)); truncated sum Σ_t γ^t E[r_t + αH(s_t)] over the "
+        "state marginals", 1e-12,
+    )
 
 
 def w_sac_optimal_policy() -> Witness:

@@ -12,33 +12,10 @@ import scipy.integrate
 import scipy.linalg
 import scipy.stats
 
-from ..lqr import LQR, LinearGaussian, cost_gradient, evaluate
+from ..lqr import LQR, cost_gradient, evaluate
 from ._witness import Witness, identity_witness
 
 __all__: list[str] = []
-
-
-def w_gaussian_score() -> Witness:
-    x, a, K, log_std = 1.5, 1.1, -0.4, -0.3
-    mu, sigma = -K * x, np.exp(log_std)  # mean μ_θ(s) = -K s, σ_θ = exp(ℓ)
-    # printed: Σ⁻¹(a − μ) ∇_θ μ; the mean does not depend on ℓ
-    printed = (a - mu) / sigma**2 * 0.0
-    corrected = (a - mu) ** 2 / sigma**2 - 1.0
-    pol = LinearGaussian(1, 1, learn_log_std=True)
-    ref = pol.score(pol.params([[K]], [log_std]), [x], [a])[-1]
-    h = 1e-6  # central difference: truncation ~h² ~ 1e-12, rounding ~1e-16/h = 1e-10
-
-    def logpdf(ls: float) -> float:
-        return float(scipy.stats.norm.logpdf(a, loc=mu, scale=np.exp(ls)))
-
-    check = (logpdf(log_std + h) - logpdf(log_std - h)) / (2 * h)
-    return identity_witness(
-        "∂ ln π_θ(a|s) / ∂ℓ, ℓ = log σ (the component of the score along the covariance parameter)",
-        "π_θ(a|s) = N(a; −K s, σ²), θ = (K, ℓ) = (−0.4, −0.3), s = 1.5, a = 1.1",
-        printed, corrected, ref, check,
-        "pgexact LinearGaussian.score (learn_log_std=True); central difference of scipy.stats.norm.logpdf",
-        1e-8,
-    )
 
 
 _DDPG = ("LQR x' = Ax + Bu, A = [[1, 0.2], [0, 0.9]], B = [[0], [1]], Q = I, R = 0.5, γ = 0.9, "

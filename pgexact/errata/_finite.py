@@ -348,26 +348,23 @@ def w_ppo_clip() -> Witness:
     )
 
 
-def w_pg_proof_gamma() -> Witness:
-    gamma = 0.9
-    P, r, mu0 = _mini.random_arrays(4, 2, 11)
-    theta = np.random.default_rng(12).standard_normal(8)
+def w_objective_stationary() -> Witness:
+    gamma = 0.8
+    P, r, mu0 = _mini.random_arrays(4, 2, 51)
+    theta = np.random.default_rng(52).standard_normal(8)
     pi = _mini.softmax_rows(theta.reshape(4, 2))
     V, _ = _mini.values(P, r, pi, gamma)
-    s, a = 0, 0
+    nu = _mini.stationary(P, pi)
     mdp = FiniteMDP(P, r, mu0, gamma=gamma)
-    ref = evaluate(mdp, pi).Q[s, a]
+    ref = evaluate(mdp, pi).J
     T = 400  # γ^400 · max|r| / (1 − γ) < 1e-17: truncation below rounding
-    p = state_marginals(FiniteMDP(P, r, P[s, a], gamma=gamma), pi, T)
-    check = r[s, a] + (gamma ** np.arange(1, T + 1)) @ (p @ (pi * r).sum(axis=1))
+    check = float((gamma ** np.arange(T)) @ (state_marginals(mdp, pi, T) @ (pi * r).sum(axis=1)))
     return identity_witness(
-        f"Q^π(s = {s}, a = {a})", _STATIONARY, r[s, a] + P[s, a] @ V, r[s, a] + gamma * P[s, a] @ V,
-        ref, check, "pgexact.exact.evaluate; truncated sum Σ_t γ^t E[r_t] over the state marginals", 1e-12,
+        "J(θ) = E[Σ_t γ^t r_t]",
+        "S = 4, A = 2, arrays of default_rng(51), γ = 0.8, tabular softmax θ ~ N(0, 1) from default_rng(52)",
+        nu @ V, mu0 @ V, ref, check,
+        "pgexact.exact.evaluate; truncated sum Σ_t γ^t E[r_t] over the state marginals", 1e-12,
     )
-
-
-_STATIONARY = ("S = 4, A = 2, arrays of default_rng(11), γ = 0.9, tabular softmax θ ~ N(0, 1) "
-               "from default_rng(12)")
 
 
 def w_pg_stationary_weighting() -> Witness:

@@ -42,6 +42,7 @@ from ..exact._checks import check_policy_theta
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
+from . import geometric_moments as gm
 from .moments import _state_average, _Transitions, estimator_moments
 
 __all__ = ["OptimalBaselines", "optimal_baselines"]
@@ -58,10 +59,11 @@ class OptimalBaselines:
     constant_trace : float
         The one constant :math:`b` minimizing :math:`\mathrm{tr\,Cov}\,\hat g(b)`:
         :math:`E\langle\hat g(0), z\rangle / E\|z\|^2`.
-    state : numpy.ndarray, shape (n_params, H, S)
+    state : numpy.ndarray, shape (n_params, H, S), or (n_params, S) under geometric stopping
         :math:`b^*_{k,t}(s)`, the best time-indexed state baseline for coordinate k (0 where
-        :math:`M_{t,s} = 0`: the baseline does not matter there).
-    per_state : numpy.ndarray, shape (n_params, H, S)
+        :math:`M_{t,s} = 0`: the baseline does not matter there); under geometric stopping the
+        best stationary one :math:`b^*_k(s)` (the stop is memoryless: t is not observed).
+    per_state : numpy.ndarray, shape (n_params, H, S) or (n_params, S)
         The per-state formula :math:`E_a[\psi_k^2 Q_t]/E_a[\psi_k^2]` (Greensmith et al. 2004,
         Theorem 13), for comparison.
     variance_none, variance_constant, variance_state, variance_value : numpy.ndarray, shape (n_params,)
@@ -144,7 +146,10 @@ def optimal_baselines(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, hori
     Parameters
     ----------
     mdp : FiniteMDP
-        Finite horizon, or discounted with ``horizon=T`` (truncated objective).
+        Finite horizon; discounted with ``horizon=T`` (truncated objective); or discounted
+        without ``horizon``: geometric stopping (``rollout(..., geometric=True)``), with
+        stationary baselines :math:`b(s)`, whose Hessian is still diagonal
+        (:math:`M_s = \nu(s) E_a[\psi_k^2]`, ν the state occupancy).
     policy : TabularSoftmax or LinearSoftmax
     theta : array_like, shape (n_params,)
     horizon : int, optional
@@ -171,8 +176,9 @@ def optimal_baselines(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, hori
     True
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
-    H = number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
-    mdp_h = mdp if mdp.horizon is not None else mdp.with_horizon(H)
+    geometric = mdp.horizon is None and horizon is None
+    H = 0 if geometric else number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
+    mdp_h = mdp if (geometric or mdp.horizon is not None) else mdp.with_horizon(H)
     with np.errstate(over="raise", invalid="raise"):
         m0 = estimator_moments(mdp_h, policy, theta, "reward_to_go")
         # Var(b) = V0 - 2 b cxy + b^2 vz is a quadratic in b: three exact evaluations determine it
@@ -187,16 +193,23 @@ def optimal_baselines(mdp: FiniteMDP, policy: SoftmaxPolicy, theta: Any, *, hori
         var_const = v0 - np.where(safe, dc * dc / np.where(safe, dz, 1.0), 0.0)
         tr_z = float(np.trace(vz))
         constant_trace = float(np.trace(cxy)) / tr_z if tr_z > 0 else 0.0
-        c, M, Q = _state_cross_moments(mdp_h, policy, theta, H)
+        if geometric:  # stationary baselines b(s): shapes (n, S)
+            c, M, Q = gm.state_cross_moments(mdp, policy, theta)
+        else:
+            c, M, Q = _state_cross_moments(mdp_h, policy, theta, H)
         pos = M > 0
         state = np.where(pos, c / np.where(pos, M, 1.0), 0.0)
-        var_state = v0 - np.sum(np.where(pos, c * c / np.where(pos, M, 1.0), 0.0), axis=(1, 2))
+        var_state = v0 - np.sum(np.where(pos, c * c / np.where(pos, M, 1.0), 0.0), axis=tuple(range(1, c.ndim)))
         pi = policy.probs(theta)
         psi = policy.score(theta)
         psi2 = np.einsum("sa,sak->ks", pi, psi * psi)  # (d, S)
-        psi2Q = np.einsum("sa,sak,tsa->kts", pi, psi * psi, Q)
         ok = psi2 > 0
-        per_state = np.where(ok[:, None, :], psi2Q / np.where(ok, psi2, 1.0)[:, None, :], 0.0)
+        if geometric:
+            psi2Q = np.einsum("sa,sak,sa->ks", pi, psi * psi, Q)
+            per_state = np.where(ok, psi2Q / np.where(ok, psi2, 1.0), 0.0)
+        else:
+            psi2Q = np.einsum("sa,sak,tsa->kts", pi, psi * psi, Q)
+            per_state = np.where(ok[:, None, :], psi2Q / np.where(ok, psi2, 1.0)[:, None, :], 0.0)
         V = evaluate(mdp_h, pi).V
         var_value = np.diag(estimator_moments(mdp_h, policy, theta, "state_baseline", b=V).covariance).copy()
     return OptimalBaselines(

@@ -51,6 +51,7 @@ from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
+from . import geometric_moments as gm
 
 __all__ = ["EstimatorMoments", "estimator_moments", "ESTIMATORS", "MAX_MOMENT_BYTES"]
 
@@ -79,8 +80,8 @@ class EstimatorMoments:
         :math:`D\,\mathrm{Cov}(\hat g)\,D^\top` (with ``directions=None``: the full covariance).
     second_moment : numpy.ndarray, shape (k, k)
         :math:`D\,E[\hat g\hat g^\top] D^\top` (the uncentred moment).
-    horizon : int
-        The number of steps H.
+    horizon : int or None
+        The number of steps H; None under geometric stopping.
     """
 
     estimator: str
@@ -89,7 +90,7 @@ class EstimatorMoments:
     directions: np.ndarray | None
     direction_covariance: np.ndarray
     second_moment: np.ndarray
-    horizon: int
+    horizon: int | None
 
     def __post_init__(self) -> None:
         freeze_arrays(self, ("mean", "covariance", "directions", "direction_covariance", "second_moment"))
@@ -335,6 +336,10 @@ def estimator_moments(
     ``"gae"``                 :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t`, ``V`` (S,) or (T, S), ``lam``
     ========================= ==============================================================
 
+    ``"normalized_advantage"`` is refused: its batch mean and standard deviation make the N
+    episodes' terms dependent, so it has no per-episode moments (its bias and variance depend on
+    N). ``n_step`` is not covered (its weight is a window of n steps, outside both families).
+
     Steps in terminal states are padding (score 0); GAE bootstraps nothing from a terminal
     state nor after the last step of a finite horizon, and :math:`V(s_T)` at the end of a
     truncated discounted episode (stationary V) — exactly as
@@ -344,7 +349,11 @@ def estimator_moments(
     ----------
     mdp : FiniteMDP
         Finite horizon H = ``mdp.horizon``; or discounted with ``horizon=T`` (the truncated
-        objective, as ``rollout(..., horizon=T)``). Dense or sparse P.
+        objective, as ``rollout(..., horizon=T)``); or discounted without ``horizon``: the
+        moments under geometric stopping, as ``rollout(..., geometric=True)`` samples (weights
+        with :math:`d = 1`, the episode stopped after each step with probability
+        :math:`1-\gamma`; stationary ``b``, ``A``, ``V`` only; computed by linear solves,
+        :mod:`pgexact.estimators.geometric_moments`). Dense or sparse P.
     policy : TabularSoftmax or LinearSoftmax
     theta : array_like, shape (n_params,)
     estimator : str
@@ -385,11 +394,25 @@ def estimator_moments(
     >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # the same, by listing trajectories
     >>> bool(np.allclose(mom.covariance, exact_covariance(reward_to_go(tr, pol, theta).samples, p), atol=1e-12))
     True
+    >>> disc = mdp.with_horizon(None)  # geometric stopping: E over L ~ Geometric(1 - gamma)
+    >>> geo = estimator_moments(disc, pol, theta, "reward_to_go")
+    >>> geo.horizon is None, bool(np.allclose(geo.mean, policy_gradient(disc, pol, theta), atol=1e-12))
+    (True, True)
     """
     mdp, policy, theta = check_policy_theta(mdp, policy, theta)
+    if not isinstance(estimator, str):
+        raise TypeError(f"estimator must be one of {', '.join(map(repr, ESTIMATORS))}, got {estimator!r}")
+    if estimator == "normalized_advantage":
+        raise ValueError(
+            "estimator 'normalized_advantage' has no per-episode moments: its advantages are centred and scaled by "
+            "the mean and standard deviation of the whole batch, so the N episodes' terms are dependent and the "
+            "mean of N episodes is not an average of i.i.d. terms (its bias and variance depend on N and are "
+            "ratios of random sums, with no finite recursion); estimate it by Monte Carlo over batches"
+        )
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator is {estimator!r}, expected one of {', '.join(map(repr, ESTIMATORS))}")
-    H = number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
+    geometric = mdp.horizon is None and horizon is None
+    H = 0 if geometric else number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
     S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
     if directions is None:
         D = None
@@ -402,14 +425,19 @@ def estimator_moments(
             raise ValueError(f"directions must have shape (k, n_params) with n_params={n}, got {D.shape}")
         k = D.shape[0]
     need = 12 * S * nA * k * 8 + (3 * H * S * nA * 8 if estimator == "reinforce" else 4 * H * S * nA * 8)
+    if geometric and S <= gm.MAX_DENSE_STATES:
+        need += 3 * 8 * S * S  # the LU factors of I - kappa gamma P_pi
     if need > MAX_MOMENT_BYTES:
+        steps = "geometric stopping" if geometric else f"horizon H={H}"
         raise ValueError(
             f"estimator_moments would need about {need / 2**30:.1f} GiB for S*A={S * nA}, k={k} columns "
-            f"and horizon H={H} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
+            f"and {steps} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
             "few directions, or a smaller problem"
         )
     pi = policy.probs(theta)
     live = ~np.asarray(mdp.terminal)
+    if geometric:
+        return _geometric(mdp, policy, theta, pi, estimator, D, b=b, A=A, V=V, lam=lam)
     if D is None:
         jac = policy._logit_jacobian()  # the score from pi, as SoftmaxPolicy.score computes it
         C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n)
@@ -487,3 +515,13 @@ def _total_return_mean(P: _Transitions, pi: np.ndarray, p: np.ndarray, r: np.nda
         rho = disc**t * rf
         alpha1 = (P.back(alpha1 + rho * p[t])[:, None] * pi).reshape(-1)
     return m
+
+
+
+def _geometric(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, pi: np.ndarray, estimator: str,
+    D: np.ndarray | None, *, b: Any, A: Any, V: Any, lam: Any,
+) -> EstimatorMoments:
+    """:func:`estimator_moments` under geometric stopping (:mod:`pgexact.estimators.geometric_moments`)."""
+    mean, cov, second = gm.geometric_moments(mdp, policy, theta, pi, estimator, D, b=b, A=A, V=V, lam=lam)
+    return EstimatorMoments(estimator, mean, cov if D is None else None, D, cov, second, None)

@@ -217,12 +217,17 @@ def _entropy_pg_panels(ax_rate, ax_loj) -> None:  # noqa: ANN001
     rng = np.random.default_rng(13)
     probs = [conv_ent.lojasiewicz_problem(rng, (2, 3), (0.8, 0.95)) for _ in range(67)]
     norms = np.concatenate([p.grad_norms for p in probs])
+    plotted = [norms]
     for lhs, label, color, marker in ((conv_ent.mei_lojasiewicz_lhs, "Mei et al. C(θ)", C_TRPO, "."),
                                       (conv_ent.lojasiewicz_lhs, "sharper C(θ)", C_NPG, "x")):
         x = np.concatenate([lhs(p) for p in probs])
+        plotted.append(x)
         ax_loj.loglog(x, norms, marker, color=color, ms=3,
                       label=f"{label}: max C(θ) gap$^{{1/2}}$ / ‖∇‖ = {np.max(x / norms):.2f}")
-    lim = [min(ax_loj.get_xlim()[0], ax_loj.get_ylim()[0]), max(ax_loj.get_xlim()[1], ax_loj.get_ylim()[1])]
+    # the diagonal spans the data (a factor 2 beyond it), not matplotlib's autoscaled limits,
+    # which differ between matplotlib versions
+    values = np.concatenate(plotted)
+    lim = [values.min() / 2, values.max() * 2]
     ax_loj.loglog(lim, lim, "-", color=C_OPT, lw=1, label="‖∇‖ = C(θ) gap$^{1/2}$")
     ax_loj.legend(fontsize=7, loc="lower right")
     ax_loj.set_xlabel(r"$C(\theta)\,[\tilde V^*(\rho) - \tilde V^{\pi_\theta}(\rho)]^{1/2}$")

@@ -43,6 +43,7 @@ from .ppo import PPOStep, ppo_dual_update, ppo_kl_update, ppo_update
 from .trpo import TRPOStep, trpo_step
 from .sampled import CRITICS, SampledOracle, SampledSource
 from .training import TrainingHistory, train
+from .average_source import AverageOracle, AverageSource
 
 __all__ = [
     "CRITICS",
@@ -81,4 +82,6 @@ __all__ = [
     "train",
     "trpo_step",
     "value_iteration",
+    "AverageOracle",
+    "AverageSource",
 ]
