@@ -290,7 +290,28 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--only", default=None, help="comma-separated figure names")
     f.add_argument("--format", default="png", choices=("png", "svg", "pdf"))
     f.set_defaults(func=_cmd_figures)
+    a = sub.add_parser("audit", help="audit a library's policy-gradient update against exact expectations")
+    a.add_argument("driver", help="driver name: 'reference' or a library driver (sb3-ppo, sb3-a2c, cleanrl-ppo, "
+                   "torchrl-ppo, tianshou-ppo, skrl-ppo, rlax)")
+    a.add_argument("--batches", type=int, default=200, help="recorded batches (default 200)")
+    a.add_argument("--seed", type=int, default=0, help="seed of the run (default 0)")
+    a.add_argument("--json", action="store_true", help="print the report as JSON")
+    a.set_defaults(func=_cmd_audit)
     return parser
+
+
+def _cmd_audit(args: argparse.Namespace) -> int:
+    from .conformance import audit
+
+    if args.batches < 20:
+        raise UsageError(f"--batches must be at least 20 (the tests use 20 blocks), got {args.batches}")
+    try:
+        report = audit(args.driver, n_batches=args.batches, seed=args.seed)
+    except (ImportError, ValueError) as exc:
+        print(f"pgexact audit: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,7 @@ __all__ = [
     "linear_problems",
     "policy_problems",
     "policy_matrices",
+    "assert_update_consistent",
 ]
 
 
@@ -163,3 +164,74 @@ def enumerated_problems(
     mdp, policy, theta = draw(policy_problems(**kw))
     trajs, prob = enumerate_trajectories(mdp, policy.probs(theta))
     return mdp, policy, theta, trajs, prob
+
+
+def assert_update_consistent(
+    update_fn: Any,
+    convention: Any,
+    *,
+    mdp: FiniteMDP | None = None,
+    logits: Any = None,
+    values: Any = None,
+    n_batches: int = 200,
+    n_blocks: int = 20,
+    seed: Any = 0,
+    false_alarm: float = 1e-3,
+) -> Any:
+    r"""Fail when an update function no longer matches its documented convention.
+
+    Runs :func:`pgexact.conformance.audit` on ``update_fn`` (a callable from a
+    :class:`~pgexact.conformance.TransitionBatch` to the (S, A) update in the logits of a
+    tabular softmax actor) with the single candidate ``convention`` and the simulator's
+    autoreset set to ``convention.autoreset``: the exact test
+    :math:`\mathbb{E}[\text{update}] = \text{expected\_update}` (the scale-free test
+    "update ∥ expected update" when ``convention.normalize_advantages`` is set). Batch means
+    over ``n_blocks`` blocks; false-alarm probability ≤ ``false_alarm`` (calibrated by
+    simulation in pgexact's own suite).
+
+    Parameters
+    ----------
+    update_fn : callable
+    convention : pgexact.conformance.Convention
+        Its ``n_envs``, ``n_steps`` and ``time_limit`` set the run's sizes.
+    mdp, logits, values
+        Default: the 3×3 slippery gridworld (γ = 0.8), a fixed logits table, the exact V.
+    n_batches, n_blocks, seed, false_alarm
+
+    Returns
+    -------
+    pgexact.conformance.AuditReport
+
+    Raises
+    ------
+    AssertionError
+        With the measured z, the threshold and the worst coordinate.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import evaluate
+    >>> from pgexact.conformance import Convention
+    >>> from pgexact.conformance.audit import default_mdp, default_logits
+    >>> from pgexact.conformance.reference import reference_update
+    >>> from pgexact.policies import softmax_rows
+    >>> lg = default_logits(9, 4); V = evaluate(default_mdp(), softmax_rows(lg)).V
+    >>> c = Convention(gamma=0.8, lam=0.95, time_limit=10, n_envs=16, n_steps=32)
+    >>> _ = assert_update_consistent(lambda b: reference_update(b, lg, V, c), c, n_batches=40, n_blocks=10)
+    """
+    from .conformance import Convention, audit
+
+    if not isinstance(convention, Convention):
+        raise TypeError(f"convention must be a pgexact.conformance.Convention, got {type(convention).__name__}")
+    report = audit(update_fn, mdp, logits=logits, values=values, time_limit=convention.time_limit,
+                   n_envs=convention.n_envs, n_steps=convention.n_steps, n_batches=n_batches, seed=seed,
+                   conventions=[convention], autoreset=convention.autoreset, n_blocks=n_blocks,
+                   false_alarm=false_alarm)
+    v = report.verdicts[0]
+    t = v.parallel if convention.normalize_advantages else v.mean
+    if t.reject:
+        raise AssertionError(
+            f"the update is not consistent with {convention.label()} ({t.test} test): z = {t.z:.2f} > "
+            f"threshold {t.threshold:.2f} (false alarm {t.false_alarm:g}, {t.n_blocks} blocks of "
+            f"{n_batches // n_blocks} batches), worst at {t.worst}")
+    return report

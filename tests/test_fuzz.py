@@ -247,6 +247,11 @@ EXCLUDED = {
     "pgexact.cli.run_verify": "runs the whole registry: covered by test_cli_argv (--instances, --only)",
     "pgexact.figures.render": "draws every figure by default (tens of seconds) and writes files into the "
     "working directory: its argument checks are covered by test_figures.py",
+    "pgexact.conformance.audit": "runs a driver over 200 batches and 32 candidate conventions by default "
+    "(seconds): its argument checks are covered by test_conformance.py",
+    "pgexact.conformance.audit.audit": "the same function as pgexact.conformance.audit",
+    "pgexact.conformance.reference.collect": "simulates every batch of a run (seconds at the sizes the "
+    "fuzz draws): its argument checks are covered by test_conformance.py",
 }
 
 API = public_callables()

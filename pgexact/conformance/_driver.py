@@ -16,6 +16,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .._validation import as_float_array
+
 __all__ = ["DriverRun", "TransitionBatch"]
 
 
@@ -55,13 +57,9 @@ class DriverRun:
     preset: str | None = None
 
     def __post_init__(self) -> None:
-        u = np.array(self.updates, dtype=np.float64, copy=True)
+        u = as_float_array("updates", self.updates)
         if u.ndim != 3 or u.shape[0] < 1:
             raise ValueError(f"updates must have shape (n_batches, S, A) with n_batches >= 1, got shape {u.shape}")
-        bad = ~np.isfinite(u)
-        if bad.any():
-            idx = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise ValueError(f"updates{list(idx)} is {u[idx]}, expected a finite number")
         u.flags.writeable = False
         object.__setattr__(self, "updates", u)
         for name in ("library", "version"):
@@ -123,13 +121,29 @@ class TransitionBatch:
     episode_step: np.ndarray
 
     def __post_init__(self) -> None:
-        shape = np.shape(self.obs)
+        shape = None
         for name in ("obs", "actions", "rewards", "next_obs", "final_obs", "terminated", "truncated",
                      "episode_step"):
-            arr = np.asarray(getattr(self, name))
-            if arr.shape != shape or arr.ndim != 2:
-                raise ValueError(f"{name} has shape {arr.shape}, expected (n_steps, n_envs) = {shape}")
-            arr = arr.copy()
+            value = getattr(self, name)
+            try:
+                arr = np.array(value, copy=True)
+            except Exception:  # ragged nested sequences and the like
+                raise TypeError(f"{name} must be an array of shape (n_steps, n_envs)") from None
+            kind = "b" if name in ("terminated", "truncated") else ("f" if name == "rewards" else "i")
+            if not (arr.dtype.kind == kind or (kind == "f" and arr.dtype.kind in "iu")
+                    or (kind == "i" and arr.dtype.kind == "u")):
+                what = {"b": "booleans", "f": "real numbers", "i": "integers"}[kind]
+                raise TypeError(f"{name} must be an array of {what}, got dtype {arr.dtype}")
+            if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+                raise ValueError(f"{name} must have shape (n_steps, n_envs) with both >= 1, got {arr.shape}")
+            if shape is None:
+                shape = arr.shape
+            elif arr.shape != shape:
+                raise ValueError(f"{name} has shape {arr.shape}, expected (n_steps, n_envs) = {shape} as obs")
+            if kind == "f":
+                arr = as_float_array(name, arr)
+            elif kind == "i" and arr.size and arr.min() < 0:
+                raise ValueError(f"{name} must be >= 0, got {arr.min()}")
             arr.flags.writeable = False
             object.__setattr__(self, name, arr)
 

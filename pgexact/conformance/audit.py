@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_memory, check_positive_int
 from ..exact.evaluation import _evaluate
 from ..exact.gradients import policy_gradient
 from ..mdps import gridworld
@@ -53,7 +53,10 @@ def default_logits(n_states: int, n_actions: int) -> np.ndarray:
     >>> default_logits(2, 2).round(2).tolist()
     [[0.0, 0.69], [-0.18, -0.65]]
     """
-    return 0.7 * np.sin(1.7 * np.arange(n_states * n_actions, dtype=np.float64)).reshape(n_states, n_actions)
+    S = check_positive_int("n_states", n_states)
+    A = check_positive_int("n_actions", n_actions)
+    check_memory(f"default_logits({S}, {A})", 8.0 * S * A, "lower n_states or n_actions")
+    return 0.7 * np.sin(1.7 * np.arange(S * A, dtype=np.float64)).reshape(S, A)
 
 
 def candidate_conventions(base: Convention, autoresets: tuple = ("same_step", "next_step")) -> list[Convention]:
@@ -64,6 +67,11 @@ def candidate_conventions(base: Convention, autoresets: tuple = ("same_step", "n
     >>> len(candidate_conventions(Convention()))
     32
     """
+    if not isinstance(base, Convention):
+        raise TypeError(f"base must be a pgexact.conformance.Convention, got {type(base).__name__}")
+    if isinstance(autoresets, str) or not isinstance(autoresets, (tuple, list)) or not all(
+            isinstance(a, str) and a in AUTORESETS for a in autoresets):
+        raise ValueError(f"autoresets must be a tuple of {AUTORESETS}, got {autoresets!r}")
     out = []
     for wt, tr, ar, be in itertools.product(WEIGHTINGS, TRUNCATIONS, autoresets, (True, False)):
         c = base.replace(weighting=wt, truncation=tr, autoreset=ar, bootstrap_end=be)
@@ -73,13 +81,20 @@ def candidate_conventions(base: Convention, autoresets: tuple = ("same_step", "n
 
 @dataclass(frozen=True)
 class ConventionVerdict:
-    """One candidate convention's verdicts (see :class:`AuditReport`)."""
+    """One candidate convention's verdicts (see :class:`AuditReport`).
+
+    ``power`` is the exact test's predicted power (normal approximation, standard errors measured
+    on the data) against the nearest candidate with another ``truncation``; ``power_by`` gives it
+    against every candidate whose prediction differs (candidates differing only in
+    ``bootstrap_end`` are often too close to tell apart).
+    """
 
     convention: Convention
     mean: Verdict
     parallel: Verdict
     cosine_to_gradient: float
     power: float
+    power_by: dict = dataclasses.field(default_factory=dict)
 
     @property
     def consistent(self) -> bool:
@@ -92,6 +107,7 @@ class ConventionVerdict:
         return {"convention": self.convention.to_dict(), "label": self.convention.label(),
                 "mean": self.mean.to_dict(), "parallel": self.parallel.to_dict(),
                 "cosine_to_gradient": self.cosine_to_gradient, "power": self.power,
+                "power_by": dict(self.power_by),
                 "consistent": self.consistent}
 
 
@@ -109,7 +125,8 @@ class AuditReport:
     verdicts : tuple of ConventionVerdict
         Per candidate convention: the exact test (``mean``) and the scale-free test
         (``parallel``) with their statistic z, threshold and verdict; the cosine of its exact
-        expected update to ∇J; the power of its exact test against the nearest other candidate.
+        expected update to ∇J; the power of its exact test against the nearest candidate with
+        another truncation treatment.
     consistent : tuple of Convention
         The candidates the data do not reject.
     cosine, angle : float
@@ -179,7 +196,17 @@ class AuditReport:
                          f"{'consistent' if v.consistent else 'rejected'}")
         lines.append("")
         lines.append("  consistent: " + (", ".join(c.label() for c in self.consistent) or "none"))
+        if not self.consistent and self.verdicts:
+            best = self.closest()
+            t = best.parallel if best.convention.normalize_advantages else best.mean
+            lines.append(f"  closest: {best.convention.label()} ({t.test} test z = {t.z:.2f})")
         return "\n".join(lines)
+
+    def closest(self) -> ConventionVerdict:
+        """The candidate with the smallest statistic (the scale-free one when advantages are normalized)."""
+        if not self.verdicts:
+            raise ValueError("the report has no candidate conventions")
+        return min(self.verdicts, key=lambda v: (v.parallel if v.convention.normalize_advantages else v.mean).z)
 
 
 def _jsonable(x: Any) -> Any:
@@ -277,17 +304,17 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
 
     Examples
     --------
-    A user's update function — here a REINFORCE-style loop that ignores time limits (GAE runs on
-    into the next episode) — is told apart from the correct treatment:
+    A user's update function — here one that treats time limits as terminations — is told apart
+    from the correct treatment:
 
     >>> import numpy as np
     >>> from pgexact.conformance import reference, Convention
     >>> m = default_mdp(); lg = default_logits(9, 4)
     >>> V = np.asarray(__import__("pgexact").evaluate(m, softmax_rows(lg)).V)
-    >>> mine = Convention(truncation="cross", gamma=0.8, lam=0.95, time_limit=10, n_envs=16, n_steps=32)
+    >>> mine = Convention(truncation="terminate", gamma=0.8, lam=0.95, time_limit=10, n_envs=16, n_steps=32)
     >>> fn = lambda b: reference.reference_update(b, lg, V, mine)
-    >>> r = audit(fn, m, n_batches=60, n_blocks=10, seed=1)
-    >>> r.verdict("uniform/cross/same_step/end=V").consistent
+    >>> r = audit(fn, m, n_batches=100, n_blocks=10, seed=2)
+    >>> r.verdict("uniform/terminate/same_step/end=V").consistent
     True
     >>> r.verdict("uniform/bootstrap/same_step/end=V").consistent
     False
@@ -352,21 +379,28 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
         full[start:] = np.repeat(blocks, size, axis=0)
         return full
 
+    cache: dict = {}  # row occupancies depend only on the autoreset mode and the sizes
     for c in conventions:
         c = c.replace(time_limit=time_limit, n_steps=n_steps, n_envs=n_envs)
-        adv, ent, _ = _logit_updates(mdp, pi, V, c, groups)
+        adv, ent, _ = _logit_updates(mdp, pi, V, c, groups, cache=cache)
         preds.append(per_batch(adv + ent))
         ents.append(per_batch(ent))
     grad = policy_gradient(mdp, TabularSoftmax(S, A), logits.ravel()).reshape(S, A)
     Y = run.updates
     verdicts = []
-    for c, mu, ent in zip(conventions, preds, ents):
-        mt = mean_test(Y, mu, n_blocks=n_blocks, false_alarm=false_alarm)
+    means = [p[start:].mean(axis=0) for p in preds]
+    for c, mu, ent, m0 in zip(conventions, preds, ents, means):
+        # the exact test also looks along the differences to the other candidates' predictions
+        dirs = np.array([m1 - m0 for m1 in means if np.abs(m1 - m0).max() > 1e-12 * np.abs(m0).max()])
+        mt = mean_test(Y, mu, directions=dirs if len(dirs) else None, n_blocks=n_blocks,
+                       false_alarm=false_alarm)
         # normalized advantages scale the advantage part only: test Y - entropy part || advantage part
         pt = parallel_test(Y, mu - ent, offset=ent, n_blocks=n_blocks, false_alarm=false_alarm)
-        others = [p for p in preds if p is not mu and np.abs(p - mu).max() > 0]
-        power = min((power_against(mt, (p - mu)[start:].mean(axis=0)) for p in others), default=float("nan"))
-        verdicts.append(ConventionVerdict(c, mt, pt, _cosine(mu.mean(axis=0), grad), power))
+        power_by = {c1.label(): power_against(mt, m1 - m0) for c1, m1 in zip(conventions, means)
+                    if np.abs(m1 - m0).max() > 1e-12 * np.abs(m0).max()}
+        power = min((p for lab, p in power_by.items()
+                     if _label_part(lab, 1) != c.truncation), default=float("nan"))
+        verdicts.append(ConventionVerdict(c, mt, pt, _cosine(mu.mean(axis=0), grad), power, power_by))
     ybar = Y.mean(axis=0)
     cos = _cosine(ybar, grad)
     angle = math.degrees(math.acos(cos)) if np.isfinite(cos) else float("nan")
@@ -377,6 +411,10 @@ def audit(driver_or_callable: Any, mdp: FiniteMDP | None = None, *, logits: Any 
 
 
 _FIELDS = {f.name for f in dataclasses.fields(Convention)}
+
+
+def _label_part(label: str, i: int) -> str:
+    return label.split("/")[i]
 
 
 def _base_convention(run: DriverRun, mdp: FiniteMDP, time_limit: int, n_envs: int, n_steps: int) -> Convention:

@@ -60,20 +60,17 @@ estimate it from the data by batch means), and the exact expectation of a normal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_memory
+from .._validation import as_float_array, check_time_steps
 from ..exact.evaluation import _evaluate
 from ..models.finite_mdp import FiniteMDP, check_mdp, check_pi
+from ._chain import _chain, _episode_marginals
 from .convention import Convention
 
 __all__ = ["ExpectedUpdate", "expected_update"]
-
-#: Largest n_steps * time_limit * nnz(P) the chain method runs (about 10 s of numpy).
-_CHAIN_WORK_LIMIT = 3e9
-
 
 @dataclass(frozen=True, eq=False)
 class ExpectedUpdate:
@@ -105,7 +102,9 @@ class ExpectedUpdate:
 
     def __post_init__(self) -> None:
         for name in ("update", "weights", "state_weights"):
-            getattr(self, name).flags.writeable = False
+            arr = getattr(self, name)
+            if isinstance(arr, np.ndarray):  # a plain record: anything else is stored as given
+                arr.flags.writeable = False
 
 
 def _check_values(mdp: FiniteMDP, pi: np.ndarray, values: Any) -> np.ndarray:
@@ -126,7 +125,13 @@ def _check_batch(batch: Any) -> tuple[int, ...] | None:
     if isinstance(batch, (int, np.integer)) and not isinstance(batch, (bool, np.bool_)):
         if batch < 0:
             raise ValueError(f"batch must be >= 0, got {batch}")
+        if batch > 10**9:
+            raise ValueError(f"batch must be at most 1e9, got {batch} (batch=None is the long-run average)")
         return (int(batch),)
+    if hasattr(batch, "__len__") and not isinstance(batch, (str, bytes)) and len(batch) > 10**5:
+        raise ValueError(f"batch has {len(batch)} entries, more than 1e5: pass a shorter sequence, or None")
+    if isinstance(batch, (str, bytes, dict)) or not hasattr(batch, "__iter__"):
+        raise TypeError(f"batch must be None, an int or a sequence of ints, got {type(batch).__name__}")
     try:
         items = tuple(batch)
     except TypeError:
@@ -134,9 +139,17 @@ def _check_batch(batch: Any) -> tuple[int, ...] | None:
     if not items:
         raise ValueError("batch is an empty sequence: give at least one batch index")
     for i, b in enumerate(items):
-        if not isinstance(b, (int, np.integer)) or isinstance(b, (bool, np.bool_)) or b < 0:
-            raise ValueError(f"batch[{i}] is {b!r}, expected an int >= 0")
+        if not isinstance(b, (int, np.integer)) or isinstance(b, (bool, np.bool_)) or not 0 <= b <= 10**9:
+            raise ValueError(f"batch[{i}] is {b!r}, expected an int in 0 .. 1e9")
     return tuple(int(b) for b in items)
+
+
+def _check_work(mdp: FiniteMDP, conv: Convention, batches: tuple[int, ...] | None) -> None:
+    """Refuse recursions longer than the exact core runs (the renewal sequence, the m recursion)."""
+    steps = conv.n_steps * (1 if batches is None else max(batches) + 1) + conv.time_limit
+    check_time_steps(f"expected_update with n_steps={conv.n_steps}, time_limit={conv.time_limit} and "
+                     f"batch={'None' if batches is None else max(batches)}", steps,
+                     "lower n_steps, time_limit or the batch index (batch=None is the long-run average)")
 
 
 def _resolve_policy(mdp: FiniteMDP, pi_or_policy_theta: Any):
@@ -150,6 +163,11 @@ def _resolve_policy(mdp: FiniteMDP, pi_or_policy_theta: Any):
         pi = check_pi(mdp, pi_or_policy_theta, "pi_or_policy_theta")
         return pi, policy, theta
     return check_pi(mdp, pi_or_policy_theta, "pi_or_policy_theta"), None, None
+
+
+def _entropy_weights(conv: Convention, c: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """Weights of the entropy bonus: ``ent_coef * c(s) * (-pi log pi)``, for state weights c (..., S)."""
+    return conv.ent_coef * c[..., :, None] * _neg_entropy_weights(pi)
 
 
 def _neg_entropy_weights(pi: np.ndarray) -> np.ndarray:
@@ -221,9 +239,12 @@ def expected_update(
     mdp = check_mdp(mdp)
     if not isinstance(convention, Convention):
         raise TypeError(f"convention must be a pgexact.conformance.Convention, got {type(convention).__name__}")
+    if method is not None and not (isinstance(method, str) and method in ("renewal", "chain")):
+        raise ValueError(f"method must be None, 'renewal' or 'chain', got {method!r}")
     pi, policy, theta = _resolve_policy(mdp, pi_or_policy_theta)
     V = _check_values(mdp, pi, values)
     batches = _check_batch(batch)
+    _check_work(mdp, convention, batches)
     renewal_ok = convention.autoreset in ("same_step", "disabled") and convention.truncation != "cross"
     if method is None:
         method = "renewal" if renewal_ok else "chain"
@@ -237,8 +258,7 @@ def expected_update(
     else:
         raise ValueError(f"method must be None, 'renewal' or 'chain', got {method!r}")
     W, c = W[0], c[0]
-    if convention.ent_coef != 0.0:
-        W = W + convention.ent_coef * c[:, None] * _neg_entropy_weights(pi)
+    W = W + _entropy_weights(convention, c, pi)
     if policy is None:
         update = W - pi * W.sum(axis=1, keepdims=True)
     else:
@@ -249,36 +269,21 @@ def expected_update(
 
 
 def _logit_updates(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention, groups: list,
-                   method: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   method: str | None = None, cache: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected logit updates of several groups of batches at once: the advantage part (G, S, A),
     the entropy part (G, S, A) and the state weights (G, S)."""
     renewal_ok = conv.autoreset in ("same_step", "disabled") and conv.truncation != "cross"
     if method is None:
         method = "renewal" if renewal_ok else "chain"
-    W, c = (_renewal if method == "renewal" else _chain)(mdp, pi, V, conv, groups)
-    E = conv.ent_coef * c[:, :, None] * _neg_entropy_weights(pi)
+    if method == "renewal":
+        W, c = _renewal(mdp, pi, V, conv, groups)
+    else:
+        W, c = _chain(mdp, pi, V, conv, groups, cache)
+    E = _entropy_weights(conv, c, pi)
     return W - pi * W.sum(axis=2, keepdims=True), E - pi * E.sum(axis=2, keepdims=True), c
 
 
-# ----------------------------------------------------------------------------- shared pieces
-def _nnz(mdp: FiniteMDP) -> int:
-    return int(mdp.P.nnz) if mdp.P.ndim == 2 else int(np.count_nonzero(mdp.P))
-
-
-def _episode_marginals(mdp: FiniteMDP, pi: np.ndarray, T: int) -> np.ndarray:
-    """q[k, s] = Pr(episode alive at time k and s_k = s), k = 0..T-1 (q[0] = mu0)."""
-    S = mdp.n_states
-    check_memory(f"conformance expected_update with time_limit={T}, S={S}", 8.0 * T * S * 3,
-                 "lower time_limit")
-    Ppi = mdp._policy_transition(pi)
-    alive = (~mdp.terminal).astype(np.float64)
-    q = np.empty((T, S))
-    q[0] = mdp.mu0
-    for k in range(1, T):
-        q[k] = (q[k - 1] @ Ppi) * alive
-    return q
-
-
+# ----------------------------------------------------------------------------- renewal method
 def _renewal_sequence(q: np.ndarray, t_max: int) -> np.ndarray:
     """u[t] = Pr(an episode starts at stream step t), t = 0..t_max."""
     T = q.shape[0]
@@ -297,7 +302,6 @@ def _renewal_sequence(q: np.ndarray, t_max: int) -> np.ndarray:
     return u
 
 
-# ----------------------------------------------------------------------------- renewal method
 def _renewal(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
              groups: list) -> tuple[np.ndarray, np.ndarray]:
     """(W, c) of shape (G, S, A), (G, S): one per group of batches (None: the long-run average)."""
@@ -366,125 +370,3 @@ def _renewal(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
     return W / n, ctot / n
 
 
-# ----------------------------------------------------------------------------- chain method
-def _chain(mdp: FiniteMDP, pi: np.ndarray, V: np.ndarray, conv: Convention,
-           groups: list) -> tuple[np.ndarray, np.ndarray]:
-    """(W, c) of shape (G, S, A), (G, S): one per group of batches (None: the long-run average)."""
-    S, A = mdp.n_states, mdp.n_actions
-    T, n, g, lam = conv.time_limit, conv.n_steps, conv.gamma, conv.lam
-    real = [b for grp in groups if grp is not None for b in grp]
-    nb = max(real) + 1 if real else 1
-    G = len(groups)
-    work = float(n) * nb * T * max(_nnz(mdp), S)
-    if work > _CHAIN_WORK_LIMIT:
-        raise ValueError(
-            f"the chain computation would need about {work:.3g} operations (n_steps={n} x batches x "
-            f"time_limit={T} x nnz(P)), more than {_CHAIN_WORK_LIMIT:.0e}: use a same_step convention "
-            "with truncation bootstrap/terminate/reset_obs (the renewal method) or fewer batches")
-    nxt = conv.autoreset == "next_step"
-    check_memory(f"conformance chain with n_steps={n}, time_limit={T}, S={S}",
-                 8.0 * G * n * T * S * 2 * 2, "lower n_steps or time_limit")
-    term = mdp.terminal.astype(np.float64)
-    nonterm = 1.0 - term
-    mu0 = mdp.mu0
-    Ppi = mdp._policy_transition(pi)
-    omega = g ** np.arange(T + 1) if conv.weighting == "discounted" else np.ones(T + 1)
-
-    # ---- forward occupancies rho_j (rows j of the batches), regular (T, S) and reset rows (T, S)
-    def step(reg: np.ndarray, dum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        y = reg @ Ppi if not hasattr(Ppi, "tocsr") else (Ppi.T @ reg.T).T
-        new_reg = np.zeros_like(reg)
-        new_dum = np.zeros_like(dum)
-        new_reg[1:] = y[:-1] * nonterm
-        ended_term = y * term  # (T, S), entering terminal at k+1
-        ended_trunc = y[T - 1] * nonterm
-        if nxt:
-            new_dum[:] = ended_term
-            new_dum[T - 1] += ended_trunc
-            new_reg[0] = mu0 * dum.sum()
-        else:
-            new_reg[0] = mu0 * (ended_term.sum() + ended_trunc.sum())
-        return new_reg, new_dum
-
-    rho_reg = np.zeros((G, n, T, S))
-    rho_dum = np.zeros((G, n, T, S))
-    for i, grp in enumerate(groups):
-        if grp is None:
-            q = _episode_marginals(mdp, pi, T)
-            y = q @ Ppi if not hasattr(Ppi, "tocsr") else (Ppi.T @ q.T).T
-            dum = y * term
-            dum[T - 1] += y[T - 1] * nonterm
-            cycle = q.sum() + (1.0 if nxt else 0.0)
-            rho_reg[i] = q / cycle
-            if nxt:
-                rho_dum[i] = dum / cycle
-    if real:
-        members: dict[int, list] = {}
-        for i, grp in enumerate(groups):
-            for b in grp or ():
-                members.setdefault(b, []).append(i)
-        reg = np.zeros((T, S))
-        reg[0] = mu0
-        dum = np.zeros((T, S))
-        for b in range(nb):
-            for j in range(n):
-                for i in members.get(b, ()):
-                    rho_reg[i, j] += reg
-                    rho_dum[i, j] += dum
-                reg, dum = step(reg, dum)
-        for i, grp in enumerate(groups):
-            if grp is not None:
-                rho_reg[i] /= len(grp)
-                rho_dum[i] /= len(grp)
-
-    # ---- backward expected advantages G^(m), m = 1..n (row j = n - m)
-    V_nt = V * nonterm
-    PV = mdp._expected_next(V_nt)  # (S, A)
-    Pnt = mdp._expected_next(nonterm)
-    mu0V = float(mu0 @ V)
-    base = mdp.r - V[:, None]
-    # delta at regular (k, s, a): mid (m >= 2) and end (m = 1)
-    d_mid = np.broadcast_to(base + g * PV, (T, S, A)).copy()
-    d_end = np.broadcast_to(base + (g * PV if conv.bootstrap_end else 0.0), (T, S, A)).copy()
-    tr = conv.truncation
-    last_mid = {"bootstrap": g * PV, "terminate": 0.0 * PV,
-                "reset_obs": g * PV if nxt else g * Pnt * mu0V,
-                "cross": g * PV if nxt else g * Pnt * mu0V}[tr]
-    last_end = last_mid if tr != "cross" else (last_mid if conv.bootstrap_end else 0.0 * PV)
-    d_mid[T - 1] = base + last_mid
-    d_end[T - 1] = base + last_end
-    dum_mid = np.broadcast_to((g * mu0V - V)[:, None], (S, A))
-    dum_end = np.broadcast_to(((g * mu0V if conv.bootstrap_end else 0.0) - V)[:, None], (S, A))
-
-    W = np.zeros((G, S, A))
-    ctot = np.zeros((G, S))
-    om_reg = omega[:T][:, None]  # (T, 1)
-    om_dum = omega[1:T + 1][:, None]  # L = 1..T
-    G_reg = d_end
-    G_dum = np.broadcast_to(dum_end, (T, S, A))
-    for m in range(1, n + 1):
-        j = n - m
-        wr = rho_reg[:, j] * om_reg  # (G, T, S)
-        W += np.einsum("gks,ksa->gsa", wr, G_reg)
-        ctot += wr.sum(axis=1)
-        if nxt:
-            wd = rho_dum[:, j] * om_dum
-            W += np.einsum("gks,ksa->gsa", wd, G_dum)
-            ctot += wd.sum(axis=1)
-        if m == n:
-            break
-        x_reg = (pi[None] * G_reg).sum(axis=2)  # (T, S)
-        x_dum = (pi[None] * G_dum).sum(axis=2)
-        cont = np.zeros((T, S, A))
-        # k + 1 < T: continue into (k + 1, s') for non-terminal s'
-        cont[: T - 1] = np.moveaxis(mdp._expected_next((x_reg[1:] * nonterm).T), 2, 0)
-        if tr == "cross":
-            if nxt:
-                cont[T - 1] = mdp._expected_next(x_dum[T - 1] * nonterm)
-            else:
-                cont[T - 1] = Pnt * float(mu0 @ x_reg[0])
-        G_new = d_mid + (g * lam) * cont
-        G_dum = np.broadcast_to(dum_mid + (g * lam) * float(mu0 @ x_reg[0]), (T, S, A))
-        G_reg = G_new
-    W *= pi
-    return W / n, ctot / n

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .._random import as_generator
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_memory, check_positive_int
 from ..models.finite_mdp import FiniteMDP, check_mdp, check_pi
 from ..policies import softmax_rows
 from ._driver import DriverRun, TransitionBatch
@@ -82,9 +82,10 @@ def simulate(mdp: FiniteMDP, pi: Any, *, time_limit: int, n_envs: int, n_steps: 
     E = check_positive_int("n_envs", n_envs)
     n = check_positive_int("n_steps", n_steps)
     B = check_positive_int("n_batches", n_batches)
-    if autoreset not in ("same_step", "next_step", "disabled"):
+    if not (isinstance(autoreset, str) and autoreset in ("same_step", "next_step", "disabled")):
         raise ValueError(f"autoreset must be 'same_step', 'next_step' or 'disabled', got {autoreset!r}")
     S, A = mdp.n_states, mdp.n_actions
+    check_memory(f"simulate with n_envs={E}, n_steps={n}", 8.0 * 10 * E * (n + S), "lower n_envs or n_steps")
     if mdp.is_sparse:
         if S * A * S > 10**7:
             raise ValueError(f"the reference simulator densifies P: S*A*S = {S * A * S} > 1e7 entries")
@@ -92,6 +93,10 @@ def simulate(mdp: FiniteMDP, pi: Any, *, time_limit: int, n_envs: int, n_steps: 
     else:
         P = mdp.P
     rng = as_generator(seed)
+    return _simulate(mdp, pi, P, rng, T, E, n, B, autoreset)
+
+
+def _simulate(mdp, pi, P, rng, T, E, n, B, autoreset) -> Iterator[TransitionBatch]:
     cdf_pi, cdf_P, cdf_mu = _cdf_rows(pi), _cdf_rows(P), _cdf_rows(mdp.mu0)
     r, terminal = mdp.r, mdp.terminal
     obs = np.searchsorted(cdf_mu, rng.random(E), side="right")
@@ -168,10 +173,8 @@ def reference_update(batch: TransitionBatch, logits: Any, values: Any, conventio
     >>> bool(np.allclose(u.sum(axis=1), 0))  # softmax logits: each row of the update sums to 0
     True
     """
-    logits = as_float_array("logits", logits)
-    V = as_float_array("values", values)
-    if logits.ndim != 2 or V.shape != (logits.shape[0],):
-        raise ValueError(f"logits must have shape (S, A) and values (S,); got {logits.shape} and {V.shape}")
+    logits, V = _check_inputs(batch, logits, values, convention)
+    minibatch_size = check_positive_int("minibatch_size", minibatch_size)
     adv = _advantages(batch, V, convention)
     c = convention
     n, E = batch.n_steps, batch.n_envs
@@ -186,6 +189,31 @@ def reference_update(batch: TransitionBatch, logits: Any, values: Any, conventio
                 flat[idx] = (flat[idx] - flat[idx].mean()) / (flat[idx].std() + 1e-8)
         adv = flat.reshape(n, E)
     return _aggregate(batch, adv, softmax_rows(logits), c, 1)[0]
+
+
+def _check_inputs(batch: Any, logits: Any, values: Any, convention: Any) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(batch, TransitionBatch):
+        raise TypeError(f"batch must be a pgexact.conformance.TransitionBatch, got {type(batch).__name__}")
+    if not isinstance(convention, Convention):
+        raise TypeError(f"convention must be a pgexact.conformance.Convention, got {type(convention).__name__}")
+    logits = as_float_array("logits", logits)
+    V = as_float_array("values", values)
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 1:
+        raise ValueError(f"logits must have shape (S, A), got {logits.shape}")
+    if V.shape != (logits.shape[0],):
+        raise ValueError(f"values must have shape (S,) = ({logits.shape[0]},) as logits, got {V.shape}")
+    if np.abs(logits).max() > 700 or np.abs(V).max() > 1e100:
+        raise ValueError("logits must lie within +-700 and values within +-1e100 (softmax and GAE overflow beyond)")
+    S, A = logits.shape
+    for name, bound in (("obs", S), ("next_obs", S), ("final_obs", S), ("actions", A)):
+        arr = getattr(batch, name)
+        if arr.max() >= bound:
+            idx = np.unravel_index(int(np.argmax(arr)), arr.shape)
+            raise ValueError(f"batch.{name}{list(int(i) for i in idx)} is {arr[idx]}, expected < {bound} "
+                             "(the logits' shape)")
+    if np.abs(batch.rewards).max() > 1e100 or batch.episode_step.max() > 10**9:
+        raise ValueError("batch.rewards must lie within +-1e100 and batch.episode_step below 1e9")
+    return logits, V
 
 
 def _advantages(batch: TransitionBatch, V: np.ndarray, c: Convention) -> np.ndarray:
@@ -257,13 +285,12 @@ def grouped_updates(batch: TransitionBatch, logits: Any, values: Any, convention
     >>> bool(np.allclose(g.mean(axis=0), reference_update(b, np.zeros((4, 4)), np.ones(4), c)))
     True
     """
+    logits, V = _check_inputs(batch, logits, values, convention)
     if convention.normalize_advantages:
-        raise ValueError("grouped_updates needs normalize_advantages=False (normalization spans the groups)")
+        raise ValueError("grouped_updates needs convention.normalize_advantages=False (normalization spans the groups)")
     n_groups = check_positive_int("n_groups", n_groups)
     if batch.n_envs % n_groups:
-        raise ValueError(f"n_envs={batch.n_envs} is not a multiple of n_groups={n_groups}")
-    logits = as_float_array("logits", logits)
-    V = as_float_array("values", values)
+        raise ValueError(f"batch.n_envs={batch.n_envs} is not a multiple of n_groups={n_groups}")
     return _aggregate(batch, _advantages(batch, V, convention), softmax_rows(logits), convention, n_groups)
 
 

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import scipy.stats
 
-from .._validation import as_float_array, check_positive_int
+from .._validation import as_float_array, check_bool, check_positive_int
 
 __all__ = ["Verdict", "mean_test", "parallel_test", "power_against"]
 
@@ -91,6 +91,8 @@ class Verdict:
     scale: float
     std_error: np.ndarray
     min_detectable: float
+    directions: np.ndarray | None = None
+    direction_std_error: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready fields (the standard errors omitted).
@@ -108,8 +110,21 @@ class Verdict:
                 "min_detectable": float(self.min_detectable)}
 
 
+#: Largest magnitude of an update entry the tests accept (their squares must not overflow).
+MAX_MAGNITUDE = 1e100
+
+
+def _bounded(name: str, value: Any) -> np.ndarray:
+    arr = as_float_array(name, value)
+    if arr.size and np.abs(arr).max() > MAX_MAGNITUDE:
+        idx = np.unravel_index(int(np.argmax(np.abs(arr))), arr.shape)
+        raise ValueError(f"{name}{list(int(i) for i in idx)} is {arr[idx]:.3g}, beyond the {MAX_MAGNITUDE:.0e} "
+                         "the tests accept (rescale the updates)")
+    return arr
+
+
 def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np.ndarray]:
-    Y = as_float_array("updates", updates)
+    Y = _bounded("updates", updates)
     if Y.ndim < 2:
         raise ValueError(f"updates must have shape (n_batches, ...), got {Y.shape}")
     B = Y.shape[0]
@@ -118,7 +133,7 @@ def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np
         raise ValueError("n_blocks must be at least 2 (the block variance needs two blocks)")
     if B < K:
         raise ValueError(f"updates has {B} batches, fewer than n_blocks={K}: record more batches or lower n_blocks")
-    mu = as_float_array("predicted", predicted)
+    mu = _bounded("predicted", predicted)
     if mu.shape == Y.shape[1:]:
         mu = np.broadcast_to(mu, Y.shape)
     elif mu.shape != Y.shape:
@@ -130,20 +145,43 @@ def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np
     return Yb, mub
 
 
-def _max_t(D: np.ndarray, alpha: float, scale_ref: float) -> tuple[float, float, int, tuple, np.ndarray]:
+def _max_t(D: np.ndarray, alpha: float, scale_ref: float, directions: np.ndarray | None = None,
+           coordinates: bool = True):
+    """max |t| over the coordinates of the block differences D (K, ...) and their projections on
+    ``directions`` (m, ...); returns (z, crit, d, worst, se, se_directions)."""
     K = D.shape[0]
-    mean = D.mean(axis=0)
-    se = D.std(axis=0, ddof=1) / np.sqrt(K)
-    tiny = 1e-12 * max(scale_ref, np.abs(D).max(), 1e-300)
-    varies = se > tiny
+    Df = D.reshape(K, -1)
+    cols = [Df if coordinates else Df[:, :0]]
+    if directions is not None and len(directions):
+        cols.append(Df @ directions.reshape(len(directions), -1).T)
+    X = np.concatenate(cols, axis=1)
+    mean = X.mean(axis=0)
+    se_all = X.std(axis=0, ddof=1) / np.sqrt(K)
+    tiny = 1e-12 * max(scale_ref, np.abs(Df).max(), 1e-300)
+    varies = se_all > tiny
     differs = ~varies & (np.abs(mean) > tiny)
     d = max(int(varies.sum()), 1)
     t = np.zeros_like(mean)
-    t[varies] = np.abs(mean[varies]) / se[varies]
+    t[varies] = np.abs(mean[varies]) / se_all[varies]
     t[differs] = np.inf
     crit = float(scipy.stats.t.ppf(1.0 - alpha / (2 * d), K - 1))
-    worst = np.unravel_index(int(np.argmax(t)), t.shape)
-    return float(t.max()), crit, d, tuple(int(i) for i in worst), se
+    i = int(np.argmax(t))
+    nc = Df.shape[1] if coordinates else 0
+    worst = tuple(int(x) for x in np.unravel_index(i, D.shape[1:])) if i < nc else ("direction", i - nc)
+    se = se_all[:nc].reshape(D.shape[1:]) if coordinates else np.zeros(D.shape[1:])
+    return float(t.max()), crit, d, worst, se, se_all[nc:]
+
+
+def _unit_directions(directions: Any, shape: tuple) -> np.ndarray | None:
+    if directions is None:
+        return None
+    U = _bounded("directions", directions)
+    if U.ndim < 1 or U.shape[1:] != shape:
+        raise ValueError(f"directions must have shape (m,) + {shape}, got {U.shape}")
+    flat = U.reshape(len(U), -1)
+    norms = np.linalg.norm(flat, axis=1)
+    keep = norms > 0
+    return (flat[keep] / norms[keep, None]).reshape((int(keep.sum()),) + shape)
 
 
 def _check_alpha(false_alarm: Any) -> float:
@@ -161,8 +199,8 @@ def _min_detectable(se: np.ndarray, crit: float, mu_norm: float) -> float:
     return float((crit + scipy.stats.norm.ppf(POWER_LEVEL)) * pos.min() / mu_norm)
 
 
-def mean_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
-              false_alarm: float = FALSE_ALARM) -> Verdict:
+def mean_test(updates: Any, predicted: Any, *, directions: Any = None, coordinates: bool = True,
+              n_blocks: int = N_BLOCKS, false_alarm: float = FALSE_ALARM) -> Verdict:
     r"""The exact test :math:`H_0: \mathbb{E}[Y_b] = \mu_b` by batch means (module docstring).
 
     Parameters
@@ -171,6 +209,13 @@ def mean_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
         Consecutive batches' updates from one continuous stream.
     predicted : array_like, shape (...) or (n_batches, ...)
         The exact expected update (one for all batches, or one per batch).
+    directions : array_like, shape (m, ...), optional
+        Linear projections tested as well (Bonferroni over coordinates and projections): the
+        differences to specific alternatives (other conventions' predictions), against which a
+        projection has far more power than the coordinates.
+    coordinates : bool
+        Test the coordinates (default). False: only the projections on ``directions`` (the
+        test of one named alternative: no Bonferroni factor for the coordinates).
     n_blocks : int
     false_alarm : float
         α: the false-alarm probability is at most α (Bonferroni over coordinates, batch means
@@ -184,11 +229,15 @@ def mean_test(updates: Any, predicted: Any, *, n_blocks: int = N_BLOCKS,
     (False, True)
     """
     alpha = _check_alpha(false_alarm)
+    coordinates = check_bool("coordinates", coordinates)
     Yb, mub = _blocks(updates, predicted, n_blocks)
     scale = float(np.abs(mub).max())
-    z, crit, d, worst, se = _max_t(Yb - mub, alpha, scale)
+    U = _unit_directions(directions, Yb.shape[1:])
+    if not coordinates and (U is None or not len(U)):
+        raise ValueError("coordinates=False needs at least one nonzero direction")
+    z, crit, d, worst, se, se_dir = _max_t(Yb - mub, alpha, scale, U, bool(coordinates))
     return Verdict("mean", z, crit, bool(z > crit), alpha, Yb.shape[0], d, worst, 1.0, se,
-                      _min_detectable(se, crit, scale))
+                   _min_detectable(se, crit, scale), U, se_dir)
 
 
 def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks: int = N_BLOCKS,
@@ -212,8 +261,8 @@ def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks:
     """
     alpha = _check_alpha(false_alarm)
     if offset is not None:
-        Y = as_float_array("updates", updates)
-        o = as_float_array("offset", offset)
+        Y = _bounded("updates", updates)
+        o = _bounded("offset", offset)
         try:
             updates = Y - np.broadcast_to(o, Y.shape) if o.shape != Y.shape else Y - o
         except ValueError:
@@ -230,7 +279,7 @@ def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks:
     R = Yf - c_hat * muf
     R = R - np.outer(R @ mbar / nrm2, mbar)
     scale = float(np.abs(Yf).max())
-    z, crit, d, worst, se = _max_t(R.reshape(Yb.shape), alpha, scale)
+    z, crit, d, worst, se, _ = _max_t(R.reshape(Yb.shape), alpha, scale)
     # a negative scale (antiparallel) also rejects
     se_c = float(c_blocks.std(ddof=1) / np.sqrt(K))
     t_c = c_hat / se_c if se_c > 0 else (np.inf if c_hat > 0 else -np.inf)
@@ -246,10 +295,11 @@ def power_against(result: Verdict, shift: Any) -> float:
 
     .. math::
 
-        \text{power} \approx \max_i \Phi\bigl(|\Delta_i|/\text{se}_i - t_{\text{crit}}\bigr)
+        \text{power} \approx \max_i \Phi\bigl(|\langle\Delta, u_i\rangle|/\text{se}_i - t_{\text{crit}}\bigr)
 
-    (normal approximation of the largest single-coordinate rejection probability, a lower
-    bound on the max-statistic's power).
+    over the coordinates and the tested directions :math:`u_i` (normal approximation of the
+    largest single-statistic rejection probability, a lower bound on the max-statistic's
+    power; the standard errors are those measured under the null).
 
     Examples
     --------
@@ -258,12 +308,21 @@ def power_against(result: Verdict, shift: Any) -> float:
     >>> power_against(r, np.array([2.0, 0.0])) > 0.99
     True
     """
-    shift = as_float_array("shift", shift)
+    if not isinstance(result, Verdict):
+        raise TypeError(f"result must be a Verdict (from mean_test or parallel_test), got {type(result).__name__}")
+    shift = _bounded("shift", shift)
     if shift.shape != result.std_error.shape:
         raise ValueError(f"shift must have shape {result.std_error.shape}, got {shift.shape}")
     se = result.std_error
-    ok = se > 0
-    if not ok.any():
+    # the statistics the test uses: those that vary beyond rounding (as in the test itself)
+    tiny = 1e-9 * max(float(se.max()), 0.0)
+    ncp = [np.abs(shift[se > tiny]) / se[se > tiny]]
+    if result.directions is not None and len(result.directions):
+        proj = np.abs(result.directions.reshape(len(result.directions), -1) @ shift.reshape(-1))
+        sd = result.direction_std_error
+        ok = sd > 1e-9 * max(float(sd.max()), float(se.max()))
+        ncp.append(proj[ok] / sd[ok])
+    ncp = np.concatenate(ncp)
+    if ncp.size == 0:
         return float(np.any(shift != 0))
-    ncp = np.abs(shift[ok]) / se[ok]
     return float(scipy.stats.norm.cdf(ncp - result.threshold).max())
