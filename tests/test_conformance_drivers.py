@@ -32,10 +32,12 @@ IMPLEMENTED = {
     "cleanrl-ppo": ("terminate", "next_step"),
     "rlax": ("terminate", "same_step"),
     "skrl-ppo": ("cross", "next_step"),
+    "tianshou-ppo": ("bootstrap", "same_step"),
 }
 #: Settings that switch advantage normalization off where the library has a switch, so that the
 #: exact test (not only the scale-free one) applies and the time-limit conventions separate.
-UNNORMALIZED = {"sb3-ppo": {"normalize_advantage": False}, "cleanrl-ppo": {"norm_adv": False}}
+UNNORMALIZED = {"sb3-ppo": {"normalize_advantage": False}, "cleanrl-ppo": {"norm_adv": False},
+                "tianshou-ppo": {"advantage_normalization": False}}
 #: The plausible mistake each must be told apart from.
 MISTAKE = {"bootstrap": "terminate", "terminate": "bootstrap", "cross": "bootstrap"}
 

@@ -28,6 +28,7 @@ DRIVERS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "sb3-a2c": ("sb3_a2c", ("stable_baselines3", "gymnasium"), "conformance-sb3"),
     "cleanrl-ppo": ("cleanrl_ppo", ("torch", "gymnasium"), "conformance-cleanrl"),
     "rlax": ("rlax_gae", ("rlax", "jax", "gymnasium"), "conformance-rlax"),
+    "tianshou-ppo": ("tianshou_ppo", ("tianshou", "torch", "gymnasium"), "conformance-tianshou"),
     "skrl-ppo": ("skrl_ppo", ("skrl", "torch", "gymnasium"), "conformance-skrl"),
 }
 
@@ -68,7 +69,7 @@ def get_driver(name: str) -> ModuleType:
     >>> get_driver("no-such-library")
     Traceback (most recent call last):
     ...
-    ValueError: driver must be one of 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'skrl-ppo'; got 'no-such-library'
+    ValueError: driver must be one of 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo'; got 'no-such-library'
     """
     name = _check_name(name)
     module, _, extra = DRIVERS[name]
