@@ -22,7 +22,7 @@ from ...exact import evaluate
 from ...models import FiniteMDP
 from ...policies import softmax_rows
 
-__all__ = ["DriverArgs", "check_driver_args", "check_library_kwargs", "gradient_record"]
+__all__ = ["DriverArgs", "check_driver_args", "check_library_kwargs", "gradient_record", "logits_unchanged"]
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy as np
 
-from .._driver import DriverRun
 from ._common import DriverArgs, gradient_record, logits_unchanged
 
 LIBRARY = "stable-baselines3"
@@ -148,4 +147,4 @@ def ppo_minibatches(model: Any) -> int:
     return math.ceil(model.n_steps * model.n_envs / model.batch_size)
 
 
-__all__ = ["LIBRARY", "run", "version", "ppo_minibatches", "DriverRun"]
+__all__ = ["LIBRARY", "run", "version", "ppo_minibatches"]

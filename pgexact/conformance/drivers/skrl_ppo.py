@@ -163,14 +163,7 @@ def _classes() -> dict:
 
 
 def _run(args: Any, s: dict) -> np.ndarray:
-    import gymnasium as gym
-    from skrl.agents.torch.ppo import PPO_CFG
-    from skrl.envs.wrappers.torch import wrap_env
-    from skrl.memories.torch import RandomMemory
-    from skrl.trainers.torch import SequentialTrainer
     from skrl.utils import set_seed
-
-    from ...gym import make_env
 
     c = _classes()
     log = logging.getLogger("skrl")

@@ -32,7 +32,6 @@ logits table indexed by the observation (float64); the critic returns the frozen
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
