@@ -39,6 +39,9 @@ from .exact import (
     value_and_gradient,
 )
 
+# --- exact second order
+from .exact import hessian, hessian_vector_product
+
 # --- LQR
 from . import lqr
 from .lqr import LQR, LinearGaussian
@@ -72,4 +75,6 @@ __all__ = [
     "Trajectories", "rollout", "rollout_chunks", "ExactSource",
     # subpackages
     "mdps", "exact", "lqr", "estimators", "updates", "distributed", "gym",
+    # exact second order
+    "hessian", "hessian_vector_product",
 ]

@@ -93,6 +93,27 @@ def _ppo_clip_bounds_swapped(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(sources, "np", shim)
 
 
+def _adjoint_solve_not_transposed(mp: pytest.MonkeyPatch) -> None:
+    """The visitation's derivative solved with I - gamma P_pi instead of its transpose."""
+    import pgexact.exact.second_order as second_order
+
+    original = second_order._SecondOrder._solve
+    mp.setattr(second_order._SecondOrder, "_solve", lambda self, B, transposed: original(self, B, False))
+
+
+def _lqr_hessian_gain_error_sign(mp: pytest.MonkeyPatch) -> None:
+    """E_K of the LQR Hessian's derivative equations with the opposite sign (both horizons)."""
+    import pgexact.lqr.hessian as lqr_hessian
+
+    original = lqr_hessian._Derivatives.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.E = -self.E
+
+    mp.setattr(lqr_hessian._Derivatives, "__init__", init)
+
+
 #: mutation -> (the patch, theorems that must fail under it)
 MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]]] = {
     "KL direction swapped in exact.divergences.kl_per_state": (_swap_kl_direction, ("kl.direction",)),
@@ -113,6 +134,11 @@ MUTATIONS: dict[str, tuple[Callable[[pytest.MonkeyPatch], None], tuple[str, ...]
         _ppo_clip_bounds_swapped,
         ("updates.ppo_clipped_objective_value",),
     ),
+    "visitation derivative solved with M instead of M^T in exact.second_order._SecondOrder._solve": (
+        _adjoint_solve_not_transposed,
+        ("hessian.complex_step", "hessian.pi_vector_product", "hessian.symmetric"),
+    ),
+    "sign of E_K flipped in lqr.hessian._Derivatives": (_lqr_hessian_gain_error_sign, ("hessian.lqr_cost",)),
 }
 
 INSTANCES = 4

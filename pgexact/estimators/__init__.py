@@ -28,6 +28,7 @@ from ._policy_gradients import (
     reward_to_go,
     state_baseline,
 )
+from ._second_order import hessian_reinforce, hessian_reward_to_go
 from .exact_moments import (
     enumerate_trajectories,
     exact_covariance,
@@ -40,6 +41,8 @@ from .moments import ESTIMATORS, EstimatorMoments, estimator_moments
 from .stats import MeanTest, StreamedMean, episodes_needed, mean_test, mean_test_power, streaming_mean
 
 __all__ = [
+    "hessian_reinforce",
+    "hessian_reward_to_go",
     "ESTIMATORS",
     "Estimate",
     "EstimatorMoments",

@@ -28,6 +28,8 @@ from .policy_free import (
     value_and_pi_gradient,
     value_vjp,
 )
+from .hessian import hessian, hessian_vector_product, value_gradient_hessian
+from .second_order import pi_hessian, pi_hessian_vector_product
 from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
 
 __all__ = [
@@ -65,4 +67,9 @@ __all__ = [
     "pi_gradient",
     "value_and_pi_gradient",
     "value_vjp",
+    "pi_hessian",
+    "pi_hessian_vector_product",
+    "hessian",
+    "hessian_vector_product",
+    "value_gradient_hessian",
 ]

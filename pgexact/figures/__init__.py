@@ -142,6 +142,10 @@ from . import _power  # power of the unbiasedness test, predicted and observed
 
 _SPECS.extend(_power.specs(FigureSpec))
 
+from . import _second_order  # the exact Hessian's spectrum along a policy-gradient path
+
+_SPECS.extend(_second_order.specs(FigureSpec))
+
 REGISTRY: dict[str, FigureSpec] = {s.name: s for s in _SPECS}
 #: Names of every figure, in rendering order.
 FIGURES: tuple[str, ...] = tuple(REGISTRY)

@@ -24,6 +24,7 @@ from .gradients import (
     npg_direction,
     policy_gradient,
 )
+from .hessian import cost_hessian, cost_hessian_vector_product, newton_direction, policy_hessian
 from .model import LQR
 from .offpolicy import ddpg_bias, ddpg_gradient
 from .policy import LinearGaussian
@@ -72,4 +73,8 @@ __all__ = [
     "soft_policy_iteration",
     "ddpg_gradient",
     "ddpg_bias",
+    "cost_hessian",
+    "cost_hessian_vector_product",
+    "policy_hessian",
+    "newton_direction",
 ]

@@ -53,7 +53,7 @@ __all__ = [
 THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
     "convergence_entropy", "finite_kl",
-    "geometric",
+    "geometric", "second_order",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times

@@ -39,6 +39,7 @@ from .sources import (
     surrogate_value,
 )
 from .pg import NPGStep, PGStep, npg_step, pg_step
+from .newton import NewtonStep, cubic_newton_step, newton_step
 from .ppo import PPOStep, ppo_dual_update, ppo_kl_update, ppo_update
 from .trpo import TRPOStep, trpo_step
 from .sampled import CRITICS, SampledOracle, SampledSource
@@ -84,4 +85,7 @@ __all__ = [
     "value_iteration",
     "AverageOracle",
     "AverageSource",
+    "NewtonStep",
+    "newton_step",
+    "cubic_newton_step",
 ]

@@ -164,6 +164,17 @@ class SampledOracle:
         t = check_theta(theta_new, self.policy.n_params, name="theta_new")
         return _kl_and_gradient(self.policy, self.batch, t, self.pi)[0]
 
+    def hessian(self) -> np.ndarray:
+        r"""Estimated Hessian of the sampled objective, shape (n_params, n_params), from these episodes.
+
+        The mean of :func:`pgexact.estimators.hessian_reward_to_go` (the causal likelihood-ratio
+        estimator, DiCE's Hessian without baseline): unbiased for :math:`\nabla^2 J` under
+        geometric stopping or a finite horizon, and for :math:`\nabla^2 J_T` with ``horizon=T``.
+        """
+        from ..estimators._second_order import hessian_reward_to_go
+
+        return np.asarray(hessian_reward_to_go(self.trajectories, self.policy, self.theta).mean)
+
 
 class SampledSource:
     r"""Monte Carlo gradient source: the same interface as :class:`~pgexact.ExactSource`, from samples.

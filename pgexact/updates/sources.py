@@ -506,6 +506,22 @@ class ExactOracle:
 
         return kl, surrogate
 
+    def hessian(self) -> np.ndarray:
+        r"""Exact dense Hessian :math:`\nabla^2 J(\theta)`, shape (n_params, n_params) (:func:`pgexact.hessian`)."""
+        from ..exact.hessian import _check_hessian_memory, _dense_hessian
+        from ..exact.second_order import _SecondOrder
+
+        _check_hessian_memory(self.mdp, self.policy)
+        return _dense_hessian(self.mdp, self.policy, self.theta, _SecondOrder(self.mdp, self.pi, None))
+
+    def hessian_vector_product(self, v: Any) -> np.ndarray:
+        r"""Exact :math:`\nabla^2 J(\theta)\, v`, shape (n_params,) (:func:`pgexact.hessian_vector_product`)."""
+        from ..exact.hessian import _hvp
+        from ..exact.second_order import _SecondOrder
+
+        v = check_theta(v, self.policy.n_params, name="v")
+        return _hvp(self.policy, _SecondOrder(self.mdp, self.pi, None), v)
+
 
 class ExactSource:
     r"""Closed-form gradient source on a finite MDP: every answer is exact.
