@@ -1,11 +1,19 @@
-"""Exact J + grad J of a neural policy through the PyTorch and JAX adapters, against its parts.
+"""Exact J + grad J, and Hessian-vector products, of a neural policy through the PyTorch and JAX adapters.
 
-Subject: ``pgexact.torch.expected_return(mdp, softmax(net(obs))).backward()`` (and the jitted
-``jax.value_and_grad`` of ``pgexact.jax.expected_return``) for a 2-layer MLP (64 hidden units,
-tanh) on a 100 x 100 sparse gridworld (S = 10^4, gamma = 0.99).
-Reference: ``pgexact.value_and_gradient`` for a tabular softmax policy with the same action
-probabilities on the same MDP, plus the network's own forward and backward pass (the same
-network, with a fixed random cotangent on its output). Target: ratio <= 2.
+Subjects, for a 2-layer MLP (64 hidden units, tanh) on a 100 x 100 sparse gridworld
+(S = 10^4, gamma = 0.99):
+
+- J + grad: ``pgexact.torch.expected_return(mdp, softmax(net(obs))).backward()`` (and the jitted
+  ``jax.value_and_grad`` of ``pgexact.jax.expected_return``). Reference:
+  ``pgexact.value_and_gradient`` for a tabular softmax policy with the same action probabilities
+  on the same MDP, plus the network's own forward and backward pass (the same network, with a
+  fixed random cotangent on its output). Target: ratio <= 2.
+- Hessian-vector product :math:`\nabla^2_\theta J\, v` in the network's parameters: torch's
+  double backward (``create_graph=True``) through ``pgexact.torch.expected_return`` (and the
+  jitted ``jax.jvp`` of ``jax.grad`` through ``pgexact.jax.expected_return``). Reference: the
+  closed-form Hessian-vector product in pi (``pgexact.exact.pi_hessian_vector_product``, an
+  exact evaluation and two more solves) plus the network's own double backward of a fixed random
+  linear functional of its output. Target: ratio <= 2.
 
 Interleaved repetitions, medians; BLAS and torch threads limited to 1 (threadpoolctl).
 
@@ -25,6 +33,7 @@ except ImportError:  # pragma: no cover
     threadpool_limits = None
 
 from pgexact import TabularSoftmax, value_and_gradient
+from pgexact.exact import pi_hessian_vector_product
 from pgexact.mdps import gridworld
 
 
@@ -73,6 +82,25 @@ def main() -> None:
             (torch.softmax(net(obs), -1) * cot_t).sum().backward()
 
         subjects["torch"], references["torch"] = torch_subject, torch_reference
+
+        net_params = list(net.parameters())
+        v_t = [torch.tensor(rng.normal(size=tuple(p.shape))) for p in net_params]
+        with torch.no_grad():
+            pi_t = torch.softmax(net(obs), -1).numpy()
+        u = rng.normal(size=(S, 4))
+
+        def double_backward(scalar):
+            g = torch.autograd.grad(scalar, net_params, create_graph=True)
+            return torch.autograd.grad(sum((gi * vi).sum() for gi, vi in zip(g, v_t)), net_params)
+
+        def torch_hvp_subject():
+            double_backward(pt.expected_return(mdp, torch.softmax(net(obs), -1)))
+
+        def torch_hvp_reference():
+            pi_hessian_vector_product(mdp, pi_t, u)
+            double_backward((torch.softmax(net(obs), -1) * cot_t).sum())
+
+        subjects["torch hvp"], references["torch hvp"] = torch_hvp_subject, torch_hvp_reference
     except ImportError:
         print("torch not installed: skipped")
 
@@ -110,6 +138,23 @@ def main() -> None:
             jax.block_until_ready(net_vg(params))
 
         subjects["jax"], references["jax"] = jax_subject, jax_reference
+
+        v_j = jax.tree_util.tree_map(lambda x: jnp.asarray(rng.normal(size=x.shape)), params)
+        pi_j = np.asarray(policy(params))
+        u_j = rng.normal(size=(S, 4))
+        hvp = jax.jit(lambda p, v: jax.jvp(jax.grad(lambda q: pj.expected_return(mdp, policy(q))), (p,), (v,))[1])
+        net_hvp = jax.jit(lambda p, v: jax.jvp(jax.grad(lambda q: (policy(q) * cot_j).sum()), (p,), (v,))[1])
+        jax.block_until_ready(hvp(params, v_j))
+        jax.block_until_ready(net_hvp(params, v_j))
+
+        def jax_hvp_subject():
+            jax.block_until_ready(hvp(params, v_j))
+
+        def jax_hvp_reference():
+            pi_hessian_vector_product(mdp, pi_j, u_j)
+            jax.block_until_ready(net_hvp(params, v_j))
+
+        subjects["jax hvp"], references["jax hvp"] = jax_hvp_subject, jax_hvp_reference
     except ImportError:
         print("jax not installed: skipped")
 
@@ -123,9 +168,12 @@ def main() -> None:
                 ts.append(_timeit(subjects[name]))
                 tr.append(_timeit(references[name]))
             ms, mr = np.median(ts), np.median(tr)
-            print(f"{name:5s}: adapter J + grad {ms * 1e3:8.1f} ms | value_and_gradient (tabular) + "
-                  f"network fwd/bwd {mr * 1e3:8.1f} ms | ratio {ms / mr:.2f} (target <= 2); "
-                  f"S = {S}, reps = {args.reps}")
+            if name.endswith("hvp"):
+                what, ref = "adapter HVP", "pi_hessian_vector_product + network double backward"
+            else:
+                what, ref = "adapter J + grad", "value_and_gradient (tabular) + network fwd/bwd"
+            print(f"{name:9s}: {what} {ms * 1e3:8.1f} ms | {ref} {mr * 1e3:8.1f} ms | "
+                  f"ratio {ms / mr:.2f} (target <= 2); S = {S}, reps = {args.reps}")
     finally:
         if ctx is not None:
             ctx.__exit__(None, None, None)

@@ -4,8 +4,8 @@ For Pendulum-v1, MountainCar-v0 and CartPole-v1, a fixed smooth stochastic polic
 continuous state (the ones of ``tests/test_classic_control.py``) is evaluated exactly on grids of
 increasing resolution (``pgexact.mdps.pendulum`` / ``mountain_car`` / ``cartpole``, H = 200,
 gamma = 1) and by Monte Carlo with gymnasium's own ``env.step`` (N episodes, returns summed
-over at most 200 steps). Prints the gap J_grid - J_MC per grid size with the Monte Carlo
-standard error.
+over at most 200 steps). Prints the gap J_grid - J_MC per grid size (the builders' defaults
+first) with the Monte Carlo standard error and the time to build and evaluate each grid.
 
     python benchmarks/classic_control_convergence.py [--episodes 1000]
 """
@@ -26,10 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_classic_control import POLICIES  # noqa: E402
 
 H = 200
+# (grid, builder keywords); None = the builder's defaults (first row)
 CASES = {
-    "pendulum": ("Pendulum-v1", pendulum, [(21, 21), (41, 41), (81, 81), (161, 161)]),
-    "mountain_car": ("MountainCar-v0", mountain_car, [(41, 41), (81, 81), (161, 161), (321, 321)]),
-    "cartpole": ("CartPole-v1", cartpole, [(7, 7, 11, 11), (9, 9, 15, 15), (11, 11, 21, 21), (13, 13, 25, 25)]),
+    "pendulum": ("Pendulum-v1", pendulum, [None, (21, 21), (41, 41), (81, 81)]),
+    "mountain_car": ("MountainCar-v0", mountain_car, [None, (81, 81), (161, 161), (241, 241)]),
+    "cartpole": ("CartPole-v1", cartpole, [None, (7, 7, 11, 11), (9, 9, 15, 15), (13, 13, 25, 25),
+                                           ((7, 7, 11, 11), {"x_dot_max": 1.0, "theta_dot_max": 1.0}),
+                                           ((11, 11, 21, 21), {"x_dot_max": 0.5, "theta_dot_max": 0.5})]),
 }
 
 
@@ -60,17 +63,20 @@ def main() -> None:
     args = ap.parse_args()
     for name in args.only.split(","):
         env_id, build, grids = CASES[name]
-        actions = build(*grids[0], gamma=1.0, horizon=H).actions
+        actions = build(*((3, 3) if name != "cartpole" else (3, 3, 3, 3)), gamma=1.0, horizon=H).actions
         t = time.perf_counter()
         m, se = gym_monte_carlo(name, env_id, actions, args.episodes, seed=0)
         print(f"{env_id}: Monte Carlo in gymnasium J = {m:.3f} ± {se:.3f} (N = {args.episodes}, "
               f"{time.perf_counter() - t:.0f} s)")
-        for grid in grids:
-            t = time.perf_counter()
-            env = build(*grid, gamma=1.0, horizon=H)
+        for case in grids:
+            grid, kw = (case, {}) if case is None or isinstance(case[0], int) else case
+            t = time.process_time()
+            env = build(*(grid or ()), gamma=1.0, horizon=H, **kw)
             J = evaluate(env.mdp, POLICIES[name](env.observations, env.actions)).J
-            print(f"  grid {'x'.join(map(str, grid)):>12s} S = {env.mdp.n_states:7d}: exact J = {J:10.3f}, "
-                  f"gap {J - m:+8.3f} ({(J - m) / se:+6.1f} se), {time.perf_counter() - t:.1f} s")
+            label = "x".join(map(str, env.grid_shape)) + (" (default)" if grid is None else "")
+            label += "".join(f" {k}={v}" for k, v in kw.items())
+            print(f"  grid {label:>40s} S = {env.mdp.n_states:7d}: exact J = {J:10.3f}, gap {J - m:+8.3f} "
+                  f"({100 * (J - m) / abs(m):+6.2f}%, {(J - m) / se:+6.1f} se), {time.process_time() - t:.1f} s CPU")
 
 
 if __name__ == "__main__":

@@ -279,14 +279,21 @@ def check_square(name: str, value: Any, n: int | None = None, what: str = "") ->
 def check_symmetric(name: str, arr: np.ndarray) -> np.ndarray:
     """Check symmetry to :data:`SYMMETRY_RTOL` (first offending index) and return the symmetrized copy."""
     scale = max(1.0, float(np.max(np.abs(arr)))) if arr.size else 1.0
-    bad = np.abs(arr - arr.T) > SYMMETRY_RTOL * scale
+    with np.errstate(over="ignore"):  # a difference beyond float64 is inf: not symmetric
+        bad = np.abs(arr - arr.T) > SYMMETRY_RTOL * scale
     if bad.any():
         i, j = _first(bad)
         raise ValueError(
             f"{name} must be symmetric: {name}[{i}, {j}] = {arr[i, j]:.17g} but "
             f"{name}[{j}, {i}] = {arr[j, i]:.17g} (relative tolerance {SYMMETRY_RTOL:g})"
         )
-    return 0.5 * (arr + arr.T)
+    if np.array_equal(arr, arr.T):
+        return arr.copy()
+    with np.errstate(over="ignore", under="ignore"):
+        sym = 0.5 * (arr + arr.T)
+        if not np.isfinite(sym).all():  # a sum beyond float64: halves first
+            sym = arr / 2 + arr.T / 2
+    return sym
 
 
 def check_semidefinite(name: str, arr: np.ndarray, strict: bool = False) -> None:
@@ -501,3 +508,48 @@ def freeze_arrays(record: object, names: tuple[str, ...]) -> None:
             view = arr.view()
             view.flags.writeable = False
             object.__setattr__(record, name, view)
+
+
+def _sparse_parts(value: Any) -> tuple[np.ndarray, ...] | None:
+    """The index and data arrays of a scipy.sparse compressed matrix (None for anything else)."""
+    parts = tuple(getattr(value, name, None) for name in ("data", "indices", "indptr"))
+    if all(isinstance(p, np.ndarray) for p in parts) and hasattr(value, "tocsr"):
+        return parts
+    return None
+
+
+def _is_read_only(value: Any) -> bool:
+    if isinstance(value, np.ndarray):
+        return not value.flags.writeable
+    parts = _sparse_parts(value)
+    return parts is not None and not any(p.flags.writeable for p in parts)
+
+
+def _make_read_only(value: Any) -> None:
+    parts = (value,) if isinstance(value, np.ndarray) else (_sparse_parts(value) or ())
+    for part in parts:
+        part.flags.writeable = False
+
+
+class ReadOnlyOnCopy:
+    """Base of records whose arrays are read-only: copies keep them read-only.
+
+    ``copy.copy``, ``copy.deepcopy`` and a pickle round-trip rebuild an object from its state,
+    and a copied or unpickled numpy array is writeable; the state therefore lists the
+    attributes whose arrays (or scipy.sparse matrices) were read-only, and restoring it makes
+    the new arrays read-only again.
+    """
+
+    __slots__ = ()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["__read_only__"] = tuple(name for name, value in self.__dict__.items() if _is_read_only(value))
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        names = state.pop("__read_only__", ())
+        self.__dict__.update(state)
+        for name in names:
+            _make_read_only(self.__dict__[name])

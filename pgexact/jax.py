@@ -1,18 +1,35 @@
 r"""JAX adapter: exact J, V, Q, A and occupancy as differentiable JAX functions of a policy array.
 
 ``expected_return(mdp, pi)`` takes the (S, A) array of action probabilities a policy network
-outputs for every state of a finite MDP and returns the exact J; its ``jax.custom_vjp`` is the
-closed form :math:`\partial J/\partial\pi(a|s) = d_\pi(s) Q^\pi(s, a)/(1-\gamma)` (finite horizon:
-:math:`\sum_t \gamma^t p_t(s) Q_t(s, a)`) of :mod:`pgexact.exact.policy_free`, so ``jax.grad``
-of ``expected_return(mdp, pi_fn(params))`` is the exact policy gradient in the network's
-parameters. The exact evaluation runs in numpy through ``jax.pure_callback`` (so it works under
-``jax.jit`` and ``jax.vmap``); nothing is differentiated through a linear solve's internals.
+outputs for every state of a finite MDP and returns the exact J, differentiable to every order:
+``jax.grad`` of ``expected_return(mdp, pi_fn(params))`` is the exact policy gradient in the
+network's parameters, and ``jax.hessian``, ``jax.jacfwd``, ``jax.jvp`` and grad-of-grad give the
+exact second derivatives. Everything works under ``jax.jit`` and ``jax.vmap``.
+
+The values are JAX expressions (:math:`r_\pi = \sum_a \pi r`, :math:`J = \mu_0^\top V`,
+:math:`Q = r + \gamma P V`, :math:`A = Q - V`, the finite-horizon recursions by ``lax.scan``) of
+the products with ``P`` and of one exact primitive, the linear solve
+:math:`x = M_\pi^{-1} b` (or :math:`M_\pi^{-\top} b`) with :math:`M_\pi = I - \gamma P_\pi`. The
+solve runs in numpy (LU, or Krylov for a sparse ``P``) through ``jax.pure_callback`` inside
+``jax.lax.custom_linear_solve``, which JAX differentiates implicitly, never through the solver:
+
+.. math::
+
+    \mathrm{d}x = M_\pi^{-1}\big(\mathrm{d}b + \gamma\, P_{\mathrm{d}\pi}\, x\big),
+    \qquad P_{u}[s, s'] = \textstyle\sum_a u(s, a) P(s'|s, a),
+
+and transposes with the other solve. For J the reverse rule is the policy gradient theorem in
+:math:`\pi`-coordinates, :math:`\partial J/\partial\pi(a|s) = d_\pi(s) Q^\pi(s, a)/(1-\gamma)`
+(finite horizon :math:`\sum_t \gamma^t p_t(s) Q_t(s, a)`; :mod:`pgexact.exact.policy_free`),
+and its derivative the policy Hessian in :math:`\pi` (Furmston, Lever & Barber 2016, sec. 3).
 
 float64 is required: call ``jax.config.update("jax_enable_x64", True)`` before building arrays;
 otherwise every function raises ``RuntimeError`` (JAX would silently compute in float32).
-A concrete ``pi`` is validated on entry (``ValueError`` naming the first row that is not a
-distribution); under ``jax.jit`` the values are only seen inside the callback, so the same
-``ValueError`` reaches the caller wrapped in JAX's runtime error.
+``pi`` is validated on entry when its values are known — a concrete array, or a batch under an
+eager ``jax.vmap`` — with a ``ValueError`` naming the first row that is not a distribution. Under
+``jax.jit`` the values exist only when the compiled function runs: the same check runs in the
+callback, and JAX reports its ``ValueError`` inside a ``jax.errors.JaxRuntimeError`` (JAX wraps
+every exception raised in a host callback of compiled code).
 
 :func:`fisher_vector_product` gives the exact state-averaged Fisher-vector product of any
 parametrization by one ``jax.jvp`` and one ``jax.vjp``.
@@ -32,10 +49,14 @@ Examples
 >>> g = jax.jit(jax.grad(J_of))(jnp.zeros((9, 4)))
 >>> g.shape, g.dtype
 ((9, 4), dtype('float64'))
+>>> H = jax.jit(jax.hessian(J_of))(jnp.zeros((9, 4)))      # exact, hence symmetric
+>>> bool(jnp.allclose(H, H.transpose(2, 3, 0, 1), atol=1e-12))
+True
 """
 
 from __future__ import annotations
 
+import threading
 from functools import partial
 from typing import Any, Callable
 
@@ -47,15 +68,9 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("pgexact.jax needs JAX: pip install 'pgexact[jax]'") from exc
 
-from .exact.evaluation import evaluate as _evaluate
+from .exact.evaluation import _visitation_mass
 from .exact.evaluation import occupancy as _occupancy
-from .exact.policy_free import (
-    advantage_vjp,
-    fisher_pi_metric,
-    occupancy_vjp,
-    value_and_pi_gradient,
-    value_vjp,
-)
+from .exact.policy_free import _DiscountedSystem, fisher_pi_metric
 from ._validation import as_probabilities, check_callable
 from .exact._krylov import check_tol
 from .models.finite_mdp import check_mdp
@@ -120,120 +135,216 @@ def _callback(fn: Callable[..., Any], shapes: Any, *args: Any) -> Any:
     return jax.pure_callback(fn, shapes, *args, vmap_method="sequential")
 
 
-# --------------------------------------------------------------------------- J
-def _return_and_gradient(mdp: Any, tol: Any, pi: Any) -> tuple[Any, Any]:
-    def cb(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        J, G, _ = value_and_pi_gradient(mdp, np.asarray(p), tol=tol)
-        return np.float64(J), G
+def _check_batched(mdp: Any, pi: Any) -> None:
+    """Under an eager ``jax.vmap`` the batched values are concrete: check every policy now."""
+    from jax._src.interpreters.batching import BatchTracer  # noqa: PLC0415 - private, used defensively
 
-    return _callback(cb, (_sds(()), _sds(pi.shape)), pi)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
-def _expected_return(mdp: Any, tol: Any, pi: Any) -> Any:
-    return _return_and_gradient(mdp, tol, pi)[0]
-
-
-def _expected_return_fwd(mdp: Any, tol: Any, pi: Any) -> tuple[Any, Any]:
-    return _return_and_gradient(mdp, tol, pi)
+    val, dim = pi, None
+    while isinstance(val, BatchTracer) and isinstance(val.batch_dim, int):
+        val, dim = val.val, val.batch_dim
+    if val is pi or isinstance(val, jax.core.Tracer):
+        return
+    arr = np.asarray(val)
+    if arr.ndim != 3:  # nested vmaps: left to the check inside the solve's callback
+        return
+    for i in range(arr.shape[dim]):
+        as_probabilities(np.take(arr, i, axis=dim), "pi", action_mask=mdp.action_mask)
 
 
-def _expected_return_bwd(mdp: Any, tol: Any, G: Any, gJ: Any) -> tuple[Any]:
-    return (gJ * G,)
+# --------------------------------------------------------------------------- primitives
+_CACHE = threading.local()
 
 
-_expected_return.defvjp(_expected_return_fwd, _expected_return_bwd)
+def _system(mdp: Any, p: np.ndarray, tol: Any) -> _DiscountedSystem:
+    r"""The factorized :math:`I - \gamma P_\pi` of ``p``, reused while the same ``(mdp, p, tol)`` comes back.
+
+    A forward pass and its derivatives solve with the same matrix; one entry per thread.
+    """
+    key = getattr(_CACHE, "key", None)
+    if key is not None and key[0] is mdp and key[2] == tol and np.array_equal(key[1], p):
+        return _CACHE.system
+    system = _DiscountedSystem(mdp, p, check_tol(tol))
+    _CACHE.key, _CACHE.system = (mdp, p.copy(), tol), system
+    return system
+
+
+class _Operators:
+    r"""The products :math:`x \mapsto P x` (S,) to (S, A) and :math:`w \mapsto P^\top w` as JAX expressions.
+
+    Dense ``P``: ``einsum`` with the (S, A, S) array; sparse ``P``: a
+    ``jax.experimental.sparse.BCOO`` copy of the (S·A, S) matrix. Both are linear in their
+    argument, so JAX differentiates, transposes and batches them to every order.
+    """
+
+    def __init__(self, mdp: Any) -> None:
+        self.S, self.A = mdp.n_states, mdp.n_actions
+        if mdp.is_sparse:
+            from jax.experimental import sparse  # noqa: PLC0415 - only for sparse models
+
+            self.P = sparse.BCOO.from_scipy_sparse(mdp.P)
+            self.PT = sparse.BCOO.from_scipy_sparse(mdp.P.T.tocsr())
+        else:
+            self.P, self.PT = jnp.asarray(mdp.P), None
+        self.r, self.mu0 = jnp.asarray(mdp.r), jnp.asarray(mdp.mu0)
+
+    def next(self, x: Any) -> Any:
+        if self.PT is not None:
+            return (self.P @ x).reshape(self.S, self.A)
+        return jnp.einsum("sat,t->sa", self.P, x)
+
+    def back(self, w: Any) -> Any:
+        if self.PT is not None:
+            return self.PT @ w.reshape(-1)
+        return jnp.einsum("sa,sat->t", w, self.P)
+
+
+def _operators(mdp: Any) -> _Operators:
+    """:class:`_Operators` of ``mdp``, kept while the same model comes back (one entry per thread)."""
+    if getattr(_CACHE, "mdp", None) is not mdp:
+        with jax.ensure_compile_time_eval():  # concrete arrays, also when first built inside a trace
+            ops = _Operators(mdp)
+        _CACHE.mdp, _CACHE.ops = mdp, ops
+    return _CACHE.ops
+
+
+def _solve(mdp: Any, tol: Any, pi: Any, b: Any, transpose: bool) -> Any:
+    r""":math:`M_\pi^{-1} b` or :math:`M_\pi^{-\top} b` (:math:`M_\pi = I - \gamma P_\pi`), differentiable to every order.
+
+    ``jax.lax.custom_linear_solve``: the solves run in numpy (LU, or Krylov for a sparse ``P``)
+    through ``jax.pure_callback``; JAX differentiates implicitly through ``matvec``, the JAX
+    expression of :math:`M_\pi` (or :math:`M_\pi^\top`), and transposes with the other solve.
+    """
+    ops, gamma = _operators(mdp), mdp.gamma
+
+    def matvec(x: Any) -> Any:
+        return x - gamma * (pi * ops.next(x)).sum(axis=1)
+
+    def matvec_t(y: Any) -> Any:
+        return y - gamma * ops.back(y[:, None] * pi)
+
+    def numpy_solve(t: bool) -> Callable[[Any, Any], Any]:
+        def cb(p: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+            system = _system(mdp, as_probabilities(np.asarray(p), "pi", action_mask=mdp.action_mask), tol)
+            rhs = np.asarray(rhs)
+            return system.solve_t(rhs) if t else system.solve(rhs)
+
+        return lambda _matvec, rhs: _callback(cb, _sds(rhs.shape), pi, rhs)
+
+    if transpose:
+        return jax.lax.custom_linear_solve(matvec_t, b, numpy_solve(True), numpy_solve(False))
+    return jax.lax.custom_linear_solve(matvec, b, numpy_solve(False), numpy_solve(True))
+
+
+# --------------------------------------------------------------------------- the values
+def _value_tables(mdp: Any, pi: Any, tol: Any) -> tuple[Any, Any]:
+    """``(V, Q)``: discounted (S,), (S, A); finite horizon (H, S), (H, S, A)."""
+    ops, gamma = _operators(mdp), mdp.gamma
+    if mdp.horizon is None:
+        V = _solve(mdp, tol, pi, (pi * ops.r).sum(axis=1), False)
+        return V, ops.r + gamma * ops.next(V)
+
+    def step(V_next: Any, _: Any) -> tuple[Any, tuple[Any, Any]]:  # V_H = 0, so Q_{H-1} = r
+        Q = ops.r + gamma * ops.next(V_next)
+        V = (pi * Q).sum(axis=1)
+        return V, (V, Q)
+
+    _, (V, Q) = jax.lax.scan(step, jnp.zeros(mdp.n_states), length=mdp.horizon, reverse=True)
+    return V, Q
+
+
+def _occupancy_of(mdp: Any, pi: Any, tol: Any) -> Any:
+    ops = _operators(mdp)
+    if mdp.horizon is None:
+        return (1.0 - mdp.gamma) * _solve(mdp, tol, pi, ops.mu0, True)
+
+    def step(p: Any, _: Any) -> tuple[Any, Any]:
+        return ops.back(p[:, None] * pi), p
+
+    _, p = jax.lax.scan(step, ops.mu0, length=mdp.horizon)  # p_0, ..., p_{H-1}
+    return (mdp.gamma ** np.arange(mdp.horizon)) @ p / _visitation_mass(mdp)
+
+
+def _checked(mdp: Any, pi: Any, tol: Any) -> Any:
+    _check(mdp, pi)
+    check_tol(tol)
+    if isinstance(pi, jax.core.Tracer):
+        _check_batched(mdp, pi)
+        if mdp.horizon is not None:  # no solve to check pi in: check it in a callback of its own
+
+            def cb(p: np.ndarray) -> None:
+                as_probabilities(np.asarray(p), "pi", action_mask=mdp.action_mask)
+
+            jax.debug.callback(cb, pi)
+    return pi
 
 
 def expected_return(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
-    r"""Exact J of the policy array ``pi`` (shape (S, A), float64), differentiable in ``pi``.
+    r"""Exact J of the policy array ``pi`` (shape (S, A), float64), differentiable to every order in ``pi``.
 
-    .. math:: \frac{\partial J}{\partial\pi(a|s)} = \frac{d_\pi(s) Q^\pi(s, a)}{1-\gamma}
+    .. math::
+
+        J = \mu_0^\top (I - \gamma P_\pi)^{-1} r_\pi, \qquad
+        \frac{\partial J}{\partial\pi(a|s)} = \frac{d_\pi(s) Q^\pi(s, a)}{1-\gamma}
         \quad\text{(finite horizon: } \textstyle\sum_t \gamma^t p_t(s) Q_t(s, a))
 
-    Forward: one exact evaluation (:func:`pgexact.evaluate`) whose closed-form gradient is kept
-    as the residual; backward: its product with the incoming cotangent. ``tol``: sparse ``P`` only.
+    (Sutton et al. 2000, Theorem 1). ``jax.grad`` costs one more solve (the transposed system,
+    same LU factors), a Hessian-vector product two more (module docstring). ``tol``: sparse
+    ``P`` only.
+
+    Examples
+    --------
+    >>> import numpy as np, jax, jax.numpy as jnp
+    >>> jax.config.update("jax_enable_x64", True)
+    >>> import pgexact.jax as pj
+    >>> from pgexact.exact import pi_gradient
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(4, 3, gamma=0.9, seed=0)
+    >>> pi = jnp.full((4, 3), 1 / 3)
+    >>> g = jax.grad(lambda p: pj.expected_return(mdp, p))(pi)
+    >>> bool(np.allclose(g, pi_gradient(mdp, np.full((4, 3), 1 / 3)), rtol=1e-12, atol=0))
+    True
     """
-    _check(mdp, pi)
-    check_tol(tol)
-    return _expected_return(mdp, tol, pi)
-
-
-# --------------------------------------------------------------------------- V, Q, A, d
-def _forward_cb(mdp: Any, tol: Any, what: str) -> Callable[[np.ndarray], np.ndarray]:
-    def cb(p: np.ndarray) -> np.ndarray:
-        p = np.asarray(p)
-        if what == "d":
-            return _occupancy(mdp, p, tol=tol)
-        return np.asarray(getattr(_evaluate(mdp, p, tol=tol), what))
-
-    return cb
-
-
-def _backward_cb(mdp: Any, tol: Any, what: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    def cb(p: np.ndarray, g: np.ndarray) -> np.ndarray:
-        p, g = np.asarray(p), np.asarray(g)
-        if what == "V":
-            return value_vjp(mdp, p, V_bar=g, tol=tol)
-        if what == "Q":
-            return value_vjp(mdp, p, Q_bar=g, tol=tol)
-        if what == "A":
-            return advantage_vjp(mdp, p, g, tol=tol)
-        return occupancy_vjp(mdp, p, g, tol=tol)
-
-    return cb
-
-
-def _out_shape(mdp: Any, what: str) -> tuple[int, ...]:
-    S, A, H = mdp.n_states, mdp.n_actions, mdp.horizon
-    if what == "d":
-        return (S,)
-    lead = () if H is None else (H,)
-    return lead + ((S,) if what == "V" else (S, A))
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(0, 1, 2))
-def _evaluated(mdp: Any, tol: Any, what: str, pi: Any) -> Any:
-    return _callback(_forward_cb(mdp, tol, what), _sds(_out_shape(mdp, what)), pi)
-
-
-def _evaluated_fwd(mdp: Any, tol: Any, what: str, pi: Any) -> tuple[Any, Any]:
-    return _evaluated(mdp, tol, what, pi), pi
-
-
-def _evaluated_bwd(mdp: Any, tol: Any, what: str, pi: Any, g: Any) -> tuple[Any]:
-    return (_callback(_backward_cb(mdp, tol, what), _sds(pi.shape), pi, g),)
-
-
-_evaluated.defvjp(_evaluated_fwd, _evaluated_bwd)
+    pi = _checked(mdp, pi, tol)
+    ops = _operators(mdp)
+    if mdp.horizon is None:
+        return ops.mu0 @ _solve(mdp, tol, pi, (pi * ops.r).sum(axis=1), False)
+    return ops.mu0 @ _value_tables(mdp, pi, tol)[0][0]
 
 
 def values(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
-    r"""Exact V (shape (S,), or (H, S) for a finite horizon), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
-    _check(mdp, pi)
-    check_tol(tol)
-    return _evaluated(mdp, tol, "V", pi)
+    r"""Exact V (shape (S,), or (H, S) for a finite horizon), differentiable to every order in ``pi``.
+
+    :math:`V = (I - \gamma P_\pi)^{-1} r_\pi`; finite horizon :math:`V_t = r_\pi + \gamma P_\pi V_{t+1}`.
+    Its reverse rule is :func:`pgexact.exact.value_vjp`.
+    """
+    return _value_tables(mdp, _checked(mdp, pi, tol), tol)[0]
 
 
 def action_values(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
-    r"""Exact Q (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
-    _check(mdp, pi)
-    check_tol(tol)
-    return _evaluated(mdp, tol, "Q", pi)
+    r"""Exact :math:`Q = r + \gamma P V` (shape (S, A), or (H, S, A)), differentiable to every order in ``pi``.
+
+    Its reverse rule is :func:`pgexact.exact.value_vjp`.
+    """
+    return _value_tables(mdp, _checked(mdp, pi, tol), tol)[1]
 
 
 def advantages(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
-    r"""Exact A = Q − V (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.advantage_vjp`)."""
-    _check(mdp, pi)
-    check_tol(tol)
-    return _evaluated(mdp, tol, "A", pi)
+    r"""Exact A = Q − V (shape (S, A), or (H, S, A)), differentiable to every order in ``pi``.
+
+    Its reverse rule is :func:`pgexact.exact.advantage_vjp`.
+    """
+    V, Q = _value_tables(mdp, _checked(mdp, pi, tol), tol)
+    return Q - V[..., None]
 
 
 def occupancy(mdp: Any, pi: Any, *, tol: float | None = None) -> Any:
-    r"""Normalized occupancy :math:`d_\pi` (shape (S,)), differentiable in ``pi`` (:func:`pgexact.exact.occupancy_vjp`)."""
-    _check(mdp, pi)
-    check_tol(tol)
-    return _evaluated(mdp, tol, "d", pi)
+    r"""Normalized occupancy :math:`d_\pi` (shape (S,)), differentiable to every order in ``pi``.
+
+    :math:`d_\pi = (1-\gamma) (I - \gamma P_\pi)^{-\top} \mu_0`; finite horizon
+    :math:`\sum_{t<H} \gamma^t p_t / \sum_{t<H} \gamma^t` with :math:`p_{t+1} = P_\pi^\top p_t`.
+    Its reverse rule is :func:`pgexact.exact.occupancy_vjp`.
+    """
+    return _occupancy_of(mdp, _checked(mdp, pi, tol), tol)
 
 
 # --------------------------------------------------------------------------- Fisher

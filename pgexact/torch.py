@@ -1,15 +1,39 @@
 r"""PyTorch adapter: exact J, V, Q, A and occupancy as differentiable functions of a policy tensor.
 
 ``expected_return(mdp, pi)`` takes the (S, A) tensor of action probabilities a network outputs
-for every state of a finite MDP and returns the exact J as a 0-d tensor whose backward pass is
-the closed form :math:`\partial J/\partial\pi(a|s) = d_\pi(s) Q^\pi(s, a)/(1-\gamma)` (or
-:math:`\sum_t \gamma^t p_t(s) Q_t(s, a)` for a finite horizon) from
-:mod:`pgexact.exact.policy_free`: autograd then chains it through the network, so
-``expected_return(mdp, net(obs)).backward()`` fills every parameter's ``.grad`` with the exact
-policy gradient :math:`\nabla_\theta J`. Nothing is differentiated through a linear solve: the
-forward pass solves the Bellman system in numpy (LU, or Krylov for a sparse ``P``), the backward
-pass applies the closed form. Computations are float64 on the CPU; a float32 ``pi`` is refused
-(cast the network with ``net.double()``). The results are placed on ``pi``'s device.
+for every state of a finite MDP and returns the exact J as a 0-d tensor, differentiable to every
+order in ``pi``: ``expected_return(mdp, net(obs)).backward()`` fills every parameter's ``.grad``
+with the exact policy gradient :math:`\nabla_\theta J`, and ``create_graph=True``,
+``torch.autograd.functional.hessian`` / ``hvp`` and ``torch.func.hessian`` give the exact
+Hessian (Hessian-vector products) of J in the network's parameters.
+
+The values are written with two kinds of exact primitives, everything else being ordinary torch
+operations (:math:`r_\pi = \sum_a \pi r`, :math:`J = \mu_0^\top V`, :math:`Q = r + \gamma P V`,
+:math:`A = Q - V`, the finite-horizon recursions):
+
+- the linear solves :math:`x = M_\pi^{-1} b` and :math:`y = M_\pi^{-\top} b` with
+  :math:`M_\pi = I - \gamma P_\pi`, computed in numpy (LU, or Krylov for a sparse ``P``) and
+  differentiated implicitly, never through the solver:
+
+  .. math::
+
+      \mathrm{d}x = M_\pi^{-1}\big(\mathrm{d}b + \gamma\, P_{\mathrm{d}\pi}\, x\big), \qquad
+      \mathrm{d}y = M_\pi^{-\top}\big(\mathrm{d}b + \gamma\, P_{\mathrm{d}\pi}^\top y\big),
+
+  with :math:`P_{u}[s, s'] = \sum_a u(s, a) P(s'|s, a)`; the reverse rules are their adjoints
+  (one solve with the other matrix), themselves written with the same primitives, so
+  derivatives of every order are exact;
+- the products :math:`x \mapsto P x` (shape (S, A)) and :math:`w \mapsto P^\top w`, adjoint to
+  each other.
+
+For J this reverse rule is the policy gradient theorem in :math:`\pi`-coordinates,
+:math:`\partial J/\partial\pi(a|s) = d_\pi(s) Q^\pi(s, a)/(1-\gamma)` (finite horizon
+:math:`\sum_t \gamma^t p_t(s) Q_t(s, a)`; :mod:`pgexact.exact.policy_free`), and its derivative
+the policy Hessian in :math:`\pi` (Furmston, Lever & Barber 2016, sec. 3). Every primitive has a
+reverse rule, a forward (``jvp``) rule and a ``vmap`` rule, so ``torch.func.grad``, ``jacrev``,
+``jacfwd``, ``hessian`` and ``vmap`` compose with the adapter. Computations are float64 on the
+CPU; a float32 ``pi`` is refused (cast the network with ``net.double()``), and the results are
+placed on ``pi``'s device. A ``pi`` without data (the ``meta`` device) is refused.
 
 :func:`fisher_vector_product` gives the exact state-averaged Fisher-vector product of any
 parametrization ``pi_fn(params)`` by one ``torch.func.jvp`` and one ``torch.func.vjp``.
@@ -30,10 +54,15 @@ Examples
 >>> J.backward()                                         # exact grad J in every parameter
 >>> net[0].weight.grad.shape
 torch.Size([16, 9])
+>>> W = torch.zeros(9, 4, dtype=torch.float64)
+>>> H = torch.autograd.functional.hessian(lambda W: pt.expected_return(mdp, torch.softmax(W, -1)), W)
+>>> bool(torch.allclose(H, H.permute(2, 3, 0, 1), atol=1e-12))   # exact, hence symmetric
+True
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -45,15 +74,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pgexact.torch needs PyTorch: pip install 'pgexact[torch]' (or a CPU build of torch)"
     ) from exc
 
-from .exact.evaluation import evaluate as _evaluate
+from torch._functorch.pyfunctorch import JvpInterpreter, retrieve_all_functorch_interpreters
+
+from .exact._krylov import check_tol
+from .exact.evaluation import _visitation_mass
 from .exact.evaluation import occupancy as _occupancy
-from .exact.policy_free import (
-    advantage_vjp,
-    fisher_pi_metric,
-    occupancy_vjp,
-    value_and_pi_gradient,
-    value_vjp,
-)
+from .exact.policy_free import _DiscountedSystem, _transpose_expected, fisher_pi_metric
 from ._validation import as_probabilities, check_callable
 from .models.finite_mdp import check_mdp
 
@@ -72,6 +98,11 @@ def _check_tensor(mdp: Any, pi: Any, name: str = "pi") -> None:
     check_mdp(mdp)
     if not isinstance(pi, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (S, A), got {type(pi).__name__}")
+    if pi.device.type == "meta":
+        raise ValueError(
+            f"{name} is on the meta device (a tensor without data); pgexact needs the values of the "
+            "action probabilities: build the network on the CPU (or a GPU) and pass its output"
+        )
     if pi.dtype != torch.float64:
         raise TypeError(
             f"{name} has dtype {pi.dtype}; pgexact computes in float64: build the network in "
@@ -85,6 +116,8 @@ def _check_tensor(mdp: Any, pi: Any, name: str = "pi") -> None:
 
 
 def _np(t: torch.Tensor) -> np.ndarray:
+    if t._is_zerotensor():  # forward mode passes zero tangents as tensors without storage
+        return np.zeros(tuple(t.shape))
     return t.detach().cpu().numpy()
 
 
@@ -92,95 +125,279 @@ def _like(arr: Any, ref: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(np.array(arr, dtype=np.float64), device=ref.device)
 
 
-class _ExpectedReturn(torch.autograd.Function):
+# --------------------------------------------------------------------------- primitives
+_CACHE = threading.local()
+
+
+def _system(mdp: Any, p: np.ndarray, tol: Any) -> _DiscountedSystem:
+    r"""The factorized :math:`I - \gamma P_\pi` of ``p``, reused while the same ``(mdp, p, tol)`` comes back.
+
+    A forward pass and its backward pass solve with the same matrix; one entry per thread.
+    """
+    key = getattr(_CACHE, "key", None)
+    if key is not None and key[0] is mdp and key[2] == tol and np.array_equal(key[1], p):
+        return _CACHE.system
+    system = _DiscountedSystem(mdp, p, check_tol(tol))
+    _CACHE.key, _CACHE.system = (mdp, p.copy(), tol), system
+    return system
+
+
+def _loop_vmap(apply: Callable[..., torch.Tensor], info: Any, in_dims: Any, *args: Any) -> Any:
+    """A ``vmap`` rule: ``apply`` on each slice of the batched arguments, results stacked on dim 0."""
+    moved = [a.movedim(d, 0) if d is not None else a for a, d in zip(args, in_dims)]
+    outs = [
+        apply(*[m[i] if d is not None else m for m, d in zip(moved, in_dims)]) for i in range(info.batch_size)
+    ]
+    return torch.stack(outs), 0
+
+
+class _Validated(torch.autograd.Function):
+    """The identity on ``pi``, whose forward checks that every row is a distribution (naming ``pi``)."""
+
     @staticmethod
-    def forward(pi: torch.Tensor, mdp: Any, tol: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        J, G, _ = value_and_pi_gradient(mdp, _np(pi), tol=tol)
-        return _like(J, pi), _like(G, pi)
+    def forward(pi: torch.Tensor, mdp: Any) -> torch.Tensor:
+        as_probabilities(_np(pi), "pi", action_mask=mdp.action_mask)
+        return pi.clone()
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(output[1])
+        pass
 
     @staticmethod
-    def backward(ctx: Any, gJ: torch.Tensor, _gG: Any) -> tuple[Any, None, None]:
-        (G,) = ctx.saved_tensors
-        return gJ * G, None, None
-
-
-class _Evaluated(torch.autograd.Function):
-    """V, Q, A or d of pi; backward by the closed-form VJPs of :mod:`pgexact.exact.policy_free`."""
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, None]:
+        return g, None
 
     @staticmethod
-    def forward(pi: torch.Tensor, mdp: Any, tol: Any, what: str) -> torch.Tensor:
-        p = _np(pi)
-        if what == "d":
-            return _like(_occupancy(mdp, p, tol=tol), pi)
-        return _like(getattr(_evaluate(mdp, p, tol=tol), what), pi)
+    def jvp(ctx: Any, dpi: Any, _mdp: Any) -> Any:
+        return dpi
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, pi: torch.Tensor, mdp: Any) -> Any:
+        return _loop_vmap(lambda p: _Validated.apply(p, mdp), info, in_dims[:1], pi)
+
+
+class _Next(torch.autograd.Function):
+    r""":math:`x \mapsto P x`, shape (S,) to (S, A): :math:`(P x)(s, a) = \sum_{s'} P(s'|s, a) x(s')`."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, mdp: Any) -> torch.Tensor:
+        return _like(mdp._expected_next(_np(x)), x)
 
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-        pi, mdp, tol, what = inputs
-        ctx.mdp, ctx.tol, ctx.what = mdp, tol, what
-        ctx.save_for_backward(pi)
+        ctx.mdp = inputs[1]
 
     @staticmethod
-    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, None, None, None]:
-        (pi,) = ctx.saved_tensors
-        p, gb = _np(pi), _np(g)
-        mdp, tol = ctx.mdp, ctx.tol
-        if ctx.what == "V":
-            out = value_vjp(mdp, p, V_bar=gb, tol=tol)
-        elif ctx.what == "Q":
-            out = value_vjp(mdp, p, Q_bar=gb, tol=tol)
-        elif ctx.what == "A":
-            out = advantage_vjp(mdp, p, gb, tol=tol)
-        else:
-            out = occupancy_vjp(mdp, p, gb, tol=tol)
-        return _like(out, pi), None, None, None
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, None]:
+        return _Back.apply(g, ctx.mdp), None
+
+    @staticmethod
+    def jvp(ctx: Any, dx: Any, _mdp: Any) -> Any:
+        return _Next.apply(dx, ctx.mdp)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, x: torch.Tensor, mdp: Any) -> Any:
+        return _loop_vmap(lambda v: _Next.apply(v, mdp), info, in_dims[:1], x)
+
+
+class _Back(torch.autograd.Function):
+    r""":math:`w \mapsto P^\top w`, shape (S, A) to (S,): :math:`(P^\top w)(s') = \sum_{s,a} w(s, a) P(s'|s, a)`."""
+
+    @staticmethod
+    def forward(w: torch.Tensor, mdp: Any) -> torch.Tensor:
+        return _like(_transpose_expected(mdp, _np(w)), w)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.mdp = inputs[1]
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, None]:
+        return _Next.apply(g, ctx.mdp), None
+
+    @staticmethod
+    def jvp(ctx: Any, dw: Any, _mdp: Any) -> Any:
+        return _Back.apply(dw, ctx.mdp)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, w: torch.Tensor, mdp: Any) -> Any:
+        return _loop_vmap(lambda v: _Back.apply(v, mdp), info, in_dims[:1], w)
+
+
+def _refuse_nested_forward_mode() -> None:
+    """Raise when forward mode is nested in forward mode (``jacfwd(jacfwd(f))``, ``jvp`` of ``jvp``).
+
+    torch.func runs a ``jvp`` rule without recording the outer forward level on the torch
+    operations inside it, so the outer tangent of the rule's result would silently be lost.
+    """
+    levels = [i for i in retrieve_all_functorch_interpreters() if isinstance(i, JvpInterpreter)]
+    if len(levels) > 1:
+        raise NotImplementedError(
+            "pgexact.torch: forward mode nested in forward mode (torch.func.jacfwd of jacfwd, jvp of jvp) "
+            "is not supported through the exact solves; for second derivatives use torch.func.hessian "
+            "(forward over reverse), torch.func.jacrev of jacrev, or torch.autograd.functional.hessian / hvp"
+        )
+
+
+class _Solve(torch.autograd.Function):
+    r""":math:`M_\pi^{-1} b` (``transpose=False``) or :math:`M_\pi^{-\top} b`, with :math:`M_\pi = I - \gamma P_\pi`.
+
+    Differentiated implicitly (module docstring): the rules call :class:`_Solve`, :class:`_Next`
+    and :class:`_Back` again, so they are differentiable in turn.
+    """
+
+    @staticmethod
+    def forward(pi: torch.Tensor, b: torch.Tensor, mdp: Any, tol: Any, transpose: bool) -> torch.Tensor:
+        system = _system(mdp, _np(pi), tol)
+        rhs = _np(b)
+        return _like(system.solve_t(rhs) if transpose else system.solve(rhs), b)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        pi, _b, ctx.mdp, ctx.tol, ctx.transpose = inputs
+        ctx.save_for_backward(pi, output)
+        ctx.save_for_forward(pi, output)
+
+    @staticmethod
+    def backward(ctx: Any, g: torch.Tensor) -> tuple[Any, Any, None, None, None]:
+        pi, x = ctx.saved_tensors
+        mdp, gamma = ctx.mdp, ctx.mdp.gamma
+        gb = _Solve.apply(pi, g, mdp, ctx.tol, not ctx.transpose)
+        gpi = None
+        if ctx.needs_input_grad[0]:
+            if ctx.transpose:  # y = M^-T b: <g, dy> = gamma <y (P M^-1 g), dpi>
+                gpi = gamma * x[:, None] * _Next.apply(gb, mdp)
+            else:  # x = M^-1 b: <g, dx> = gamma <(M^-T g) (P x), dpi>
+                gpi = gamma * gb[:, None] * _Next.apply(x, mdp)
+        return gpi, gb, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, dpi: Any, db: Any, *_: Any) -> torch.Tensor:
+        _refuse_nested_forward_mode()
+        pi, x = ctx.saved_tensors
+        mdp, gamma = ctx.mdp, ctx.mdp.gamma
+        rhs = torch.zeros_like(x) if db is None else db
+        if dpi is not None:
+            if ctx.transpose:
+                rhs = rhs + gamma * _Back.apply(x[:, None] * dpi, mdp)
+            else:
+                rhs = rhs + gamma * (dpi * _Next.apply(x, mdp)).sum(dim=1)
+        return _Solve.apply(pi, rhs, mdp, ctx.tol, ctx.transpose)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, pi: torch.Tensor, b: torch.Tensor, mdp: Any, tol: Any, transpose: bool) -> Any:
+        return _loop_vmap(lambda p, v: _Solve.apply(p, v, mdp, tol, transpose), info, in_dims[:2], pi, b)
+
+
+# --------------------------------------------------------------------------- the values
+def _constant(arr: np.ndarray, ref: torch.Tensor) -> torch.Tensor:
+    """A copy of the model's (read-only) array on ``ref``'s device."""
+    return torch.from_numpy(np.array(arr, dtype=np.float64)).to(ref.device)
+
+
+def _value_tables(mdp: Any, pi: torch.Tensor, tol: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(V, Q)``: discounted (S,), (S, A); finite horizon (H, S), (H, S, A)."""
+    r = _constant(mdp.r, pi)
+    gamma = mdp.gamma
+    if mdp.horizon is None:
+        V = _Solve.apply(pi, (pi * r).sum(dim=1), mdp, tol, False)
+        return V, r + gamma * _Next.apply(V, mdp)
+    Vs, Qs = [], []
+    for t in range(mdp.horizon - 1, -1, -1):
+        Q = r if not Vs else r + gamma * _Next.apply(Vs[-1], mdp)
+        Qs.append(Q)
+        Vs.append((pi * Q).sum(dim=1))
+    return torch.stack(Vs[::-1]), torch.stack(Qs[::-1])
+
+
+def _occupancy_of(mdp: Any, pi: torch.Tensor, tol: Any) -> torch.Tensor:
+    mu0 = _constant(mdp.mu0, pi)
+    if mdp.horizon is None:
+        return (1.0 - mdp.gamma) * _Solve.apply(pi, mu0, mdp, tol, True)
+    p, total = mu0, mu0
+    for t in range(1, mdp.horizon):
+        p = _Back.apply(p[:, None] * pi, mdp)
+        total = total + mdp.gamma**t * p
+    return total / _visitation_mass(mdp)
+
+
+def _checked(mdp: Any, pi: Any, tol: Any) -> torch.Tensor:
+    _check_tensor(mdp, pi)
+    check_tol(tol)
+    return _Validated.apply(pi, mdp)
 
 
 def expected_return(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
-    r"""Exact J of the policy tensor ``pi`` (shape (S, A), float64), differentiable in ``pi``.
+    r"""Exact J of the policy tensor ``pi`` (shape (S, A), float64), differentiable to every order in ``pi``.
 
-    .. math:: \frac{\partial J}{\partial\pi(a|s)} = \frac{d_\pi(s) Q^\pi(s, a)}{1-\gamma}
+    .. math::
+
+        J = \mu_0^\top (I - \gamma P_\pi)^{-1} r_\pi, \qquad
+        \frac{\partial J}{\partial\pi(a|s)} = \frac{d_\pi(s) Q^\pi(s, a)}{1-\gamma}
         \quad\text{(finite horizon: } \textstyle\sum_t \gamma^t p_t(s) Q_t(s, a))
 
-    Forward: one exact evaluation (:func:`pgexact.evaluate`); backward: the product of the
-    incoming gradient with that closed form (no extra solve). ``tol``: sparse ``P`` only.
+    (Sutton et al. 2000, Theorem 1). Forward: one solve; a backward pass: one solve with the
+    transposed matrix (the same LU factors); a Hessian-vector product: two more (module
+    docstring). ``tol``: sparse ``P`` only.
 
     Returns
     -------
     torch.Tensor
         0-d, float64, on ``pi``'s device.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> import pgexact.torch as pt
+    >>> from pgexact.exact import pi_gradient
+    >>> from pgexact.mdps import random_mdp
+    >>> mdp = random_mdp(4, 3, gamma=0.9, seed=0)
+    >>> pi = torch.full((4, 3), 1 / 3, dtype=torch.float64, requires_grad=True)
+    >>> pt.expected_return(mdp, pi).backward()
+    >>> bool(np.allclose(pi.grad.numpy(), pi_gradient(mdp, np.full((4, 3), 1 / 3)), rtol=1e-12, atol=0))
+    True
     """
-    _check_tensor(mdp, pi)
-    return _ExpectedReturn.apply(pi, mdp, tol)[0]
+    pi = _checked(mdp, pi, tol)
+    if mdp.horizon is None:
+        V = _Solve.apply(pi, (pi * _constant(mdp.r, pi)).sum(dim=1), mdp, tol, False)
+        return _constant(mdp.mu0, pi) @ V
+    return _constant(mdp.mu0, pi) @ _value_tables(mdp, pi, tol)[0][0]
 
 
 def values(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
-    r"""Exact V (shape (S,), or (H, S) for a finite horizon), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
-    _check_tensor(mdp, pi)
-    return _Evaluated.apply(pi, mdp, tol, "V")
+    r"""Exact V (shape (S,), or (H, S) for a finite horizon), differentiable to every order in ``pi``.
+
+    :math:`V = (I - \gamma P_\pi)^{-1} r_\pi`; finite horizon :math:`V_t = r_\pi + \gamma P_\pi V_{t+1}`.
+    Its reverse rule is :func:`pgexact.exact.value_vjp`.
+    """
+    return _value_tables(mdp, _checked(mdp, pi, tol), tol)[0]
 
 
 def action_values(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
-    r"""Exact Q (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.value_vjp`)."""
-    _check_tensor(mdp, pi)
-    return _Evaluated.apply(pi, mdp, tol, "Q")
+    r"""Exact :math:`Q = r + \gamma P V` (shape (S, A), or (H, S, A)), differentiable to every order in ``pi``.
+
+    Its reverse rule is :func:`pgexact.exact.value_vjp`.
+    """
+    return _value_tables(mdp, _checked(mdp, pi, tol), tol)[1]
 
 
 def advantages(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
-    r"""Exact A = Q − V (shape (S, A), or (H, S, A)), differentiable in ``pi`` (:func:`pgexact.exact.advantage_vjp`)."""
-    _check_tensor(mdp, pi)
-    return _Evaluated.apply(pi, mdp, tol, "A")
+    r"""Exact A = Q − V (shape (S, A), or (H, S, A)), differentiable to every order in ``pi``.
+
+    Its reverse rule is :func:`pgexact.exact.advantage_vjp`.
+    """
+    V, Q = _value_tables(mdp, _checked(mdp, pi, tol), tol)
+    return Q - V[..., None]
 
 
 def occupancy(mdp: Any, pi: torch.Tensor, *, tol: float | None = None) -> torch.Tensor:
-    r"""Normalized occupancy :math:`d_\pi` (shape (S,); :func:`pgexact.occupancy`), differentiable in ``pi`` (:func:`pgexact.exact.occupancy_vjp`)."""
-    _check_tensor(mdp, pi)
-    return _Evaluated.apply(pi, mdp, tol, "d")
+    r"""Normalized occupancy :math:`d_\pi` (shape (S,); :func:`pgexact.occupancy`), differentiable to every order in ``pi``.
+
+    :math:`d_\pi = (1-\gamma) (I - \gamma P_\pi)^{-\top} \mu_0`; finite horizon
+    :math:`\sum_{t<H} \gamma^t p_t / \sum_{t<H} \gamma^t` with :math:`p_{t+1} = P_\pi^\top p_t`.
+    Its reverse rule is :func:`pgexact.exact.occupancy_vjp`.
+    """
+    return _occupancy_of(mdp, _checked(mdp, pi, tol), tol)
 
 
 def fisher_vector_product(
@@ -240,6 +457,42 @@ def _check_point(params: Any, v: Any) -> None:
 
 
 # --------------------------------------------------------------------------- average reward
+class _FirstOrderOnly(torch.autograd.Function):
+    """The identity on a backward pass's closed-form result ``g``, tied to ``pi``; differentiating it raises.
+
+    Without it autograd (and torch.func) would treat the closed form as a constant in ``pi`` and
+    return a wrong second derivative.
+    """
+
+    @staticmethod
+    def forward(name: str, g: torch.Tensor, pi: torch.Tensor) -> torch.Tensor:
+        return g.clone()
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+        ctx.name = inputs[0]
+
+    @staticmethod
+    def _refuse(name: str) -> None:
+        raise NotImplementedError(
+            f"pgexact.torch.{name}: second derivatives (create_graph=True, torch.autograd.functional.hessian / "
+            "hvp, torch.func.hessian, grad of grad) are not supported; its derivative is exact to first order "
+            "only. For the exact second derivative of the gain use differences of pgexact.average.pi_gradient"
+        )
+
+    @staticmethod
+    def backward(ctx: Any, _gg: Any) -> Any:
+        _FirstOrderOnly._refuse(ctx.name)
+
+    @staticmethod
+    def jvp(ctx: Any, *_: Any) -> Any:
+        _FirstOrderOnly._refuse(ctx.name)
+
+    @staticmethod
+    def vmap(info: Any, in_dims: Any, name: str, g: torch.Tensor, pi: torch.Tensor) -> Any:
+        return _FirstOrderOnly.apply(name, g, pi if in_dims[2] is None else pi.select(in_dims[2], 0)), in_dims[1]
+
+
 class _AverageReward(torch.autograd.Function):
     @staticmethod
     def forward(pi: torch.Tensor, mdp: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -251,12 +504,15 @@ class _AverageReward(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
         ctx.mark_non_differentiable(output[1])
-        ctx.save_for_backward(output[1])
+        ctx.save_for_backward(output[1], inputs[0])
 
     @staticmethod
     def backward(ctx: Any, g: torch.Tensor, _gG: Any) -> tuple[Any, None]:
-        (G,) = ctx.saved_tensors
-        return g * G, None
+        G, pi = ctx.saved_tensors
+        out = g * G
+        if torch.is_grad_enabled() or torch._C._are_functorch_transforms_active():
+            out = _FirstOrderOnly.apply("average_reward", out, pi)
+        return out, None
 
 
 def average_reward(mdp: Any, pi: torch.Tensor) -> torch.Tensor:

@@ -128,18 +128,23 @@ def test_theorem_holds_and_controls_have_power(theorem_id: str) -> None:
         assert np.mean([c.residual(i) >= CONTROL_FACTOR * thm.tolerance for i in insts]) >= 0.9, c.name
 
 
-def test_nearly_multichain_is_a_numerical_error() -> None:
+def test_nearly_multichain_is_solved_from_the_off_diagonal_entries_or_refused() -> None:
     from pgexact.errors import SingularSystemError
 
     # two absorbing states joined by transitions of probability 1e-300: structurally one class,
-    # numerically two (the rows still sum to 1 in float64)
+    # numerically two for LU (the rows still sum to 1 in float64); the structured elimination
+    # uses the off-diagonal entries only: d = (1/2, 1/2), rho = 1/2, h = +-1/(4e-300)
     P = np.zeros((2, 1, 2))
     P[0, 0] = [1.0, 1e-300]
     P[1, 0] = [1e-300, 1.0]
     mdp = FiniteMDP(P, [[1.0], [0.0]], [1.0, 0.0], gamma=0.9)
     assert len(average.closed_classes(P[:, 0, :])) == 1
+    ev = average.evaluate(mdp, np.ones((2, 1)))
+    assert ev.rho == 0.5 and ev.d.tolist() == [0.5, 0.5]
+    assert np.allclose(ev.h, [0.25e300, -0.25e300], rtol=1e-15, atol=0)
+    P[0, 0], P[1, 0] = [1.0, 1e-310], [1e-310, 1.0]  # h ~ 1e310: beyond float64
     with pytest.raises(SingularSystemError, match="nearly multichain"):
-        average.evaluate(mdp, np.ones((2, 1)))
+        average.evaluate(FiniteMDP(P, [[1.0], [0.0]], [1.0, 0.0], gamma=0.9), np.ones((2, 1)))
 
 
 def test_evaluation_records_store_what_they_are_given() -> None:

@@ -213,8 +213,13 @@ def test_value_iteration_n_iterations_returns_the_kth_iterate():
         assert vi.n_iterations == k and np.allclose(vi.V, V, rtol=1e-14, atol=1e-14)
         # the bound of an early iterate is honest too: V* from policy iteration
         assert np.max(np.abs(vi.V - policy_iteration(mdp).V)) <= vi.error_bound * (1 + 1e-12)
+    v0 = value_iteration(mdp, n_iterations=0)  # V_0 = 0, with the a-priori bound on ||V*||
+    assert v0.n_iterations == 0 and np.array_equal(v0.V, np.zeros(5)) and np.array_equal(v0.Q, mdp.r)
+    assert np.max(np.abs(policy_iteration(mdp).V)) <= v0.error_bound
     with pytest.raises(ValueError, match="n_iterations"):
-        value_iteration(mdp, n_iterations=0)
+        value_iteration(mdp, n_iterations=-1)
+    with pytest.raises(ValueError, match="n_iterations=3 on a horizon-4 MDP"):  # not silently ignored
+        value_iteration(mdp.with_horizon(4), n_iterations=3)
 
 
 @pytest.mark.parametrize("scale", [1e-8, 1.0, 1e6])

@@ -14,6 +14,7 @@ No γ is needed: a :class:`~pgexact.FiniteMDP` (its γ and horizon ignored) or a
 from .control import METHODS, AverageOptimum, optimal
 from .evaluation import (
     MAX_DENSE_STATES,
+    MAX_STRUCTURED_STATES,
     AverageEvaluation,
     MultichainError,
     MultichainEvaluation,
@@ -30,6 +31,7 @@ __all__ = [
     "AverageEvaluation",
     "AverageOptimum",
     "MAX_DENSE_STATES",
+    "MAX_STRUCTURED_STATES",
     "METHODS",
     "MultichainError",
     "MultichainEvaluation",

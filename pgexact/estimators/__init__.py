@@ -38,7 +38,7 @@ from .exact_moments import (
 )
 from .baselines import OptimalBaselines, optimal_baselines
 from .moments import ESTIMATORS, EstimatorMoments, estimator_moments
-from .stats import MeanTest, StreamedMean, episodes_needed, mean_test, mean_test_power, streaming_mean
+from .stats import MIN_EPISODES, MeanTest, StreamedMean, episodes_needed, mean_test, mean_test_power, streaming_mean
 
 __all__ = [
     "hessian_reinforce",
@@ -74,6 +74,7 @@ __all__ = [
     "rewards_to_go",
     "state_baseline",
     "streaming_mean",
+    "MIN_EPISODES",
     "surrogate_estimate",
     "surrogate_gradient_estimate",
     "td_errors",

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array, check_theta
+from .._validation import ReadOnlyOnCopy, as_float_array, check_theta
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling.trajectories import Trajectories
 from ..sampling._scan import reverse_scan
@@ -17,7 +17,7 @@ __all__ = ["Estimate", "weighted_score", "rewards_to_go", "value_array", "per_st
 
 
 @dataclass(frozen=True, eq=False)
-class Estimate:
+class Estimate(ReadOnlyOnCopy):
     r"""A Monte Carlo estimate as the mean of per-episode terms.
 
     Attributes
@@ -72,7 +72,12 @@ class Estimate:
 
     @property
     def covariance(self) -> np.ndarray:
-        """Sample covariance of the per-episode terms (flattened), shape (d, d)."""
+        """Sample covariance of the per-episode terms (flattened), shape (d, d); needs N >= 2."""
+        if self.n < 2:
+            raise ValueError(
+                f"Estimate.covariance needs at least 2 episodes, this estimate has {self.n}: a sample "
+                "covariance is undefined from one"
+            )
         flat = self.samples.reshape(self.n, -1)
         return np.atleast_2d(np.cov(flat, rowvar=False, ddof=1))
 

@@ -153,7 +153,7 @@ def surrogate_estimate(
     theta_new = check_theta(theta_new, policy.n_params, name="theta_new")
     w = st.real(trajs) * st.discounts(trajs) * st.table(trajs, A, "A")
     with np.errstate(over="ignore", invalid="ignore"):
-        return Estimate(trajs.per_episode_sum(w * _ratios(trajs, policy, theta_old, theta_new)))
+        return Estimate(trajs._per_episode_sum(w * _ratios(trajs, policy, theta_old, theta_new)))
 
 
 def surrogate_gradient_estimate(

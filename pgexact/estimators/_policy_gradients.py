@@ -71,7 +71,7 @@ def reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Estimat
     """
     trajs, theta = check_samples_policy(trajs, policy, theta)
     real = st.real(trajs)
-    R = trajs.per_episode_sum(trajs.flat_rewards * real * st.discounts(trajs))
+    R = trajs._per_episode_sum(trajs.flat_rewards * real * st.discounts(trajs))
     return Estimate(st.score_sums(trajs, policy, theta, real * R[trajs.steps.episode]))
 
 

@@ -37,7 +37,7 @@ def discounts(trajs: Trajectories) -> np.ndarray:
 
 def rewards_to_go(trajs: Trajectories) -> np.ndarray:
     r""":math:`G_t` on real steps, 0 after, shape (M,)."""
-    return trajs.reverse_scan(trajs.flat_rewards * real(trajs), trajs.discount)
+    return trajs._reverse_scan(trajs.flat_rewards * real(trajs), trajs.discount)
 
 
 def column(trajs: Trajectories) -> np.ndarray:
@@ -93,7 +93,7 @@ def td_errors(trajs: Trajectories, v: np.ndarray, v_next: np.ndarray) -> np.ndar
 
 def gae(trajs: Trajectories, v: np.ndarray, v_next: np.ndarray, lam: float) -> np.ndarray:
     r"""GAE(λ) advantages :math:`\hat A_t = \delta_t + d\lambda \hat A_{t+1}` on real steps, 0 after."""
-    return trajs.reverse_scan(td_errors(trajs, v, v_next), trajs.discount * lam)
+    return trajs._reverse_scan(td_errors(trajs, v, v_next), trajs.discount * lam)
 
 
 def n_step_returns(trajs: Trajectories, v: np.ndarray, v_next: np.ndarray, n: int) -> np.ndarray:

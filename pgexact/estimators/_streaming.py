@@ -14,13 +14,13 @@ from typing import Any, Callable, Iterable
 import numpy as np
 
 from .._chunks import ChunkError, check_executor, ordered_map
-from .._validation import check_positive_int
+from .._validation import ReadOnlyOnCopy, check_positive_int
 
 __all__ = ["StreamedMean", "chunk_moments", "merge_moments", "moments_of", "streaming_mean", "streaming_mean_on"]
 
 
 @dataclass(frozen=True, eq=False)
-class StreamedMean:
+class StreamedMean(ReadOnlyOnCopy):
     """Mean and standard error of per-episode terms accumulated chunk by chunk.
 
     Attributes

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import freeze_arrays
+from .._validation import ReadOnlyOnCopy, freeze_arrays
 from .._validation import number_of_steps
 from ..exact._checks import check_policy_theta
 from ..exact.evaluation import evaluate
@@ -49,7 +49,7 @@ __all__ = ["OptimalBaselines", "optimal_baselines"]
 
 
 @dataclass(frozen=True, eq=False)
-class OptimalBaselines:
+class OptimalBaselines(ReadOnlyOnCopy):
     r"""Variance-minimizing baselines per parameter coordinate and the variances they achieve.
 
     Attributes

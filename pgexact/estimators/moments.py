@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import freeze_arrays
+from .._validation import ReadOnlyOnCopy, freeze_arrays
 from .._validation import as_float_array, number_of_steps
 from ..errors import NumericalError
 from ..exact._checks import check_policy_theta
@@ -53,7 +53,7 @@ from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from . import geometric_moments as gm
 
-__all__ = ["EstimatorMoments", "estimator_moments", "ESTIMATORS", "MAX_MOMENT_BYTES"]
+__all__ = ["EstimatorMoments", "estimator_moments", "ESTIMATORS", "MAX_MOMENT_BYTES", "MAX_MOMENT_STEPS"]
 
 #: The estimators whose moments :func:`estimator_moments` computes (names as in pgexact.estimators).
 ESTIMATORS = ("reinforce", "reward_to_go", "constant_baseline", "state_baseline", "advantage", "gae")
@@ -61,9 +61,26 @@ ESTIMATORS = ("reinforce", "reward_to_go", "constant_baseline", "state_baseline"
 #: Working memory above which :func:`estimator_moments` refuses (bytes): pass ``directions``.
 MAX_MOMENT_BYTES = 2 << 30
 
+#: Longest horizon the moment recursions run: they take two Python passes over time, about
+#: 0.35 ms per step on a 3-state problem (more for larger ones), so this is about a minute.
+MAX_MOMENT_STEPS = 200_000
+
+#: Seconds per time step of the recursions on a small problem (measured; a lower bound).
+_SECONDS_PER_STEP = 3.5e-4
+
+#: The extra arguments each estimator uses (any other one given is refused, never ignored).
+_USES = {
+    "reinforce": (),
+    "reward_to_go": (),
+    "constant_baseline": ("b",),
+    "state_baseline": ("b",),
+    "advantage": ("A",),
+    "gae": ("V", "lam"),
+}
+
 
 @dataclass(frozen=True, eq=False)
-class EstimatorMoments:
+class EstimatorMoments(ReadOnlyOnCopy):
     r"""Exact first and second moments of one episode's estimate :math:`\hat g`.
 
     Attributes
@@ -377,7 +394,8 @@ def estimator_moments(
     Cost :math:`O(H\,\mathrm{nnz}(P)\,k)` with :math:`k` = n_params (or the number of
     directions), plus :math:`O(S A k^2)` for the final products; memory :math:`O(S A k)`.
     A request whose working arrays would exceed :data:`MAX_MOMENT_BYTES` is refused with the
-    amount it needs. The covariance is formed as a difference of second moment and squared
+    amount it needs, and one with a horizon over :data:`MAX_MOMENT_STEPS` with the time it would
+    take. An extra argument the estimator does not use (``b`` with ``"reinforce"``) is refused. The covariance is formed as a difference of second moment and squared
     mean: its absolute rounding error is about :math:`10^{-16}\,\|E\hat g\hat g^\top\|`.
 
     Examples
@@ -411,6 +429,14 @@ def estimator_moments(
         )
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator is {estimator!r}, expected one of {', '.join(map(repr, ESTIMATORS))}")
+    extra = {"b": b, "A": A, "V": V, "lam": lam}
+    unused = [name for name, value in extra.items() if value is not None and name not in _USES[estimator]]
+    if unused:
+        uses = ", ".join(_USES[estimator]) or "none of b, A, V, lam"
+        raise TypeError(
+            f"estimator {estimator!r} does not use {', '.join(unused)} (it uses {uses}); "
+            "pass only the arguments of the estimator you name"
+        )
     geometric = mdp.horizon is None and horizon is None
     H = 0 if geometric else number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
     S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
@@ -433,6 +459,12 @@ def estimator_moments(
             f"estimator_moments would need about {need / 2**30:.1f} GiB for S*A={S * nA}, k={k} columns "
             f"and {steps} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
             "few directions, or a smaller problem"
+        )
+    if H > MAX_MOMENT_STEPS:
+        raise ValueError(
+            f"estimator_moments with horizon H={H} would run its recursions over {H} time steps, "
+            f"about {H * _SECONDS_PER_STEP:.3g} s or more, beyond MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: use a "
+            "shorter horizon (a discounted episode of T = 40/(1 - gamma) steps leaves out gamma^T < 1e-17 of J)"
         )
     pi = policy.probs(theta)
     live = ~np.asarray(mdp.terminal)

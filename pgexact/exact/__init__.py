@@ -1,5 +1,6 @@
 """Exact closed forms on finite MDPs. Nothing here draws a random number."""
 
+from .discretization import DiscretizationError, discretization_error
 from .divergences import kl_expected, kl_expected_gradient, kl_max, kl_per_state, tv_max, tv_per_state
 from .evaluation import (
     Evaluation,
@@ -33,6 +34,8 @@ from .second_order import pi_hessian, pi_hessian_vector_product
 from .surrogate import PerformanceDifference, performance_difference, surrogate, surrogate_gradient
 
 __all__ = [
+    "DiscretizationError",
+    "discretization_error",
     "Evaluation",
     "PerformanceDifference",
     "PolicyGradientForms",

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg.lapack import dgetrf, dgetrs
 
-from .._validation import check_memory, check_positive_int, check_time_steps
+from .._validation import ReadOnlyOnCopy, check_memory, check_positive_int, check_time_steps
 from ..errors import NotUniqueError, SingularSystemError
 from ..models.finite_mdp import FiniteMDP, _sparse_policy_transition
 from ._checks import check_mdp, check_pi
@@ -37,7 +37,7 @@ __all__ = [
 
 
 @dataclass(frozen=True, eq=False)
-class Evaluation:
+class Evaluation(ReadOnlyOnCopy):
     r"""Exact values of a fixed policy (all arrays read-only).
 
     Attributes

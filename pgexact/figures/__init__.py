@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from . import _core
 from ._render import FORMATS, render_specs
 
-__all__ = ["FigureSpec", "REGISTRY", "FIGURES", "render", "captions", "get"]
+__all__ = ["FigureSpec", "REGISTRY", "FIGURES", "render", "captions", "get", "OutDirIsAFileError"]
 
 
 @dataclass(frozen=True)
@@ -184,6 +184,11 @@ def captions(names: Iterable[str] | None = None) -> str:
     return "\n\n".join(f"{n}.png — {REGISTRY[n].title}\n  {REGISTRY[n].caption}" for n in chosen) + "\n"
 
 
+class OutDirIsAFileError(NotADirectoryError, ValueError):
+    """``out_dir`` names an existing file: a bad argument (``ValueError``), and the
+    ``NotADirectoryError`` the operating system would give."""
+
+
 def render(
     names: Iterable[str] | None = None,
     out_dir: str | os.PathLike[str] = "figures",
@@ -198,8 +203,10 @@ def render(
         Figure names (default: all of :data:`FIGURES`). Unknown names raise ``ValueError``
         listing the valid ones, before anything is drawn.
     out_dir : path-like
-        Output directory; created if missing. If it cannot be written, ``PermissionError`` /
-        ``NotADirectoryError`` (both ``OSError``) is raised and nothing is written.
+        Output directory; created if missing. An existing file raises
+        :class:`OutDirIsAFileError` naming ``out_dir`` (a ``ValueError`` and a
+        ``NotADirectoryError``); a directory that cannot be created or written,
+        ``PermissionError``. Either way nothing is written.
     fmt : {"png", "svg", "pdf"}
     progress : bool
         Show a tqdm progress bar on stderr.
@@ -214,6 +221,8 @@ def render(
         raise ValueError(f"fmt must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if not isinstance(out_dir, (str, os.PathLike)):
         raise TypeError(f"out_dir must be a str or a path-like object, got {type(out_dir).__name__}")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise OutDirIsAFileError(f"out_dir={str(out_dir)!r} is a file, not a directory")
     if not isinstance(progress, bool):
         raise TypeError(f"progress must be a bool, got {type(progress).__name__}")
     chosen = _check_names(names)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import as_float_array
+from .._validation import ReadOnlyOnCopy, as_float_array
 from ..errors import NumericalError, UnstableGainError
 from ._args import check_action_cov, check_gain, check_lqr, check_noise_allowed, freeze_fields
 from ._stein import spectral_radius_of, stein_pair
@@ -61,7 +61,7 @@ def _closed_loop_cost_matrix(lqr: LQR, K: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- results
 @dataclass(frozen=True, eq=False)
-class LQREvaluation:
+class LQREvaluation(ReadOnlyOnCopy):
     r"""Exact values of the policy :math:`u = -Kx + e`, :math:`e\sim N(0,\Sigma_u)` (arrays read-only).
 
     Attributes
@@ -103,7 +103,20 @@ class LQREvaluation:
         freeze_fields(self, ("P", "offset", "Sigma", "S", "K", "action_cov"))
 
     # helpers ---------------------------------------------------------------
+    def _time(self, t: Any) -> int:
+        """``t`` as an int: 0 for an infinite horizon, 0 <= t < H for a finite one."""
+        if isinstance(t, (bool, np.bool_)) or not isinstance(t, (int, np.integer)):
+            raise TypeError(f"t must be an integer time step, got {t!r}")
+        t = int(t)
+        H = self.lqr.horizon
+        if H is None and t != 0:
+            raise ValueError(f"t must be 0 for an infinite horizon (values are stationary), got {t}")
+        if H is not None and not 0 <= t < H:
+            raise ValueError(f"t must satisfy 0 <= t < horizon={H}, got {t}")
+        return t
+
     def _Pt(self, t: int) -> tuple[np.ndarray, float]:
+        t = self._time(t)
         if self.lqr.horizon is None:
             if t != 0:
                 raise ValueError("t must be 0 for an infinite horizon (values are stationary)")
@@ -114,6 +127,7 @@ class LQREvaluation:
         return self.P[t], float(self.offset[t])
 
     def _next(self, t: int) -> tuple[np.ndarray, float]:
+        t = self._time(t)
         if self.lqr.horizon is None:
             return self.P, float(self.offset)
         if t + 1 >= self.lqr.horizon:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import (
+    ReadOnlyOnCopy,
     as_float_array,
     check_covariance,
     check_gamma,
@@ -41,7 +42,7 @@ def _half_range(name: str, arr: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class LQR:
+class LQR(ReadOnlyOnCopy):
     r"""A discrete-time linear-quadratic regulator with Gaussian initial state and process noise.
 
     .. math::

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.linalg
 
 from ..errors import NumericalError
+from .._validation import ReadOnlyOnCopy
 from ._args import check_lqr, freeze_fields
 from ._stein import spectral_radius_of
 from .model import LQR
@@ -32,7 +33,7 @@ __all__ = ["OptimalControl", "riccati", "optimal_gain"]
 
 
 @dataclass(frozen=True, eq=False)
-class OptimalControl:
+class OptimalControl(ReadOnlyOnCopy):
     r"""Optimal LQR control from the Riccati equation (arrays read-only).
 
     Attributes

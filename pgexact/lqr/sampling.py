@@ -23,7 +23,7 @@ import numpy as np
 
 from .._chunks import ChunkError, chunk_seed, chunk_sizes
 from .._random import Seed, as_seed_sequence
-from .._validation import as_float_array, check_positive_int, format_index
+from .._validation import ReadOnlyOnCopy, as_float_array, check_positive_int, format_index
 from ..errors import NumericalError
 from .model import LQR
 from .policy import LinearGaussian, _psd_sqrt
@@ -51,7 +51,7 @@ _SECONDS_PER_STEP = 3e-5
 
 
 @dataclass(frozen=True, eq=False)
-class LQRTrajectories:
+class LQRTrajectories(ReadOnlyOnCopy):
     r"""A batch of LQR episodes (arrays read-only, batch-first).
 
     Attributes

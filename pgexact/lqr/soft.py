@@ -49,6 +49,7 @@ from .._validation import (
     check_symmetric,
 )
 from ..errors import NumericalError
+from .._validation import ReadOnlyOnCopy
 from ._args import check_gain, check_infinite, check_lqr, freeze_fields
 from .evaluation import LQREvaluation, _evaluate
 from .model import LQR
@@ -260,7 +261,7 @@ def soft_policy_iteration(lqr: LQR, K0: Any, alpha: float, n_iterations: int = 2
 
 
 @dataclass(frozen=True, eq=False)
-class SoftOptimal:
+class SoftOptimal(ReadOnlyOnCopy):
     r"""The soft-optimal Gaussian policy and its value (arrays read-only).
 
     Attributes
@@ -317,6 +318,8 @@ class SoftOptimal:
     def V(self, x: Any) -> np.ndarray:
         r""":math:`V^*(x) = -(x^\top P^* x + d^*)`, x (..., n) -> (...)."""
         x = as_float_array("x", x)
+        if x.shape[-1:] != (self.lqr.n_states,):
+            raise ValueError(f"x must have shape (..., n_states={self.lqr.n_states}), got {x.shape}")
         return -(np.einsum("...i,ij,...j->...", x, self.P, x) + self.offset)
 
 

@@ -14,6 +14,7 @@ import scipy.sparse
 
 from .._random import Seed, as_generator
 from .._validation import (
+    ReadOnlyOnCopy,
     as_float_array,
     check_bool,
     check_memory,
@@ -21,7 +22,7 @@ from .._validation import (
     check_positive_int,
     check_real,
 )
-from ..models.finite_mdp import FiniteMDP
+from ..models.finite_mdp import _SCALE_LIMIT, FiniteMDP
 
 __all__ = ["random_mdp", "chain", "gridworld", "bandit", "short_corridor", "ShortCorridor"]
 
@@ -230,11 +231,18 @@ def bandit(means: Any) -> FiniteMDP:
     if m.size == 0:
         raise ValueError("means must have at least one arm")
     A = m.size
+    big = np.abs(m) > _SCALE_LIMIT  # the model's own check would name its reward r
+    if big.any():
+        i = int(np.argmax(big))
+        raise ValueError(
+            f"means[{i}] is {m[i]:.6g}, beyond {_SCALE_LIMIT:g} in magnitude: too large for float64 closed "
+            "forms (values and gradients); rescale means"
+        )
     return FiniteMDP(np.ones((1, A, 1)), m[None, :], np.ones(1), 1.0, 1)
 
 
 @dataclass(frozen=True, eq=False)
-class ShortCorridor:
+class ShortCorridor(ReadOnlyOnCopy):
     r"""Sutton & Barto (2018), Example 13.1: short corridor with switched actions.
 
     States 0, 1, 2 and the terminal state 3; actions 0 = left, 1 = right; reward −1 per step;

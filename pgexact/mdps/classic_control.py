@@ -41,7 +41,7 @@ import scipy.sparse
 from .._validation import as_float_array, check_bool, check_memory, check_positive_finite, check_positive_int, check_real
 from ..models.finite_mdp import FiniteMDP
 
-__all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights"]
+__all__ = ["DiscretizedControl", "pendulum", "mountain_car", "cartpole", "multilinear_weights", "richardson"]
 
 @dataclass(frozen=True, eq=False)
 class DiscretizedControl:
@@ -192,10 +192,13 @@ def _uniform_axis_mean(axis: np.ndarray, periodic: bool, lo: float, hi: float) -
     inner = axis[(axis > lo) & (axis < hi)]
     nodes = np.unique(np.concatenate([[lo, hi], inner]))
     i, j, w = _axis_weights(nodes, axis, periodic)
-    W = np.zeros((len(nodes), n))
-    np.add.at(W, (np.arange(len(nodes)), i), 1 - w)
-    np.add.at(W, (np.arange(len(nodes)), j), w)
-    integral = ((W[1:] + W[:-1]) / 2 * np.diff(nodes)[:, None]).sum(axis=0)
+    # trapezoid rule: node k carries half of each neighbouring interval; its weights sit on two
+    # vertices, so the integral is accumulated in O(n) (no (nodes, n) table)
+    dx = np.diff(nodes)
+    c = np.zeros(len(nodes))
+    c[:-1] += dx / 2
+    c[1:] += dx / 2
+    integral = np.bincount(i, weights=c * (1 - w), minlength=n) + np.bincount(j, weights=c * w, minlength=n)
     return integral / (hi - lo)
 
 
@@ -255,12 +258,24 @@ def _build(
     )
 
 
+def footprint(D: int, V: int, A: int, sparse: bool) -> int:
+    r"""Peak bytes a builder allocates for V grid vertices in D dimensions and A actions.
+
+    Per (vertex, action): the vertex and its next state (D floats each, and copies), the 2^D
+    interpolation indices and weights, the COO triplets and their CSR copy, the validated
+    model's copy: at most :math:`100 D + 64 \cdot 2^D` bytes (measured peaks with tracemalloc:
+    317 to 414 bytes for D = 2, 1280 for D = 4; ``tests/test_reliability_round3.py`` checks
+    that this bounds them). Everything else is O(V) or O(n) per axis; a dense ``P`` adds
+    :math:`8 (V + 1)^2 A`.
+    """
+    return V * A * (100 * D + 64 * 2**D) + (0 if sparse else 8 * (V + 1) * A * (V + 1))
+
+
 def _check_size(name: str, dims: dict[str, int], A: int, sparse: Any, actions: str = "actions") -> bool:
     """``sparse`` as a bool; refuse a grid whose arrays would exceed the memory limit of one call."""
     sparse = check_bool("sparse", sparse)
     D, V = len(dims), math.prod(dims.values())
-    # per (vertex, action): the state, next state, 2^D indices and weights and their CSR copy
-    need = V * A * (8 * 3 * D + 2**D * 40) + (0 if sparse else 8 * (V + 1) * A * (V + 1))
+    need = footprint(D, V, A, sparse)
     sizes = ", ".join(f"{k}={v}" for k, v in dims.items())
     check_memory(f"{name} with {sizes}, {A} {actions}" + ("" if sparse else ", sparse=False"), need,
                  "use a coarser grid" + ("" if sparse else " or sparse=True"))
@@ -312,6 +327,11 @@ def pendulum(
     θ̇ ~ U[−1, 1]. Never terminates (gymnasium truncates at 200 steps: ``horizon=200``, γ = 1
     reproduces its episodic return).
 
+    Accuracy (H = 200, γ = 1, the policy pushing along θ̇ of ``tests/test_classic_control.py``;
+    Monte Carlo J = −1550.55 ± 0.26, 20 000 episodes): exact J −1543.08 on the default 31 × 31
+    grid (gap 0.48%), −1548.80 on 41² (0.11%), −1550.34 on 61² (0.01%); the error falls as
+    about h² to h⁵, and :func:`pgexact.exact.discretization_error` from 31² extrapolates to −1550.43.
+
     Examples
     --------
     >>> env = pendulum(11, 9, 3, gamma=0.99)
@@ -348,7 +368,7 @@ def mountain_car_step(x: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np
 
 
 def mountain_car(
-    n_position: int = 41, n_velocity: int = 41, *, gamma: float, horizon: int | None = None,
+    n_position: int = 321, n_velocity: int = 321, *, gamma: float, horizon: int | None = None,
     sparse: bool = True,
 ) -> DiscretizedControl:
     r"""``MountainCar-v0`` on an ``n_position`` × ``n_velocity`` grid (3 actions: push left, none, right).
@@ -359,6 +379,16 @@ def mountain_car(
     left; reward −1 per step; the episode terminates when :math:`p' \ge 0.5` and
     :math:`v' \ge 0` (then: absorbing terminal state). Reset: p ~ U[−0.6, −0.4], v = 0.
     Gymnasium truncates at 200 steps (``horizon=200``, γ = 1).
+
+    Accuracy: the default 321 × 321 grid (103 042 states; 0.3 s to build, 5 s CPU and 1.4 GB
+    peak to evaluate at H = 200) is chosen for a gap well below 1% to the continuous task.
+    Measured (H = 200, γ = 1, the energy-pumping policy of ``tests/test_classic_control.py``,
+    Monte Carlo of gymnasium's dynamics J = −136.11 ± 0.09, 80 000 episodes): exact J −123.08 on
+    41² (gap 9.6%), −129.08 on 81², −132.36 on 121², −133.80 on 161², −135.13 on 241² (0.72%),
+    −135.45 on 281² (0.48%), −135.63 on 321² (0.35%). The error shrinks slowly (order ≈ 0.35
+    from 41² to 161²: interpolation diffusion across the goal boundary), so coarse grids
+    extrapolate badly; see
+    :func:`pgexact.exact.discretization_error` and ``benchmarks/classic_control_convergence.py``.
     """
     npos, nvel = _check_grid("n_position", n_position), _check_grid("n_velocity", n_velocity)
     sparse = _check_size("MountainCar-v0", {"n_position": npos, "n_velocity": nvel}, 3, sparse)
@@ -394,8 +424,8 @@ def cartpole_step(x: np.ndarray, action: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def cartpole(
-    n_x: int = 7, n_x_dot: int = 7, n_theta: int = 11, n_theta_dot: int = 11, *, gamma: float,
-    horizon: int | None = None, x_dot_max: float = 1.0, theta_dot_max: float = 1.0,
+    n_x: int = 11, n_x_dot: int = 11, n_theta: int = 21, n_theta_dot: int = 21, *, gamma: float,
+    horizon: int | None = None, x_dot_max: float = 0.75, theta_dot_max: float = 0.75,
     sparse: bool = True,
 ) -> DiscretizedControl:
     r"""``CartPole-v1`` on an ``n_x`` × ``n_x_dot`` × ``n_theta`` × ``n_theta_dot`` grid (2 actions).
@@ -407,6 +437,31 @@ def cartpole(
     force ±10, τ = 0.02); reward 1 per step, including the step that terminates
     (:math:`|x'| > 2.4` or :math:`|\theta'| > 12°`; then: absorbing terminal state). Reset:
     each coordinate ~ U[−0.05, 0.05]. Gymnasium truncates at 500 steps.
+
+    Accuracy: two errors of opposite sign. Multilinear interpolation spreads each step (which
+    moves θ by at most τθ̇ ≈ 0.02, far less than a cell) over the cell's vertices: a diffusion of
+    variance ≈ h·|Δx| per step that makes the pole fall sooner (J too low, shrinking with h).
+    Clipping ẋ and θ̇ to the box removes the fastest excursions (J too high, growing as the box
+    shrinks). Measured (H = 200, γ = 1, the policy of ``tests/test_classic_control.py``, whose
+    velocities reach ±1.1 in 1% of steps; Monte Carlo J = 197.22 ± 0.13, 20 000 episodes):
+
+    ======================  ==========  ==========  ===========
+    grid                    box ±1.0    box ±0.75   box ±0.5
+    ======================  ==========  ==========  ===========
+    7 × 7 × 11 × 11         159.36      181.78      193.87
+    9 × 9 × 15 × 15         181.09      193.91      198.26
+    11 × 11 × 21 × 21       —           **197.39**  199.53
+    13 × 13 × 25 × 25       —           198.69      199.83
+    ======================  ==========  ==========  ===========
+
+    (a box of ±1.5 gives 110.2 on 7 × 7 × 11 × 11 and 157.7 on 11 × 11 × 21 × 21; grids denser
+    near the origin, x = max·sign(u)|u|², were worse than uniform ones at equal size, 174 to 190
+    on 7 × 7 × 11 × 11.) The default, 11 × 11 × 21 × 21 with a ±0.75 box (53 362 states, about
+    10 s to build and evaluate at H = 200), is within 0.1% for this policy, but partly by the
+    cancellation of the two errors: at this box J keeps rising with refinement (198.69 on
+    13 × 13 × 25 × 25; :func:`pgexact.exact.discretization_error` from 7 × 7 × 11 × 11 with ratio 1.5
+    extrapolates to 201.6), above the continuous 197.2 by the clipping. A policy with faster
+    motions needs a wider box and a finer grid.
     """
     dims = [_check_grid(nm, n) for nm, n in (("n_x", n_x), ("n_x_dot", n_x_dot), ("n_theta", n_theta), ("n_theta_dot", n_theta_dot))]
     x_dot_max = check_positive_finite("x_dot_max", x_dot_max)
@@ -421,3 +476,86 @@ def cartpole(
         "CartPole-v1", axes, (False,) * 4, np.arange(2), cartpole_step,
         [(-0.05, 0.05)] * 4, gamma, horizon, sparse, "lower x_dot_max or theta_dot_max",
     )
+
+
+# --------------------------------------------------------------------------- discretization error
+#: The state-grid arguments of each builder (its leading positional ones): whether each is periodic.
+_STATE_DIMS: dict[str, tuple[bool, ...]] = {
+    "pendulum": (True, False), "mountain_car": (False, False), "cartpole": (False, False, False, False),
+}
+
+
+def richardson(J: Any, h: Any, order: float | None = None) -> tuple[float, float]:
+    r"""Richardson extrapolation of :math:`J(h) = J_0 + c\,h^p + o(h^p)` to :math:`h = 0`.
+
+    With two values and a known order p:
+
+    .. math:: J_0 \approx J(h_1) + \frac{J(h_1) - J(h_0)}{(h_0/h_1)^p - 1};
+
+    with three values and ``order=None``, p is the root of
+    :math:`\frac{J(h_0) - J(h_1)}{J(h_1) - J(h_2)} = \frac{h_0^p - h_1^p}{h_1^p - h_2^p}`
+    (for equal ratios :math:`r = h_0/h_1 = h_1/h_2` this is :math:`p = \log_r` of the ratio of
+    differences) and the two finest values are extrapolated with it (Richardson 1911; Roache 1998,
+    *Verification and Validation in Computational Science*, ch. 5, "grid convergence index").
+
+    Parameters
+    ----------
+    J : sequence of 2 or 3 floats
+        Values on grids of decreasing spacing.
+    h : sequence of the same length, strictly decreasing positive spacings
+    order : float or None
+        The order p; required with two values, estimated (and must be None) with three.
+
+    Returns
+    -------
+    J0 : float
+        The extrapolated value.
+    p : float
+        The order used.
+
+    Raises
+    ------
+    ValueError
+        If the three values are not in the asymptotic range (the differences do not shrink
+        monotonically with one sign), so that no order in (0, 20) fits them.
+
+    Examples
+    --------
+    >>> J0, p = richardson([1 + 0.5**2, 1 + 0.25**2, 1 + 0.125**2], [0.5, 0.25, 0.125])  # J = 1 + h^2
+    >>> round(J0, 12), round(p, 12)
+    (1.0, 2.0)
+    >>> richardson([3.0 + 0.5, 3.0 + 0.25], [0.5, 0.25], order=1.0)  # J = 3 + h, two grids
+    (3.0, 1.0)
+    """
+    J = as_float_array("J", J, ndim=1)
+    h = as_float_array("h", h, ndim=1)
+    if J.size not in (2, 3) or h.size != J.size:
+        raise ValueError(f"J and h must both have 2 or 3 entries, got {J.size} and {h.size}")
+    bad = ~(h > 0) | np.r_[False, ~(np.diff(h) < 0)]
+    if bad.any():
+        raise ValueError(f"h must be positive and strictly decreasing: h[{int(np.argmax(bad))}] = {h[int(np.argmax(bad))]:g}")
+    if J.size == 2:
+        if order is None:
+            raise ValueError("two values need order=p (three values let the order be estimated)")
+        p = check_positive_finite("order", order)
+    else:
+        if order is not None:
+            raise ValueError("order must be None with three values (it is estimated from them)")
+        d0, d1 = J[0] - J[1], J[1] - J[2]
+        if d1 == 0 or d0 * d1 <= 0:
+            raise ValueError(
+                f"J = {J.tolist()} is not in the asymptotic range (differences {d0:.6g} then {d1:.6g} do not "
+                "shrink with one sign): no order fits; start from a finer grid"
+            )
+        import scipy.optimize
+
+        target = d0 / d1
+        f = lambda q: (h[0] ** q - h[1] ** q) / (h[1] ** q - h[2] ** q) - target  # noqa: E731
+        lo, hi = 1e-6, 20.0
+        if f(lo) * f(hi) > 0:
+            raise ValueError(
+                f"J = {J.tolist()} on h = {h.tolist()}: the ratio of differences {target:.6g} needs an order "
+                "outside (0, 20); start from a finer grid"
+            )
+        p = float(scipy.optimize.brentq(f, lo, hi, xtol=1e-14, rtol=1e-14))
+    return float(J[-1] + (J[-1] - J[-2]) / ((h[-2] / h[-1]) ** p - 1)), float(p)

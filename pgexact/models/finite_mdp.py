@@ -10,6 +10,7 @@ import scipy.sparse
 
 from .._validation import (
     PROBABILITY_ATOL,
+    ReadOnlyOnCopy,
     as_float_array,
     as_probabilities,
     check_action_mask,
@@ -23,7 +24,7 @@ __all__ = ["FiniteMDP", "validate_policy_matrix"]
 
 
 @dataclass(frozen=True, eq=False)
-class FiniteMDP:
+class FiniteMDP(ReadOnlyOnCopy):
     r"""A finite MDP, discounted with infinite horizon or with a finite horizon.
 
     Parameters

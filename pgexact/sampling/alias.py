@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import as_float_array, check_bool, check_distribution
+
 __all__ = ["AliasTable"]  # build_alias / alias_probabilities: the encoding behind it, internal
 
 
@@ -192,9 +194,30 @@ class AliasTable:
     alias: np.ndarray
 
     @classmethod
-    def from_probs(cls, probs: np.ndarray, codes: np.ndarray | None = None, compiled: bool = False) -> "AliasTable":
+    def from_probs(cls, probs: Any, codes: Any = None, compiled: bool = False) -> "AliasTable":
         """Tables for the rows of ``probs`` (R, K); column ``j`` stands for outcome ``codes[j]`` (default ``j``).
-        ``compiled``: as in :func:`build_alias`."""
+
+        ``probs``: rows of non-negative finite numbers summing to 1 within 1e-9; ``codes``:
+        non-negative integers, shape (K,); ``compiled``: as in :func:`build_alias`.
+        """
+        P = as_float_array("probs", probs, ndim=2)
+        if 0 in P.shape:
+            raise ValueError(f"probs must have shape (R, K) with R, K >= 1, got {P.shape}")
+        check_distribution("probs", P)
+        if codes is not None:
+            c = np.asarray(codes)
+            if c.dtype.kind not in "iu" or c.shape != (P.shape[1],):
+                raise TypeError(f"codes must be an integer array of shape (K,)=({P.shape[1]},), got dtype {c.dtype}, shape {c.shape}")
+            if (c < 0).any():
+                i = int(np.argmax(c < 0))
+                raise ValueError(f"codes[{i}] is {c[i]}, expected an outcome code >= 0")
+            codes = c
+        compiled = check_bool("compiled", compiled)
+        return cls._from_checked_probs(P, codes, compiled)
+
+    @classmethod
+    def _from_checked_probs(cls, probs: np.ndarray, codes: np.ndarray | None = None, compiled: bool = False) -> "AliasTable":
+        """:meth:`from_probs` of validated rows (the sampler's path)."""
         thr, al = build_alias(probs, compiled)
         R, K = thr.shape
         codes = np.arange(K, dtype=np.intp) if codes is None else np.asarray(codes, dtype=np.intp)
@@ -209,8 +232,23 @@ class AliasTable:
         """
         import scipy.sparse
 
-        csr = scipy.sparse.csr_matrix(matrix)
+        if not scipy.sparse.issparse(matrix) or matrix.ndim != 2 or matrix.dtype.kind not in "iuf":
+            raise TypeError(
+                f"matrix must be a 2-D scipy.sparse matrix of probabilities, got {type(matrix).__name__}"
+            )
+        csr = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
         csr.sum_duplicates()
+        if csr.shape[0] == 0:
+            raise ValueError(f"matrix must have at least one row, got shape {csr.shape}")
+        if not np.isfinite(csr.data).all() or (csr.data < 0).any():
+            k = int(np.argmax(~np.isfinite(csr.data) | (csr.data < 0)))
+            row = int(np.searchsorted(csr.indptr, k, side="right") - 1)
+            raise ValueError(f"matrix[{row}, {int(csr.indices[k])}] is {csr.data[k]}, expected a probability >= 0")
+        sums = np.asarray(csr.sum(axis=1)).ravel()
+        off = np.abs(sums - 1.0) > 1e-9
+        if off.any():
+            i = int(np.argmax(off))
+            raise ValueError(f"matrix[{i}, :] sums to {sums[i]:.12g}, expected 1 (tolerance 1e-09)")
         R = csr.shape[0]
         counts = np.diff(csr.indptr)
         K = max(int(counts.max()) if R else 1, 1)
@@ -232,8 +270,29 @@ class AliasTable:
             np.take_along_axis(codes, al, axis=1).reshape(-1),
         )
 
-    def sample(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
-        """Outcome codes for rows ``rows`` (intp) given uniforms ``u`` in [0, 1), one per draw."""
+    def sample(self, rows: Any, u: Any) -> np.ndarray:
+        """Outcome codes for rows ``rows`` (integers in [0, R)) given uniforms ``u`` in [0, 1), one per draw.
+
+        ``rows`` and ``u`` have the same shape (``TypeError``/``ValueError`` naming the first bad entry).
+        """
+        r = np.asarray(rows)
+        if r.dtype.kind not in "iu":
+            raise TypeError(f"rows must be integer row indices, got dtype {r.dtype}")
+        bad = (r < 0) | (r >= self.n_rows)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"rows{list(idx)} is {r[idx]}, expected a row in [0, {self.n_rows})")
+        x = as_float_array("u", u)
+        if x.shape != r.shape:
+            raise ValueError(f"u must have the shape of rows {r.shape}, got {x.shape}")
+        bad = (x < 0) | (x >= 1)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ValueError(f"u{list(idx)} is {x[idx]}, expected a uniform in [0, 1)")
+        return self._sample(r.astype(np.intp, copy=False), x)
+
+    def _sample(self, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """:meth:`sample` of checked rows (intp) and uniforms (the sampler's path)."""
         K = self.n_columns
         x = u * K
         j = x.astype(np.intp)

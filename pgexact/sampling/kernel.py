@@ -83,7 +83,7 @@ class TransitionSampler:
             self.joint = _sparse_joint_table(P, pi)
         else:
             joint = (pi[:, :, None] * P).reshape(S, A * S)  # joint[s, a*S + s'] = pi(a|s) P(s'|s,a)
-            self.joint = AliasTable.from_probs(joint, compiled=compiled)
+            self.joint = AliasTable._from_checked_probs(joint, compiled=compiled)
         K = self.joint.n_columns
         # j + threshold[s, j]: the coin test becomes x < j + q (saves one subtraction per draw)
         thr = self.joint.threshold.reshape(S, K)
@@ -95,7 +95,7 @@ class TransitionSampler:
         if self.dense_codes:
             self.code_dtype = np.dtype(np.int16 if K <= np.iinfo(np.int16).max else np.int32)
         self.alias_codes = self.joint.alias.astype(self.code_dtype, copy=False)
-        self.initial = AliasTable.from_probs(np.asarray(mu0, dtype=np.float64)[None, :])
+        self.initial = AliasTable._from_checked_probs(np.asarray(mu0, dtype=np.float64)[None, :])
         self.reward = np.ascontiguousarray(r, dtype=np.float64).reshape(-1)
         self.terminal = np.asarray(terminal, dtype=bool)
         # the compiled kernel decodes dense codes a*S + s' by table (sparse ones by division)
@@ -245,7 +245,7 @@ class TransitionSampler:
 
     def _initial_states(self, gen: np.random.Generator, n: int) -> np.ndarray:
         """The first draw of a chunk: one uniform per episode, in column order, through the table of mu0."""
-        return self.initial.sample(np.zeros(n, dtype=np.intp), gen.random(n))
+        return self.initial._sample(np.zeros(n, dtype=np.intp), gen.random(n))
 
     def _compiled_tables(self) -> tuple:
         """The tables and sizes the compiled kernels take, in their argument order."""

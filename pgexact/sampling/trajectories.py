@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import ReadOnlyOnCopy, as_float_array
 from ._scan import reverse_scan
 
 __all__ = ["Trajectories", "StepView"]
@@ -34,7 +35,7 @@ OBJECTIVES = ("finite", "truncated", "geometric")
 
 
 @dataclass(frozen=True, eq=False)
-class StepView:
+class StepView(ReadOnlyOnCopy):
     """The M simulated steps of a batch, one entry per step, in storage order (row after row).
 
     Attributes
@@ -65,7 +66,7 @@ class StepView:
     last: np.ndarray
 
 
-class Trajectories:
+class Trajectories(ReadOnlyOnCopy):
     r"""A batch of sampled episodes (read-only), stored time-major and ragged (module docstring).
 
     Built by :func:`pgexact.rollout`, :func:`pgexact.rollout_chunks` and
@@ -247,8 +248,28 @@ class Trajectories:
         out[self.steps.episode[ends]] = self.steps.next_state[ends]
         return out
 
-    def per_episode_sum(self, values: np.ndarray) -> np.ndarray:
-        """``out[n] = sum of values over episode n's steps``, values shape (M,) or (M, k)."""
+    def _step_values(self, name: str, values: Any, ndim: tuple[int, ...]) -> np.ndarray:
+        """``values`` as a float64 array of finite numbers with one row per simulated step."""
+        arr = as_float_array(name, values)
+        M = self.n_transitions
+        if arr.ndim not in ndim or arr.shape[0] != M:
+            want = " or ".join({1: "(M,)", 2: "(M, k)"}[d] for d in ndim)
+            raise ValueError(
+                f"{name} must have shape {want} with M = n_transitions = {M} (one entry per simulated "
+                f"step, as tr.steps), got {arr.shape}"
+            )
+        return arr
+
+    def per_episode_sum(self, values: Any) -> np.ndarray:
+        """``out[n] = sum of values over episode n's steps``, values shape (M,) or (M, k).
+
+        ``values`` must hold finite numbers, one row per simulated step (``ValueError`` naming it
+        otherwise).
+        """
+        return self._per_episode_sum(self._step_values("values", values, (1, 2)))
+
+    def _per_episode_sum(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`per_episode_sum` of a checked float64 array (the estimators' kernel)."""
         N = self.n_episodes
         if self.is_full and values.ndim == 1:
             v = values.reshape(self.n_steps, N).sum(axis=0)
@@ -261,13 +282,23 @@ class Trajectories:
         np.add.at(out, self.steps.episode, values)
         return out
 
-    def reverse_scan(self, x: np.ndarray, factor: float) -> np.ndarray:
+    def reverse_scan(self, x: Any, factor: float) -> np.ndarray:
         r""":math:`y_t = x_t + c\, y_{t+1}` within each episode (0 after its last step), shape (M,).
 
         Computed by :func:`pgexact.sampling._scan.reverse_scan` along time on blocks of columns
         of similar length (padding at most doubles a block), so there is no Python loop over time.
+        ``x`` holds finite numbers, shape (M,) (one per simulated step); ``factor`` is the
+        discount c, a real number in [0, 1].
         """
-        x = np.asarray(x, dtype=np.float64)
+        x = self._step_values("x", x, (1,))
+        if isinstance(factor, (bool, np.bool_)) or not isinstance(factor, (int, float, np.integer, np.floating)):
+            raise TypeError(f"factor must be a real number in [0, 1], got {factor!r}")
+        if not 0.0 <= float(factor) <= 1.0:
+            raise ValueError(f"factor is {factor}, expected a discount in [0, 1]")
+        return self._reverse_scan(x, float(factor))
+
+    def _reverse_scan(self, x: np.ndarray, factor: float) -> np.ndarray:
+        """:meth:`reverse_scan` of a checked float64 array (the estimators' kernel)."""
         T, N = self.n_steps, self.n_episodes
         if T == 0:
             return x.copy()
@@ -371,7 +402,14 @@ class Trajectories:
         The batches must come from the same sampling setup: same objective, γ, discount, state
         and action counts, and (fixed horizons) the same number of steps.
         """
-        parts = list(parts)
+        if isinstance(parts, Trajectories):
+            raise TypeError("parts must be a list of Trajectories, got one Trajectories (wrap it: [tr])")
+        if isinstance(parts, (str, bytes, np.ndarray)):
+            raise TypeError(f"parts must be a list of Trajectories, got {type(parts).__name__}")
+        try:
+            parts = list(parts)
+        except TypeError:
+            raise TypeError(f"parts must be a list of Trajectories, got {type(parts).__name__}") from None
         if not parts:
             raise ValueError("parts must contain at least one Trajectories")
         first = parts[0]

@@ -53,7 +53,8 @@ __all__ = [
 THEOREM_MODULES: tuple[str, ...] = (
     "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
     "convergence_entropy", "finite_kl",
-    "geometric", "second_order",
+    "geometric", "second_order", "adapters",
+    "classic_control",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
@@ -134,8 +135,22 @@ class Theorem:
     evaluate: Callable[[Any, bool], tuple[Outcome, tuple[float, ...]]] | None = None
 
     def outcome(self, instance: Any) -> Outcome:
-        """The residual (and ratio, for inequalities) on a given instance."""
-        return _as_outcome(self.residual(instance))
+        """The residual (and ratio, for inequalities) on a given instance.
+
+        ``instance`` is what this theorem's ``instance(rng)`` draws; anything else (``None``, an
+        object without the fields the residual reads) raises ``TypeError`` naming it.
+        """
+        if instance is None:
+            raise TypeError(
+                f"instance must be an instance of theorem {self.id!r}, as drawn by its instance(rng), got None"
+            )
+        try:
+            return _as_outcome(self.residual(instance))
+        except AttributeError as exc:
+            raise TypeError(
+                f"instance must be an instance of theorem {self.id!r}, as drawn by its instance(rng), "
+                f"got {type(instance).__name__} ({exc})"
+            ) from exc
 
     def run(self, instance: Any, with_controls: bool = False) -> tuple[Outcome, tuple[float, ...]]:
         """The outcome on ``instance`` and, if ``with_controls``, every control's residual."""

@@ -194,7 +194,9 @@ def value_iteration(
     \|\tilde V_{k-1} - V^*\|` and :math:`\|\tilde V_{k-1} - V^*\| \le \|\tilde V_k - \tilde V_{k-1}\|
     + \|\tilde V_k - V^*\|`). It is reported as ``error_bound``.
 
-    * ``n_iterations=k``: exactly k steps; returns :math:`V_k` with its bound.
+    * ``n_iterations=k``: exactly k steps; returns :math:`V_k` with its bound (k = 0 returns
+      :math:`V_0 = 0`, :math:`Q = r` and the a-priori bound
+      :math:`\|V^*\|_\infty \le \max|r| / (1 - \hat\gamma)`).
     * ``tol`` given: stops at the first k with ``error_bound`` :math:`\le` ``tol``
       :math:`\cdot \|V_k\|_\infty` (a relative tolerance, whatever the scale of V). When
       rounding keeps the bound above that (the iterates reach a fixed point of the computed
@@ -215,7 +217,9 @@ def value_iteration(
     tol : float, optional
         Relative tolerance on the error bound, > 0 (not used with ``n_iterations``).
     n_iterations : int, optional
-        Number of steps k >= 1 to take (then no stopping test).
+        Number of steps k >= 0 to take (then no stopping test). Discounted MDPs only: with a
+        finite horizon H backward induction always takes its H steps, and ``n_iterations``
+        other than None or H is refused.
 
     Raises
     ------
@@ -240,12 +244,21 @@ def value_iteration(
     mdp = check_mdp(mdp)
     tol = None if tol is None else _tol(tol)
     if n_iterations is not None:
-        n_iterations = check_positive_int("n_iterations", n_iterations)
+        if isinstance(n_iterations, (int, np.integer)) and not isinstance(n_iterations, (bool, np.bool_)) \
+                and n_iterations == 0:
+            n_iterations = 0
+        else:
+            n_iterations = check_positive_int("n_iterations", n_iterations)
     mask = _feasible(mdp)
     S, A = mdp.n_states, mdp.n_actions
     g = mdp.gamma
     if mdp.horizon is not None:
         H = mdp.horizon
+        if n_iterations is not None and n_iterations != H:
+            raise ValueError(
+                f"n_iterations={n_iterations} on a horizon-{H} MDP: backward induction takes exactly "
+                f"H={H} steps; pass n_iterations=None (or use mdp.with_horizon({n_iterations}))"
+            )
         check_time_steps(f"value_iteration on a horizon-{H} MDP", H, "use a shorter horizon or the discounted problem")
         V = np.zeros((H, S))
         Q = np.zeros((H, S, A))
@@ -263,6 +276,11 @@ def value_iteration(
     c, R = _rounding_per_step(mdp)
     patience = max(50, int(math.ceil(2.0 / (1.0 - g))))
     V = np.zeros(S)
+    if n_iterations == 0:  # V_0 = 0; ||V_0 - V*|| = ||V*|| <= max|r| / (1 - gamma)
+        bound = safety * R / (1.0 - g_hat) if g_hat < 1.0 else math.inf
+        Q = np.array(mdp.r)
+        acts = _greedy_actions(_masked(Q, mask))
+        return ValueIterationResult(V, Q, _one_hot(acts, A), acts, 0.0, 0, bound)
     best_diff, best_k = math.inf, 0
     k = 0
     while True:

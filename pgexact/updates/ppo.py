@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .._random import as_generator
-from .._validation import check_positive_int
+from .._validation import check_positive_int, check_time_steps
 from ._checks import check_clip, check_delta, check_lr, check_nonnegative_finite, check_source
 from ._common import _split_seed, _theta
 from .sources import SurrogateBatch, _clipped_objective, _kl_and_gradient, _surrogate_and_gradient
@@ -94,7 +94,7 @@ def _ascent(
     for _ in range(epochs):
         perm = rng.permutation(n)  # type: ignore[union-attr]
         for idx in np.array_split(perm, min(n_minibatches, n)):
-            mb = batch.subset(idx, scale=n / idx.shape[0])
+            mb = batch._subset(idx, n / idx.shape[0])
             theta = theta + lr * objective_and_grad(mb, theta)[1]
         history.append(objective_and_grad(batch, theta)[0])
     return theta, np.asarray(history)
@@ -106,6 +106,9 @@ def _ppo_common(source: Any, theta: Any, lr: Any, epochs: Any, n_minibatches: An
     lr = check_lr(lr)
     epochs = check_positive_int("epochs", epochs)
     n_minibatches = check_positive_int("n_minibatches", n_minibatches)
+    # every minibatch step is a Python-level gradient evaluation: bound the loop, never hang
+    check_time_steps(f"the ascent with epochs={epochs} and n_minibatches={n_minibatches}",
+                     epochs * n_minibatches, "lower epochs or n_minibatches")
     if n_minibatches > 1 and seed is None:
         raise ValueError("n_minibatches > 1 shuffles the batch: give a seed (randomness is always explicit)")
     sample_seed, shuffle_seed = _split_seed(seed, 2)

@@ -29,7 +29,7 @@ from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import _logsumexp_rows
 from .._validation import check_positive_finite, check_positive_int
-from .planning import _require_discounted, _tol
+from .planning import _feasible, _require_discounted, _tol
 
 __all__ = [
     "SoftEvaluation",
@@ -64,6 +64,19 @@ class SoftEvaluation:
 
 def _alpha(alpha: Any) -> float:
     return check_positive_finite("alpha", alpha)
+
+
+def _soft_policy(Q: np.ndarray, alpha: float, mask: np.ndarray | None) -> np.ndarray:
+    r""":math:`\pi(a|s) \propto \exp(Q(s, a)/\alpha)` over the feasible actions (probability 0 elsewhere)."""
+    if mask is None:
+        return softmax(Q / alpha, axis=1)
+    return softmax(np.where(mask, Q / alpha, -np.inf), axis=1)
+
+
+def _soft_value(Q: np.ndarray, alpha: float, mask: np.ndarray | None) -> np.ndarray:
+    r""":math:`\alpha \log\sum_{a \text{ feasible}} \exp(Q(s, a)/\alpha)`, shape (S,)."""
+    z = Q / alpha if mask is None else np.where(mask, Q / alpha, -np.inf)
+    return alpha * _logsumexp_rows(z)
 
 
 def soft_evaluate(mdp: FiniteMDP, pi: Any, alpha: float) -> SoftEvaluation:
@@ -118,11 +131,12 @@ def soft_improve(mdp: FiniteMDP, pi: Any, alpha: float) -> np.ndarray:
     r"""Soft policy improvement :math:`\pi'(a|s) = \exp(Q^\pi_{soft}(s,a)/\alpha) / \sum_b \exp(Q^\pi_{soft}(s,b)/\alpha)`.
 
     (Haarnoja et al. 2018, eq. 4 and Lemma 2: :math:`Q^{\pi'}_{soft} \ge Q^{\pi}_{soft}`.)
-    Returns the policy matrix, shape (S, A).
+    The sums run over the feasible actions of ``mdp.action_mask`` (infeasible ones get
+    probability 0). Returns the policy matrix, shape (S, A).
     """
     alpha = _alpha(alpha)
     Q = soft_evaluate(mdp, pi, alpha).Q
-    return softmax(Q / alpha, axis=1)
+    return _soft_policy(Q, alpha, _feasible(mdp))
 
 
 @dataclass(frozen=True, eq=False)
@@ -155,6 +169,8 @@ def soft_policy_iteration(
 
     Converges to the soft-optimal policy :math:`\pi^* \propto \exp(Q^*_{soft}/\alpha)`
     (Haarnoja et al. 2018, Theorem 1); stops when :math:`\max|\pi_{k+1} - \pi_k| \le` ``tol``.
+    The default start ``pi0`` is uniform over the feasible actions of ``mdp.action_mask``, and
+    every iterate puts probability 0 on the infeasible ones.
 
     Raises
     ------
@@ -167,11 +183,15 @@ def soft_policy_iteration(
     tol = _tol(tol)
     max_iter = check_positive_int("max_iter", max_iter)
     S, A = mdp.n_states, mdp.n_actions
-    pi = np.full((S, A), 1.0 / A) if pi0 is None else check_pi(mdp, pi0, name="pi0")
+    mask = _feasible(mdp)
+    if pi0 is not None:
+        pi = check_pi(mdp, pi0, name="pi0")
+    else:  # uniform over the feasible actions
+        pi = np.full((S, A), 1.0 / A) if mask is None else mask / mask.sum(axis=1, keepdims=True)
     ev = soft_evaluate(mdp, pi, alpha)
     Js = [ev.J]
     for k in range(1, max_iter + 1):
-        new = softmax(ev.Q / alpha, axis=1)
+        new = _soft_policy(ev.Q, alpha, mask)
         change = float(np.max(np.abs(new - pi)))
         pi = new
         ev = soft_evaluate(mdp, pi, alpha)
@@ -217,7 +237,8 @@ def soft_value_iteration(
     :math:`\|Q_{k+1} - Q^*\|_\infty \le \frac{\gamma}{1-\gamma}\|Q_{k+1} - Q_k\|_\infty \le`
     ``tol`` :math:`\|Q_{k+1}\|_\infty`: a relative tolerance, whatever the scale of the rewards
     and of α (as in :func:`pgexact.updates.value_iteration`; the bound counts the iteration
-    error, not the rounding of the computed steps). When rounding keeps the bound above that
+    error, not the rounding of the computed steps). With an ``action_mask`` the log-sum-exp and
+    the policy run over the feasible actions only (infeasible ones get probability 0). When rounding keeps the bound above that
     (the iterates stop contracting for two discount horizons :math:`2/(1-\gamma)`, at least 50
     steps), :class:`NumericalError` says how far it got.
 
@@ -236,12 +257,13 @@ def soft_value_iteration(
     tol = _tol(tol)
     max_iter = check_positive_int("max_iter", max_iter)
     g = mdp.gamma
+    mask = _feasible(mdp)
     patience = max(50, int(math.ceil(2.0 / (1.0 - g))))
     best_diff, best_k = math.inf, 0
     Q = np.array(mdp.r)
     for k in range(1, max_iter + 1):
         with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported just below
-            V = alpha * _logsumexp_rows(Q / alpha)
+            V = _soft_value(Q, alpha, mask)
         if not np.all(np.isfinite(V)):
             raise ValueError(
                 f"alpha={alpha!r} is too large: the soft value alpha * log(sum(exp(Q / alpha))) overflows "
@@ -253,8 +275,8 @@ def soft_value_iteration(
         bound = g / (1.0 - g) * diff
         Q_norm = float(np.max(np.abs(Q)))
         if bound <= tol * Q_norm:
-            V = alpha * _logsumexp_rows(Q / alpha)
-            return SoftOptimum(Q, V, softmax(Q / alpha, axis=1), float(mdp.mu0 @ V), k, bound)
+            V = _soft_value(Q, alpha, mask)
+            return SoftOptimum(Q, V, _soft_policy(Q, alpha, mask), float(mdp.mu0 @ V), k, bound)
         if diff < best_diff:
             best_diff, best_k = diff, k
         if k - best_k > patience:

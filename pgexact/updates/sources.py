@@ -27,7 +27,9 @@ from typing import Any, Callable, Protocol
 import numpy as np
 from scipy.special import rel_entr
 
-from .._validation import as_float_array, check_distribution, check_theta, freeze_arrays
+from .._validation import (
+    ReadOnlyOnCopy, as_float_array, check_distribution, check_positive_finite, check_theta, freeze_arrays,
+)
 from ._checks import check_clip
 from ..exact.fisher import _natural_gradient
 from ..exact.gradients import gradient_weights
@@ -51,7 +53,7 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- batches
 @dataclass(frozen=True, eq=False)
-class SurrogateBatch:
+class SurrogateBatch(ReadOnlyOnCopy):
     r"""Weighted rows :math:`(s_i, a_i, A_i, w_i, \log\pi_{old}(a_i|s_i))` and a state distribution.
 
     The surrogate, the PPO objectives and their gradients are sums over rows,
@@ -103,8 +105,16 @@ class SurrogateBatch:
         """Number of rows n."""
         return int(self.states.shape[0])
 
-    def subset(self, index: np.ndarray, scale: float = 1.0) -> "SurrogateBatch":
-        """The rows ``index`` with weights multiplied by ``scale`` (same state distribution)."""
+    def subset(self, index: Any, scale: float = 1.0) -> "SurrogateBatch":
+        """The rows ``index`` with weights multiplied by ``scale`` (same state distribution).
+
+        ``index``: integer row indices in [-n, n) or a boolean mask of length n; ``scale``: a
+        positive finite number.
+        """
+        return self._subset(_check_rows("index", index, self.n_rows), check_positive_finite("scale", scale))
+
+    def _subset(self, index: np.ndarray, scale: float) -> "SurrogateBatch":
+        """:meth:`subset` of checked row indices and scale (PPO's minibatch loop)."""
         return SurrogateBatch(
             states=self.states[index],
             actions=self.actions[index],
@@ -113,6 +123,27 @@ class SurrogateBatch:
             logp_old=self.logp_old[index],
             state_weights=self.state_weights,
         )
+
+
+def _check_rows(name: str, index: Any, n: int) -> np.ndarray:
+    """Row indices (integers in [-n, n)) or a boolean mask of length n, as an index array."""
+    if isinstance(index, (str, bytes)) or index is None:
+        raise TypeError(f"{name} must be integer row indices or a boolean mask, got {type(index).__name__}")
+    if isinstance(index, slice):
+        return np.arange(n)[index]
+    arr = np.asarray(index)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise ValueError(f"{name} as a boolean mask must have shape ({n},), got {arr.shape}")
+        return np.flatnonzero(arr)
+    if arr.dtype.kind not in "iu" and not (arr.size == 0 and arr.dtype.kind == "f"):
+        raise TypeError(f"{name} must be integer row indices or a boolean mask, got dtype {arr.dtype}")
+    arr = arr.astype(np.intp).reshape(-1)
+    bad = (arr < -n) | (arr >= n)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{name}[{i}] is {arr[i]}, expected a row in [-{n}, {n})")
+    return arr
 
 
 def _row_terms(
@@ -429,11 +460,11 @@ class ExactOracle:
         self._linear_logits = hasattr(policy, "_logit_jvp") and hasattr(policy, "_logit_jacobian_t")
 
     def fisher_vector_product(self, v: Any) -> np.ndarray:
-        r""":math:`F v = \sum_s d(s) \sum_a \pi(a|s) \nabla\log\pi\, (\nabla\log\pi^\top v)`, shape (n_params,)."""
-        v = np.asarray(v, dtype=np.float64).reshape(-1)
-        if v.shape[0] != self.policy.n_params:
-            raise ValueError(f"v must have shape ({self.policy.n_params},), got {np.shape(v)}")
-        return self._fisher_vector_product(v)
+        r""":math:`F v = \sum_s d(s) \sum_a \pi(a|s) \nabla\log\pi\, (\nabla\log\pi^\top v)`, shape (n_params,).
+
+        ``v``: a real vector of n_params finite entries (``TypeError``/``ValueError`` naming it).
+        """
+        return self._fisher_vector_product(check_theta(v, self.policy.n_params, name="v"))
 
     def _fisher_vector_product(self, v: np.ndarray) -> np.ndarray:
         """:meth:`fisher_vector_product` of a float64 vector of length n_params (no check)."""
@@ -576,14 +607,16 @@ class ExactSource:
     def fisher_vector_product(self, theta: Any, v: Any) -> np.ndarray:
         r"""State-averaged :math:`F(\theta) v`, shape (n_params,)."""
         v = check_theta(v, self.n_params, name="v")
-        return self.at(theta).fisher_vector_product(v)
+        return self.at(check_theta(theta, self.n_params)).fisher_vector_product(v)
 
     def surrogate(self, theta_old: Any, theta_new: Any) -> float:
         r"""Surrogate :math:`\bar A` of ``theta_new`` under the state distribution of ``theta_old``."""
+        theta_old = check_theta(theta_old, self.n_params, name="theta_old")
         return self.at(theta_old).surrogate(theta_new)
 
     def kl(self, theta_old: Any, theta_new: Any) -> float:
         r""":math:`E_{s\sim d_{old}} KL(\pi_{old}(\cdot|s) \| \pi_{new}(\cdot|s))` (old first)."""
+        theta_old = check_theta(theta_old, self.n_params, name="theta_old")
         return self.at(theta_old).kl(theta_new)
 
     # ---- exact references for train()

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .._validation import freeze_arrays
+from .._validation import ReadOnlyOnCopy, freeze_arrays
 from .._random import as_seed_sequence
 from .._validation import check_positive_int
 from ._checks import check_source
@@ -20,7 +20,7 @@ PROGRESS_THRESHOLD = 500
 
 
 @dataclass(frozen=True, eq=False)
-class TrainingHistory:
+class TrainingHistory(ReadOnlyOnCopy):
     r"""Per-iteration record of :func:`train` (arrays read-only).
 
     Attributes
