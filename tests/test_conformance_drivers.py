@@ -92,7 +92,7 @@ def test_bad_arguments_are_refused_by_name(name):
 
 def test_registry_names_the_extra_and_lists_available_drivers():
     assert set(available()) <= set(DRIVERS)
-    with pytest.raises(ValueError, match="driver must be one of"):
+    with pytest.raises(ValueError, match="name must be one of the drivers"):
         get_driver("sb3")
     for name, (_, _, extra) in DRIVERS.items():
         assert extra.startswith("conformance-")

@@ -35,7 +35,7 @@ DRIVERS: dict[str, tuple[str, tuple[str, ...], str]] = {
 
 def _check_name(name: object) -> str:
     if not isinstance(name, str) or name not in DRIVERS:
-        raise ValueError(f"driver must be one of {', '.join(repr(n) for n in DRIVERS)}; got {name!r}")
+        raise ValueError(f"name must be one of the drivers {', '.join(repr(n) for n in DRIVERS)}; got {name!r}")
     return name
 
 
@@ -69,7 +69,7 @@ def get_driver(name: str) -> ModuleType:
     >>> get_driver("no-such-library")
     Traceback (most recent call last):
     ...
-    ValueError: driver must be one of 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo'; got 'no-such-library'
+    ValueError: name must be one of the drivers 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo'; got 'no-such-library'
     """
     name = _check_name(name)
     module, _, extra = DRIVERS[name]

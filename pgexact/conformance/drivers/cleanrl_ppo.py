@@ -44,6 +44,7 @@ from .._driver import DriverRun
 from ._common import check_driver_args, check_library_kwargs
 
 NAME = "cleanrl-ppo"
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
 LIBRARY = "cleanrl (ppo.py, restated)"
 #: The CleanRL file restated here (repository vwxyzjn/cleanrl, file cleanrl/ppo.py).
 SOURCE_COMMIT = "fe8d8a03c41a7ef5b523e2e354bd01c363e786bb"

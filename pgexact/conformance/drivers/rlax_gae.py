@@ -37,6 +37,7 @@ from .._driver import DriverRun
 from ._common import check_driver_args, check_library_kwargs
 
 NAME = "rlax"
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
 LIBRARY = "rlax"
 
 #: The loop's settings a caller may override (γ: the MDP's).

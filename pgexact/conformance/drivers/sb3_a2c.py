@@ -28,6 +28,7 @@ from . import _sb3
 from ._common import check_driver_args, check_library_kwargs
 
 NAME = "sb3-a2c"
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
 LIBRARY = _sb3.LIBRARY
 
 #: SB3 A2C's defaults for the settings a caller may override (γ: the MDP's).

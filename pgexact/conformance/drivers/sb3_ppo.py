@@ -30,6 +30,7 @@ from . import _sb3
 from ._common import check_driver_args, check_library_kwargs
 
 NAME = "sb3-ppo"
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
 LIBRARY = _sb3.LIBRARY
 
 #: SB3 PPO's defaults for the settings a caller may override (γ: the MDP's, see the module docstring).

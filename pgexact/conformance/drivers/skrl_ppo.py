@@ -43,6 +43,7 @@ from .._driver import DriverRun
 from ._common import check_driver_args, check_library_kwargs, gradient_record, logits_unchanged
 
 NAME = "skrl-ppo"
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
 LIBRARY = "skrl"
 
 #: skrl's ``PPO_CFG`` defaults for the settings a caller may override (γ: the MDP's).

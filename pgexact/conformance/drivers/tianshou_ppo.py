@@ -204,4 +204,4 @@ def _loop(args: Any, s: dict, n_mb: int, collector: Any, buffer: Any, algo: Any,
     return updates
 
 
-__all__ = ["NAME", "LIBRARY", "DEFAULTS", "collect"]
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]
