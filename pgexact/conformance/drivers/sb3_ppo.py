@@ -1,0 +1,90 @@
+r"""Driver ``"sb3-ppo"``: Stable-Baselines3's PPO, its own collection, buffer, GAE and loss.
+
+The recorded update of a batch is the mean over the first epoch's minibatches of
+:math:`-\partial L/\partial\,\text{logits}` of SB3's PPO loss at the collecting parameters
+(ratio 1, so the clipped and unclipped surrogates have the same gradient):
+
+.. math::
+
+    L = -\frac{1}{|B|}\sum_{j \in B} \tilde A_j \,\frac{\pi_\theta(a_j|s_j)}{\pi_{\text{old}}(a_j|s_j)}
+        - c_{\text{ent}} \frac{1}{|B|}\sum_{j\in B} H(\pi_\theta(\cdot|s_j)) + c_v L_V,
+
+with :math:`\tilde A` the GAE(λ) advantages standardized within the minibatch B (Schulman et al.
+2017, "Proximal policy optimization algorithms", eq. 7 and 9; SB3's ``ppo/ppo.py``). See
+:mod:`pgexact.conformance.drivers._sb3` for how SB3 treats time limits and the buffer's end.
+
+SB3's defaults are kept (``batch_size=64``, ``n_epochs=10``, ``gae_lambda=0.95``,
+``normalize_advantage=True``, ``ent_coef=0.0``, ``clip_range=0.2``, ``max_grad_norm=0.5``),
+except γ, which is the MDP's unless ``gamma`` is passed (the update is compared with the policy
+gradient of the MDP's own discount).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._driver import DriverRun
+from . import _sb3
+from ._common import check_driver_args, check_library_kwargs
+
+NAME = "sb3-ppo"
+__all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
+LIBRARY = _sb3.LIBRARY
+
+#: SB3 PPO's defaults for the settings a caller may override (γ: the MDP's, see the module docstring).
+DEFAULTS: dict[str, Any] = {
+    "gamma": None, "gae_lambda": 0.95, "batch_size": 64, "n_epochs": 10, "normalize_advantage": True,
+    "ent_coef": 0.0, "clip_range": 0.2, "vf_coef": 0.5, "max_grad_norm": 0.5, "target_kl": None,
+}
+
+
+def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
+            n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
+    """Run SB3's PPO on ``make_env(mdp, max_episode_steps=time_limit)``; record each batch's update.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    logits : array_like, shape (S, A)
+        The actor's logits table, :math:`\\pi(a|s) = \\mathrm{softmax}(\\text{logits}[s])_a`.
+    values : array_like, shape (S,), optional
+        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
+    time_limit, n_envs, n_steps, n_batches : int
+        Episode time limit, environments (``DummyVecEnv``), steps per environment per batch
+        (SB3's ``n_steps``) and batches (one continuous stream).
+    seed : int
+        SB3's ``seed`` (it seeds Python's, numpy's and torch's global generators and env i with
+        ``seed + i``).
+    **library_kwargs
+        Overrides of :data:`DEFAULTS` (SB3's PPO argument names).
+
+    Returns
+    -------
+    DriverRun
+        ``updates`` of shape (n_batches, S, A); ``config`` holds SB3's settings and the
+        convention fields (``gamma``, ``lam``, ``ent_coef``, ``normalize_advantages``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import mdps
+    >>> from pgexact.conformance.drivers import sb3_ppo
+    >>> run = sb3_ppo.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
+    ...                       n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
+    >>> run.updates.shape  # doctest: +SKIP
+    (2, 4, 4)
+    """
+    args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
+                             n_batches=n_batches, seed=seed)
+    settings = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
+    if settings["gamma"] is None:
+        settings["gamma"] = args.mdp.gamma
+    updates, extra = _sb3.run("PPO", args, settings, _sb3.ppo_minibatches)
+    rows = args.n_envs * args.n_steps
+    norm = (("minibatch" if settings["batch_size"] < rows else "batch")
+            if settings["normalize_advantage"] else False)
+    config = dict(settings, **extra, n_envs=args.n_envs, n_steps=args.n_steps, time_limit=args.time_limit,
+                  lam=float(settings["gae_lambda"]), normalize_advantages=norm, seed=args.seed)
+    return DriverRun(np.asarray(updates), LIBRARY, _sb3.version(), config, NAME)
