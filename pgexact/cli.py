@@ -105,7 +105,10 @@ def _verify_rows(selected: list, instances: int, seed: int, progress: bool, cont
         rejected = np.zeros(len(thm.controls))
         error = None
         done = 0
-        for _ in range(instances):
+        n = instances
+        if instances == DEFAULT_INSTANCES and thm.default_instances is not None:
+            n = min(instances, thm.default_instances)
+        for _ in range(n):
             try:
                 out, control_residuals = thm.run(thm.instance(rng), controls)
                 res = out.residual

@@ -156,7 +156,8 @@ def _value_term_only(inst: Any) -> np.ndarray:
     return w[:, None] * dQ if pr.mdp.horizon is None else np.einsum("ts,tsa->sa", w, dQ)
 
 
-def _register(name: str, through: Callable[..., tuple[np.ndarray, np.ndarray]], how: str) -> None:
+def _register(name: str, through: Callable[..., tuple[np.ndarray, np.ndarray]], how: str,
+              default_instances: int | None = None) -> None:
     identity(
         id=f"adapters.{name}",
         statement=r"\text{through pgexact." + name + r"}: \frac{\partial}{\partial\pi}\Big(c_J J + \langle\bar V, V\rangle"
@@ -179,10 +180,12 @@ def _register(name: str, through: Callable[..., tuple[np.ndarray, np.ndarray]], 
             "the visitation's derivative dropped (only Q differentiated)":
                 lambda inst: (through(inst)[0], _value_term_only(inst)),
         },
+        default_instances=default_instances,
     )
 
 
 if importlib.util.find_spec("torch") is not None:
     _register("torch", _torch, "double backward, create_graph=True")
 if importlib.util.find_spec("jax") is not None:
-    _register("jax", _jax, "jax.jvp of jax.grad")
+    # every instance compiles one XLA program (about 0.6 s of CPU): three in the default run
+    _register("jax", _jax, "jax.jvp of jax.grad", default_instances=3)

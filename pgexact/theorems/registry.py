@@ -128,6 +128,10 @@ class Theorem:
         bound is loose by nature, e.g. Pinsker's factor 2), or what the check claims instead. Empty
         when the registered instances bring the bound within a factor 2 (its *discrimination*,
         see :func:`discrimination`, is below 2), which a test enforces.
+    default_instances : int, optional
+        At most this many instances in a default ``pgexact verify`` run (an explicit
+        ``--instances`` other than the default runs that many): for a theorem whose every instance
+        pays a compilation (the JAX adapter's), so that the default run stays short.
     """
 
     id: str
@@ -142,6 +146,7 @@ class Theorem:
     kind: str = "custom"
     evaluate: Callable[[Any, bool], tuple[Outcome, tuple[float, ...]]] | None = None
     loose_reason: str = ""
+    default_instances: int | None = None
 
     def outcome(self, instance: Any) -> Outcome:
         """The residual (and ratio, for inequalities) on a given instance.
@@ -271,6 +276,7 @@ def identity(
     tolerance_reason: str,
     mutants: dict[str, Callable[[Any], Any]],
     floor: float = 1.0,
+    default_instances: int | None = None,
 ) -> Theorem:
     """Register the identity ``computed(instance) == expected(instance)``.
 
@@ -321,8 +327,18 @@ def identity(
             controls=tuple(Control(n, control(fn)) for n, fn in zip(names, fns)),
             kind="identity",
             evaluate=evaluate,
+            default_instances=None if default_instances is None else _positive_count(default_instances),
         )
     )
+
+
+def _positive_count(value: Any) -> int:
+    """``default_instances`` as a positive int (``TypeError``/``ValueError`` naming it)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"default_instances must be a positive int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"default_instances must be a positive int, got {value}")
+    return int(value)
 
 
 def _inequality_outcome(lhs: Any, rhs: Any, floor: float) -> Outcome:
