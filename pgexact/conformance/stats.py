@@ -75,7 +75,7 @@ class Verdict:
     std_error : numpy.ndarray, shape (S, A)
         :math:`s_i/\sqrt K`, the standard error of the mean update per coordinate.
     min_detectable : float
-        The smallest shift of one coordinate, in units of the largest |prediction| entry, that
+        The smallest shift of one coordinate, in units of the largest absolute entry of the prediction, that
         the test detects with probability ``POWER_LEVEL`` (normal approximation,
         :math:`(t_{\text{crit}} + z_{0.8})\, \min_i \text{se}_i / \|\mu\|_\infty`).
     """

@@ -440,7 +440,7 @@ def cartpole(
 
     Accuracy: two errors of opposite sign. Multilinear interpolation spreads each step (which
     moves θ by at most τθ̇ ≈ 0.02, far less than a cell) over the cell's vertices: a diffusion of
-    variance ≈ h·|Δx| per step that makes the pole fall sooner (J too low, shrinking with h).
+    variance of about h times the step length per step that makes the pole fall sooner (J too low, shrinking with h).
     Clipping ẋ and θ̇ to the box removes the fastest excursions (J too high, growing as the box
     shrinks). Measured (H = 200, γ = 1, the policy of ``tests/test_classic_control.py``, whose
     velocities reach ±1.1 in 1% of steps; Monte Carlo J = 197.22 ± 0.13, 20 000 episodes):
