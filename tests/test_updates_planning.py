@@ -8,7 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pgexact as pe
@@ -109,7 +109,9 @@ def test_soft_policy_improvement_never_lowers_soft_q(mdp, data, alpha):
     assert np.all(q_new >= q_old - 1e-10 * scale)
 
 
-@settings(max_examples=20, deadline=None)
+# the MDP strategy draws large examples; hypothesis releases before 6.100 flag that as a health
+# check failure, later ones do not
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.data_too_large])
 @given(finite_mdps(discounted=True, max_gamma=0.9), st.sampled_from([0.1, 1.0]))
 def test_soft_optimal_policy_is_a_fixed_point_and_dominates(mdp, alpha):
     opt = soft_value_iteration(mdp, alpha)

@@ -413,12 +413,8 @@ def mean_test_power(
             abseps=1e-6,
             releps=1e-6,
         )
-        try:  # the seed keyword is `rng` from scipy 1.15, `random_state` before
-            inside = float(multivariate_normal.cdf(np.full(shift.size, thr) - shift, **args, rng=np.random.default_rng(0)))
-        except TypeError:
-            inside = float(
-                multivariate_normal.cdf(np.full(shift.size, thr) - shift, **args, random_state=np.random.default_rng(0))
-            )
+        # the quasi-Monte Carlo integration is seeded, so the power is a deterministic number
+        inside = float(multivariate_normal.cdf(np.full(shift.size, thr) - shift, **args, rng=np.random.default_rng(0)))
     else:  # singular correlation (e.g. softmax scores summing to 0): integrate on its range
         inside = _box_probability_qmc(shift, V[:, w > 1e-8 * w.max()] * np.sqrt(w[w > 1e-8 * w.max()]), thr)
     return float(min(1.0, max(0.0, 1.0 - inside)))
