@@ -52,11 +52,12 @@ from ..exact._checks import check_policy_theta
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy
 from . import geometric_moments as gm
+from . import nstep_moments as nm
 
 __all__ = ["EstimatorMoments", "estimator_moments", "ESTIMATORS", "MAX_MOMENT_BYTES", "MAX_MOMENT_STEPS"]
 
 #: The estimators whose moments :func:`estimator_moments` computes (names as in pgexact.estimators).
-ESTIMATORS = ("reinforce", "reward_to_go", "constant_baseline", "state_baseline", "advantage", "gae")
+ESTIMATORS = ("reinforce", "reward_to_go", "constant_baseline", "state_baseline", "advantage", "gae", "n_step")
 
 #: Working memory above which :func:`estimator_moments` refuses (bytes): pass ``directions``.
 MAX_MOMENT_BYTES = 2 << 30
@@ -76,6 +77,7 @@ _USES = {
     "state_baseline": ("b",),
     "advantage": ("A",),
     "gae": ("V", "lam"),
+    "n_step": ("V", "n"),
 }
 
 
@@ -331,6 +333,7 @@ def estimator_moments(
     A: Any = None,
     V: Any = None,
     lam: Any = None,
+    n: Any = None,
     horizon: int | None = None,
     directions: Any = None,
 ) -> EstimatorMoments:
@@ -351,16 +354,21 @@ def estimator_moments(
     ``"state_baseline"``      :math:`w_t = d^t (G_t - b_t(s_t))`, ``b`` of shape (S,) or (T, S)
     ``"advantage"``           :math:`w_t = d^t A_t(s_t, a_t)`, ``A`` of shape (S, A) or (T, S, A)
     ``"gae"``                 :math:`w_t = d^t \hat A^{GAE(d, \lambda)}_t`, ``V`` (S,) or (T, S), ``lam``
+    ``"n_step"``              :math:`w_t = d^t (G^{(n)}_t - V(s_t))`, ``V`` (S,) or (T, S), ``n``
     ========================= ==============================================================
 
     ``"normalized_advantage"`` is refused: its batch mean and standard deviation make the N
     episodes' terms dependent, so it has no per-episode moments (its bias and variance depend on
-    N). ``n_step`` is not covered (its weight is a window of n steps, outside both families).
+    N). ``n_step``'s weight :math:`G^{(n)}_t = \sum_{k<n'} d^k r_{t+k} + d^{n'} V(s_{t+n'})`,
+    :math:`n' = \min(n, L - t)`, is a window of n steps, outside both families: its moments
+    come from a recursion over the window's length (:mod:`pgexact.estimators.nstep_moments`,
+    cost about n times that of GAE's).
 
-    Steps in terminal states are padding (score 0); GAE bootstraps nothing from a terminal
-    state nor after the last step of a finite horizon, and :math:`V(s_T)` at the end of a
-    truncated discounted episode (stationary V) — exactly as
-    :func:`pgexact.estimators.gae_gradient` on :func:`pgexact.rollout` samples.
+    Steps in terminal states are padding (score 0); GAE and n-step bootstrap nothing from a
+    terminal state nor after the last step of a finite horizon or a geometric stop, and
+    :math:`V(s_T)` at the end of a truncated discounted episode (stationary V) — exactly as
+    :func:`pgexact.estimators.gae_gradient` and :func:`pgexact.estimators.n_step` on
+    :func:`pgexact.rollout` samples.
 
     Parameters
     ----------
@@ -375,7 +383,7 @@ def estimator_moments(
     theta : array_like, shape (n_params,)
     estimator : str
         One of :data:`ESTIMATORS`.
-    b, A, V, lam
+    b, A, V, lam, n
         The estimator's extra argument(s), as in the sampled estimator of the same name.
     horizon : int, optional
         Discounted mdp only: the number of steps T.
@@ -429,36 +437,50 @@ def estimator_moments(
         )
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator is {estimator!r}, expected one of {', '.join(map(repr, ESTIMATORS))}")
-    extra = {"b": b, "A": A, "V": V, "lam": lam}
+    extra = {"b": b, "A": A, "V": V, "lam": lam, "n": n}
     unused = [name for name, value in extra.items() if value is not None and name not in _USES[estimator]]
     if unused:
-        uses = ", ".join(_USES[estimator]) or "none of b, A, V, lam"
+        uses = ", ".join(_USES[estimator]) or "none of b, A, V, lam, n"
         raise TypeError(
             f"estimator {estimator!r} does not use {', '.join(unused)} (it uses {uses}); "
             "pass only the arguments of the estimator you name"
         )
     geometric = mdp.horizon is None and horizon is None
     H = 0 if geometric else number_of_steps(mdp.horizon, horizon, "pass horizon=T (the truncated objective)")
-    S, nA, n = mdp.n_states, mdp.n_actions, policy.n_params
+    S, nA, n_params = mdp.n_states, mdp.n_actions, policy.n_params
     if directions is None:
         D = None
-        k = n
+        k = n_params
     else:
         D = as_float_array("directions", directions)
         if D.ndim == 1:
             D = D[None, :]
-        if D.ndim != 2 or D.shape[1] != n or D.shape[0] == 0:
-            raise ValueError(f"directions must have shape (k, n_params) with n_params={n}, got {D.shape}")
+        if D.ndim != 2 or D.shape[1] != n_params or D.shape[0] == 0:
+            raise ValueError(f"directions must have shape (k, n_params) with n_params={n_params}, got {D.shape}")
         k = D.shape[0]
     need = 12 * S * nA * k * 8 + (3 * H * S * nA * 8 if estimator == "reinforce" else 4 * H * S * nA * 8)
+    window = 1
+    if estimator == "n_step":
+        live = ~np.asarray(mdp.terminal)
+        f, c, window = nm.nstep_tables(S, nA, None if geometric else H, live, V, n, mdp.horizon is None)
+        need = max(need, nm.working_bytes(S * nA, S, k, window, None if geometric else H))
     if geometric and S <= gm.MAX_DENSE_STATES:
         need += 3 * 8 * S * S  # the LU factors of I - kappa gamma P_pi
     if need > MAX_MOMENT_BYTES:
         steps = "geometric stopping" if geometric else f"horizon H={H}"
+        if estimator == "n_step":
+            steps += f" and a window of n={window} steps"
         raise ValueError(
             f"estimator_moments would need about {need / 2**30:.1f} GiB for S*A={S * nA}, k={k} columns "
             f"and {steps} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
             "few directions, or a smaller problem"
+        )
+    if estimator == "n_step" and max(H, 1) * window > MAX_MOMENT_STEPS:
+        raise ValueError(
+            f"estimator_moments of 'n_step' with n={window} and {'geometric stopping' if geometric else f'horizon H={H}'} "
+            f"would run its recursions over {max(H, 1) * window} (time step, window step) pairs, about "
+            f"{max(H, 1) * window * _SECONDS_PER_STEP:.3g} s or more, beyond MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: "
+            "use a smaller n (or horizon)"
         )
     if H > MAX_MOMENT_STEPS:
         raise ValueError(
@@ -468,11 +490,13 @@ def estimator_moments(
         )
     pi = policy.probs(theta)
     live = ~np.asarray(mdp.terminal)
+    if estimator == "n_step":
+        return _n_step(mdp, policy, theta, pi, D, H, geometric, f, c, window, live)
     if geometric:
         return _geometric(mdp, policy, theta, pi, estimator, D, b=b, A=A, V=V, lam=lam)
     if D is None:
         jac = policy._logit_jacobian()  # the score from pi, as SoftmaxPolicy.score computes it
-        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n)
+        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, n_params)
     else:
         C = np.stack([policy.score_dot(theta, v).reshape(-1) for v in D], axis=1)
     C = C * np.repeat(live, nA)[:, None]  # steps in terminal states are padding
@@ -548,6 +572,46 @@ def _total_return_mean(P: _Transitions, pi: np.ndarray, p: np.ndarray, r: np.nda
         alpha1 = (P.back(alpha1 + rho * p[t])[:, None] * pi).reshape(-1)
     return m
 
+
+
+def _n_step(
+    mdp: FiniteMDP, policy: SoftmaxPolicy, theta: np.ndarray, pi: np.ndarray, D: np.ndarray | None, H: int,
+    geometric: bool, f: np.ndarray, c: np.ndarray, n: int, live: np.ndarray,
+) -> EstimatorMoments:
+    """:func:`estimator_moments` of ``"n_step"`` (:mod:`pgexact.estimators.nstep_moments`)."""
+    S, nA = mdp.n_states, mdp.n_actions
+    livex = np.repeat(live, nA)
+    if D is None:
+        jac = policy._logit_jacobian()  # the score from pi, as SoftmaxPolicy.score computes it
+        C = (jac - np.einsum("sb,sbk->sk", pi, jac)[:, None, :]).reshape(S * nA, policy.n_params)
+    else:
+        C = np.stack([policy.score_dot(theta, v).reshape(-1) for v in D], axis=1)
+    C = C * livex[:, None]  # steps in terminal states are padding
+    r = mdp.r.reshape(-1).astype(np.float64)
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            if geometric:
+                K = gm._Killed(mdp, pi)
+                second, m = nm.geometric_kernel(K, C, K.occupancy(mdp.mu0), f, r, c, n)
+            else:
+                P = _Transitions(mdp)
+                p = _pair_marginals(P, mdp.mu0, pi, H)
+                second, m = nm.finite_kernel(P, pi, C, p, f, r, c, n, mdp.gamma)
+    except FloatingPointError as exc:
+        where = f"gamma={mdp.gamma}" if geometric else f"H={H}"
+        raise NumericalError(
+            f"the second moments of 'n_step' overflow float64 ({where}, n={n}, "
+            f"max|r|={float(np.max(np.abs(mdp.r))):.3g}): rescale the rewards and V"
+        ) from exc
+    second = 0.5 * (second + second.T)
+    m = m * livex
+    mean_c = C.T @ m
+    cov = second - np.outer(mean_c, mean_c)
+    horizon = None if geometric else H
+    if D is None:
+        return EstimatorMoments("n_step", mean_c, cov, None, cov, second, horizon)
+    mean = policy.score_contract(theta, m.reshape(S, nA))
+    return EstimatorMoments("n_step", mean, None, D, cov, second, horizon)
 
 
 def _geometric(
