@@ -9,7 +9,7 @@ Instances (H = 200, gamma = 1, BLAS limited to one thread with threadpoolctl):
   (S = 1600, S*A = 6400 parameters: beyond the full covariance's reach).
 
 For every estimator (reinforce, reward_to_go, constant_baseline, state_baseline, advantage,
-gae) the full covariance is computed (directions for the last instance). Reference measured in
+gae, n_step with a window of ``--window`` steps, 5 by default) the full covariance is computed (directions for the last instance). Reference measured in
 the same run, interleaved: ``pgexact.rollout`` of 2,000 episodes of the same horizon plus the
 reward-to-go estimator on them (what a sampled variance estimate of ~3% relative error costs).
 Times are CPU seconds (user + sys of this process), median of ``--repeat`` runs. Target: every
@@ -20,7 +20,11 @@ with gamma = 0.95 and no horizon (``estimator_moments`` on a discounted model: t
 ``rollout(..., geometric=True)``, by linear solves); reference: ``pgexact.rollout(...,
 geometric=True)`` of 2,000 episodes plus reward-to-go. Target: S*A = 256 within 2 s CPU.
 
-Usage: python benchmarks/bench_moments.py [--repeat 3] [--horizon 200] [--part all|finite|geometric]
+The n-step rows cost about ``window`` times GAE's on a finite horizon (one block of k columns per
+window step and time step) and little more than GAE's under geometric stopping (the window has
+depth n, only the sum over the future needs a solve).
+
+Usage: python benchmarks/bench_moments.py [--repeat 3] [--horizon 200] [--window 5] [--part all|finite|geometric]
 """
 
 from __future__ import annotations
@@ -43,15 +47,17 @@ def cpu(fn) -> float:  # noqa: ANN001
     return time.process_time() - start
 
 
-def kwargs_for(name: str, ev) -> dict:  # noqa: ANN001
+def kwargs_for(name: str, ev, window: int = 5) -> dict:  # noqa: ANN001
     return {"reinforce": {}, "reward_to_go": {}, "constant_baseline": {"b": 1.0},
-            "state_baseline": {"b": ev.V}, "advantage": {"A": ev.A}, "gae": {"V": ev.V, "lam": 0.95}}[name]
+            "state_baseline": {"b": ev.V}, "advantage": {"A": ev.A}, "gae": {"V": ev.V, "lam": 0.95},
+            "n_step": {"V": ev.V, "n": window}}[name]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--horizon", type=int, default=200)
+    ap.add_argument("--window", type=int, default=5, help="n of the n_step rows")
     ap.add_argument("--part", choices=("all", "finite", "geometric"), default="all")
     args = ap.parse_args()
     if args.part in ("all", "finite"):
@@ -86,7 +92,7 @@ def finite(args: argparse.Namespace) -> None:
                 reward_to_go(trajs, policy, theta)
 
             for name in ESTIMATORS:
-                kw = kwargs_for(name, ev)
+                kw = kwargs_for(name, ev, args.window)
                 t_mom, t_ref = [], []
                 for _ in range(args.repeat):  # interleaved
                     t_mom.append(cpu(lambda: estimator_moments(mdp, policy, theta, name, directions=D, **kw)))
@@ -121,7 +127,7 @@ def geometric(args: argparse.Namespace) -> None:
                 reward_to_go(trajs, policy, theta)
 
             for name in ESTIMATORS:
-                kw = kwargs_for(name, ev)
+                kw = kwargs_for(name, ev, args.window)
                 t_mom, t_ref = [], []
                 for _ in range(args.repeat):  # interleaved
                     t_mom.append(cpu(lambda: estimator_moments(mdp, policy, theta, name, directions=D, **kw)))
