@@ -420,6 +420,12 @@ def estimator_moments(
     >>> tr, p = enumerate_trajectories(mdp, pol.probs(theta))  # the same, by listing trajectories
     >>> bool(np.allclose(mom.covariance, exact_covariance(reward_to_go(tr, pol, theta).samples, p), atol=1e-12))
     True
+    >>> from pgexact import evaluate
+    >>> from pgexact.estimators import n_step
+    >>> V = evaluate(mdp, pol.probs(theta)).V + 0.5  # any critic; the window bootstraps V(s_{t+2})
+    >>> ns = estimator_moments(mdp, pol, theta, "n_step", V=V, n=2)
+    >>> bool(np.allclose(ns.covariance, exact_covariance(n_step(tr, pol, theta, V, 2).samples, p), atol=1e-12))
+    True
     >>> disc = mdp.with_horizon(None)  # geometric stopping: E over L ~ Geometric(1 - gamma)
     >>> geo = estimator_moments(disc, pol, theta, "reward_to_go")
     >>> geo.horizon is None, bool(np.allclose(geo.mean, policy_gradient(disc, pol, theta), atol=1e-12))
