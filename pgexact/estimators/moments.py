@@ -481,12 +481,15 @@ def estimator_moments(
             f"and {steps} (limit {MAX_MOMENT_BYTES / 2**30:.0f} GiB): pass directions=(k, n_params) with a "
             "few directions, or a smaller problem"
         )
-    if estimator == "n_step" and max(H, 1) * window > MAX_MOMENT_STEPS:
+    # n-step: a finite horizon runs H steps over the window's n lengths; geometric stopping runs the
+    # n (n + 1) / 2 pairs of window lengths of the second moments of the n-step return
+    pairs = H * window if not geometric else window * (window + 1) // 2
+    if estimator == "n_step" and pairs > MAX_MOMENT_STEPS:
+        what = "pairs of window lengths" if geometric else "(time step, window length) pairs"
         raise ValueError(
             f"estimator_moments of 'n_step' with n={window} and {'geometric stopping' if geometric else f'horizon H={H}'} "
-            f"would run its recursions over {max(H, 1) * window} (time step, window step) pairs, about "
-            f"{max(H, 1) * window * _SECONDS_PER_STEP:.3g} s or more, beyond MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: "
-            "use a smaller n (or horizon)"
+            f"would run its recursions over {pairs} {what}, about {pairs * _SECONDS_PER_STEP:.3g} s or more, beyond "
+            f"MAX_MOMENT_STEPS={MAX_MOMENT_STEPS}: use a smaller n (or horizon)"
         )
     if H > MAX_MOMENT_STEPS:
         raise ValueError(

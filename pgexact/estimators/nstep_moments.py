@@ -103,7 +103,7 @@ def working_bytes(SA: int, S: int, k: int, n: int, H: int | None) -> int:
     """Bytes of the working arrays of :func:`finite_kernel` / :func:`geometric_kernel`."""
     tri = (n + 1) * (n + 2) // 2
     if H is None:
-        return 8 * (SA * k * 8 + SA * (3 * (n + 1)) + S * S * 3)
+        return 8 * (SA * k * 8 + 5 * SA * (n + 1) + S * S * 3)
     return 8 * (SA * k * (3 * (n + 1) + 6) + S * (n + 1) * k * 2 + 3 * SA * tri + 2 * H * SA)
 
 
