@@ -148,3 +148,33 @@ def test_greedy_instances_refuse_nothing_the_library_accepts():
     assert np.all(np.isfinite(c.extra["Q"]).any(axis=1))
     pi = UC.greedy_policy(c.extra["Q"])
     assert np.all(pi[~np.isfinite(c.extra["Q"])] == 0.0)
+
+
+def test_pmd_bound_needs_the_one_minus_gamma_of_unnormalized_q():
+    # a one-state MDP with rewards (1, 0), gamma = 0.8, pi_0 uniform, eta_k = 0.1 / gamma^k: both actions lead back
+    # to the state, so the logit gap after k steps is sum_{j<k} eta_j (the reward gap 1) and the gap in closed form
+    # is p_k / (1 - gamma), p_k = 1 / (1 + exp(sum_{j<k} eta_j)); theta_rho = 1/(1 - gamma) = 5, D_0* = log 2
+    from pgexact.theorems import convergence as C
+    from pgexact.theorems._tabular import Tabular
+
+    gamma, eta0, K = 0.8, 0.1, 6
+    m = Tabular(np.ones((1, 2, 1)), np.array([[1.0, 0.0]]), np.ones(1), np.ones(1), gamma)
+    run = C.pmd_run(m, eta0, np.full((1, 2), 0.5), K)
+    steps = np.concatenate([[0.0], np.cumsum(eta0 / gamma ** np.arange(K))])
+    gaps = 1.0 / (1.0 + np.exp(steps)) / (1.0 - gamma)
+    np.testing.assert_allclose(run.gaps, gaps, rtol=1e-12)
+    k = np.arange(K + 1)
+    old = gamma**k * (gaps[0] + np.log(2.0) / (4.0 * eta0))
+    new = gamma**k * (gaps[0] + np.log(2.0) / (4.0 * (1.0 - gamma) * eta0))
+    assert gaps[K] > 1.1 * old[K]  # 1.23 > 1.11: the form without 1 - gamma is false
+    assert np.all(gaps <= new)
+    np.testing.assert_allclose(C.xiao_bound(run), new, rtol=1e-12)
+    np.testing.assert_allclose(C.xiao_bound(run, normalized_q=False), old, rtol=1e-12)
+
+
+def test_pmd_potential_contracts_at_every_step_and_nearly_binds():
+    from pgexact.theorems import convergence as C
+
+    rng = np.random.default_rng(4)
+    ratios = np.concatenate([C.pmd_potential_ratios(C._pmd_bandit(rng)) for _ in range(20)])
+    assert np.all(ratios <= 1.0 + 1e-12) and ratios.max() > 0.99

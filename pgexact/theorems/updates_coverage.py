@@ -137,7 +137,7 @@ def _greedy_instance(rng: np.random.Generator) -> Case:
         if positive.size == 0:
             continue
         atol = 1.25 * float(np.median(positive))  # strictly above the median gap: no tie for rounding to decide
-        return Case(c.mdp, c.policy, c.theta, {"Q": Qm, "r": rm, "current": current, "atol": atol})
+        return Case(c.mdp, c.policy, c.theta, {"Q": Qm, "r": rm, "raw_Q": Q, "current": current, "atol": atol})
 
 
 def _brute_greedy(Q: np.ndarray, current: np.ndarray | None = None, atol: float = 0.0, *,
@@ -164,9 +164,7 @@ def _greedy(c: Case) -> tuple[np.ndarray, np.ndarray]:
 def _greedy_expected(c: Case, *, of: str = "Q", lowest: bool = True, keep: bool = True,
                      masked: bool = True) -> tuple[np.ndarray, np.ndarray]:
     e = c.extra
-    M = e[of]
-    if not masked:  # the infeasible entries given their unmasked values
-        M = np.where(np.isfinite(M), M, np.max(np.where(np.isfinite(M), M, -np.inf)) + 1.0)
+    M = e[of] if masked else e["raw_Q"]  # the mistake: the greedy step over Q with the mask not applied
     return (_brute_greedy(M, lowest=lowest),
             _brute_greedy(M, e["current"] if keep else None, e["atol"], lowest=lowest))
 
