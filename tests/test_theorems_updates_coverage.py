@@ -19,6 +19,7 @@ import pgexact.theorems.updates_coverage as UC
 import pgexact.updates.newton as newton
 import pgexact.updates.planning as planning
 import pgexact.updates.ppo as ppo
+import pgexact.updates.sampled as sampled
 import pgexact.updates.sources as sources
 import pgexact.updates.training as training
 from pgexact.cli import DEFAULT_INSTANCES, MIN_CONTROL_POWER, run_verify
@@ -38,9 +39,11 @@ IDS = (
 )
 
 
-def _mutant(module: Any, name: str, old: str, new: str) -> Any:
-    """``module.name`` recompiled with the one occurrence of ``old`` in its source replaced by ``new``."""
-    src = textwrap.dedent(inspect.getsource(getattr(module, name)))
+def _mutant(owner: Any, name: str, old: str, new: str) -> Any:
+    """``owner.name`` recompiled with the one occurrence of ``old`` in its source replaced by ``new``; ``owner`` is a
+    module, or a ``(class, module)`` pair for a method (compiled in the module's namespace)."""
+    owner, module = owner if isinstance(owner, tuple) else (owner, owner)
+    src = textwrap.dedent(inspect.getsource(getattr(owner, name)))
     assert src.count(old) == 1, f"{module.__name__}.{name}: {old!r} occurs {src.count(old)} times"
     namespace = dict(module.__dict__)
     exec(compile(src.replace(old, new), f"<mutant of {module.__name__}.{name}>", "exec"), namespace)
@@ -79,6 +82,10 @@ BREAKAGES = {
     "train records J of the old iterate": (
         training, "train", "J.append(_maybe(exact_J(new))", "J.append(_maybe(exact_J(theta))", UC,
         ("updates.train_records",)),
+    "aggregated rows weighted by their mean weight instead of the sum": (
+        (sampled.SampledOracle, sampled), "__init__", "advs, weights = WA / W, W",
+        "advs, weights = WA / W, W / np.bincount(inv)", sampled.SampledOracle,
+        ("updates.sampled_surrogate_and_kl",)),
     "Newton with lambda + mu": (
         newton, "_solve", "denom = lam - mu", "denom = lam + mu", newton, ("updates.newton_step",)),
     "cubic Newton with lambda = M ||h||": (
