@@ -300,6 +300,7 @@ statistical(
         "P[s', a, s] read for P[s, a, s'] (state axes swapped)": lambda pr: _transition_counts(pr, P=_states_swapped(pr.P)),
         "next state decoded off by one (s' + 1 mod S)": lambda pr: _transition_counts(pr, roll=1),
     },
+    default_instances=5,
 )
 
 

@@ -150,6 +150,7 @@ identity(
         "one-sided threshold (alpha / k instead of alpha / (2k))": lambda pr: _test_reference(pr, sides=1),
         "normal quantile instead of Student's t with N - 1 degrees of freedom": lambda pr: _test_reference(pr, normal=True),
     },
+    default_instances=5,
 )
 
 
@@ -294,6 +295,7 @@ identity(
         "one-sided threshold (alpha instead of alpha / 2)": lambda pr: _size_reference(pr, sides=1),
         "normal-approximation formula ((z_{alpha/2} + z_beta) sigma / delta)^2 rounded up": _size_normal_formula,
     },
+    default_instances=4,
 )
 
 
@@ -505,4 +507,5 @@ identity(
         "sample standard deviation (M - 1) instead of the population one": lambda pr: _batch_reference(pr, ddof=1),
         "discount gamma^t dropped": lambda pr: _batch_reference(pr, discount=False),
     },
+    default_instances=5,
 )
