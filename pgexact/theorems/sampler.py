@@ -8,6 +8,11 @@ probabilities from forward propagation of the model's data, with the Chernoff st
 :func:`~pgexact.theorems.registry.bernoulli_statistic` (false alarm at most 1e-6 per instance,
 whatever the sample size; no normal approximation).
 
+The transition-frequency theorems count every (t, s, a, s') cell of :func:`pgexact.rollout_chunks` and
+:func:`pgexact.rollout` episodes, with the transition matrix dense or sparse, by the numpy kernel and by the
+compiled kernel (forced on small chunks for the duration of the draw; it otherwise runs only above 2**20
+transitions per chunk).
+
 Instances: random dense MDPs with 2..5 states, 2..3 actions, Dirichlet(0.1) transition rows
 (peaked, so that mistakes move probabilities far), softmax policies with logits N(0, 4).
 """

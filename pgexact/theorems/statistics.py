@@ -20,7 +20,8 @@ means, and the Fisher, normalized-advantage and weighted-score estimators.
 * :func:`pgexact.estimators.normalized_advantage` and :func:`pgexact.estimators.weighted_score` are
   compared with the per-episode sums written out episode by episode from the padded arrays.
 
-Instances are small: the default ``pgexact verify`` run of this module costs a few tens of ms.
+Instances are small: the default ``pgexact verify`` run of this module costs about 0.15 s of CPU, plus the
+first import of ``scipy.stats`` (about 0.45 s), which :func:`pgexact.estimators.mean_test` makes on its first call.
 """
 
 from __future__ import annotations
