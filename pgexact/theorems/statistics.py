@@ -18,7 +18,8 @@ means, and the Fisher, normalized-advantage and weighted-score estimators.
   are averaged exactly over every trajectory (:func:`pgexact.estimators.enumerate_trajectories`) and
   compared with the Fisher matrices written from forward marginals and the explicit score.
 * :func:`pgexact.estimators.normalized_advantage` and :func:`pgexact.estimators.weighted_score` are
-  compared with the per-episode sums written out episode by episode from the padded arrays.
+  compared with the per-episode sums written out episode by episode from the padded arrays, and
+  :func:`pgexact.estimators.fisher_estimate` on geometric batches with (1 - γ) times the sum of outer products.
 
 Instances are small: the default ``pgexact verify`` run of this module costs about 0.15 s of CPU, plus the
 first import of ``scipy.stats`` (about 0.45 s), which :func:`pgexact.estimators.mean_test` makes on its first call.
@@ -507,6 +508,68 @@ identity(
     mutants={
         "sample standard deviation (M - 1) instead of the population one": lambda pr: _batch_reference(pr, ddof=1),
         "discount gamma^t dropped": lambda pr: _batch_reference(pr, discount=False),
+    },
+    default_instances=5,
+)
+
+
+# ----------------------------------------------------------------------------- Fisher under geometric stopping
+@dataclass(frozen=True)
+class GeometricBatch:
+    policy: SoftmaxPolicy
+    theta: np.ndarray
+    gamma: float
+    trajs: Any
+
+
+def _geometric_batch(rng: np.random.Generator) -> GeometricBatch:
+    """A discounted problem (gamma in [0.5, 0.9]) and 10..40 geometric episodes in chunks of 7..20."""
+    from ..mdps import random_mdp
+    from ..policies.softmax import LinearSoftmax, TabularSoftmax
+
+    S, A = int(rng.integers(2, 4)), int(rng.integers(2, 4))
+    gamma = float(rng.uniform(0.5, 0.9))
+    mdp = random_mdp(S, A, gamma=gamma, seed=rng, concentration=0.5)
+    policy: SoftmaxPolicy = (LinearSoftmax(rng.standard_normal((S, A, int(rng.integers(1, 4)))))
+                             if rng.integers(2) else TabularSoftmax(S, A))
+    theta = rng.standard_normal(policy.n_params)
+    n = int(rng.integers(10, 41))
+    trajs = sampling.rollout(mdp, policy.probs(theta), n, geometric=True, seed=int(rng.integers(2**31)),
+                             chunk_size=int(rng.integers(7, 21)))
+    return GeometricBatch(policy, theta, gamma, trajs)
+
+
+def _geometric_fisher_reference(pr: GeometricBatch, weight: str = "1 - gamma") -> np.ndarray:
+    psi = ref.score(pr.policy, pr.theta)
+    s, a, mask = np.asarray(pr.trajs.states), np.asarray(pr.trajs.actions), np.asarray(pr.trajs.mask)
+    k = psi.shape[-1]
+    out = np.zeros((s.shape[0], k, k))
+    for n in range(s.shape[0]):
+        L = int(mask[n].sum())
+        for t in range(L):
+            w = {"1 - gamma": 1.0 - pr.gamma, "1 / L": 1.0 / L,
+                 "gamma^t (1 - gamma)": pr.gamma**t * (1.0 - pr.gamma)}[weight]
+            out[n] += w * np.outer(psi[s[n, t], a[n, t]], psi[s[n, t], a[n, t]])
+    return out
+
+
+identity(
+    id="estimators.fisher_geometric",
+    statement=r"\hat F_n = (1-\gamma)\sum_{t<L_n}\psi_t\psi_t^\top,\ L_n \sim \mathrm{Geometric}(1-\gamma)"
+    r"\ \Rightarrow\ E\hat F_n = (1-\gamma)\sum_t\gamma^t E[\psi_t\psi_t^\top] = E_{s\sim d_\pi, a\sim\pi}[\psi\psi^\top]",
+    source="Kakade 2002, 'A natural policy gradient', sec. 3; the unbiasedness is this pathwise form composed with "
+    "sampler.geometric_stopping (Pr(s_t = s, a_t = a, L > t) = gamma^t p_t(s) pi(a|s)); Sutton & Barto 2018, sec. 10.4",
+    reference="the per-episode sums written out step by step over the padded states and actions of each episode's "
+    "L_n simulated steps (the mask), with the explicit score phi - E_pi phi (theorems._reference)",
+    instance=_geometric_batch,
+    computed=lambda pr: est.fisher_estimate(pr.trajs, pr.policy, pr.theta).samples,
+    expected=_geometric_fisher_reference,
+    tolerance=1e-12,
+    tolerance_reason="sums of at most ~60 outer products of O(1) entries per episode: rounding ~1e-15 (measured max "
+    "residual 7.4e-16 over 200 instances); 1e-12 leaves a margin of ~1000",
+    mutants={
+        "normalized by the episode's length L (the fixed-horizon rule)": lambda pr: _geometric_fisher_reference(pr, "1 / L"),
+        "discounted on top of the stopping (gamma^t (1 - gamma))": lambda pr: _geometric_fisher_reference(pr, "gamma^t (1 - gamma)"),
     },
     default_instances=5,
 )
