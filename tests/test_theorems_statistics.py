@@ -20,9 +20,11 @@ from pgexact.theorems.statistics import norm_isf, t_isf
 STATS_IDS = [
     "stats.mean_test_statistic",
     "stats.mean_test_power",
+    "stats.mean_test_power_genz",
     "stats.episodes_needed",
     "stats.streaming_mean",
     "estimators.fisher_unbiased",
+    "estimators.fisher_geometric",
     "estimators.normalized_advantage",
     "sampler.transition_frequencies",
 ]
@@ -43,6 +45,15 @@ def test_theorem_passes_and_its_controls_are_rejected(theorem_id):
         assert out.residual <= thm.tolerance, (theorem_id, out.residual)
         for c, res in zip(thm.controls, controls):
             assert res >= CONTROL_FACTOR * thm.tolerance, (theorem_id, c.name, res)
+
+
+def test_owens_t_bivariate_cdf_agrees_with_scipy_stats():
+    from scipy.stats import multivariate_normal
+
+    from pgexact.theorems.statistics import _bvn_cdf
+
+    for h, k, rho in [(0.3, -1.2, 0.5), (-2.0, -0.5, -0.7), (1.5, 2.1, 0.9), (-0.4, 0.8, -0.2)]:
+        assert abs(_bvn_cdf(h, k, rho) - multivariate_normal.cdf([h, k], cov=[[1, rho], [rho, 1]])) < 1e-12
 
 
 def test_independent_quantiles_agree_with_scipy_stats():
@@ -80,6 +91,7 @@ def test_one_sided_power_threshold_is_caught(monkeypatch):
     real = stats._threshold
     monkeypatch.setattr(stats, "_threshold", lambda a, k, n=None: real(2 * a, k, n))
     assert min(_residuals("stats.mean_test_power")) > 100 * get("stats.mean_test_power").tolerance
+    assert min(_residuals("stats.mean_test_power_genz", n=2)) > 100 * get("stats.mean_test_power_genz").tolerance
     assert min(_residuals("stats.episodes_needed")) > 100 * get("stats.episodes_needed").tolerance
 
 
@@ -103,6 +115,19 @@ def test_fisher_without_discount_weighting_is_caught(monkeypatch):
     monkeypatch.setattr(_fisher_surrogate.st, "discounts", lambda trajs: np.ones(trajs.n_transitions))
     res = _residuals("estimators.fisher_unbiased", n=5)
     assert sum(r > 100 * get("estimators.fisher_unbiased").tolerance for r in res) >= 4
+
+
+def test_fisher_with_the_fixed_horizon_rule_under_geometric_stopping_is_caught(monkeypatch):
+    import pgexact.estimators as est
+    from pgexact.estimators import _fisher_surrogate as fs
+
+    def broken(trajs, policy, theta):  # the fixed-horizon normalization applied to geometric episodes too
+        w = fs.st.discounts(trajs) / trajs.discounts().sum()
+        F = np.asarray(fs.st.episode_matrix(trajs, w) @ fs._outer_table(policy, theta, trajs.n_states, trajs.n_actions))
+        return est.Estimate(F.reshape(trajs.n_episodes, policy.n_params, policy.n_params))
+
+    monkeypatch.setattr(est, "fisher_estimate", broken)
+    assert min(_residuals("estimators.fisher_geometric")) > 100 * get("estimators.fisher_geometric").tolerance
 
 
 def test_sample_std_in_normalized_advantage_is_caught(monkeypatch):
