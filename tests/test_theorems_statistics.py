@@ -167,9 +167,18 @@ def test_compiled_theorem_runs_the_compiled_kernel_and_catches_a_broken_decode(m
         calls.append(out is not None)
         return out
 
+    merged = []
+    real_merged = kernel.TransitionSampler.run_merged
+
+    def counting_merged(self, *args, **kwargs):
+        merged.append(True)
+        return real_merged(self, *args, **kwargs)
+
     monkeypatch.setattr(kernel, "compiled_kernels", counting)
+    monkeypatch.setattr(kernel.TransitionSampler, "run_merged", counting_merged)
     assert _residuals("sampler.compiled_transition_frequencies", n=1)[0] <= 1.0
-    assert calls and all(calls)  # the compiled kernel ran (dense rollout and sparse rollout_chunks)
+    assert len(calls) >= 3 and all(calls)  # the compiled kernel ran (dense, sparse and geometric batches)
+    assert merged  # the geometric chunks went through the compiled merged path
     assert (kernel.USE_COMPILED, kernel.COMPILED_MIN_TRANSITIONS) == (True, 1 << 20)  # restored
 
     real_tables = kernel.TransitionSampler._compiled_tables

@@ -325,12 +325,37 @@ def _forced_compiled(fn: Any) -> Any:
     return run
 
 
+GEOMETRIC_GAMMA = 0.75  # discount of the geometric batch of the compiled theorem
+
+
+def _geometric_transition_counts(pr: TransitionProblem, P: np.ndarray | None = None, roll: int = 0):
+    """Cells (t, s, a, s') for t < H of geometric episodes (gamma = GEOMETRIC_GAMMA, dense P) in several chunks
+    sampled into one ragged batch (:func:`pgexact.rollout`'s merged path)."""
+    P = pr.P if P is None else P
+    mdp = FiniteMDP(P, pr.r, pr.mu0, gamma=GEOMETRIC_GAMMA)
+    tr = sampling.rollout(mdp, pr.pi, N_TRANSITIONS, geometric=True, seed=pr.seed, chunk_size=pr.chunk)
+    H, (S, A) = pr.horizon, pr.pi.shape
+    sv = tr.steps
+    keep = sv.time < H
+    idx = ((sv.time[keep] * S + sv.state[keep]) * A + sv.action[keep]) * S + sv.next_state[keep]
+    counts = np.bincount(idx, minlength=H * S * A * S).reshape(H, S, A, S)
+    return np.roll(counts, roll, axis=3), N_TRANSITIONS
+
+
 def _compiled_counts(pr: TransitionProblem, P: np.ndarray | None = None, roll: int = 0):
-    """Dense P through :func:`pgexact.rollout` (time-major rows) and the same P sparse through
-    :func:`pgexact.rollout_chunks` (ragged rows), both by the compiled kernel; cells side by side."""
+    """Dense P through :func:`pgexact.rollout` (time-major rows), the same P sparse through
+    :func:`pgexact.rollout_chunks` (ragged rows) and geometric episodes of the dense P in several chunks
+    (rows of every chunk together), all by the compiled kernel; cells side by side."""
     dense, n = _transition_counts(pr, P, roll, chunked=False, sparse=False)
     sparse, _ = _transition_counts(pr, P, roll, chunked=True, sparse=True)
-    return np.stack([dense, sparse]), n
+    geometric, _ = _geometric_transition_counts(pr, P, roll)
+    return np.stack([dense, sparse, geometric]), n
+
+
+def _compiled_expected(pr: TransitionProblem) -> np.ndarray:
+    p = _transition_expected(pr)
+    disc = GEOMETRIC_GAMMA ** np.arange(pr.horizon)  # Pr(L > t)
+    return np.stack([p, p, disc[:, None, None, None] * p])
 
 
 def _numba_installed() -> bool:
@@ -342,15 +367,18 @@ def _numba_installed() -> bool:
 if _numba_installed():
     statistical(
         id="sampler.compiled_transition_frequencies",
-        statement=r"\Pr(s_t = s, a_t = a, s_{t+1} = s') = p_t(s)\,\pi(a|s)\,P(s'|s, a)\ \text{ (compiled kernel, dense and sparse P)}",
+        statement=r"\Pr(s_t = s, a_t = a, s_{t+1} = s') = p_t(s)\,\pi(a|s)\,P(s'|s, a),\quad"
+        r"\Pr(s_t = s, a_t = a, s_{t+1} = s', L > t) = \gamma^t p_t(s)\,\pi(a|s)\,P(s'|s, a)\ \text{ (compiled kernel)}",
         source="as sampler.transition_frequencies; the compiled kernel (pgexact.sampling._compiled) draws the same "
         "uniforms through the same tables as the numpy kernel",
-        reference=f"forward propagation of mu0 through the dense P; frequencies of {N_TRANSITIONS} episodes of "
-        "pgexact.rollout on the dense P and of pgexact.rollout_chunks on the same P stored sparse, both with "
-        "the compiled kernel forced (it otherwise runs only above 2**20 transitions per chunk)",
+        reference=f"forward propagation of mu0 through the dense P (times gamma^t = Pr(L > t) for the geometric "
+        f"batch); frequencies of {N_TRANSITIONS} episodes each of pgexact.rollout on the dense P, of "
+        "pgexact.rollout_chunks on the same P stored sparse, and of geometric pgexact.rollout in several chunks "
+        f"(gamma = {GEOMETRIC_GAMMA}), all with the compiled kernel forced (it otherwise runs only above 2**20 "
+        "transitions per chunk)",
         instance=_transition_instance,
         observed=_forced_compiled(_compiled_counts),
-        expected=lambda pr: np.stack([_transition_expected(pr)] * 2),
+        expected=_compiled_expected,
         power_note=_TRANSITION_POWER + "; one default instance: importing numba and loading the cached "
         "compiled kernels costs about 0.4 s of CPU once per process",
         mutants={
