@@ -204,12 +204,11 @@ class TransitionProblem:
     mu0: np.ndarray
     horizon: int
     pi: np.ndarray
-    sparse: bool
     chunk: int
     seed: int
 
 
-def _transition_instance(rng: np.random.Generator, sparse: bool | None = None) -> TransitionProblem:
+def _transition_instance(rng: np.random.Generator) -> TransitionProblem:
     """2..3 actions, A+1..A+2 states, horizon 2..4; Dirichlet(0.1) rows with the entries below 0.02 set to 0
     (so the sparse form stores only some of them, and some cells have probability 0)."""
     A = int(rng.integers(2, 4))
@@ -220,18 +219,15 @@ def _transition_instance(rng: np.random.Generator, sparse: bool | None = None) -
     P = P / P.sum(axis=2, keepdims=True)
     z = rng.standard_normal((S, A))  # logits N(0, 1): every action is visited often
     pi = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    if sparse is None:
-        sparse = bool(rng.integers(2))
     chunk = int(rng.integers(3000, 9000))
-    return TransitionProblem(P, np.asarray(base.r), np.asarray(base.mu0), H, pi, sparse, chunk, int(rng.integers(2**31)))
+    return TransitionProblem(P, np.asarray(base.r), np.asarray(base.mu0), H, pi, chunk, int(rng.integers(2**31)))
 
 
-def _model(pr: TransitionProblem, P: np.ndarray | None = None, sparse: bool | None = None) -> FiniteMDP:
+def _model(pr: TransitionProblem, P: np.ndarray | None, sparse: bool) -> FiniteMDP:
     """The instance's model, dense ``(S, A, S)`` or sparse ``(S*A, S)`` (row ``s*A + a``)."""
     import scipy.sparse
 
     P = pr.P if P is None else P
-    sparse = pr.sparse if sparse is None else sparse
     S, A = pr.pi.shape
     data = scipy.sparse.csr_array(P.reshape(S * A, S)) if sparse else P
     return FiniteMDP(data, pr.r, pr.mu0, gamma=1.0, horizon=pr.horizon)
@@ -245,7 +241,7 @@ def _transition_cells(tr: "sampling.Trajectories", H: int, S: int, A: int) -> np
 
 
 def _transition_counts(pr: TransitionProblem, P: np.ndarray | None = None, roll: int = 0,
-                       chunked: bool = True, sparse: bool | None = None):
+                       chunked: bool = True, sparse: bool = False):
     """Cell counts from :func:`pgexact.rollout_chunks` (summed over the chunks) or :func:`pgexact.rollout`;
     ``roll`` shifts the next state by one (an off-by-one in decoding the code a*S + s')."""
     mdp = _model(pr, P, sparse)
@@ -258,6 +254,13 @@ def _transition_counts(pr: TransitionProblem, P: np.ndarray | None = None, roll:
     else:
         counts = _transition_cells(sampling.rollout(mdp, pr.pi, N_TRANSITIONS, seed=pr.seed), H, S, A)
     return np.roll(counts, roll, axis=3), N_TRANSITIONS
+
+
+def _both_counts(pr: TransitionProblem, P: np.ndarray | None = None, roll: int = 0):
+    """Cells of the dense P and of the same P stored sparse, both through :func:`pgexact.rollout_chunks`."""
+    dense, n = _transition_counts(pr, P, roll, sparse=False)
+    sparse, _ = _transition_counts(pr, P, roll, sparse=True)
+    return np.stack([dense, sparse]), n
 
 
 def _transition_expected(pr: TransitionProblem) -> np.ndarray:
@@ -285,7 +288,7 @@ def _states_swapped(P: np.ndarray) -> np.ndarray:
 
 _TRANSITION_POWER = (
     f"power: with n = {N_TRANSITIONS} a cell of probability 0.3 sampled at 0.2 has n KL = 480, about 20 times "
-    "the critical value log(2m/alpha) ~ 20 (m <= 300 cells); a cell of probability 0 that is observed gives inf"
+    "the critical value log(2m/alpha) ~ 21 (m <= 600 cells); a cell of probability 0 that is observed gives inf"
 )
 
 statistical(
@@ -294,16 +297,16 @@ statistical(
     source="definition of the Markov chain of an MDP under a stationary policy (Puterman 1994, sec. 2.1.6); "
     "Walker 1977 / Vose 1991 (one alias draw per transition over the joint outcome (a, s'))",
     reference=f"forward propagation of mu0 through the dense P written from the model's data; frequencies of "
-    f"{N_TRANSITIONS} episodes of pgexact.rollout_chunks (numpy kernel; dense P or the same P as a sparse "
-    "(S*A, S) matrix, one or the other per instance), every (t, s, a, s') cell",
+    f"{N_TRANSITIONS} episodes each of pgexact.rollout_chunks (numpy kernel) on the dense P and on the same P "
+    "stored as a sparse (S*A, S) matrix, every (t, s, a, s') cell of both",
     instance=_transition_instance,
-    observed=_transition_counts,
-    expected=_transition_expected,
+    observed=_both_counts,
+    expected=lambda pr: np.stack([_transition_expected(pr)] * 2),
     power_note=_TRANSITION_POWER,
     mutants={
-        "(s, a) rows flattened as a*S + s instead of s*A + a": lambda pr: _transition_counts(pr, P=_rows_misordered(pr.P)),
-        "P[s', a, s] read for P[s, a, s'] (state axes swapped)": lambda pr: _transition_counts(pr, P=_states_swapped(pr.P)),
-        "next state decoded off by one (s' + 1 mod S)": lambda pr: _transition_counts(pr, roll=1),
+        "(s, a) rows flattened as a*S + s instead of s*A + a": lambda pr: _both_counts(pr, P=_rows_misordered(pr.P)),
+        "P[s', a, s] read for P[s, a, s'] (state axes swapped)": lambda pr: _both_counts(pr, P=_states_swapped(pr.P)),
+        "next state decoded off by one (s' + 1 mod S)": lambda pr: _both_counts(pr, roll=1),
     },
     default_instances=5,
 )
