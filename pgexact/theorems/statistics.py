@@ -86,7 +86,9 @@ def _test_computed(pr: TestProblem) -> tuple:
     e = est.Estimate(pr.samples)
     res = est.mean_test(e, pr.expected, false_alarm=pr.alpha)
     arr = est.mean_test(e.mean, e.std_error, pr.expected, false_alarm=pr.alpha)  # the array (normal) form
-    return res.z, res.threshold, arr.z, arr.threshold
+    streamed = est.StreamedMean(mean=e.mean, std_error=e.std_error, n=e.n_episodes)  # plain t, t quantile
+    st = est.mean_test(streamed, pr.expected, false_alarm=pr.alpha)
+    return res.z, res.threshold, arr.z, arr.threshold, st.z, st.threshold
 
 
 def _hall(x: np.ndarray, mu: float, *, ddof: int = 1, sign: float = 1.0, corrected: bool = True) -> float:
@@ -113,7 +115,8 @@ def _test_reference(pr: TestProblem, *, ddof: int = 1, sign: float = 1.0, correc
     means = np.array([math.fsum(x[:, i]) / n for i in range(k)])
     sds = np.array([math.sqrt(math.fsum((x[:, i] - means[i]) ** 2) / (n - ddof)) for i in range(k)])
     z_arr = (means - mu) / (sds / math.sqrt(n))
-    return z, thr, z_arr, norm_isf(q)
+    # the StreamedMean form: the same plain z against Student's t quantile
+    return z, thr, z_arr, norm_isf(q), z_arr, thr
 
 
 identity(
@@ -124,14 +127,15 @@ identity(
     source=SOURCE_TEST,
     reference="Hall's transform written out with math.fsum sums; the t and normal quantiles by Brent's root "
     "finding on 1/2 I_{nu/(nu+x^2)}(nu/2, 1/2) (scipy.special.betainc) and 1/2 erfc(x/sqrt 2) (math.erfc), "
-    "not scipy.stats; also the array form's plain z against the normal quantile",
+    "not scipy.stats; also the array form's plain z against the normal quantile and the StreamedMean form's "
+    "plain z against Student's t quantile",
     instance=_test_instance,
     computed=_test_computed,
     expected=_test_reference,
-    tolerance=1e-11,
+    tolerance=3e-12,
     tolerance_reason="statistics of order 1 from sums of <= 400 terms (rounding ~1e-14) and quantiles found to "
-    "~1e-15 relative by root finding (betainc is accurate to ~1e-15): measured max residual 2.1e-14 over 200 "
-    "instances; 1e-11 leaves a margin of ~500",
+    "~1e-15 relative by root finding (betainc is accurate to ~1e-15): measured max residual 3.9e-14 over 400 "
+    "instances (two seeds); 3e-12 leaves a margin of ~80",
     mutants={
         "n instead of n - 1 in the standard deviation": lambda pr: _test_reference(pr, ddof=0),
         "skewness correction with the wrong sign": lambda pr: _test_reference(pr, sign=-1.0),
@@ -213,8 +217,8 @@ identity(
     tolerance=1e-12,
     tolerance_reason="k = 1: two closed forms of the same normal tails; k = 2: scipy's bivariate normal rectangle "
     "probability against an adaptive quadrature to 1e-13: measured max residual 4e-15 over 200 instances; 1e-12 "
-    "leaves a margin of 250 (the quasi-Monte Carlo paths for k >= 3 and singular correlations, accurate to 1e-5 "
-    "and 1e-3, are not instances of this theorem)",
+    "leaves a margin of 250 (k >= 3, Genz's quasi-Monte Carlo path accurate to ~1e-5, is stats.mean_test_power_genz; "
+    "the scrambled-Sobol path for singular correlations, accurate to ~1e-3, is an instance of no theorem)",
     mutants={
         "one-sided threshold (alpha / k instead of alpha / (2k))": lambda pr: _power_reference(pr, sides=1),
         "normal quantile instead of Student's t with N - 1 degrees of freedom": lambda pr: _power_reference(pr, normal=True),

@@ -111,9 +111,9 @@ identity(
     instance=_stream_instance,
     computed=_stream_computed,
     expected=_stream_reference,
-    tolerance=1e-12,
-    tolerance_reason="the pairwise merge over <= 6 chunks of <= 200 terms of order 1 rounds to ~1e-15 relative "
-    "(measured max 1.8e-15 over 200 instances); 1e-12 leaves a margin of ~500",
+    tolerance=1e-13,
+    tolerance_reason="the pairwise merge over <= 6 chunks of <= 200 terms of order 1 rounds to a few eps relative "
+    "(measured max 2.2e-16 over 200 instances); 1e-13 leaves a margin of ~500",
     mutants={
         "population variance (N instead of N - 1)": lambda pr: _stream_reference(pr, ddof=0),
         "chunk means averaged with equal weights": lambda pr: _stream_mistaken(pr, "equal weights"),
@@ -164,9 +164,9 @@ identity(
     instance=lambda rng: enum_problem(rng, max_horizon=3),
     computed=_fisher_computed,
     expected=_fisher_reference,
-    tolerance=1e-12,
+    tolerance=2e-13,
     tolerance_reason="sums over at most (S A)^H S = 2187 enumerated trajectories of O(1) terms (measured max "
-    "residual 1.1e-15 over 200 instances); 1e-12 leaves a margin of ~1000",
+    "residual 2.0e-15 over 200 instances); 2e-13 leaves a margin of 100",
     mutants={
         "missing discount weighting (plain time average)": lambda pr: (_fisher_reference(pr, discount=False)[0], _fisher_reference(pr)[1]),
         "outer product of the episode's mean score": _fisher_mean_score,
@@ -237,9 +237,9 @@ identity(
     instance=_batch_instance,
     computed=_batch_computed,
     expected=_batch_reference,
-    tolerance=1e-12,
+    tolerance=2e-13,
     tolerance_reason="sums of <= 4 terms per episode and one batch normalization over <= 160 steps (measured max "
-    "residual 1.8e-15 over 200 instances); 1e-12 leaves a margin of ~500",
+    "residual 1.5e-15 over 200 instances); 2e-13 leaves a margin of ~130",
     mutants={
         "sample standard deviation (M - 1) instead of the population one": lambda pr: _batch_reference(pr, ddof=1),
         "discount gamma^t dropped": lambda pr: _batch_reference(pr, discount=False),
@@ -299,9 +299,9 @@ identity(
     instance=_geometric_batch,
     computed=lambda pr: est.fisher_estimate(pr.trajs, pr.policy, pr.theta).samples,
     expected=_geometric_fisher_reference,
-    tolerance=1e-12,
+    tolerance=1e-13,
     tolerance_reason="sums of at most ~60 outer products of O(1) entries per episode: rounding ~1e-15 (measured max "
-    "residual 7.4e-16 over 200 instances); 1e-12 leaves a margin of ~1000",
+    "residual 7.4e-16 over 200 instances); 1e-13 leaves a margin of ~130",
     mutants={
         "normalized by the episode's length L (the fixed-horizon rule)": lambda pr: _geometric_fisher_reference(pr, "1 / L"),
         "discounted on top of the stopping (gamma^t (1 - gamma))": lambda pr: _geometric_fisher_reference(pr, "gamma^t (1 - gamma)"),
