@@ -15,7 +15,7 @@ t..t+n, so :math:`w_t` fits neither the causal family of :mod:`pgexact.estimator
 the future of :math:`x_t` only, so (module docstring of :mod:`pgexact.estimators.moments`)
 
 .. math::
-    E[\hat g_e\hat g_e^\top] = \mathrm{diag}(K_d) + K_{up}\,C^\top\text{-part} + \ldots, \quad
+    C^\top E[\hat g_e\hat g_e^\top] C = C^\top\mathrm{diag}(K_d)\,C + C^\top K_{up} + K_{up}^\top C, \quad
     K_d(x) = \sum_t p_t(x) E[w_t^2 \mid x_t = x], \quad
     K_{up}(x) = \sum_t p_t(x) E[w_t S_{t+1} \mid x_t = x],
 
