@@ -185,8 +185,8 @@ def _chain_values(cp: ChainProblem, slip: float | None = None, swap: bool = Fals
 identity(
     id="models.chain_values",
     statement=r"V_\pi = (I - \gamma P_\pi)^{-1} r_\pi,\ Q = r + \gamma P V \text{ on chain}(n, \text{slip})",
-    source="Osband, Van Roy & Wen (2016), 'Generalization and exploration via randomized value functions', "
-    "sec. 6 (the chain with slip); pgexact.mdps.chain's definition",
+    source="Puterman (1994), Theorem 6.1.1 (V is the unique solution of V = r + gamma P V) on the chain of "
+    "pgexact.mdps.chain's docstring (a slippery chain in the family of Strens (2000)'s chain problem)",
     reference="the chain built state by state from its definition (intended move w.p. 1 - slip, the opposite w.p. "
     "slip, clipped at the ends; small reward for staying at 0 by moving left, large for staying at n-1 by moving "
     "right) and a dense numpy solve",
