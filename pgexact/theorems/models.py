@@ -359,10 +359,10 @@ def _rebuilt(env: cc.DiscretizedControl, step, reset_box, periodic=None):  # noq
 
 
 # Pendulum-v1 (gymnasium/envs/classic_control/pendulum.py), written out
-def _pendulum_equations(x: np.ndarray, u: float, euler: bool = False):  # noqa: ANN202
+def _pendulum_equations(x: np.ndarray, u: float, g: float = 10.0, euler: bool = False):  # noqa: ANN202
     th, thdot = x[:, 0], x[:, 1]
     u = min(max(u, -2.0), 2.0)
-    g, m, l, dt = 10.0, 1.0, 1.0, 0.05  # noqa: E741
+    m, l, dt = 1.0, 1.0, 0.05  # noqa: E741
     wrapped = np.mod(th + np.pi, 2 * np.pi) - np.pi
     cost = wrapped**2 + 0.1 * thdot**2 + 0.001 * u**2
     new_thdot = np.clip(thdot + (3 * g / (2 * l) * np.sin(th) + 3.0 / (m * l**2) * u) * dt, -8.0, 8.0)
@@ -378,16 +378,17 @@ class ControlProblem:
     grid: tuple[int, ...]
     n_actions: int
     box: tuple[float, float] = (0.0, 0.0)  # CartPole's velocity box (x_dot_max, theta_dot_max)
+    g: float = 10.0  # Pendulum's gravity
 
 
 def _pendulum_env(cp: ControlProblem) -> cc.DiscretizedControl:
-    return pendulum(*cp.grid, n_torques=cp.n_actions, gamma=1.0, horizon=5)
+    return pendulum(*cp.grid, n_torques=cp.n_actions, gamma=1.0, horizon=5, g=cp.g)
 
 
 def _pendulum_reference(cp: ControlProblem):  # noqa: ANN202
     axes = (-np.pi + 2 * np.pi * np.arange(cp.grid[0]) / cp.grid[0], np.linspace(-8.0, 8.0, cp.grid[1]))
     return _grid_reference_model(axes, (True, False), np.linspace(-2.0, 2.0, cp.n_actions),
-                                 _pendulum_equations, PENDULUM_RESET)
+                                 lambda x, u: _pendulum_equations(x, u, cp.g), PENDULUM_RESET)
 
 
 def _vectorized(equations, **kw):  # noqa: ANN001, ANN202
@@ -415,16 +416,17 @@ identity(
     "ch. 5 (Markov chain approximation by interpolation)",
     reference="gymnasium's equations written out here (not imported, not the library's pendulum_step), hat-function "
     "weights with circular distance on the angle, and mu0 by Gauss-Legendre quadrature of the hats over the reset box",
-    instance=lambda rng: ControlProblem((int(rng.integers(3, 7)), int(rng.integers(2, 6))), int(rng.integers(2, 5))),
+    instance=lambda rng: ControlProblem((int(rng.integers(3, 7)), int(rng.integers(2, 6))), int(rng.integers(2, 5)),
+                                        g=float(rng.uniform(8.0, 12.0))),
     computed=lambda cp: _model_arrays(_pendulum_env(cp)),
     expected=_pendulum_reference,
     tolerance=1e-12,
     tolerance_reason=_CONTROL_TOLERANCE_REASON,
     mutants={
         "explicit Euler (theta' from the old theta-dot)": lambda cp: _rebuilt(
-            _pendulum_env(cp), _vectorized(_pendulum_equations, euler=True), PENDULUM_RESET),
+            _pendulum_env(cp), _vectorized(_pendulum_equations, g=cp.g, euler=True), PENDULUM_RESET),
         "the angle not wrapped (a non-periodic axis)": lambda cp: _rebuilt(
-            _pendulum_env(cp), cc.pendulum_step, PENDULUM_RESET, periodic=(False, False)),
+            _pendulum_env(cp), lambda x, u: cc.pendulum_step(x, u, cp.g), PENDULUM_RESET, periodic=(False, False)),
     },
 )
 
