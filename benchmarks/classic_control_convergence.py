@@ -13,6 +13,10 @@ first) with the Monte Carlo standard error and the time to build and evaluate ea
 ``env.step``, with gymnasium's ``TimeLimit`` and checker wrappers) and looks the policy up for all
 of them at once, so that 20,000 MountainCar episodes take minutes instead of half an hour; the
 returns are the same process, only the random streams differ from ``--batch 1``.
+
+Measured (``--only mountain_car --episodes 80000 --batch 1000``, seed 0): gymnasium J = -136.225 +- 0.094;
+exact J on the default 321 x 321 grid -135.629, gap +0.44% (+6.4 se); 241 x 241 +0.80%, 161 x 161 +1.78%,
+81 x 81 +5.24%.
 """
 
 from __future__ import annotations
