@@ -16,7 +16,9 @@ returns are the same process, only the random streams differ from ``--batch 1``.
 
 Measured (``--only mountain_car --episodes 80000 --batch 1000``, seed 0): gymnasium J = -136.225 +- 0.094;
 exact J on the default 321 x 321 grid -135.629, gap +0.44% (+6.4 se); 241 x 241 +0.80%, 161 x 161 +1.78%,
-81 x 81 +5.24%.
+81 x 81 +5.24%. Defaults against 20,000 real episodes each (``--only cartpole,pendulum --episodes 20000
+--batch 1000 --defaults-only``): Pendulum -1543.08 vs -1550.69 +- 0.26 (+0.49%), CartPole 197.39 vs
+197.25 +- 0.13 (+0.07%).
 """
 
 from __future__ import annotations
