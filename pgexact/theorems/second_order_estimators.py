@@ -67,7 +67,7 @@ identity(
     tolerance=IDENTITY_TOL,
     tolerance_reason=COMPLEX_REASON,
     mutants={"the visitation's derivative dropped (delta rho = 0)": _pi_dense_value_term_only},
-    default_instances=3,
+    default_instances=6,
 )
 
 
