@@ -274,3 +274,20 @@ def test_bad_input() -> None:
         hessian_aided_difference(tr, pol, np.zeros(6), np.zeros(6), -0.1)
     with pytest.raises(TypeError):
         hessian_shen(tr, object(), np.zeros(6))
+
+
+def test_bias_table_script() -> None:
+    """The table of benchmarks/second_order_bias.py (shown in docs/second_order.md): unbiased rows are
+    exact for the truncated J_T (enumeration: rounding only), and biased for the other objectives."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "second_order_bias.py"
+    spec = importlib.util.spec_from_file_location("second_order_bias", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = {name: values for name, *values in module.bias_table()}
+    assert len(rows) == 6
+    for name, (a, b, c, var) in rows.items():
+        assert a > 0.1 and c > 0.1 and var > 0
+        assert (b > 0.1) if "lam=0.5" in name else (b < 1e-12)
