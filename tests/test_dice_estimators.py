@@ -291,3 +291,36 @@ def test_bias_table_script() -> None:
     for name, (a, b, c, var) in rows.items():
         assert a > 0.1 and c > 0.1 and var > 0
         assert (b > 0.1) if "lam=0.5" in name else (b < 1e-12)
+
+
+@pytest.mark.parametrize("which", ["loaded_dice_lam_half", "shen"])
+def test_mean_test_truncated_rollouts_agree_with_the_enumerated_mean(which) -> None:
+    """Rollouts of T steps on a discounted chain agree with the exact (enumerated) mean, biased or not;
+    false alarm <= 1e-3 per test (Bonferroni over the n^2 entries, asymptotic in N)."""
+    from pgexact.mdps import chain
+
+    mdp = chain(3, gamma=0.9, slip=0.2)
+    pol = TabularSoftmax(3, 2)
+    theta = 0.5 * np.random.default_rng(17).normal(size=6)
+    T = 4
+    V = evaluate(mdp.with_horizon(T), pol.probs(theta)).V
+
+    def estimate(tr):
+        if which == "shen":
+            return hessian_shen(tr, pol, theta)
+        return hessian_loaded_dice(tr, pol, theta, V, lam=0.5)
+
+    tr_all, p = enumerate_trajectories(mdp, pol.probs(theta), horizon=T)
+    exact = exact_mean(np.asarray(estimate(tr_all).samples), p).reshape(-1)
+    est = estimate(rollout(mdp, pol.probs(theta), 20_000, horizon=T, seed=18))
+    flat = Estimate(np.asarray(est.samples).reshape(est.n, -1))
+    result = mean_test(flat, expected=exact, false_alarm=1e-3)
+    assert result.passed
+    truth = hessian(mdp.with_horizon(T), pol, theta).reshape(-1)
+    if which == "shen":  # unbiased for the truncated J_T: the enumerated mean is its Hessian
+        assert np.allclose(exact, truth, rtol=0, atol=1e-12 * np.abs(truth).max())
+    else:
+        # biased: some entry's bias exceeds 2 c standard errors, so with every |z| < c against the
+        # exact mean (the pass above), |z| > c against the Hessian of J_T there: rejected, whatever the seed
+        assert np.max(np.abs(exact - truth) / flat.std_error) > 2 * result.threshold + 1
+        assert not mean_test(flat, expected=truth, false_alarm=1e-3).passed

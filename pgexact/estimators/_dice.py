@@ -1,9 +1,10 @@
 r"""Second-order score-function estimators with baselines: Loaded DiCE and the Hessian-aided estimator.
 
 **Loaded DiCE** (Farquhar, Whiteson & Foerster 2019, "Loaded DiCE: trading off bias and variance
-in any-order score function estimators", ICML, eq. 7 and sec. 4). With the MagicBox
+in any-order score function estimators for reinforcement learning", NeurIPS: the objective with
+advantages, and the discounting of distant causal dependencies). With the MagicBox
 :math:`\boxdot(w) = \exp(w - \bot w)` of DiCE (Foerster et al. 2018, "DiCE: the infinitely
-differentiable Monte Carlo estimator", ICML, sec. 3) and the λ-discounted dependencies
+differentiable Monte Carlo estimator", ICML) and the λ-discounted dependencies
 :math:`w_t = \sum_{u\le t}\lambda^{t-u}\log\pi(a_u|s_u)`, the objective is
 
 .. math::
@@ -30,7 +31,8 @@ For λ < 1 it is biased (the cross terms between actions far apart are shrunk by
 :math:`\lambda^{t-u}`).
 
 **Hessian-aided estimator** (Shen, Ribeiro, Hassani, Qian & Mi 2019, "Hessian aided policy
-gradient", ICML, sec. 4, eq. 7–9). With :math:`\Phi(\theta;\tau) = \sum_{h<L} G_h \log\pi_\theta(a_h|s_h)`,
+gradient", ICML: the Hessian estimator and the Hessian-aided gradient difference). With
+:math:`\Phi(\theta;\tau) = \sum_{h<L} G_h \log\pi_\theta(a_h|s_h)`,
 :math:`G_h = \sum_{h\le i<L} d^i r_i`, the one-trajectory Hessian estimate is
 
 .. math::
@@ -80,7 +82,7 @@ def hessian_loaded_dice(
     .. math:: \hat H = \frac1N\sum_n\sum_{t<L}(A_t - A_{t+1})\Big[U^\lambda_t U^{\lambda\top}_t
         - \sum_{u\le t}\lambda^{t-u}F_{s_u}\Big],\qquad A_t = \sum_{t'\ge t} d^{t'}r_{t'} - d^t b(s_t)
 
-    (Farquhar et al. 2019, eq. 7, with the DiCE MagicBox of Foerster et al. 2018). Unbiased for
+    (Farquhar et al. 2019, with the DiCE MagicBox of Foerster et al. 2018). Unbiased for
     :math:`\nabla^2 J` of the sampled objective when ``lam = 1``, for every fixed baseline.
 
     Parameters
@@ -151,7 +153,7 @@ def hessian_shen(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Esti
     .. math:: \tilde H = \nabla\Phi\,\nabla\log p(\tau)^\top + \nabla^2\Phi
         = \Big(\sum_h G_h\psi_h\Big)\Big(\sum_t\psi_t\Big)^\top - \sum_h G_h F_{s_h}
 
-    (Shen et al. 2019, "Hessian aided policy gradient", ICML, eq. 8). Unbiased for
+    (Shen et al. 2019, "Hessian aided policy gradient", ICML). Unbiased for
     :math:`\nabla^2 J` of the sampled objective.
 
     Returns
@@ -185,7 +187,7 @@ def hessian_aided_difference(
     .. math:: \hat\Delta = \tilde H(\theta_a;\tau)\,(\theta - \theta_{\rm prev}),\qquad
         \theta_a = a\,\theta + (1-a)\,\theta_{\rm prev}
 
-    with :math:`\tilde H` of :func:`hessian_shen` (Shen et al. 2019, eq. 9), computed as the
+    with :math:`\tilde H` of :func:`hessian_shen` (Shen et al. 2019), computed as the
     product :math:`\nabla\Phi\,(\nabla\log p\cdot\Delta\theta) - \sum_h G_h F_{s_h}\Delta\theta`.
     For a fixed a its mean is :math:`\nabla^2 J(\theta_a)\,\Delta\theta`; with
     :math:`a\sim U[0,1]` drawn by the caller (and ``trajs`` sampled at :math:`\theta_a`) the mean

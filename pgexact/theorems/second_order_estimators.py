@@ -25,11 +25,11 @@ from .second_order import SOURCE, _cs_jacobian, _frozen, _ref_gradient, _ref_hes
 __all__: list[str] = []
 
 DICE_SOURCE = (
-    "Foerster et al. 2018, 'DiCE: the infinitely differentiable Monte Carlo estimator', ICML, sec. 3-4; "
+    "Foerster et al. 2018, 'DiCE: the infinitely differentiable Monte Carlo estimator', ICML; "
     "Farquhar, Whiteson & Foerster 2019, 'Loaded DiCE: trading off bias and variance in any-order score "
-    "function estimators', ICML, eq. 7"
+    "function estimators for reinforcement learning', NeurIPS"
 )
-SHEN_SOURCE = "Shen, Ribeiro, Hassani, Qian & Mi 2019, 'Hessian aided policy gradient', ICML, sec. 4, eq. 7-9"
+SHEN_SOURCE = "Shen, Ribeiro, Hassani, Qian & Mi 2019, 'Hessian aided policy gradient', ICML"
 ENUM_REASON = "an exact expectation over every trajectory (enumeration): rounding only; " + COMPLEX_REASON
 
 #: Gauss-Legendre nodes on [0, 1] for the integrals over a (the integrand is analytic in a).
