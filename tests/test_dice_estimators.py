@@ -265,7 +265,7 @@ def test_mean_test_hessian_aided_difference_with_random_a() -> None:
     rng = np.random.default_rng(16)
     t0 = rng.normal(size=6)
     t1 = t0 + 0.8 * rng.normal(size=6)
-    K, m = 1500, 4
+    K, m = 800, 8
     groups = []
     for k, a in enumerate(rng.uniform(size=K)):
         tr = rollout(mdp, pol.probs(a * t1 + (1 - a) * t0), m, seed=1000 + k)
