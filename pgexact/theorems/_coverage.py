@@ -30,13 +30,6 @@ COVERED_PACKAGES: tuple[str, ...] = (
 #: Public functions no theorem reaches yet, each with the reason (what checks it instead, or why a
 #: theorem cannot). Keys are the public names as printed by ``pgexact verify --coverage``.
 ALLOWED_UNCOVERED: dict[str, str] = {
-    'pgexact.exact.discretization_error': 'error bound of a classic-control discretization (classic-control work); no theorem reaches it yet (tests/test_classic_control.py)',
-    'pgexact.average.multichain_evaluate': 'average-reward evaluation of multichain MDPs (average-reward control work); no theorem yet (tests/test_average_control.py)',
-    'pgexact.average.pi_gradient': 'the average-reward gradient in pi; no theorem yet (tests/test_average_control.py)',
-    'pgexact.estimators.hessian_reinforce': 'Monte Carlo Hessian estimator (second-order work); no theorem yet (tests/test_hessian_estimators.py)',
-    'pgexact.exact.pi_hessian': 'Hessian in pi (second-order work); no registered theorem reaches it (tests/test_second_order.py)',
-    'pgexact.exact.hessian_vector_product': 'Hessian-vector product (second-order work); no registered theorem reaches it (tests/test_hessian.py, tests/test_second_order.py)',
-    'pgexact.exact.value_gradient_hessian': 'J, gradient and Hessian in one call (second-order work); no registered theorem reaches it (tests/test_hessian.py)',
     'pgexact.jax.average_reward': "the jax adapter's average reward: importing jax costs seconds of CPU, beyond verify's budget; tests/test_average_control.py",
     'pgexact.torch.average_reward': "the torch adapter's average reward: importing torch costs seconds of CPU, beyond verify's budget; tests/test_average_control.py",
     'pgexact.lqr.cost_hessian_vector_product': 'LQR cost Hessian-vector product (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
@@ -50,13 +43,6 @@ ALLOWED_UNCOVERED: dict[str, str] = {
     'pgexact.lqr.reinforce_baseline': 'LQR baseline estimator; no theorem yet (tests/test_lqr_sampling.py)',
     'pgexact.lqr.dpg': 'LQR deterministic PG estimator; no theorem yet (tests/test_lqr_sampling.py)',
     'pgexact.lqr.soft_policy_improvement': 'one soft LQR improvement step; no theorem yet (tests/test_lqr_soft.py)',
-    'pgexact.mdps.chain': 'model builder; no theorem yet (tests/test_models.py, tests/test_average.py)',
-    'pgexact.mdps.gridworld': 'model builder; no theorem yet (tests/test_exact.py, tests/test_models.py)',
-    'pgexact.mdps.bandit': 'model builder; no theorem yet (tests/test_estimators.py)',
-    'pgexact.mdps.short_corridor': 'model builder (Sutton & Barto Example 13.1); no theorem yet (tests/test_exact.py checks its known optimum)',
-    'pgexact.mdps.pendulum': 'classic-control discretization; no theorem yet (tests/test_classic_control.py)',
-    'pgexact.mdps.mountain_car': 'classic-control discretization; no theorem yet (tests/test_classic_control.py)',
-    'pgexact.mdps.cartpole': 'classic-control discretization; no theorem yet (tests/test_classic_control.py)',
     'pgexact.jax.expected_return': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
     'pgexact.jax.values': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
     'pgexact.jax.action_values': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',

@@ -61,6 +61,8 @@ THEOREM_MODULES: tuple[str, ...] = (
     "updates_coverage",
     "statistics",
     "statistics_estimators",
+    "second_order_estimators",
+    "models",
     "moments_nstep",
 )
 
