@@ -25,11 +25,26 @@ and its derivative the policy Hessian in :math:`\pi` (Furmston, Lever & Barber 2
 
 float64 is required: call ``jax.config.update("jax_enable_x64", True)`` before building arrays;
 otherwise every function raises ``RuntimeError`` (JAX would silently compute in float32).
-``pi`` is validated on entry when its values are known — a concrete array, or a batch under an
-eager ``jax.vmap`` — with a ``ValueError`` naming the first row that is not a distribution. Under
-``jax.jit`` the values exist only when the compiled function runs: the same check runs in the
-callback, and JAX reports its ``ValueError`` inside a ``jax.errors.JaxRuntimeError`` (JAX wraps
-every exception raised in a host callback of compiled code).
+``pi`` is validated on entry whenever its values are known at trace time — a concrete array, or
+the primal and batch an eager ``jax.grad``, ``jax.jvp``, ``jax.hessian`` or ``jax.vmap`` carries, in
+any nesting — with a ``ValueError`` naming ``pi`` and the first row that is not a distribution.
+
+Under ``jax.jit`` (and anything staged: ``lax.scan`` bodies, ``jax.jit(jax.grad(...))``) the values
+exist only when the compiled program runs. The same check then runs in the host callback of the
+solve (finite horizon: a ``jax.debug.callback`` of its own), so an invalid ``pi`` is never computed
+with, but JAX, not pgexact, decides what the caller sees: it catches the callback's ``ValueError``
+and raises its own error whose message is ``"INTERNAL: CpuCallback error calling callback:
+Traceback ... ValueError: pi[1, :] sums to 0.9, expected 1 (tolerance 1e-09)"`` — a
+``jax.errors.JaxRuntimeError`` (a ``RuntimeError``), or in some call orders a plain ``ValueError``
+(after a successful call JAX may dispatch through its C++ fast path, which types it so;
+jax-ml/jax#34083), with
+no ``__cause__`` (jax-ml/jax#26102). This cannot be otherwise in JAX 0.10: an exception cannot
+leave compiled code as itself (JAX's documentation of ``pure_callback``: exceptions are
+side effects, "the behavior of the resulting program is undefined"), and the alternative,
+``jax.experimental.checkify.check``, raises a ``ValueError`` only under ``checkify.checkify`` and
+refuses to trace under a plain ``jax.jit``. To get pgexact's ``ValueError`` itself, call the
+function once outside ``jit`` (or check the array with
+:func:`pgexact.policies.as_probabilities`) before compiling.
 
 :func:`fisher_vector_product` gives the exact state-averaged Fisher-vector product of any
 parametrization by one ``jax.jvp`` and one ``jax.vjp``.

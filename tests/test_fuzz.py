@@ -645,9 +645,9 @@ def _adapter_cases() -> list[tuple[str, str, str]]:
 #: Adapter cases that still fail the rule, each with the failure (expected failures, never skipped).
 #: Under ``jax.jit`` the values of ``pi`` exist only when the compiled program runs, so the check runs
 #: in the solve's host callback, and JAX turns any exception raised there into its own error with a
-#: traceback dump as message: ``jax.errors.JaxRuntimeError`` (a RuntimeError) on a compiled function's
-#: first call, a plain ``ValueError('INTERNAL: CpuCallback error calling callback: Traceback ...')``
-#: once a call of it has succeeded (jax's C++ fast path, jax-ml/jax#34083); the original exception is
+#: traceback dump as message: ``jax.errors.JaxRuntimeError`` (a RuntimeError), or in some call orders
+#: a plain ``ValueError('INTERNAL: CpuCallback error calling callback: Traceback ...')`` (jax's C++
+#: fast path, jax-ml/jax#34083); the original exception is
 #: not chained (jax-ml/jax#26102). ``checkify.check`` would raise a ValueError, but only inside
 #: ``checkify.checkify``: under a plain ``jax.jit`` it refuses to trace. Documented in pgexact.jax.
 ADAPTER_KNOWN_FAILURES: dict[tuple[str, str], str] = {
