@@ -576,6 +576,29 @@ def test_fuzz_public_method(member: str, registry_snapshot: None) -> None:
     run()
 
 
+def test_failures_the_live_objects_found_stay_fixed() -> None:
+    """Each one a failure the method fuzz found once its class had a live object: the argument is named."""
+    from pgexact import conformance, updates
+
+    report = LIVE[conformance.AuditReport][0]()
+    with pytest.raises(TypeError, match=r"^label must be a str \(a Convention.label\(\)\), got NoneType"):
+        report.verdict(None)
+    with pytest.raises(TypeError, match=r"^label must be a str"):
+        report.verdict(np.array([]))  # was numpy's "truth value of an empty array is ambiguous"
+    with pytest.raises(ValueError, match=r"^label 'nope' is not a candidate convention; candidates: uniform/"):
+        report.verdict("nope")  # was a KeyError
+    label = report.verdicts[0].convention.label()
+    assert report.verdict(label) is report.verdicts[0]
+    source = LIVE[updates.AverageSource][0]()
+    theta = WORLD["theta"][0]
+    for bad, kind in ((None, TypeError), (np.zeros(2), ValueError), (np.full(6, np.nan), ValueError)):
+        with pytest.raises(kind, match=r"^theta_old"):  # was "theta ..." for either argument
+            source.exact_kl(bad, theta)
+        with pytest.raises(kind, match=r"^theta_new"):
+            source.exact_kl(theta, bad)
+    assert source.exact_kl(theta, theta) == pytest.approx(0.0, abs=1e-15)
+
+
 # --------------------------------------------------------------------------- adapters under transforms
 #: The adapters' functions of (mdp, pi), each fuzzed under every transform of its framework.
 ADAPTER_FUNCTIONS = ("expected_return", "values", "action_values", "advantages", "occupancy")
