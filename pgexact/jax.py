@@ -37,8 +37,8 @@ and raises its own error whose message is ``"INTERNAL: CpuCallback error calling
 Traceback ... ValueError: pi[1, :] sums to 0.9, expected 1 (tolerance 1e-09)"`` — a
 ``jax.errors.JaxRuntimeError`` (a ``RuntimeError``), or in some call orders a plain ``ValueError``
 (after a successful call JAX may dispatch through its C++ fast path, which types it so;
-jax-ml/jax#34083), with
-no ``__cause__`` (jax-ml/jax#26102). This cannot be otherwise in JAX 0.10: an exception cannot
+jax-ml/jax#34083), with no ``__cause__`` (jax-ml/jax#26102). This cannot be otherwise in JAX
+0.10: an exception cannot
 leave compiled code as itself (JAX's documentation of ``pure_callback``: exceptions are
 side effects, "the behavior of the resulting program is undefined"), and the alternative,
 ``jax.experimental.checkify.check``, raises a ``ValueError`` only under ``checkify.checkify`` and
