@@ -58,6 +58,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "geometric", "second_order", "adapters",
     "classic_control",
     "policy_free",
+    "lqr.natural",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
