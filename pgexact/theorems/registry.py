@@ -59,6 +59,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "classic_control",
     "policy_free",
     "lqr.natural",
+    "lqr.newton",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
