@@ -60,6 +60,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "policy_free",
     "lqr.natural",
     "lqr.newton",
+    "lqr.soft_step",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
