@@ -61,6 +61,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "lqr.natural",
     "lqr.newton",
     "lqr.soft_step",
+    "lqr.sampled",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
@@ -460,6 +461,7 @@ def statistical(
     mutants: dict[str, Callable[[Any], tuple[Any, Any]]],
     false_alarm: float = FALSE_ALARM,
     power_note: str = "",
+    default_instances: int | None = None,
 ) -> Theorem:
     """Register a statistical theorem: observed frequencies match exact probabilities.
 
@@ -474,7 +476,7 @@ def statistical(
     ------
     TypeError, ValueError
         An argument of the wrong kind or value, named in the message (as for :func:`identity`;
-        ``false_alarm`` in (0, 1), ``power_note`` a string).
+        ``false_alarm`` in (0, 1), ``power_note`` a string, ``default_instances`` a positive int or None).
     """
     _check_common(id, statement, source, reference, instance)
     check.function("observed", observed)
@@ -521,6 +523,7 @@ def statistical(
             controls=tuple(Control(n, control(fn)) for n, fn in zip(names, fns)),
             kind="statistical",
             evaluate=evaluate,
+            default_instances=None if default_instances is None else _positive_count(default_instances),
         )
     )
 
