@@ -172,8 +172,8 @@ identity(
 identity(
     id="lqr.fisher_fixed_noise",
     statement=r"F = \Sigma_u^{-1}\otimes X\ \text{for a fixed, correlated } \Sigma_u\ (\text{row-major vec } K)",
-    source="Kakade 2002, sec. 3; the Gaussian score -Sigma_u^{-1}(u - mu) x^T of the course notes' 'Gaussian policy "
-           "example'",
+    source="Kakade 2002, sec. 3; the Gaussian score -Sigma_u^{-1}(u - mu) x^T: course notes 'Policy Gradient', section "
+           "'Policy Gradient in Continuous Action Space'",
     reference="expected outer product of LinearGaussian.score by exact cubature (as lqr.fisher_score_outer)",
     instance=_fixed_noise_instance,
     computed=lambda p: _fisher_scaled(p, exact.fisher(p.lqr, p.policy, p.theta)),

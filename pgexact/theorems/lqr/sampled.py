@@ -354,7 +354,8 @@ _mean_theorem(
     statement=r"E\big[(\textstyle\sum_t s_t)\sum_t\gamma^tr_t\big] = E\big[\sum_t s_t\sum_{t'\ge t}\gamma^{t'}r_{t'}\big] = "
               r"E\big[\sum_t\gamma^ts_t(G_t - b_t(x_t))\big] = \nabla_\theta J,\ s_t = \nabla_\theta\log\pi_\theta(u_t|x_t)",
     source="Williams 1992 (REINFORCE); Sutton & Barto 2018, sec. 13.3-13.4 (reward-to-go, state-dependent baseline); "
-           "course notes 'Policy Gradient Methods', section 'Reducing variance' (Gaussian score with a learned log-std)",
+           "course notes 'Policy Gradients', section 'Baselines and advantages'; course notes 'Policy Gradient', section "
+           "'Policy Gradient in Continuous Action Space' (the Gaussian score; here with a learned log-std)",
     reference="4th-order central differences of the primal-side cost of the sampled finite-horizon problem (forward "
               "second-moment recursion); the baseline V_t from a backward recursion written out here",
     instance=_score_instance,
