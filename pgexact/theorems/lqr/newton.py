@@ -283,5 +283,5 @@ identity(
         "Gauss-Newton step (the P' and Sigma' terms of the Hessian dropped)": lambda p: _newton_residual(
             p, _newton_with(p, state_term=False, p_term=False)),
     },
-    default_instances=3,
+    default_instances=2,
 )
