@@ -58,6 +58,11 @@ THEOREM_MODULES: tuple[str, ...] = (
     "geometric", "second_order", "adapters",
     "classic_control",
     "policy_free",
+    "updates_coverage",
+    "statistics",
+    "statistics_estimators",
+    "second_order_estimators",
+    "models",
     "lqr.natural",
     "lqr.newton",
     "lqr.soft_step",
@@ -476,7 +481,8 @@ def statistical(
     ------
     TypeError, ValueError
         An argument of the wrong kind or value, named in the message (as for :func:`identity`;
-        ``false_alarm`` in (0, 1), ``power_note`` a string, ``default_instances`` a positive int or None).
+        ``false_alarm`` in (0, 1), ``power_note`` a string, ``default_instances`` a positive int: at most
+        that many instances in a default ``pgexact verify`` run, as for :func:`identity`).
     """
     _check_common(id, statement, source, reference, instance)
     check.function("observed", observed)
