@@ -33,6 +33,7 @@ IMPLEMENTED = {
     "rlax": ("terminate", "same_step"),
     "skrl-ppo": ("cross", "next_step"),
     "tianshou-ppo": ("bootstrap", "same_step"),
+    "torchrl-ppo": ("bootstrap", "same_step"),
 }
 #: Settings that switch advantage normalization off where the library has a switch, so that the
 #: exact test (not only the scale-free one) applies and the time-limit conventions separate.
