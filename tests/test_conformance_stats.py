@@ -151,7 +151,7 @@ def test_stream_calibration_small_batches_slow():
     # streams (Monte Carlo standard error of a 5% rate: 0.49 points). Measured with the
     # kurtosis-adjusted degrees of freedom: 4.9% (mean) and 4.45% (parallel), power 97.2% against
     # "terminate"; with Student's t at K - 1 degrees of freedom on the same streams: 5.7% and
-    # 5.6% (power 97.3%). The check fails a calibrated test with probability <= 1e-3 (limit 6.3%).
+    # 5.6% (power 97.3%). The check fails a calibrated test with probability <= 1e-3 (limit 131, 6.55%).
     R = 2000
     rej_m, rej_p, power = _calibrate(R=R, B=60, K=10, n_steps=16, seed=9)
     limit = _binomial_limit(R, 0.05, 1e-3)
