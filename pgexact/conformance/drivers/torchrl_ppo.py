@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from .._driver import DriverRun
-from ._common import check_driver_args, check_library_kwargs, gradient_record, logits_unchanged
+from ._common import check_driver_args, check_library_kwargs, collect_docstring, gradient_record, logits_unchanged
 
 NAME = "torchrl-ppo"
 __all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
@@ -65,40 +65,6 @@ DEFAULTS: dict[str, Any] = {
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run TorchRL's collector, GAE and ClipPPOLoss on ``make_env(mdp, max_episode_steps=time_limit)``.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-        Episode time limit, environments (``SerialEnv``), steps per environment per batch
-        (``frames_per_batch = n_envs * n_steps``) and batches (one continuous stream).
-    seed : int
-        Seeds torch's global generator (action sampling) and the environments
-        (``SerialEnv.set_seed``).
-    **library_kwargs
-        Overrides of :data:`DEFAULTS` (TorchRL's names: ``lmbda`` and ``average_gae`` go to
-        ``GAE``, the others to ``ClipPPOLoss``).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import get_driver
-    >>> run = get_driver("torchrl-ppo").collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)),
-    ...     time_limit=5, n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     s = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -112,6 +78,16 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
                   n_envs=args.n_envs, n_steps=args.n_steps, time_limit=args.time_limit,
                   normalize_advantages=norm, seed=args.seed, autoreset="same_step")
     return DriverRun(updates, LIBRARY, str(torchrl.__version__), config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "torchrl-ppo", "TorchRL's collector, GAE and ClipPPOLoss",
+    sizes=("Episode time limit, environments (``SerialEnv``), steps per environment per batch "
+        "(``frames_per_batch = n_envs * n_steps``) and batches (one continuous stream)."),
+    seed=("Seeds torch's global generator (action sampling) and the environments "
+        "(``SerialEnv.set_seed``)."),
+    overrides=("(TorchRL's names: ``lmbda`` and ``average_gae`` go to ``GAE``, the others to "
+        "``ClipPPOLoss``)."))
 
 
 @functools.lru_cache(maxsize=None)
