@@ -44,6 +44,7 @@ html_theme = "pydata_sphinx_theme"
 html_title = "pgexact"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 myst_heading_anchors = 3
+myst_enable_extensions = ["dollarmath"]  # $...$ and $$...$$ in the Markdown pages are math
 suppress_warnings = ["myst.header"]
 
 autodoc_default_options = {"member-order": "bysource"}

@@ -196,3 +196,16 @@ def test_sampled_problems_feed_every_gradient_estimator(problem):
     for est in (E.reinforce(trajs, pol, th), E.reward_to_go(trajs, pol, th)):
         assert est.samples.shape == (trajs.n_episodes, pol.n_params)
         assert np.all(np.isfinite(est.std_error))
+
+
+def test_threshold_equals_scipy_stats_quantiles():
+    # the threshold uses scipy.special's inverse CDFs; scipy.stats' isf is the independent reference
+    from scipy.stats import norm, t
+
+    from pgexact.estimators.stats import _threshold
+
+    for a in (1e-9, 1e-3, 0.05, 0.5):
+        for k in (1, 4):
+            assert _threshold(a, k) == pytest.approx(norm.isf(a / (2 * k)), rel=1e-14)
+            for n in (2, 3, 161, 10**5):
+                assert _threshold(a, k, n) == pytest.approx(t.isf(a / (2 * k), n - 1), rel=1e-14)

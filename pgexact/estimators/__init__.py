@@ -29,6 +29,7 @@ from ._policy_gradients import (
     state_baseline,
 )
 from ._second_order import hessian_reinforce, hessian_reward_to_go
+from ._dice import hessian_aided_difference, hessian_loaded_dice, hessian_shen
 from .exact_moments import (
     enumerate_trajectories,
     exact_covariance,
@@ -80,4 +81,7 @@ __all__ = [
     "td_errors",
     "trajectory_fisher_estimate",
     "weighted_score",
+    "hessian_loaded_dice",
+    "hessian_shen",
+    "hessian_aided_difference",
 ]

@@ -96,11 +96,14 @@ def _check_false_alarm(false_alarm: Any) -> float:
 
 def _threshold(false_alarm: float, k: int, n: int | None = None) -> float:
     """Bonferroni two-sided threshold: Student's t with n - 1 degrees of freedom, or normal."""
-    from scipy.stats import norm, t  # imported here: scipy.stats costs ~0.25 s at `import pgexact`
+    # scipy.special's inverse CDFs, not scipy.stats' distributions: the same functions (scipy.stats'
+    # norm.isf and t.isf call them), without importing scipy.stats (~0.45 s of CPU on first use).
+    from scipy.special import ndtri, stdtrit
 
+    tail = false_alarm / (2 * k)
     if n is None or n < 2:
-        return float(norm.isf(false_alarm / (2 * k)))
-    return float(t.isf(false_alarm / (2 * k), n - 1))
+        return float(-ndtri(tail))
+    return float(-stdtrit(n - 1, tail))
 
 
 def _hall_statistic(samples: np.ndarray, expected: np.ndarray) -> np.ndarray:

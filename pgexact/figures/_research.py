@@ -311,7 +311,8 @@ def specs(FigureSpec):  # noqa: N803 - the class is passed in to avoid a circula
             "Lemma 15, gradient norm against C(θ) gap^{1/2} at 201 random parameters, with their constant and with "
             "the sharper one of convergence_entropy.lojasiewicz_lhs. "
             "Sources: Mei et al. (2020), Thm 4, Thm 6 and Lemma 15; Agarwal et al. (2021), Thm 16 and Lemma 4; "
-            "Cen et al. (2021), Thm 1; Xiao (2022), Thm 10; Kakade & Langford (2002), Thm 4.1.",
+            "Cen et al. (2021), Thm 1; Xiao (2022), Thm 10 (its divergence term with the 1/(1−γ) of unnormalized Q, "
+            "see pgexact.theorems.convergence.pmd_potential_ratios); Kakade & Langford (2002), Thm 4.1.",
             make_convergence_bounds, (17.0, 7.5),
         ),
         FigureSpec(

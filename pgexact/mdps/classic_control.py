@@ -383,9 +383,9 @@ def mountain_car(
     Accuracy: the default 321 × 321 grid (103 042 states; 0.3 s to build, 5 s CPU and 1.4 GB
     peak to evaluate at H = 200) is chosen for a gap well below 1% to the continuous task.
     Measured (H = 200, γ = 1, the energy-pumping policy of ``tests/test_classic_control.py``,
-    Monte Carlo of gymnasium's dynamics J = −136.11 ± 0.09, 80 000 episodes): exact J −123.08 on
-    41² (gap 9.6%), −129.08 on 81², −132.36 on 121², −133.80 on 161², −135.13 on 241² (0.72%),
-    −135.45 on 281² (0.48%), −135.63 on 321² (0.35%). The error shrinks slowly (order ≈ 0.35
+    Monte Carlo of gymnasium's own ``env.step`` J = −136.23 ± 0.09, 80 000 episodes): exact J −123.08 on
+    41² (gap 9.6%), −129.08 on 81², −132.36 on 121², −133.80 on 161², −135.13 on 241² (0.80%),
+    −135.45 on 281², −135.63 on 321² (0.44%). The error shrinks slowly (order ≈ 0.35
     from 41² to 161²: interpolation diffusion across the goal boundary), so coarse grids
     extrapolate badly; see
     :func:`pgexact.exact.discretization_error` and ``benchmarks/classic_control_convergence.py``.

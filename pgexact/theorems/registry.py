@@ -58,6 +58,11 @@ THEOREM_MODULES: tuple[str, ...] = (
     "geometric", "second_order", "adapters",
     "classic_control",
     "policy_free",
+    "updates_coverage",
+    "statistics",
+    "statistics_estimators",
+    "second_order_estimators",
+    "models",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
@@ -457,6 +462,7 @@ def statistical(
     mutants: dict[str, Callable[[Any], tuple[Any, Any]]],
     false_alarm: float = FALSE_ALARM,
     power_note: str = "",
+    default_instances: int | None = None,
 ) -> Theorem:
     """Register a statistical theorem: observed frequencies match exact probabilities.
 
@@ -471,7 +477,8 @@ def statistical(
     ------
     TypeError, ValueError
         An argument of the wrong kind or value, named in the message (as for :func:`identity`;
-        ``false_alarm`` in (0, 1), ``power_note`` a string).
+        ``false_alarm`` in (0, 1), ``power_note`` a string, ``default_instances`` a positive int: at most
+        that many instances in a default ``pgexact verify`` run, as for :func:`identity`).
     """
     _check_common(id, statement, source, reference, instance)
     check.function("observed", observed)
@@ -518,6 +525,7 @@ def statistical(
             controls=tuple(Control(n, control(fn)) for n, fn in zip(names, fns)),
             kind="statistical",
             evaluate=evaluate,
+            default_instances=None if default_instances is None else _positive_count(default_instances),
         )
     )
 
