@@ -31,19 +31,8 @@ COVERED_PACKAGES: tuple[str, ...] = (
 #: Public functions no theorem reaches yet, each with the reason (what checks it instead, or why a
 #: theorem cannot). Keys are the public names as printed by ``pgexact verify --coverage``.
 ALLOWED_UNCOVERED: dict[str, str] = {
-    'pgexact.lqr.cost_hessian_vector_product': 'LQR cost Hessian-vector product (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
-    'pgexact.lqr.policy_hessian': 'LQR policy Hessian (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
-    'pgexact.lqr.newton_direction': 'LQR Newton direction (second-order work); no theorem yet (tests/test_lqr_hessian.py, tests/test_lqr_exact.py)',
     'pgexact.estimators.exact_covariance': 'the exact covariance of an estimator over enumerated samples; no theorem yet (tests/test_moments.py compares it with the moment recursions)',
     'pgexact.estimators.n_step': 'the n-step estimator; no theorem yet (tests/test_estimators.py; its end-of-episode handling is a known gap)',
-    'pgexact.lqr.fisher': 'LQR Fisher matrix; no theorem yet (tests/test_lqr_exact.py)',
-    'pgexact.lqr.natural_gradient': 'LQR natural gradient (including a learned log-std); no theorem yet (tests/test_lqr_exact.py)',
-    'pgexact.lqr.rollout': 'LQR sampler; no statistical theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.reinforce': 'LQR REINFORCE estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.reinforce_to_go': 'LQR reward-to-go estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.reinforce_baseline': 'LQR baseline estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.dpg': 'LQR deterministic PG estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.soft_policy_improvement': 'one soft LQR improvement step; no theorem yet (tests/test_lqr_soft.py)',
 }
 
 

@@ -63,6 +63,10 @@ THEOREM_MODULES: tuple[str, ...] = (
     "statistics_estimators",
     "second_order_estimators",
     "models",
+    "lqr.natural",
+    "lqr.newton",
+    "lqr.soft_step",
+    "lqr.sampled",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
