@@ -8,6 +8,7 @@ of this process (``time.process_time``), BLAS threads limited to 1. Also prints 
 time of a default audit (300 batches) per driver. Library import time is excluded (one warm-up run).
 
 Usage: ``python benchmarks/bench_drivers.py [--batches 10] [--rounds 3] [driver ...]``
+(for instance ``torchrl-ppo``, which needs the ``conformance-torchrl`` extra).
 """
 
 from __future__ import annotations

@@ -349,7 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--coverage",
         action="store_true",
         help="print, per public numerical function, the theorems that reach it (traced on 1-2 instances per "
-        "theorem); exit 1 if a function is reached by none and has no stated reason",
+        "theorem; the torch and jax adapters are imported and traced when installed); exit 1 if a function is "
+        "reached by none and has no stated reason",
     )
     v.set_defaults(func=_cmd_verify)
     e = sub.add_parser("errata", help="list the errors of the course notes with numerical witnesses")

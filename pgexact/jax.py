@@ -25,11 +25,26 @@ and its derivative the policy Hessian in :math:`\pi` (Furmston, Lever & Barber 2
 
 float64 is required: call ``jax.config.update("jax_enable_x64", True)`` before building arrays;
 otherwise every function raises ``RuntimeError`` (JAX would silently compute in float32).
-``pi`` is validated on entry when its values are known — a concrete array, or a batch under an
-eager ``jax.vmap`` — with a ``ValueError`` naming the first row that is not a distribution. Under
-``jax.jit`` the values exist only when the compiled function runs: the same check runs in the
-callback, and JAX reports its ``ValueError`` inside a ``jax.errors.JaxRuntimeError`` (JAX wraps
-every exception raised in a host callback of compiled code).
+``pi`` is validated on entry whenever its values are known at trace time — a concrete array, or
+the primal and batch an eager ``jax.grad``, ``jax.jvp``, ``jax.hessian`` or ``jax.vmap`` carries, in
+any nesting — with a ``ValueError`` naming ``pi`` and the first row that is not a distribution.
+
+Under ``jax.jit`` (and anything staged: ``lax.scan`` bodies, ``jax.jit(jax.grad(...))``) the values
+exist only when the compiled program runs. The same check then runs in the host callback of the
+solve (finite horizon: a ``jax.debug.callback`` of its own), so an invalid ``pi`` is never computed
+with, but JAX, not pgexact, decides what the caller sees: it catches the callback's ``ValueError``
+and raises its own error whose message is ``"INTERNAL: CpuCallback error calling callback:
+Traceback ... ValueError: pi[1, :] sums to 0.9, expected 1 (tolerance 1e-09)"`` — a
+``jax.errors.JaxRuntimeError`` (a ``RuntimeError``), or in some call orders a plain ``ValueError``
+(after a successful call JAX may dispatch through its C++ fast path, which types it so;
+jax-ml/jax#34083), with no ``__cause__`` (jax-ml/jax#26102). This cannot be otherwise in JAX
+0.10: an exception cannot
+leave compiled code as itself (JAX's documentation of ``pure_callback``: exceptions are
+side effects, "the behavior of the resulting program is undefined"), and the alternative,
+``jax.experimental.checkify.check``, raises a ``ValueError`` only under ``checkify.checkify`` and
+refuses to trace under a plain ``jax.jit``. To get pgexact's ``ValueError`` itself, call the
+function once outside ``jit`` (or check the array with
+:func:`pgexact.policies.as_probabilities`) before compiling.
 
 :func:`fisher_vector_product` gives the exact state-averaged Fisher-vector product of any
 parametrization by one ``jax.jvp`` and one ``jax.vjp``.
@@ -104,8 +119,37 @@ def _check(mdp: Any, pi: Any, name: str = "pi") -> None:
         raise ValueError(f"{name} must have shape (S, A)=({mdp.n_states}, {mdp.n_actions}), got {tuple(shape)}")
     if jnp.dtype(dtype) != jnp.float64:
         raise TypeError(f"{name} has dtype {dtype}; pgexact computes in float64: cast it with .astype(jnp.float64)")
-    if not isinstance(pi, jax.core.Tracer):  # concrete: check the rows now (under jit: in the callback)
-        as_probabilities(np.asarray(pi), name, action_mask=mdp.action_mask)
+    known = _known_values(pi)
+    if known is not None:  # concrete, or traced eagerly (grad, jvp, vmap): check every policy now
+        for p in known.reshape(-1, mdp.n_states, mdp.n_actions):
+            as_probabilities(p, name, action_mask=mdp.action_mask)
+
+
+def _known_values(x: Any) -> np.ndarray | None:
+    """Every policy ``x`` stands for, when their values are known at trace time, as an array
+    (batch..., S, A); None when they are not (under ``jax.jit``: then the solve's callback checks).
+
+    A concrete array is its own value; an eager ``jax.grad`` / ``jax.jvp`` / ``jax.hessian`` tracer
+    carries its concrete primal, an eager ``jax.vmap`` tracer its batch (the batch axis is moved to
+    the front), in any nesting.
+    """
+    def walk(v: Any) -> tuple[np.ndarray, int] | None:  # (values, number of leading batch axes)
+        if not isinstance(v, jax.core.Tracer):
+            return np.asarray(v), 0
+        if hasattr(v, "batch_dim") and hasattr(v, "val"):  # vmap
+            if not isinstance(v.batch_dim, int):
+                return None
+            inner = walk(v.val)
+            if inner is None:
+                return None
+            arr, k = inner
+            return np.moveaxis(arr, k + v.batch_dim, 0), k + 1
+        if hasattr(v, "primal"):  # jvp, linearize (grad)
+            return walk(v.primal)
+        return None
+
+    out = walk(x)
+    return None if out is None else out[0]
 
 
 def _check_point(params: Any, v: Any) -> None:
@@ -133,22 +177,6 @@ def _sds(shape: tuple[int, ...]) -> jax.ShapeDtypeStruct:
 
 def _callback(fn: Callable[..., Any], shapes: Any, *args: Any) -> Any:
     return jax.pure_callback(fn, shapes, *args, vmap_method="sequential")
-
-
-def _check_batched(mdp: Any, pi: Any) -> None:
-    """Under an eager ``jax.vmap`` the batched values are concrete: check every policy now."""
-    from jax._src.interpreters.batching import BatchTracer  # noqa: PLC0415 - private, used defensively
-
-    val, dim = pi, None
-    while isinstance(val, BatchTracer) and isinstance(val.batch_dim, int):
-        val, dim = val.val, val.batch_dim
-    if val is pi or isinstance(val, jax.core.Tracer):
-        return
-    arr = np.asarray(val)
-    if arr.ndim != 3:  # nested vmaps: left to the check inside the solve's callback
-        return
-    for i in range(arr.shape[dim]):
-        as_probabilities(np.take(arr, i, axis=dim), "pi", action_mask=mdp.action_mask)
 
 
 # --------------------------------------------------------------------------- primitives
@@ -267,8 +295,7 @@ def _occupancy_of(mdp: Any, pi: Any, tol: Any) -> Any:
 def _checked(mdp: Any, pi: Any, tol: Any) -> Any:
     _check(mdp, pi)
     check_tol(tol)
-    if isinstance(pi, jax.core.Tracer):
-        _check_batched(mdp, pi)
+    if isinstance(pi, jax.core.Tracer) and _known_values(pi) is None:  # under jit
         if mdp.horizon is not None:  # no solve to check pi in: check it in a callback of its own
 
             def cb(p: np.ndarray) -> None:

@@ -409,8 +409,9 @@ def fisher_vector_product(
         \qquad J_\theta = \partial\pi_\theta / \partial\theta
 
     (Kakade 2002, sec. 3; :func:`pgexact.exact.fisher_vector_product_jvp`), with
-    :math:`J_\theta v` by ``torch.func.jvp`` and :math:`J_\theta^\top w` by ``torch.func.vjp``;
-    :math:`d_\pi` is the normalized occupancy. F is not differentiated.
+    :math:`J_\theta^\top w` by ``torch.autograd.grad`` and :math:`J_\theta v` as the derivative of
+    :math:`\langle J_\theta^\top w, v\rangle` in w (reverse mode twice: no forward-mode rule of
+    ``pi_fn`` needed); :math:`d_\pi` is the normalized occupancy. F is not differentiated.
 
     Parameters
     ----------
@@ -430,12 +431,30 @@ def fisher_vector_product(
     check_mdp(mdp)
     check_callable("pi_fn", pi_fn)
     _check_point(params, v)
-    pi, u = torch.func.jvp(pi_fn, (params,), (v,))
-    _check_tensor(mdp, pi, name="pi_fn(params)")
-    _, vjp_fn = torch.func.vjp(pi_fn, params)
+    # J v and J^T w by reverse mode alone: J v is the derivative in the probe w of <J^T w, v> (J^T w is
+    # linear in w). torch.func's jvp / vjp would load forward-AD decompositions and torch._dynamo on a
+    # first call (seconds of CPU); F is not differentiated, so plain autograd suffices.
+    tree = torch.utils._pytree
+    leaves, spec = tree.tree_flatten(params)
+    directions = tree.tree_flatten(v)[0]
+    with torch.enable_grad():
+        xs = [t.detach().requires_grad_(True) for t in leaves]
+        pi = pi_fn(tree.tree_unflatten(xs, spec))
+        _check_tensor(mdp, pi, name="pi_fn(params)")
+        u = torch.zeros_like(pi)
+        if pi.requires_grad:
+            probe = torch.zeros_like(pi, requires_grad=True)
+            back = torch.autograd.grad((pi * probe).sum(), xs, create_graph=True, allow_unused=True)
+            pairing = sum(((b * d).sum() for b, d in zip(back, directions) if b is not None and b.requires_grad),
+                          start=torch.zeros((), dtype=pi.dtype))
+            if pairing.requires_grad:
+                u = torch.autograd.grad(pairing, probe, retain_graph=True)[0]
     p = as_probabilities(_np(pi), "pi_fn(params)")
     w = fisher_pi_metric(p, _occupancy(mdp, p, tol=tol), _np(u), name="jvp of pi_fn along v")
-    return vjp_fn(_like(w, pi))[0]
+    # scalar outputs only: a tensor grad_outputs makes torch import sympy on a first call (a second of CPU)
+    grads = (torch.autograd.grad((pi * _like(w, pi)).sum(), xs, allow_unused=True) if pi.requires_grad
+             else [None] * len(xs))
+    return tree.tree_unflatten([torch.zeros_like(x) if g is None else g.detach() for g, x in zip(grads, xs)], spec)
 
 
 def _check_point(params: Any, v: Any) -> None:

@@ -33,6 +33,7 @@ IMPLEMENTED = {
     "rlax": ("terminate", "same_step"),
     "skrl-ppo": ("cross", "next_step"),
     "tianshou-ppo": ("bootstrap", "same_step"),
+    "torchrl-ppo": ("bootstrap", "same_step"),
 }
 #: Settings that switch advantage normalization off where the library has a switch, so that the
 #: exact test (not only the scale-free one) applies and the time-limit conventions separate.
@@ -176,3 +177,19 @@ def test_full_audit_at_default_settings(name):
     if truncation != "bootstrap":  # the correct treatment of time limits is rejected
         assert "uniform/bootstrap/same_step/end=V" not in labels, str(report)
     assert 0.9 < report.cosine < 0.999, str(report)
+
+
+def test_torchrl_entropy_bonus_is_in_the_recorded_update():
+    # ClipPPOLoss's entropy term is part of the update the torchrl-ppo driver records: with a
+    # large coefficient (0.5) its stream agrees with the convention that has it and is rejected
+    # against the same convention without it (60 batches of 8 envs x 8 steps, time limit 3)
+    _need("torchrl-ppo")
+    mdp = gridworld(3, 3, gamma=0.8, slip=0.2)
+    right = PRESETS["torchrl-ppo"].replace(gamma=0.8, ent_coef=0.5)
+    wrong = right.replace(ent_coef=0.0)
+    report = audit("torchrl-ppo", mdp, conventions=[right, wrong], n_batches=60, n_envs=8, n_steps=8,
+                   time_limit=3, seed=12, entropy_coeff=0.5)
+    ok, bad = report.verdicts
+    assert ok.convention.ent_coef == 0.5 and ok.consistent, str(report)
+    assert not bad.consistent, str(report)
+    assert report.config["ent_coef"] == 0.5 and report.config["normalize_advantages"] is False

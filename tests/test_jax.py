@@ -232,6 +232,70 @@ def test_concrete_pi_that_is_not_a_distribution_is_refused_on_entry() -> None:
             fn(mdp, jnp.zeros((3, 2)))
 
 
+@pytest.mark.parametrize("horizon", [None, 3])
+def test_invalid_pi_under_eager_transforms_is_a_value_error_naming_pi(horizon) -> None:
+    """grad, hessian, jacfwd, jvp and vmap (nested, and over any axis) carry the values of pi at trace
+    time: the check runs there, a pgexact ValueError, never JAX's wrapping of a callback error."""
+    from pgexact.mdps import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=0.9 if horizon is None else 1.0, horizon=horizon, seed=0)
+    good = jnp.full((3, 2), 0.5)
+    bad = good.at[1, 0].set(0.4)
+    pair = jnp.stack([good, bad])
+    for fn in (pj.expected_return, pj.values, pj.action_values, pj.advantages, pj.occupancy):
+        f = lambda p, fn=fn: fn(mdp, p).sum()  # noqa: E731
+        calls = {
+            "grad": lambda: jax.grad(f)(bad),
+            "hessian": lambda: jax.hessian(f)(bad),
+            "jacfwd": lambda: jax.jacfwd(f)(bad),
+            "jvp": lambda: jax.jvp(f, (bad,), (good,)),
+            "vmap": lambda: jax.vmap(f)(pair),
+            "vmap over axis 1": lambda: jax.vmap(f, in_axes=1)(jnp.moveaxis(pair, 0, 1)),
+            "vmap of vmap": lambda: jax.vmap(jax.vmap(f))(jnp.stack([jnp.stack([good, good]), pair])),
+            "vmap of grad": lambda: jax.vmap(jax.grad(f))(pair),
+            "grad of vmap": lambda: jax.grad(lambda q: jax.vmap(f)(q).sum())(pair),
+        }
+        for how, call in calls.items():
+            with pytest.raises(ValueError, match=r"^pi\[1, :\] sums to 0.9, expected 1") as info:
+                call()
+            assert type(info.value) is ValueError, (fn.__name__, how)
+    with pytest.raises(ValueError, match=r"^pi\[1, :\] sums to 0.9, expected 1"):
+        jax.grad(lambda p: pj.average_reward(mdp, p))(bad)
+
+
+def test_valid_pi_under_nested_vmap_matches_the_plain_value() -> None:
+    from pgexact.mdps import random_mdp
+
+    mdp = random_mdp(3, 2, gamma=0.9, seed=0)
+    W = jnp.asarray(np.random.default_rng(0).normal(size=(2, 3, 3, 2)))
+    P = jax.nn.softmax(W, -1)
+    got = jax.vmap(jax.vmap(lambda p: pj.expected_return(mdp, p)), in_axes=1)(P)
+    ref = [[evaluate(mdp, np.asarray(P[i, j])).J for i in range(2)] for j in range(3)]
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-14, atol=0)
+
+
+def test_invalid_pi_under_jit_is_what_the_module_docstring_says() -> None:
+    """Under jax.jit the check runs in the solve's host callback and JAX wraps its ValueError: a
+    JaxRuntimeError, or a ValueError in some call orders, both with pgexact's message inside (pgexact.jax's docstring). If JAX ever re-raises the
+    callback's exception itself, this test fails and the docstring (and the fuzz's xfail) must go."""
+    from pgexact.mdps import random_mdp
+
+    for horizon in (None, 3):
+        mdp = random_mdp(3, 2, gamma=0.9 if horizon is None else 1.0, horizon=horizon, seed=0)
+        good = jnp.full((3, 2), 0.5)
+        bad = good.at[1, 0].set(0.4)
+        for first in (bad, good):  # the type depends on the call order (jax-ml/jax#34083), not the message
+            f = jax.jit(lambda p, mdp=mdp: pj.values(mdp, p))
+            try:
+                f(first)
+            except (jax.errors.JaxRuntimeError, ValueError):
+                pass
+            with pytest.raises((jax.errors.JaxRuntimeError, ValueError),
+                               match=r"(?s)^INTERNAL: CpuCallback error calling callback: Traceback.*"
+                                     r"ValueError: pi\[1, :\] sums to 0.9, expected 1"):
+                f(bad)
+
+
 def test_tol_is_checked_before_the_callback() -> None:
     from pgexact.mdps import random_mdp
 

@@ -9,6 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import pgexact.theorems.lqr as lqr_theorems  # noqa: F401  (registers the theorems)
+import pgexact.theorems.lqr.natural  # noqa: F401  (registered through THEOREM_MODULES; imported here to run alone)
+import pgexact.theorems.lqr.newton  # noqa: F401
+import pgexact.theorems.lqr.sampled  # noqa: F401
+import pgexact.theorems.lqr.soft_step  # noqa: F401
 from pgexact.lqr import cost_gradient, evaluate
 from pgexact.theorems.lqr import FD_TOL, _J, central_difference, random_problem
 from pgexact.theorems.registry import _REGISTRY, CONTROL_FACTOR, relative_error
@@ -31,14 +35,24 @@ LQR_IDS = [
     "lqr.ddpg_gradient",
     "lqr.cost_gradient",
     "lqr.soft_evaluate",
+    "lqr.fisher_score_outer",
+    "lqr.fisher_fixed_noise",
+    "lqr.natural_gradient_solves",
+    "lqr.hessian_vector_product",
+    "lqr.policy_hessian",
+    "lqr.newton_direction",
+    "lqr.soft_policy_improvement",
 ]
+#: Statistical LQR theorems (Monte Carlo, ~0.1 s an instance): checked in tests/test_theorems_lqr_coverage.py and
+#: by the registry-wide control test, not at 20 + 12 instances each here.
+LQR_STATISTICAL_IDS = ["lqr.rollout_law", "lqr.score_function_estimators", "lqr.dpg_estimator"]
 
 
 def test_registered():
     for tid in LQR_IDS:
         th = _REGISTRY[tid]
         assert th.tolerance > 0 and th.tolerance_reason and th.source and th.reference and th.controls
-    assert sorted(t for t in _REGISTRY if t.startswith("lqr.")) == sorted(LQR_IDS)
+    assert sorted(t for t in _REGISTRY if t.startswith("lqr.")) == sorted(LQR_IDS + LQR_STATISTICAL_IDS)
 
 
 @pytest.mark.parametrize("tid", LQR_IDS)

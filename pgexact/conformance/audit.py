@@ -167,10 +167,12 @@ class AuditReport:
 
     def verdict(self, label: str) -> ConventionVerdict:
         """The verdict of the candidate whose :meth:`Convention.label` is ``label``."""
+        if not isinstance(label, str):
+            raise TypeError(f"label must be a str (a Convention.label()), got {type(label).__name__}")
         for v in self.verdicts:
             if v.convention.label() == label:
                 return v
-        raise KeyError(f"no candidate convention {label!r}; candidates: "
+        raise ValueError(f"label {label!r} is not a candidate convention; candidates: "
                        + ", ".join(v.convention.label() for v in self.verdicts))
 
     def to_dict(self) -> dict:

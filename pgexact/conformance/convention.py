@@ -223,9 +223,11 @@ PRESETS: dict[str, Convention] = {
     "cleanrl-ppo": _preset("cleanrl-ppo", lam=0.95, gamma=0.99, ent_coef=0.01,
                            normalize_advantages="minibatch", truncation="terminate",
                            autoreset="next_step", n_envs=4, n_steps=128),
-    # torchrl: GAE(gamma, lmbda) reads next.done/next.terminated (bootstraps V(next obs) at a
-    # truncation), ClipPPOLoss(entropy_coef=0.01, normalize_advantage=False); collectors keep the
-    # final observation in "next".
+    # torchrl 0.14: ClipPPOLoss(entropy_coeff=0.01, normalize_advantage=False) and its default GAE
+    # value estimator (lmbda 0.95, average_gae False) mask V(next obs) only where next.terminated and
+    # cut at next.done, so a truncation is bootstrapped with V(final obs); the Collector keeps the
+    # final observation in "next" and resets the ended env itself (same-step rows); the buffer's
+    # last row is bootstrapped (set_truncated=False). Confirmed by the torchrl-ppo driver's audit.
     "torchrl-ppo": _preset("torchrl-ppo", lam=0.95, gamma=0.99, ent_coef=0.01, normalize_advantages=False,
                            truncation="bootstrap", autoreset="same_step"),
     # tianshou PPOPolicy: gae_lambda 0.95, ent_coef 0.01, advantage_normalization True (per

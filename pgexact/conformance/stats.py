@@ -13,12 +13,34 @@ i of the (S, A) update,
 
     t_i = \frac{\bar D_i}{s_i / \sqrt K}, \qquad D_k = \bar Y_k - \bar\mu_k,
 
-with :math:`s_i` the standard deviation of :math:`D_{k,i}` over the blocks (K − 1 degrees of
-freedom) and :math:`\bar\mu_k` the exact prediction averaged over block k's batches. The
-statistic is :math:`\max_i |t_i|` over the d coordinates that vary, compared with the Student
-quantile :math:`t_{K-1}(1 - \alpha/(2d))` (Bonferroni): the false-alarm probability is at most
-α (asymptotically in the block length). A coordinate with no variation across blocks and a
+with :math:`s_i` the standard deviation of :math:`D_{k,i}` over the blocks and
+:math:`\bar\mu_k` the exact prediction averaged over block k's batches. The statistic is
+:math:`\max_i |t_i|` over the d coordinates that vary, compared with the Student quantile
+:math:`t_{K-1}(1 - \alpha/(2d))` (Bonferroni): the false-alarm probability is at most α
+(asymptotically in the block length). A coordinate with no variation across blocks and a
 nonzero mean difference counts as :math:`|t| = \infty`.
+
+**Non-normal block means.** The Bonferroni level :math:`\alpha/(2d)` lies far in the tail, where
+skewed, heavy-tailed block means (the coordinates of rarely visited states or rare rewards) make
+:math:`|t_i|` exceed Student's quantile more often than stated: on the audits' gridworld with
+16 envs × 16 steps and 60 batches, one coordinate's two-sided tail rate at
+:math:`\alpha/(2d)` was 4× nominal and the test's false alarm 5.7% at a nominal 5% (2,000
+streams). The variance estimate :math:`s_i^2` is what goes wrong: with excess kurtosis
+:math:`\kappa` of the block means, :math:`\operatorname{Var}(s_i^2)/\sigma_i^4 = 2/(K-1) +
+\kappa/K` instead of :math:`2/(K-1)`. Each :math:`t_i` is therefore referred to Student's t with
+the moment-matched degrees of freedom (Satterthwaite 1946, "An approximate distribution of
+estimates of variance components")
+
+.. math::
+
+    \nu_i = \frac{2}{2/(K-1) + \hat\kappa_i / K}, \qquad
+    \hat\kappa_i = \frac{\max(0, G_{2,i})}{\lfloor B/K \rfloor},
+
+with :math:`G_{2,i}` the sample excess kurtosis of the per-batch differences (the kurtosis of a
+mean of m nearly independent batches is a batch's over m; estimated from the B batches rather
+than the K blocks), and reported on the :math:`t_{K-1}` scale:
+:math:`z_i = F^{-1}_{t_{K-1}}(F_{t_{\nu_i}}(|t_i|))`. Normal data keep
+:math:`\nu_i \approx K - 1`; :math:`\nu_i` never exceeds K − 1.
 
 * :func:`mean_test` — :math:`H_0: \mathbb{E}[Y_b] = \mu_b` (the exact test).
 * :func:`parallel_test` — :math:`H_0: \mathbb{E}[Y_b] = c\,\mu_b` for some c > 0 (scale-free:
@@ -60,7 +82,9 @@ class Verdict:
     test : str
         ``"mean"`` or ``"parallel"``.
     z : float
-        The statistic :math:`\max_i |t_i|` (``inf`` if a constant coordinate differs).
+        The statistic :math:`\max_i |t_i|` on the :math:`t_{K-1}` scale after the kurtosis
+        adjustment of the degrees of freedom (module docstring; ``inf`` if a constant coordinate
+        differs).
     threshold : float
         :math:`t_{K-1}(1 - \alpha/(2d))`.
     reject : bool
@@ -123,7 +147,8 @@ def _bounded(name: str, value: Any) -> np.ndarray:
     return arr
 
 
-def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np.ndarray]:
+def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, ...]:
+    """Block means of the updates and predictions, and the batches they use (the first B mod K dropped)."""
     Y = _bounded("updates", updates)
     if Y.ndim < 2:
         raise ValueError(f"updates must have shape (n_batches, ...), got {Y.shape}")
@@ -142,19 +167,47 @@ def _blocks(updates: Any, predicted: Any, n_blocks: Any) -> tuple[np.ndarray, np
     start = B - K * size
     Yb = Y[start:].reshape((K, size) + Y.shape[1:]).mean(axis=1)
     mub = mu[start:].reshape((K, size) + Y.shape[1:]).mean(axis=1)
-    return Yb, mub
+    return Yb, mub, Y[start:], mu[start:]
 
 
-def _max_t(D: np.ndarray, alpha: float, scale_ref: float, directions: np.ndarray | None = None,
-           coordinates: bool = True):
-    """max |t| over the coordinates of the block differences D (K, ...) and their projections on
-    ``directions`` (m, ...); returns (z, crit, d, worst, se, se_directions)."""
-    K = D.shape[0]
-    Df = D.reshape(K, -1)
+def _excess_kurtosis(X: np.ndarray) -> np.ndarray:
+    """Unbiased sample excess kurtosis (Fisher's G2) of each column of X (n, m), clipped at 0.
+
+    Columns that do not vary, and samples of fewer than 4, get 0.
+    """
+    n = X.shape[0]
+    if n < 4:
+        return np.zeros(X.shape[1])
+    C = X - X.mean(axis=0)
+    peak = np.abs(C).max(axis=0)
+    C = C / np.where(peak > 0, peak, 1.0)  # scale-free; fourth powers of entries up to 1e100 would overflow
+    m2 = (C * C).mean(axis=0)
+    m4 = (C ** 4).mean(axis=0)
+    out = np.zeros(X.shape[1])
+    ok = (peak > 1e-12 * max(float(np.abs(X).max(initial=0.0)), 1e-300)) & (m2 > 0)
+    g2 = m4[ok] / m2[ok] ** 2 - 3.0
+    out[ok] = ((n + 1) * g2 + 6.0) * (n - 1) / ((n - 2) * (n - 3))
+    return np.maximum(out, 0.0)
+
+
+def _columns(D: np.ndarray, directions: np.ndarray | None, coordinates: bool) -> np.ndarray:
+    n = D.shape[0]
+    Df = D.reshape(n, -1)
     cols = [Df if coordinates else Df[:, :0]]
     if directions is not None and len(directions):
         cols.append(Df @ directions.reshape(len(directions), -1).T)
-    X = np.concatenate(cols, axis=1)
+    return np.concatenate(cols, axis=1)
+
+
+def _max_t(D: np.ndarray, alpha: float, scale_ref: float, directions: np.ndarray | None = None,
+           coordinates: bool = True, batches: np.ndarray | None = None):
+    """max |t| over the coordinates of the block differences D (K, ...) and their projections on
+    ``directions`` (m, ...), each t referred to Student's t with the kurtosis-adjusted degrees of
+    freedom of its standard error (from the per-batch differences ``batches`` (B, ...)) and
+    reported on the scale of :math:`t_{K-1}`; returns (z, crit, d, worst, se, se_directions)."""
+    K = D.shape[0]
+    Df = D.reshape(K, -1)
+    X = _columns(D, directions, coordinates)
     mean = X.mean(axis=0)
     se_all = X.std(axis=0, ddof=1) / np.sqrt(K)
     tiny = 1e-12 * max(scale_ref, np.abs(Df).max(), 1e-300)
@@ -163,6 +216,16 @@ def _max_t(D: np.ndarray, alpha: float, scale_ref: float, directions: np.ndarray
     d = max(int(varies.sum()), 1)
     t = np.zeros_like(mean)
     t[varies] = np.abs(mean[varies]) / se_all[varies]
+    if batches is not None:
+        # excess kurtosis of a block mean = that of a batch / batches per block (batches nearly
+        # independent); Var(s^2)/sigma^4 = 2/(K-1) + kappa/K matched by a chi2_nu/nu
+        size = batches.shape[0] // K
+        kappa = _excess_kurtosis(_columns(batches, directions, coordinates)) / size
+        nu = 2.0 / (2.0 / (K - 1) + kappa / K)
+        adjust = varies & (nu < K - 1)
+        if adjust.any():
+            sf = scipy.stats.t.sf(t[adjust], nu[adjust])
+            t[adjust] = np.where(sf > 0, scipy.stats.t.isf(np.maximum(sf, 1e-300), K - 1), t[adjust])
     t[differs] = np.inf
     crit = float(scipy.stats.t.ppf(1.0 - alpha / (2 * d), K - 1))
     i = int(np.argmax(t))
@@ -230,12 +293,12 @@ def mean_test(updates: Any, predicted: Any, *, directions: Any = None, coordinat
     """
     alpha = _check_alpha(false_alarm)
     coordinates = check_bool("coordinates", coordinates)
-    Yb, mub = _blocks(updates, predicted, n_blocks)
+    Yb, mub, Y, mu = _blocks(updates, predicted, n_blocks)
     scale = float(np.abs(mub).max())
     U = _unit_directions(directions, Yb.shape[1:])
     if not coordinates and (U is None or not len(U)):
         raise ValueError("coordinates=False needs at least one nonzero direction")
-    z, crit, d, worst, se, se_dir = _max_t(Yb - mub, alpha, scale, U, bool(coordinates))
+    z, crit, d, worst, se, se_dir = _max_t(Yb - mub, alpha, scale, U, bool(coordinates), batches=Y - mu)
     return Verdict("mean", z, crit, bool(z > crit), alpha, Yb.shape[0], d, worst, 1.0, se,
                    _min_detectable(se, crit, scale), U, se_dir)
 
@@ -267,7 +330,7 @@ def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks:
             updates = Y - np.broadcast_to(o, Y.shape) if o.shape != Y.shape else Y - o
         except ValueError:
             raise ValueError(f"offset must have shape {Y.shape[1:]} or {Y.shape}, got {o.shape}") from None
-    Yb, mub = _blocks(updates, predicted, n_blocks)
+    Yb, mub, Y, mu = _blocks(updates, predicted, n_blocks)
     K = Yb.shape[0]
     mbar = mub.mean(axis=0).reshape(-1)
     nrm2 = float(mbar @ mbar)
@@ -276,10 +339,15 @@ def parallel_test(updates: Any, predicted: Any, *, offset: Any = None, n_blocks:
     Yf, muf = Yb.reshape(K, -1), mub.reshape(K, -1)
     c_blocks = Yf @ mbar / nrm2
     c_hat = float(c_blocks.mean())
-    R = Yf - c_hat * muf
-    R = R - np.outer(R @ mbar / nrm2, mbar)
+
+    def residual(Yx: np.ndarray, mux: np.ndarray) -> np.ndarray:
+        Rx = Yx - c_hat * mux
+        return Rx - np.outer(Rx @ mbar / nrm2, mbar)
+
+    R = residual(Yf, muf)
+    Rbat = residual(Y.reshape(len(Y), -1), mu.reshape(len(mu), -1))
     scale = float(np.abs(Yf).max())
-    z, crit, d, worst, se, _ = _max_t(R.reshape(Yb.shape), alpha, scale)
+    z, crit, d, worst, se, _ = _max_t(R.reshape(Yb.shape), alpha, scale, batches=Rbat)
     # a negative scale (antiparallel) also rejects
     se_c = float(c_blocks.std(ddof=1) / np.sqrt(K))
     t_c = c_hat / se_c if se_c > 0 else (np.inf if c_hat > 0 else -np.inf)

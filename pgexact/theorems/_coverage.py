@@ -21,7 +21,8 @@ import numpy as np
 __all__: list[str] = []
 
 #: Packages (and modules) whose public functions the theorems should reach; the adapters count when
-#: their extra is installed (``pgexact._public.public_modules`` leaves them out otherwise).
+#: their extra is installed (``pgexact._public.public_modules`` leaves them out otherwise), and
+#: :func:`measure` then imports them (seconds of CPU: ``--coverage`` is not the default run).
 COVERED_PACKAGES: tuple[str, ...] = (
     "pgexact.exact", "pgexact.estimators", "pgexact.updates", "pgexact.lqr", "pgexact.average",
     "pgexact.mdps", "pgexact.sampling", "pgexact.jax", "pgexact.torch",
@@ -30,31 +31,6 @@ COVERED_PACKAGES: tuple[str, ...] = (
 #: Public functions no theorem reaches yet, each with the reason (what checks it instead, or why a
 #: theorem cannot). Keys are the public names as printed by ``pgexact verify --coverage``.
 ALLOWED_UNCOVERED: dict[str, str] = {
-    'pgexact.jax.average_reward': "the jax adapter's average reward: importing jax costs seconds of CPU, beyond verify's budget; tests/test_average_control.py",
-    'pgexact.torch.average_reward': "the torch adapter's average reward: importing torch costs seconds of CPU, beyond verify's budget; tests/test_average_control.py",
-    'pgexact.lqr.cost_hessian_vector_product': 'LQR cost Hessian-vector product (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
-    'pgexact.lqr.policy_hessian': 'LQR policy Hessian (second-order work); no registered theorem reaches it (tests/test_lqr_hessian.py)',
-    'pgexact.lqr.newton_direction': 'LQR Newton direction (second-order work); no theorem yet (tests/test_lqr_hessian.py, tests/test_lqr_exact.py)',
-    'pgexact.lqr.fisher': 'LQR Fisher matrix; no theorem yet (tests/test_lqr_exact.py)',
-    'pgexact.lqr.natural_gradient': 'LQR natural gradient (including a learned log-std); no theorem yet (tests/test_lqr_exact.py)',
-    'pgexact.lqr.rollout': 'LQR sampler; no statistical theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.reinforce': 'LQR REINFORCE estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.reinforce_to_go': 'LQR reward-to-go estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.reinforce_baseline': 'LQR baseline estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.dpg': 'LQR deterministic PG estimator; no theorem yet (tests/test_lqr_sampling.py)',
-    'pgexact.lqr.soft_policy_improvement': 'one soft LQR improvement step; no theorem yet (tests/test_lqr_soft.py)',
-    'pgexact.jax.expected_return': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
-    'pgexact.jax.values': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
-    'pgexact.jax.action_values': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
-    'pgexact.jax.advantages': "the jax adapter: importing jax costs seconds of CPU, beyond verify's budget; tests/test_jax.py checks values and gradients with random cotangents",
-    'pgexact.jax.occupancy': 'reached by the adapter theorems (theorems/adapters.py) when jax is already imported; --coverage does not import jax (seconds of CPU), so it counts as uncovered there',
-    'pgexact.jax.fisher_vector_product': "the jax adapter: importing jax costs seconds of CPU, beyond verify's budget; tests/test_jax.py checks values and gradients with random cotangents",
-    'pgexact.torch.expected_return': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
-    'pgexact.torch.values': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
-    'pgexact.torch.action_values': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
-    'pgexact.torch.advantages': "the torch adapter: importing torch costs seconds of CPU, beyond verify's budget; tests/test_torch.py checks values and gradients with random cotangents",
-    'pgexact.torch.occupancy': 'reached by the adapter theorems (theorems/adapters.py) when torch is already imported; --coverage does not import torch (seconds of CPU), so it counts as uncovered there',
-    'pgexact.torch.fisher_vector_product': "the torch adapter: importing torch costs seconds of CPU, beyond verify's budget; tests/test_torch.py checks values and gradients with random cotangents",
 }
 
 
@@ -93,8 +69,9 @@ def public_functions(packages: Iterable[str] = COVERED_PACKAGES) -> dict[str, Co
     """Public name -> code object of every public function of the given packages (first public path wins,
     the shortest one: ``pgexact.exact.evaluate`` rather than ``pgexact.exact.evaluation.evaluate``).
 
-    An optional adapter (``pgexact.jax``, ``pgexact.torch``) that no theorem module has imported is listed from
-    its source with code None (unreached), when its extra is installed: importing it here would cost seconds."""
+    An optional adapter (``pgexact.jax``, ``pgexact.torch``) not imported yet is listed from its source with code
+    None (unreached), when its extra is installed: importing it here would cost seconds (:func:`measure` imports
+    the adapters first, unless told not to)."""
     import importlib
     import pkgutil
 
@@ -128,10 +105,29 @@ def public_functions(packages: Iterable[str] = COVERED_PACKAGES) -> dict[str, Co
     return out
 
 
+def import_adapters() -> list[str]:
+    """Import the optional adapters (``pgexact.torch``, ``pgexact.jax``) whose extra is installed, so that
+    :func:`measure` can record the calls the adapter theorems make to them; returns their names."""
+    import importlib
+    import importlib.util
+
+    from .._public import OPTIONAL
+
+    out = []
+    for module_name, extra in OPTIONAL.items():
+        if importlib.util.find_spec(extra) is None:
+            continue
+        importlib.import_module(module_name)
+        out.append(module_name)
+    return out
+
+
 def measure(theorems: list[Any], instances: int = 1, seed: int = 0,
-            packages: Iterable[str] = COVERED_PACKAGES) -> Coverage:
+            packages: Iterable[str] = COVERED_PACKAGES, adapters: bool = True) -> Coverage:
     """Run each theorem on ``instances`` instances (seeded as ``pgexact verify`` seeds them) while recording
     which public functions it calls. A theorem that raises simply stops contributing (``verify`` reports it).
+    With ``adapters`` (the default), the adapters whose extra is installed are imported first
+    (:func:`import_adapters`), so their functions are recorded too.
 
     Every global name, in every loaded pgexact module, bound to one of the public functions is rebound to
     a recording wrapper for the duration (so calls through ``from .evaluation import evaluate`` are seen,
@@ -140,6 +136,8 @@ def measure(theorems: list[Any], instances: int = 1, seed: int = 0,
     """
     from .registry import theorem_seed
 
+    if adapters:
+        import_adapters()
     functions = public_functions(packages)
     by_code = {code: name for name, code in functions.items() if code is not None}
     reached: dict[str, set[str]] = {name: set() for name in functions}

@@ -1,8 +1,10 @@
-r"""Theorems about the PyTorch and JAX adapters: their first derivatives with any cotangent, and their
-second derivatives, against complex-step derivatives of reference values written from the model's
-data alone (:mod:`pgexact.theorems._reference`: dense ``numpy.linalg.solve``, backward recursions,
-forward marginals), which share no code with the adapters (numpy/scipy LU or Krylov solves
-differentiated implicitly by torch or JAX).
+r"""Theorems about the PyTorch and JAX adapters: their first derivatives with any cotangent (J, V, Q, A
+and d), their second derivatives, their Fisher-vector products and the derivative of their average
+reward, against references written from the model's data alone (:mod:`pgexact.theorems._reference`:
+dense ``numpy.linalg.solve``, backward recursions, forward marginals, the dense Fisher matrix of the
+explicit score, the stationary distribution by one square solve), differentiated by complex steps;
+they share no code with the adapters (numpy/scipy LU or Krylov solves differentiated implicitly by
+torch or JAX, :func:`pgexact.exact.fisher_pi_metric`, :mod:`pgexact.average`).
 
 Each adapter's theorems are registered only when its framework can be imported, so ``pgexact
 verify`` on a machine without torch or jax simply does not list them. The framework is imported
@@ -32,8 +34,10 @@ SOURCE = (
 
 
 # ----------------------------------------------------------------------------- instances, references
-def _instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray, dict[str, Any], np.ndarray]:
-    """A problem, its policy matrix, random cotangents of (J, V, Q, d) and a random direction u."""
+def _instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray, dict[str, Any], np.ndarray, dict[str, Any]]:
+    """A problem, its policy matrix, random cotangents of (J, V, Q, A, d), a random direction u, and
+    ``extra``: a random θ-direction v (Fisher) and three random directions tangent to the simplex
+    (rows summing to 0; the average reward is defined on the simplex only)."""
     pr = _multi_step(rng)
     pi = pr.policy.probs(pr.theta)
     vals = ref.values(pr.mdp, pi)
@@ -41,9 +45,14 @@ def _instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray, dict[str, 
         "J": float(rng.standard_normal()),
         "V": rng.standard_normal(vals.V.shape),
         "Q": rng.standard_normal(vals.Q.shape),
+        "A": rng.standard_normal(vals.A.shape),
         "d": rng.standard_normal(pi.shape[0]),
     }
-    return pr, pi, cot, rng.standard_normal(pi.shape)
+    u = rng.standard_normal(pi.shape)
+    tangents = rng.standard_normal((3, *pi.shape))
+    tangents -= tangents.mean(axis=-1, keepdims=True)
+    extra = {"v": rng.standard_normal(pr.policy.n_params), "tangents": tangents}
+    return pr, pi, cot, u, extra
 
 
 def _ref_occupancy(mdp: Any, pi: np.ndarray) -> np.ndarray:
@@ -55,15 +64,15 @@ def _ref_occupancy(mdp: Any, pi: np.ndarray) -> np.ndarray:
 
 
 def _ref_pairing(mdp: Any, pi: np.ndarray, cot: dict[str, Any]) -> Any:
-    r""":math:`c_J J + \langle\bar V, V\rangle + \langle\bar Q, Q\rangle + \langle\bar d, d\rangle`, complex-safe."""
+    r""":math:`c_J J + \langle\bar V, V\rangle + \langle\bar Q, Q\rangle + \langle\bar A, A\rangle + \langle\bar d, d\rangle`, complex-safe."""
     v = ref.values(mdp, pi)
-    return (cot["J"] * v.J + np.sum(cot["V"] * v.V) + np.sum(cot["Q"] * v.Q)
+    return (cot["J"] * v.J + np.sum(cot["V"] * v.V) + np.sum(cot["Q"] * v.Q) + np.sum(cot["A"] * v.A)
             + np.sum(cot["d"] * _ref_occupancy(mdp, pi)))
 
 
 def _ref_vjp(inst: Any) -> np.ndarray:
     """Complex-step gradient in every entry of pi of the reference pairing (h = 1e-30)."""
-    pr, pi, cot, _ = inst
+    pr, pi, cot = inst[:3]
     h = ref.COMPLEX_STEP
     out = np.empty(pi.shape)
     for idx in np.ndindex(*pi.shape):
@@ -81,9 +90,39 @@ def _ref_pi_gradient(mdp: Any, pi: np.ndarray) -> np.ndarray:
 
 def _ref_pi_hvp(inst: Any) -> np.ndarray:
     """Complex-step derivative along u of the reference dJ/dpi: the Hessian of J in pi applied to u."""
-    pr, pi, _, u = inst
+    pr, pi, _, u = inst[:4]
     h = ref.COMPLEX_STEP
     return np.imag(_ref_pi_gradient(pr.mdp, pi + 1j * h * u)) / h
+
+
+def _ref_fvp(inst: Any) -> np.ndarray:
+    r""":math:`F v` with the dense :math:`F = \sum_s d_\pi(s)\sum_a \pi\,\psi\psi^\top` of the explicit score
+    :math:`\psi = \phi - \sum_b \pi(b|s)\phi(s, b)` and the reference occupancy."""
+    pr, pi, extra = inst[0], inst[1], inst[4]
+    return ref.fisher(pr.policy, pr.theta, _ref_occupancy(pr.mdp, pi)) @ extra["v"]
+
+
+def _ref_gain(mdp: Any, pi: np.ndarray) -> Any:
+    r"""Gain :math:`\rho = d^\top r_\pi` with :math:`d (I - P_\pi) = 0`, :math:`d 1 = 1` (the last balance
+    equation replaced by the normalization; one square LU solve), complex-safe."""
+    P_pi, r_pi = ref.chain(mdp, pi)
+    M = (np.eye(P_pi.shape[0]) - P_pi).T.astype(np.result_type(pi, float))
+    M[-1, :] = 1.0
+    b = np.zeros(P_pi.shape[0])
+    b[-1] = 1.0
+    return np.linalg.solve(M, b) @ r_pi
+
+
+def _ref_gain_derivatives(inst: Any) -> np.ndarray:
+    """Complex-step derivatives of the reference gain along the three tangent directions."""
+    pr, pi, extra = inst[0], inst[1], inst[4]
+    h = ref.COMPLEX_STEP
+    return np.array([np.imag(_ref_gain(pr.mdp, pi + 1j * h * t)) / h for t in extra["tangents"]])
+
+
+def _along(G: np.ndarray, inst: Any) -> np.ndarray:
+    """A gradient in pi (S, A) applied to the tangent directions of ``inst``."""
+    return np.einsum("sa,ksa->k", G, inst[4]["tangents"])
 
 
 def _ones_like(cot: dict[str, Any]) -> dict[str, Any]:
@@ -92,82 +131,149 @@ def _ones_like(cot: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- torch
-def _torch(inst: Any, *, ignore_cotangent: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(VJP of the pairing, Hessian of J in pi applied to u) through pgexact.torch."""
+#: What each adapter returns on an instance: (VJP of the pairing, Hessian of J in pi applied to u, the
+#: Fisher-vector product F v of the instance's parametrization, the gradient of the gain in pi applied
+#: to the tangent directions).
+Outputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _torch(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
+    """The four outputs through pgexact.torch."""
     import torch  # noqa: PLC0415 - optional, imported when the theorem runs
 
     import pgexact.torch as pt  # noqa: PLC0415
 
-    pr, pi_np, cot, u = inst
+    pr, pi_np, cot, u, extra = inst
     cot = _ones_like(cot) if ignore_cotangent else cot
+    mdp = pr.mdp
     pi = torch.tensor(pi_np, requires_grad=True)
-    total = (cot["J"] * pt.expected_return(pr.mdp, pi) + (torch.tensor(cot["V"]) * pt.values(pr.mdp, pi)).sum()
-             + (torch.tensor(cot["Q"]) * pt.action_values(pr.mdp, pi)).sum()
-             + (torch.tensor(cot["d"]) * pt.occupancy(pr.mdp, pi)).sum())
+    total = (cot["J"] * pt.expected_return(mdp, pi) + (torch.tensor(cot["V"]) * pt.values(mdp, pi)).sum()
+             + (torch.tensor(cot["Q"]) * pt.action_values(mdp, pi)).sum()
+             + (torch.tensor(cot["A"]) * pt.advantages(mdp, pi)).sum()
+             + (torch.tensor(cot["d"]) * pt.occupancy(mdp, pi)).sum())
     (g,) = torch.autograd.grad(total, pi)
-    (G,) = torch.autograd.grad(pt.expected_return(pr.mdp, pi), pi, create_graph=True)
+    (G,) = torch.autograd.grad(pt.expected_return(mdp, pi), pi, create_graph=True)
     (Hu,) = torch.autograd.grad((G * torch.tensor(u)).sum(), pi)
-    return g.numpy(), Hu.numpy()
+    phi = torch.tensor(ref.logit_features(pr.policy))  # the parametrization's definition: z = phi theta
+    Fv = pt.fisher_vector_product(mdp, lambda th: torch.softmax(phi @ th, dim=-1), torch.tensor(pr.theta),
+                                  torch.tensor(extra["v"]))
+    (Grho,) = torch.autograd.grad(pt.average_reward(mdp, pi), pi)
+    return g.numpy(), Hu.numpy(), Fv.numpy(), _along(Grho.numpy(), inst)
 
 
 # ----------------------------------------------------------------------------- jax
-def _jax(inst: Any, *, ignore_cotangent: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(VJP of the pairing, Hessian of J in pi applied to u) through pgexact.jax, in one compiled program."""
+def _jax(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
+    """The four outputs through pgexact.jax, in one compiled program."""
     import jax  # noqa: PLC0415 - optional, imported when the theorem runs
 
     jax.config.update("jax_enable_x64", True)
     import pgexact.jax as pj  # noqa: PLC0415
 
-    pr, pi_np, cot, u = inst
+    jnp = jax.numpy
+    pr, pi_np, cot, u, extra = inst
     cot = _ones_like(cot) if ignore_cotangent else cot
     mdp = pr.mdp
+    phi = jnp.asarray(ref.logit_features(pr.policy))
 
     def outputs(p: Any) -> Any:
-        return (pj.expected_return(mdp, p), pj.values(mdp, p), pj.action_values(mdp, p), pj.occupancy(mdp, p))
+        return (pj.expected_return(mdp, p), pj.values(mdp, p), pj.action_values(mdp, p), pj.advantages(mdp, p),
+                pj.occupancy(mdp, p))
 
-    def both(p: Any, cotangents: Any, v: Any) -> Any:
+    def program(p: Any, cotangents: Any, w: Any, theta: Any, v: Any) -> Any:
         g = jax.vjp(outputs, p)[1](cotangents)[0]
-        Hv = jax.jvp(jax.grad(lambda q: pj.expected_return(mdp, q)), (p,), (v,))[1]
-        return g, Hv
+        Hw = jax.jvp(jax.grad(lambda q: pj.expected_return(mdp, q)), (p,), (w,))[1]
+        Fv = pj.fisher_vector_product(mdp, lambda th: jax.nn.softmax(phi @ th, axis=-1), theta, v)
+        Grho = jax.grad(lambda q: pj.average_reward(mdp, q))(p)
+        return g, Hw, Fv, Grho
 
+    args = (jnp.asarray(pi_np), tuple(jnp.asarray(cot[k]) for k in ("J", "V", "Q", "A", "d")), jnp.asarray(u),
+            jnp.asarray(pr.theta), jnp.asarray(extra["v"]))
     # one compiled program per instance, shared by the theorem and its controls (JAX's eager
-    # dispatch of the same steps is ~10x slower, and every new closure compiles anew)
+    # dispatch of the same steps is ~10x slower; the model's arrays are constants of the program, so
+    # instances cannot share one). Compiling dominated (0.6-0.9 s a program; it runs in ~10 ms):
+    # with XLA's backend optimizations, fusion emitters and parallel codegen off it takes 0.1-0.2 s
+    # (measured on the default instances), and the residuals stay ~1e-15.
     if _COMPILED.get("instance") is not inst:
-        _COMPILED.update(instance=inst, program=jax.jit(both))
-    cotangents = tuple(jax.numpy.asarray(cot[k]) for k in ("J", "V", "Q", "d"))
-    g, Hv = _COMPILED["program"](jax.numpy.asarray(pi_np), cotangents, jax.numpy.asarray(u))
-    return np.asarray(g), np.asarray(Hv)
+        lowered = jax.jit(program).lower(*args)
+        try:
+            compiled = lowered.compile(_QUICK_COMPILE)
+        except Exception:  # noqa: BLE001 - an XLA without these options: compile with its defaults
+            compiled = lowered.compile()
+        _COMPILED.update(instance=inst, program=compiled)
+    out = _COMPILED["program"](*args)
+    g, Hu, Fv, Grho = (np.asarray(x) for x in out)
+    return g, Hu, Fv, _along(Grho, inst)
 
 
 _COMPILED: dict[str, Any] = {}
+#: XLA compiler options of the JAX theorem's programs: no backend optimization (tiny programs).
+_QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True,
+                  "xla_cpu_use_fusion_emitters": False, "xla_cpu_parallel_codegen_split_count": 1}
 
 
 # ----------------------------------------------------------------------------- the theorems
-def _expected(inst: Any) -> tuple[np.ndarray, np.ndarray]:
-    return _ref_vjp(inst), _ref_pi_hvp(inst)
+def _expected(inst: Any) -> Outputs:
+    return _ref_vjp(inst), _ref_pi_hvp(inst), _ref_fvp(inst), _ref_gain_derivatives(inst)
 
 
 def _value_term_only(inst: Any) -> np.ndarray:
     r"""The mistake of differentiating only Q in :math:`\rho Q` (the visitation's derivative dropped)."""
-    pr, pi, _, u = inst
+    pr, pi, _, u = inst[:4]
     h = ref.COMPLEX_STEP
     w = ref.state_weights(pr.mdp, pi)
     dQ = np.imag(ref.values(pr.mdp, pi + 1j * h * u).Q) / h
     return w[:, None] * dQ if pr.mdp.horizon is None else np.einsum("ts,tsa->sa", w, dQ)
 
 
-def _register(name: str, through: Callable[..., tuple[np.ndarray, np.ndarray]], how: str,
+def _fvp_unnormalized(inst: Any) -> np.ndarray:
+    r"""The mistake of weighting the Fisher by the policy-gradient weights :math:`\sum_t \gamma^t p_t`
+    (:math:`d_\pi/(1-\gamma)`) instead of the normalized occupancy :math:`d_\pi`."""
+    pr, pi, extra = inst[0], inst[1], inst[4]
+    w = ref.state_weights(pr.mdp, pi)
+    w = w if pr.mdp.horizon is None else w.sum(axis=0)
+    return ref.fisher(pr.policy, pr.theta, w) @ extra["v"]
+
+
+def _fvp_uncentred(inst: Any) -> np.ndarray:
+    r"""The mistake of the uncentred score :math:`\phi(s, a)` in place of :math:`\nabla\log\pi` in F."""
+    pr, pi, extra = inst[0], inst[1], inst[4]
+    phi = ref.logit_features(pr.policy)
+    F = np.einsum("s,sa,san,sam->nm", _ref_occupancy(pr.mdp, pi), pi, phi, phi)
+    return F @ extra["v"]
+
+
+def _gain_gradient_fixed_d(inst: Any) -> np.ndarray:
+    r"""The mistake :math:`\partial\rho/\partial\pi(a|s) = d(s) r(s, a)`: the stationary distribution held fixed."""
+    pr, pi = inst[0], inst[1]
+    P_pi, _ = ref.chain(pr.mdp, pi)
+    M = (np.eye(P_pi.shape[0]) - P_pi).T
+    M[-1, :] = 1.0
+    d = np.linalg.solve(M, np.eye(P_pi.shape[0])[-1])
+    return _along(d[:, None] * np.asarray(pr.mdp.r), inst)
+
+
+def _replace(out: Outputs, i: int, value: np.ndarray) -> Outputs:
+    return tuple(value if j == i else x for j, x in enumerate(out))  # type: ignore[return-value]
+
+
+def _register(name: str, through: Callable[..., Outputs], how: str,
               default_instances: int | None = None) -> None:
     identity(
         id=f"adapters.{name}",
         statement=r"\text{through pgexact." + name + r"}: \frac{\partial}{\partial\pi}\Big(c_J J + \langle\bar V, V\rangle"
-        r" + \langle\bar Q, Q\rangle + \langle\bar d, d_\pi\rangle\Big) \text{ and } \nabla^2_\pi J\,[u] \text{ (" + how
-        + r")} = \text{their complex-step derivatives}",
-        source=SOURCE,
-        reference="complex-step derivatives (h = 1e-30), from J, V, Q by a dense numpy.linalg.solve (finite "
+        r" + \langle\bar Q, Q\rangle + \langle\bar A, A\rangle + \langle\bar d, d_\pi\rangle\Big),\ \nabla^2_\pi J\,[u] \text{ ("
+        + how + r")},\ F(\theta) v = \textstyle\sum_s d_\pi(s) \sum_a \pi\,\psi\psi^\top v"
+        r"\ \text{and}\ \langle\nabla_\pi \rho, t\rangle = \text{their references}",
+        source=SOURCE + "; Kakade 2002, 'A natural policy gradient', sec. 3 (the state-averaged Fisher); "
+        "Puterman 1994, sec. 8.2 (the gain d r_pi of a unichain policy)",
+        reference="complex-step derivatives (h = 1e-30), from J, V, Q, A by a dense numpy.linalg.solve (finite "
         "horizon: backward recursion) and d_pi, rho by the transposed solve or forward marginals: the "
         "gradient in every entry of pi of the pairing with random cotangents, and the derivative along a "
-        "random u (any direction, off the simplex) of dJ/dpi = rho(s) Q(s, a)",
+        "random u (any direction, off the simplex) of dJ/dpi = rho(s) Q(s, a); the dense Fisher matrix of "
+        "the explicit score phi - E_pi[phi] weighted by the reference occupancy, times a random v (the "
+        "adapters use jvp/vjp of the softmax and pgexact.exact.fisher_pi_metric); the complex-step "
+        "derivative of the gain d r_pi (d from one square solve of the balance equations with the "
+        "normalization) along three random directions tangent to the simplex",
         instance=_instance,
         computed=through,
         expected=_expected,
@@ -176,9 +282,15 @@ def _register(name: str, through: Callable[..., tuple[np.ndarray, np.ndarray]], 
         mutants={
             "cotangents ignored (every output seeded with 1)": lambda inst: through(inst, ignore_cotangent=True),
             "dJ/dpi saved as a constant by the backward pass (second derivative 0)":
-                lambda inst: (through(inst)[0], np.zeros_like(inst[1])),
+                lambda inst: _replace(through(inst), 1, np.zeros_like(inst[1])),
             "the visitation's derivative dropped (only Q differentiated)":
-                lambda inst: (through(inst)[0], _value_term_only(inst)),
+                lambda inst: _replace(through(inst), 1, _value_term_only(inst)),
+            "Fisher weighted by the unnormalized visitation (d / (1 - gamma))":
+                lambda inst: _replace(through(inst), 2, _fvp_unnormalized(inst)),
+            "Fisher of the uncentred score (phi instead of grad log pi)":
+                lambda inst: _replace(through(inst), 2, _fvp_uncentred(inst)),
+            "gain's gradient with the stationary distribution held fixed (d r instead of d Q)":
+                lambda inst: _replace(through(inst), 3, _gain_gradient_fixed_d(inst)),
         },
         default_instances=default_instances,
     )
@@ -187,5 +299,5 @@ def _register(name: str, through: Callable[..., tuple[np.ndarray, np.ndarray]], 
 if importlib.util.find_spec("torch") is not None:
     _register("torch", _torch, "double backward, create_graph=True")
 if importlib.util.find_spec("jax") is not None:
-    # every instance compiles one XLA program (about 0.6 s of CPU): three in the default run
+    # every instance traces and compiles one XLA program (about 0.35 s of CPU): three in the default run
     _register("jax", _jax, "jax.jvp of jax.grad", default_instances=3)

@@ -63,6 +63,10 @@ THEOREM_MODULES: tuple[str, ...] = (
     "statistics_estimators",
     "second_order_estimators",
     "models",
+    "lqr.natural",
+    "lqr.newton",
+    "lqr.soft_step",
+    "lqr.sampled",
     "moments_nstep",
 )
 

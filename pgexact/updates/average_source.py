@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import average
 from ..average.evaluation import _evaluate
+from .._validation import check_theta
 from ..exact._checks import check_policy, check_policy_theta
 from ..models.finite_mdp import FiniteMDP
 from ..policies.softmax import SoftmaxPolicy, _shifted
@@ -137,4 +138,5 @@ class AverageSource:
 
     def exact_kl(self, theta_old: Any, theta_new: Any) -> float:
         r""":math:`E_{s\sim d_{old}} KL(\pi_{old} \| \pi_{new})` with the stationary :math:`d_{old}`."""
+        theta_old = check_theta(theta_old, self.n_params, name="theta_old")
         return self.at(theta_old).kl(theta_new)

@@ -30,6 +30,7 @@ DRIVERS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "rlax": ("rlax_gae", ("rlax", "jax", "gymnasium"), "conformance-rlax"),
     "tianshou-ppo": ("tianshou_ppo", ("tianshou", "torch", "gymnasium"), "conformance-tianshou"),
     "skrl-ppo": ("skrl_ppo", ("skrl", "torch", "gymnasium"), "conformance-skrl"),
+    "torchrl-ppo": ("torchrl_ppo", ("torchrl", "tensordict", "torch", "gymnasium"), "conformance-torchrl"),
 }
 
 
@@ -69,7 +70,7 @@ def get_driver(name: str) -> ModuleType:
     >>> get_driver("no-such-library")
     Traceback (most recent call last):
     ...
-    ValueError: name must be one of the drivers 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo'; got 'no-such-library'
+    ValueError: name must be one of the drivers 'sb3-ppo', 'sb3-a2c', 'cleanrl-ppo', 'rlax', 'tianshou-ppo', 'skrl-ppo', 'torchrl-ppo'; got 'no-such-library'
     """
     name = _check_name(name)
     module, _, extra = DRIVERS[name]

@@ -12,6 +12,7 @@ without the optional extras.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -22,7 +23,8 @@ from ...exact import evaluate
 from ...models import FiniteMDP
 from ...policies import softmax_rows
 
-__all__ = ["DriverArgs", "check_driver_args", "check_library_kwargs", "gradient_record", "logits_unchanged"]
+__all__ = ["DriverArgs", "check_driver_args", "check_library_kwargs", "collect_docstring", "gradient_record",
+           "logits_unchanged"]
 
 
 @dataclass(frozen=True)
@@ -146,3 +148,57 @@ def logits_unchanged(before: np.ndarray, after: Any, driver: str) -> None:
             f"{driver}: the library moved logits{list(idx)} from {before[idx]!r} to {after[idx]!r}; "
             "the driver must record updates without stepping"
         )
+
+
+def _paragraph(text: str) -> str:
+    return textwrap.fill(" ".join(text.split()), width=100, initial_indent=" " * 8,
+                         subsequent_indent=" " * 8)
+
+
+def collect_docstring(name: str, what: str, *, sizes: str, seed: str, overrides: str) -> str:
+    """The numpydoc docstring of a driver's ``collect``, shared by every driver.
+
+    ``what`` names the library code run; ``sizes``, ``seed`` and ``overrides`` describe, in the
+    library's own terms, the environments and batch sizes, what ``seed`` seeds, and the settings
+    ``**library_kwargs`` may override.
+
+    Examples
+    --------
+    >>> doc = collect_docstring("x", "X's PPO", sizes="s.", seed="t.", overrides="u.")
+    >>> doc.splitlines()[0]
+    "Run X's PPO on ``make_env(mdp, max_episode_steps=time_limit)``; record each batch's update."
+    """
+    return f"""Run {what} on ``make_env(mdp, max_episode_steps=time_limit)``; record each batch's update.
+
+    Parameters
+    ----------
+    mdp : FiniteMDP
+    logits : array_like, shape (S, A)
+        The actor's logits table.
+    values : array_like, shape (S,), optional
+        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
+    time_limit, n_envs, n_steps, n_batches : int
+{_paragraph(sizes)}
+    seed : int
+{_paragraph(seed)}
+    **library_kwargs
+{_paragraph("Overrides of :data:`DEFAULTS` " + overrides)}
+
+    Returns
+    -------
+    DriverRun
+        ``updates`` of shape (n_batches, S, A), the ascent directions
+        :math:`-\\partial L/\\partial\\,\\text{{logits}}` of consecutive batches of one continuous
+        stream, recorded at ``logits`` (never moved); ``config`` holds the library's settings and
+        the convention fields (``gamma``, ``lam``, ``ent_coef``, ``normalize_advantages``, ...).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from pgexact import mdps
+    >>> from pgexact.conformance.drivers import get_driver
+    >>> run = get_driver("{name}").collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)),
+    ...     time_limit=5, n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
+    >>> run.updates.shape  # doctest: +SKIP
+    (2, 4, 4)
+    """

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .._driver import DriverRun
-from ._common import check_driver_args, check_library_kwargs
+from ._common import check_driver_args, check_library_kwargs, collect_docstring
 
 NAME = "cleanrl-ppo"
 __all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
@@ -58,38 +58,6 @@ DEFAULTS: dict[str, Any] = {
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run CleanRL's PPO loop on ``make_env(mdp, max_episode_steps=time_limit)``; record each update.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-        Episode time limit, CleanRL's ``num_envs`` and ``num_steps``, and batches (iterations of
-        one continuous stream).
-    seed : int
-    **library_kwargs
-        Overrides of :data:`DEFAULTS` (CleanRL's ``Args`` names; ``autoreset_mode``
-        ``"next_step"`` or ``"same_step"`` picks the ``SyncVectorEnv``'s mode).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import cleanrl_ppo
-    >>> run = cleanrl_ppo.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
-    ...                           n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     s = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -111,6 +79,15 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
 
     return DriverRun(updates, LIBRARY, f"ppo.py@{SOURCE_COMMIT[:12]}, gymnasium {gymnasium.__version__}",
                      config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "cleanrl-ppo", "CleanRL's PPO loop",
+    sizes=("Episode time limit, CleanRL's ``num_envs`` and ``num_steps``, and batches "
+        "(iterations of one continuous stream)."),
+    seed=("CleanRL's ``seed``."),
+    overrides=('(CleanRL\'s ``Args`` names; ``autoreset_mode`` ``"next_step"`` or ``"same_step"`` '
+        "picks the ``SyncVectorEnv``'s mode)."))
 
 
 def _run(args: Any, s: dict) -> np.ndarray:

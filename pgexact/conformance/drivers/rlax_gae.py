@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._driver import DriverRun
-from ._common import check_driver_args, check_library_kwargs
+from ._common import check_driver_args, check_library_kwargs, collect_docstring
 
 NAME = "rlax"
 __all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
@@ -48,38 +48,6 @@ DEFAULTS: dict[str, Any] = {
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run the rlax loop on ``make_env(mdp, max_episode_steps=time_limit)``; record each update.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-    seed : int
-        Seeds the action draws (a numpy ``Generator``) and the environments (env i: ``seed + i``).
-    **library_kwargs
-        Overrides of :data:`DEFAULTS`: ``lambda_`` and ``epsilon`` (rlax's names), ``ent_coef``,
-        and ``truncation_discount``, the factor of γ in ``discount_t`` at a truncation (0: treated
-        as a termination; 1: GAE runs on into the next episode).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import rlax_gae
-    >>> run = rlax_gae.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
-    ...                        n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     s = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -92,6 +60,17 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
                   lam=float(s["lambda_"]), normalize_advantages=False, seed=args.seed,
                   autoreset="same_step")
     return DriverRun(updates, LIBRARY, str(rlax.__version__), config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "rlax", "the rlax loop",
+    sizes=("Episode time limit, environments, steps per environment per batch and batches (one "
+        "continuous stream)."),
+    seed=("Seeds the action draws (a numpy ``Generator``) and the environments (env i: ``seed +"
+        " i``)."),
+    overrides=("(``lambda_`` and ``epsilon``, rlax's names; ``ent_coef``; ``truncation_discount``, "
+        "the factor of γ in ``discount_t`` at a truncation: 0 treats it as a termination, 1 "
+        "lets GAE run on into the next episode)."))
 
 
 @functools.lru_cache(maxsize=None)

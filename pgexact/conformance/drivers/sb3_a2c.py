@@ -25,7 +25,7 @@ import numpy as np
 
 from .._driver import DriverRun
 from . import _sb3
-from ._common import check_driver_args, check_library_kwargs
+from ._common import check_driver_args, check_library_kwargs, collect_docstring
 
 NAME = "sb3-a2c"
 __all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
@@ -40,38 +40,6 @@ DEFAULTS: dict[str, Any] = {
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run SB3's A2C on ``make_env(mdp, max_episode_steps=time_limit)``; record each batch's update.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table, :math:`\\pi(a|s) = \\mathrm{softmax}(\\text{logits}[s])_a`.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-        Episode time limit, environments (``DummyVecEnv``), steps per environment per batch and
-        batches (one continuous stream).
-    seed : int
-        SB3's ``seed``.
-    **library_kwargs
-        Overrides of :data:`DEFAULTS` (SB3's A2C argument names).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import sb3_a2c
-    >>> run = sb3_a2c.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
-    ...                       n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     settings = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -82,3 +50,11 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
                   lam=float(settings["gae_lambda"]),
                   normalize_advantages="batch" if settings["normalize_advantage"] else False, seed=args.seed)
     return DriverRun(np.asarray(updates), LIBRARY, _sb3.version(), config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "sb3-a2c", "SB3's A2C",
+    sizes=("Episode time limit, environments (``DummyVecEnv``), steps per environment per batch "
+        "and batches (one continuous stream)."),
+    seed=("SB3's ``seed``."),
+    overrides=("(SB3's A2C argument names)."))

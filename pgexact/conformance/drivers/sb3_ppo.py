@@ -27,7 +27,7 @@ import numpy as np
 
 from .._driver import DriverRun
 from . import _sb3
-from ._common import check_driver_args, check_library_kwargs
+from ._common import check_driver_args, check_library_kwargs, collect_docstring
 
 NAME = "sb3-ppo"
 __all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
@@ -42,40 +42,6 @@ DEFAULTS: dict[str, Any] = {
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run SB3's PPO on ``make_env(mdp, max_episode_steps=time_limit)``; record each batch's update.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table, :math:`\\pi(a|s) = \\mathrm{softmax}(\\text{logits}[s])_a`.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-        Episode time limit, environments (``DummyVecEnv``), steps per environment per batch
-        (SB3's ``n_steps``) and batches (one continuous stream).
-    seed : int
-        SB3's ``seed`` (it seeds Python's, numpy's and torch's global generators and env i with
-        ``seed + i``).
-    **library_kwargs
-        Overrides of :data:`DEFAULTS` (SB3's PPO argument names).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A); ``config`` holds SB3's settings and the
-        convention fields (``gamma``, ``lam``, ``ent_coef``, ``normalize_advantages``, ...).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import sb3_ppo
-    >>> run = sb3_ppo.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
-    ...                       n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     settings = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -88,3 +54,12 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
     config = dict(settings, **extra, n_envs=args.n_envs, n_steps=args.n_steps, time_limit=args.time_limit,
                   lam=float(settings["gae_lambda"]), normalize_advantages=norm, seed=args.seed)
     return DriverRun(np.asarray(updates), LIBRARY, _sb3.version(), config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "sb3-ppo", "SB3's PPO",
+    sizes=("Episode time limit, environments (``DummyVecEnv``), steps per environment per batch "
+        "(SB3's ``n_steps``) and batches (one continuous stream)."),
+    seed=("SB3's ``seed`` (it seeds Python's, numpy's and torch's global generators and env i "
+        "with ``seed + i``)."),
+    overrides=("(SB3's PPO argument names)."))

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from .._driver import DriverRun
-from ._common import check_driver_args, check_library_kwargs, gradient_record, logits_unchanged
+from ._common import check_driver_args, check_library_kwargs, collect_docstring, gradient_record, logits_unchanged
 
 NAME = "skrl-ppo"
 __all__ = ["NAME", "LIBRARY", "DEFAULTS"]  # collect: reached through get_driver (see drivers/__init__)
@@ -60,39 +60,6 @@ class _FirstEpochDone(Exception):
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run skrl's PPO on ``make_env(mdp, max_episode_steps=time_limit)``; record each batch's update.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-        Episode time limit, environments (a gymnasium ``SyncVectorEnv`` wrapped by skrl), skrl's
-        ``rollouts`` and batches (one continuous stream).
-    seed : int
-        ``skrl.utils.set_seed(seed)`` (global generators; the environments are reset with it).
-    **library_kwargs
-        Overrides of :data:`DEFAULTS` (``PPO_CFG`` names; ``autoreset_mode`` ``"next_step"`` or
-        ``"same_step"`` picks the vector environment's mode).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import skrl_ppo
-    >>> run = skrl_ppo.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
-    ...                        n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     s = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -107,6 +74,16 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
                   n_steps=args.n_steps, time_limit=args.time_limit, normalize_advantages="batch",
                   ent_coef=float(s["entropy_loss_scale"]), seed=args.seed, autoreset=s["autoreset_mode"])
     return DriverRun(updates, LIBRARY, str(skrl.__version__), config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "skrl-ppo", "skrl's PPO",
+    sizes=("Episode time limit, environments (a gymnasium ``SyncVectorEnv`` wrapped by skrl), "
+        "skrl's ``rollouts`` and batches (one continuous stream)."),
+    seed=("``skrl.utils.set_seed(seed)`` (global generators; the environments are reset with "
+        "it)."),
+    overrides=('(``PPO_CFG`` names; ``autoreset_mode`` ``"next_step"`` or ``"same_step"`` picks the '
+        "vector environment's mode)."))
 
 
 @functools.lru_cache(maxsize=None)

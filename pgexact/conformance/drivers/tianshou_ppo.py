@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from .._driver import DriverRun
-from ._common import check_driver_args, check_library_kwargs, gradient_record, logits_unchanged
+from ._common import check_driver_args, check_library_kwargs, collect_docstring, gradient_record, logits_unchanged
 
 NAME = "tianshou-ppo"
 LIBRARY = "tianshou"
@@ -55,39 +55,6 @@ class _FirstPassDone(Exception):
 
 def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_envs: int, n_steps: int,
             n_batches: int, seed: int, **library_kwargs: Any) -> DriverRun:
-    """Run Tianshou's PPO on ``make_env(mdp, max_episode_steps=time_limit)``; record each update.
-
-    Parameters
-    ----------
-    mdp : FiniteMDP
-    logits : array_like, shape (S, A)
-        The actor's logits table.
-    values : array_like, shape (S,), optional
-        The frozen critic; default the exact discounted :math:`V^\\pi` of ``mdp``.
-    time_limit, n_envs, n_steps, n_batches : int
-        Episode time limit, environments (``DummyVectorEnv``), steps per environment per batch
-        (one collect of ``n_envs * n_steps`` steps) and batches (one continuous stream).
-    seed : int
-        Seeds torch's global generator (action sampling), numpy's (minibatch shuffles) and the
-        environments (env i: ``seed + i``).
-    **library_kwargs
-        Overrides of :data:`DEFAULTS` (Tianshou's names).
-
-    Returns
-    -------
-    DriverRun
-        ``updates`` of shape (n_batches, S, A).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from pgexact import mdps
-    >>> from pgexact.conformance.drivers import tianshou_ppo
-    >>> run = tianshou_ppo.collect(mdps.gridworld(2, 2, gamma=0.8), np.zeros((4, 4)), time_limit=5,
-    ...                            n_envs=2, n_steps=8, n_batches=2, seed=0)  # doctest: +SKIP
-    >>> run.updates.shape  # doctest: +SKIP
-    (2, 4, 4)
-    """
     args = check_driver_args(mdp, logits, values, time_limit=time_limit, n_envs=n_envs, n_steps=n_steps,
                              n_batches=n_batches, seed=seed)
     s = check_library_kwargs(NAME, library_kwargs, DEFAULTS)
@@ -103,6 +70,16 @@ def collect(mdp: Any, logits: Any, values: Any = None, *, time_limit: int, n_env
                   time_limit=args.time_limit, normalize_advantages=norm, seed=args.seed, n_minibatches=n_mb,
                   autoreset="same_step")
     return DriverRun(updates, LIBRARY, str(tianshou.__version__), config, NAME)
+
+
+collect.__doc__ = collect_docstring(
+    "tianshou-ppo", "Tianshou's PPO",
+    sizes=("Episode time limit, environments (``DummyVectorEnv``), steps per environment per "
+        "batch (one collect of ``n_envs * n_steps`` steps) and batches (one continuous "
+        "stream)."),
+    seed=("Seeds torch's global generator (action sampling), numpy's (minibatch shuffles) and "
+        "the environments (env i: ``seed + i``)."),
+    overrides=("(Tianshou's names)."))
 
 
 @functools.lru_cache(maxsize=None)

@@ -24,7 +24,12 @@ requires to be rejected on at least 90% of instances. The inequalities of Fazel 
 gradient domination, smoothness) run on instances where they nearly bind (weak dynamics,
 isotropic R and Σ0; :mod:`~pgexact.theorems.lqr.optimization`), so that their constants are
 tested, not just their sign. Modules: :mod:`~pgexact.theorems.lqr.gradients`,
-:mod:`~pgexact.theorems.lqr.optimization`, :mod:`~pgexact.theorems.lqr.soft`.
+:mod:`~pgexact.theorems.lqr.optimization`, :mod:`~pgexact.theorems.lqr.soft`; and, registered
+through ``THEOREM_MODULES``, :mod:`~pgexact.theorems.lqr.natural` (Fisher and natural gradient
+against the score's outer product), :mod:`~pgexact.theorems.lqr.newton` (Hessian-vector product,
+policy Hessian, Newton direction), :mod:`~pgexact.theorems.lqr.soft_step` (one soft improvement
+step against its definition) and :mod:`~pgexact.theorems.lqr.sampled` (statistical: the rollout's
+law and the gradient estimators' means).
 """
 
 from __future__ import annotations
