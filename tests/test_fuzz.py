@@ -599,6 +599,16 @@ def test_failures_the_live_objects_found_stay_fixed() -> None:
     assert source.exact_kl(theta, theta) == pytest.approx(0.0, abs=1e-15)
 
 
+def test_alias_table_names_ragged_codes() -> None:
+    # found by the fuzz outside the CI profile: numpy's "inhomogeneous shape" error named no argument
+    from pgexact.sampling import AliasTable
+
+    with pytest.raises(TypeError, match=r"^codes must be an integer array of shape \(K,\)=\(2,\), got a ragged list"):
+        AliasTable.from_probs([[0.5, 0.5]], codes=[[1, 2], [3]])
+    table = AliasTable.from_probs([[0.5, 0.5]], codes=[4, 7])
+    assert table.sample(np.zeros(2, dtype=int), np.array([0.25, 0.75])).tolist() == [4, 7]
+
+
 # --------------------------------------------------------------------------- adapters under transforms
 #: The adapters' functions of (mdp, pi), each fuzzed under every transform of its framework.
 ADAPTER_FUNCTIONS = ("expected_return", "values", "action_values", "advantages", "occupancy")

@@ -205,7 +205,11 @@ class AliasTable:
             raise ValueError(f"probs must have shape (R, K) with R, K >= 1, got {P.shape}")
         check_distribution("probs", P)
         if codes is not None:
-            c = np.asarray(codes)
+            try:
+                c = np.asarray(codes)
+            except (ValueError, TypeError) as exc:  # ragged nesting: numpy's own message names no argument
+                raise TypeError(f"codes must be an integer array of shape (K,)=({P.shape[1]},), got a ragged "
+                                f"{type(codes).__name__} ({exc})") from None
             if c.dtype.kind not in "iu" or c.shape != (P.shape[1],):
                 raise TypeError(f"codes must be an integer array of shape (K,)=({P.shape[1]},), got dtype {c.dtype}, shape {c.shape}")
             if (c < 0).any():
