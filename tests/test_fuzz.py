@@ -577,22 +577,22 @@ def test_fuzz_public_method(member: str, registry_snapshot: None) -> None:
 
 
 def test_failures_the_live_objects_found_stay_fixed() -> None:
-    """Each one a failure the method fuzz found once its class had a live object: the argument is named."""
+    """Methods of the live objects name the argument at fault."""
     from pgexact import conformance, updates
 
     report = LIVE[conformance.AuditReport][0]()
     with pytest.raises(TypeError, match=r"^label must be a str \(a Convention.label\(\)\), got NoneType"):
         report.verdict(None)
     with pytest.raises(TypeError, match=r"^label must be a str"):
-        report.verdict(np.array([]))  # was numpy's "truth value of an empty array is ambiguous"
+        report.verdict(np.array([]))  # not numpy's "truth value of an empty array is ambiguous"
     with pytest.raises(ValueError, match=r"^label 'nope' is not a candidate convention; candidates: uniform/"):
-        report.verdict("nope")  # was a KeyError
+        report.verdict("nope")  # a ValueError naming label, not a KeyError
     label = report.verdicts[0].convention.label()
     assert report.verdict(label) is report.verdicts[0]
     source = LIVE[updates.AverageSource][0]()
     theta = WORLD["theta"][0]
     for bad, kind in ((None, TypeError), (np.zeros(2), ValueError), (np.full(6, np.nan), ValueError)):
-        with pytest.raises(kind, match=r"^theta_old"):  # was "theta ..." for either argument
+        with pytest.raises(kind, match=r"^theta_old"):  # the argument at fault, not "theta"
             source.exact_kl(bad, theta)
         with pytest.raises(kind, match=r"^theta_new"):
             source.exact_kl(theta, bad)
@@ -600,7 +600,7 @@ def test_failures_the_live_objects_found_stay_fixed() -> None:
 
 
 def test_alias_table_names_ragged_codes() -> None:
-    # found by the fuzz outside the CI profile: numpy's "inhomogeneous shape" error named no argument
+    # ragged codes: numpy's "inhomogeneous shape" error names no argument, this one does
     from pgexact.sampling import AliasTable
 
     with pytest.raises(TypeError, match=r"^codes must be an integer array of shape \(K,\)=\(2,\), got a ragged list"):
