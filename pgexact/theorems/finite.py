@@ -200,9 +200,22 @@ def _small_finite(rng: np.random.Generator) -> Problem:
     return random_problem(rng, discounted=False, max_states=3, max_horizon=4, min_horizon=2, finite_gammas=(0.9, 0.5))
 
 
-def _enumeration(pr: Problem) -> tuple[np.ndarray, np.ndarray, float]:
-    enum = exact.reinforce_by_enumeration(pr.mdp, pr.policy, pr.theta)
-    return enum.reinforce, enum.reward_to_go, enum.J
+def _sparse_copy(mdp: FiniteMDP) -> FiniteMDP:
+    """The same model with P stored as a scipy.sparse (S*A, S) array (the enumeration's sparse branch)."""
+    import scipy.sparse
+
+    S, A = mdp.n_states, mdp.n_actions
+    return FiniteMDP(scipy.sparse.csr_array(np.asarray(mdp.P).reshape(S * A, S)), mdp.r, mdp.mu0, mdp.gamma,
+                     horizon=mdp.horizon)
+
+
+def _enumeration(pr: Problem) -> tuple:
+    """REINFORCE, reward-to-go and J by enumeration, with P dense and with the same P sparse."""
+    out = ()
+    for mdp in (pr.mdp, _sparse_copy(pr.mdp)):
+        enum = exact.reinforce_by_enumeration(mdp, pr.policy, pr.theta)
+        out += (enum.reinforce, enum.reward_to_go, enum.J)
+    return out
 
 
 identity(
@@ -212,7 +225,7 @@ identity(
     reference=CS_REFERENCE + "; J by the backward recursion",
     instance=_small_finite,
     computed=_enumeration,
-    expected=lambda pr: (cs_gradient(pr), cs_gradient(pr), float(_ref_values(pr).J)),
+    expected=lambda pr: (cs_gradient(pr), cs_gradient(pr), float(_ref_values(pr).J)) * 2,
     tolerance=1e-12,
     tolerance_reason="sums over at most (S A)^H <= 20736 trajectories: rounding only"
     + '; measured residuals <= 3.8e-15 over 200 instances (seed 1), so 1e-12 leaves a margin of ~265 and rejects a relative mistake of 1e-10',
@@ -221,7 +234,7 @@ identity(
             _score_sum(pr, _ref_values(pr).Q, discount=False),
             _score_sum(pr, _ref_values(pr).Q, discount=False),
             _enumeration(pr)[2],
-        )
+        ) * 2
     },
 )
 
