@@ -280,10 +280,12 @@ def normalized_advantage(
     .. math::
         \hat g = \frac1N \sum_n \sum_{t<L} d^t \psi_t \frac{\hat A_{n,t} - m}{s}
 
-    with m and s the mean and standard deviation of :math:`\hat A` over all real steps of the
-    batch (``scale=False``: s = 1). Because m and s depend on every episode the terms are not
-    independent and the estimator is biased; with ``scale=False`` and
-    :math:`\hat A = G_0` on one-step episodes, :math:`E\hat g = (1 - 1/N)\nabla J` exactly.
+    with m and s the mean and the population standard deviation (divisor M, the number of real
+    steps, numpy's default ``ddof=0``; ``torch.std``, which Stable-Baselines3 and CleanRL use,
+    divides by M − 1) of :math:`\hat A` over all real steps of the batch (``scale=False``: s = 1).
+    Because m and s depend on every episode the terms are not independent and the estimator is
+    biased; with ``scale=False`` and :math:`\hat A = G_0` on one-step episodes,
+    :math:`E\hat g = (1 - 1/N)\nabla J` exactly.
 
     Parameters
     ----------
