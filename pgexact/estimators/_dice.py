@@ -60,18 +60,9 @@ from .._validation import check_theta
 from ..policies.softmax import SoftmaxPolicy
 from ..sampling.trajectories import Trajectories
 from ._base import Estimate, check_samples_policy, check_unit_interval, value_array
-from ._second_order import _padded_terms
+from ._second_order import _padded_terms, _scatter_F, _to_go
 
 __all__ = ["hessian_loaded_dice", "hessian_shen", "hessian_aided_difference"]
-
-
-def _scatter_F(weights: np.ndarray, states: np.ndarray, F: np.ndarray) -> np.ndarray:
-    r""":math:`\sum_t \text{weights}[n, t]\,F_{s_t}` per episode, shape (N, n, n)."""
-    N, T = weights.shape
-    S, n = F.shape[0], F.shape[1]
-    per_state = np.zeros((N, S))
-    np.add.at(per_state, (np.repeat(np.arange(N), T), states.reshape(-1)), weights.reshape(-1))
-    return (per_state @ F.reshape(S, n * n)).reshape(N, n, n)
 
 
 def hessian_loaded_dice(
@@ -119,7 +110,7 @@ def hessian_loaded_dice(
     lam = check_unit_interval("lam", lam)
     psi, w, F, states, mask = _padded_terms(trajs, policy, theta)
     N, T = w.shape
-    to_go = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]
+    to_go = _to_go(w)
     A = to_go
     if baseline is not None:
         b = value_array(trajs, baseline, name="baseline")[:, :T]
@@ -142,7 +133,7 @@ def hessian_loaded_dice(
 def _shen_parts(trajs: Trajectories, policy: SoftmaxPolicy, theta: np.ndarray):
     r"""``(grad Phi (N, n), grad log p (N, n), sum_h G_h F_{s_h} (N, n, n))``."""
     psi, w, F, states, mask = _padded_terms(trajs, policy, theta)
-    to_go = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]
+    to_go = _to_go(w)
     g_phi = np.einsum("nt,nti->ni", to_go, psi)
     return g_phi, psi.sum(axis=1), _scatter_F(to_go * mask, states, F)
 

@@ -56,6 +56,20 @@ def _padded_terms(trajs: Trajectories, policy: SoftmaxPolicy, theta: np.ndarray)
     return psi, w, F, states, mask
 
 
+def _to_go(w: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_{t' \ge t} w[n, t']` per episode, shape (N, T)."""
+    return np.cumsum(w[:, ::-1], axis=1)[:, ::-1]
+
+
+def _scatter_F(weights: np.ndarray, states: np.ndarray, F: np.ndarray) -> np.ndarray:
+    r""":math:`\sum_t \text{weights}[n, t]\,F_{s_t}` per episode, shape (N, n, n)."""
+    N, T = weights.shape
+    S, n = F.shape[0], F.shape[1]
+    per_state = np.zeros((N, S))
+    np.add.at(per_state, (np.repeat(np.arange(N), T), states.reshape(-1)), weights.reshape(-1))
+    return (per_state @ F.reshape(S, n * n)).reshape(N, n, n)
+
+
 def hessian_reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) -> Estimate:
     r"""Likelihood-ratio Hessian estimator with the total return (module docstring).
 
@@ -83,13 +97,10 @@ def hessian_reinforce(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any) ->
     """
     trajs, theta = check_samples_policy(trajs, policy, theta)
     psi, w, F, states, mask = _padded_terms(trajs, policy, theta)
-    N, S, n = trajs.n_episodes, trajs.n_states, policy.n_params
     R = w.sum(axis=1)
     u = psi.sum(axis=1)
-    visits = np.zeros((N, S))
-    np.add.at(visits, (np.repeat(np.arange(N), states.shape[1]), states.reshape(-1)), mask.reshape(-1))
     out = np.einsum("ni,nj->nij", u, u)
-    out -= (visits @ F.reshape(S, n * n)).reshape(N, n, n)
+    out -= _scatter_F(mask, states, F)  # the F of every visited state
     out *= R[:, None, None]
     return Estimate(out)
 
@@ -123,12 +134,7 @@ def hessian_reward_to_go(trajs: Trajectories, policy: SoftmaxPolicy, theta: Any)
     """
     trajs, theta = check_samples_policy(trajs, policy, theta)
     psi, w, F, states, mask = _padded_terms(trajs, policy, theta)
-    N, T = w.shape
-    S, n = trajs.n_states, policy.n_params
     U = np.cumsum(psi, axis=1)
     out = np.einsum("nt,nti,ntj->nij", w, U, U)
-    to_go = np.cumsum(w[:, ::-1], axis=1)[:, ::-1]  # sum_{t >= u} d^t r_t
-    weights = np.zeros((N, S))
-    np.add.at(weights, (np.repeat(np.arange(N), T), states.reshape(-1)), (to_go * mask).reshape(-1))
-    out -= (weights @ F.reshape(S, n * n)).reshape(N, n, n)
+    out -= _scatter_F(_to_go(w) * mask, states, F)  # F_{s_u} weighted by sum_{t >= u} d^t r_t
     return Estimate(out)
