@@ -67,54 +67,29 @@ def main() -> None:
 
 
 def finite(args: argparse.Namespace) -> None:
-    H = args.horizon
-    rng = np.random.default_rng(0)
-    cases = []
-    for S, A in ((64, 4), (128, 2)):
-        mdp = random_mdp(S, A, gamma=1.0, horizon=H, seed=S)
-        cases.append((f"tabular S={S} A={A} (d={S * A})", mdp, pg.TabularSoftmax(S, A), None))
-    mdp = random_mdp(64, 4, gamma=1.0, horizon=H, seed=7)
-    cases.append(("linear S=64 A=4 d=32", mdp, pg.LinearSoftmax(rng.standard_normal((64, 4, 32))), None))
-    grid = gridworld(40, 40, gamma=1.0, horizon=H, slip=0.2, step_reward=-0.01, sparse=True)
-    pol = pg.TabularSoftmax(grid.n_states, 4)
-    cases.append((f"tabular sparse grid S={grid.n_states} (d={pol.n_params}), 4 directions", grid, pol,
-                  rng.standard_normal((4, pol.n_params))))
-    print(f"horizon H={H}, gamma=1, one BLAS thread; CPU seconds, median of {args.repeat}")
-    print(f"{'instance':58s} {'estimator':18s} {'moments':>8s} {'MC ref':>8s} {'ratio':>6s}")
-    with threadpool_limits(1):
-        for label, mdp, policy, D in cases:
-            theta = 0.3 * rng.standard_normal(policy.n_params)
-            pi = policy.probs(theta)
-            ev = pg.evaluate(mdp, pi)
-
-            def reference() -> None:
-                trajs = pg.rollout(mdp, pi, 2000, seed=1)
-                reward_to_go(trajs, policy, theta)
-
-            for name in ESTIMATORS:
-                kw = kwargs_for(name, ev, args.window)
-                t_mom, t_ref = [], []
-                for _ in range(args.repeat):  # interleaved
-                    t_mom.append(cpu(lambda: estimator_moments(mdp, policy, theta, name, directions=D, **kw)))
-                    t_ref.append(cpu(reference))
-                tm, tr = statistics.median(t_mom), statistics.median(t_ref)
-                print(f"{label:58s} {name:18s} {tm:8.3f} {tr:8.3f} {tm / tr:6.2f}")
+    run(args, gamma=1.0, horizon=args.horizon,
+        title=f"horizon H={args.horizon}, gamma=1")
 
 
 def geometric(args: argparse.Namespace) -> None:
-    gamma = 0.95
+    run(args, gamma=0.95, horizon=None, title="geometric stopping, gamma=0.95")
+
+
+def run(args: argparse.Namespace, gamma: float, horizon: int | None, title: str) -> None:
+    """Time every estimator's moments on the four instances (finite horizon, or geometric stopping when
+    ``horizon`` is None) against a 2,000-episode rollout plus reward-to-go of the same setting."""
     rng = np.random.default_rng(0)
     cases = []
     for S, A in ((64, 4), (128, 2)):
-        mdp = random_mdp(S, A, gamma=gamma, seed=S)
+        mdp = random_mdp(S, A, gamma=gamma, horizon=horizon, seed=S)
         cases.append((f"tabular S={S} A={A} (d={S * A})", mdp, pg.TabularSoftmax(S, A), None))
-    mdp = random_mdp(64, 4, gamma=gamma, seed=7)
+    mdp = random_mdp(64, 4, gamma=gamma, horizon=horizon, seed=7)
     cases.append(("linear S=64 A=4 d=32", mdp, pg.LinearSoftmax(rng.standard_normal((64, 4, 32))), None))
-    grid = gridworld(40, 40, gamma=gamma, slip=0.2, step_reward=-0.01, sparse=True)
+    grid = gridworld(40, 40, gamma=gamma, horizon=horizon, slip=0.2, step_reward=-0.01, sparse=True)
     pol = pg.TabularSoftmax(grid.n_states, 4)
     cases.append((f"tabular sparse grid S={grid.n_states} (d={pol.n_params}), 4 directions", grid, pol,
                   rng.standard_normal((4, pol.n_params))))
-    print(f"geometric stopping, gamma={gamma}, one BLAS thread; CPU seconds, median of {args.repeat}")
+    print(f"{title}, one BLAS thread; CPU seconds, median of {args.repeat}")
     print(f"{'instance':58s} {'estimator':18s} {'moments':>8s} {'MC ref':>8s} {'ratio':>6s}")
     with threadpool_limits(1):
         for label, mdp, policy, D in cases:
@@ -123,7 +98,7 @@ def geometric(args: argparse.Namespace) -> None:
             ev = pg.evaluate(mdp, pi)
 
             def reference() -> None:
-                trajs = pg.rollout(mdp, pi, 2000, geometric=True, seed=1)
+                trajs = pg.rollout(mdp, pi, 2000, geometric=horizon is None, seed=1)
                 reward_to_go(trajs, policy, theta)
 
             for name in ESTIMATORS:
