@@ -199,13 +199,15 @@ def test_sampled_problems_feed_every_gradient_estimator(problem):
 
 
 def test_threshold_equals_scipy_stats_quantiles():
-    # the threshold uses scipy.special's inverse CDFs; scipy.stats' isf is the independent reference
+    # the threshold uses scipy.special's inverse CDFs; scipy.stats' isf is the independent reference. They
+    # agree bit for bit today; rel 1e-9 leaves room for a scipy release that routes one of them through
+    # another implementation of the same inverse CDF (each accurate to ~1e-12 relative)
     from scipy.stats import norm, t
 
     from pgexact.estimators.stats import _threshold
 
     for a in (1e-9, 1e-3, 0.05, 0.5):
         for k in (1, 4):
-            assert _threshold(a, k) == pytest.approx(norm.isf(a / (2 * k)), rel=1e-14)
+            assert _threshold(a, k) == pytest.approx(norm.isf(a / (2 * k)), rel=1e-9)
             for n in (2, 3, 161, 10**5):
-                assert _threshold(a, k, n) == pytest.approx(t.isf(a / (2 * k), n - 1), rel=1e-14)
+                assert _threshold(a, k, n) == pytest.approx(t.isf(a / (2 * k), n - 1), rel=1e-9)
