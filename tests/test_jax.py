@@ -276,8 +276,9 @@ def test_valid_pi_under_nested_vmap_matches_the_plain_value() -> None:
 
 def test_invalid_pi_under_jit_is_what_the_module_docstring_says() -> None:
     """Under jax.jit the check runs in the solve's host callback and JAX wraps its ValueError: a
-    JaxRuntimeError, or a ValueError in some call orders, both with pgexact's message inside (pgexact.jax's docstring). If JAX ever re-raises the
-    callback's exception itself, this test fails and the docstring (and the fuzz's xfail) must go."""
+    JaxRuntimeError, or a ValueError in some call orders, with pgexact's message inside (pgexact.jax's
+    docstring). Whatever JAX's wrapping text (it is not pinned, so a JAX release cannot break this
+    test), the call raises and the message names pi's offending row: no value comes back."""
     from pgexact.mdps import random_mdp
 
     for horizon in (None, 3):
@@ -291,8 +292,7 @@ def test_invalid_pi_under_jit_is_what_the_module_docstring_says() -> None:
             except (jax.errors.JaxRuntimeError, ValueError):
                 pass
             with pytest.raises((jax.errors.JaxRuntimeError, ValueError),
-                               match=r"(?s)^INTERNAL: CpuCallback error calling callback: Traceback.*"
-                                     r"ValueError: pi\[1, :\] sums to 0.9, expected 1"):
+                               match=r"(?s)pi\[1, :\] sums to 0.9, expected 1"):
                 f(bad)
 
 
