@@ -8,6 +8,7 @@ Theorem 1; Mei et al. 2020, Theorem 4; Agarwal et al. 2021, Lemma 5.1).
 
 from __future__ import annotations
 
+import warnings
 import numpy as np
 import pytest
 import scipy.optimize
@@ -178,6 +179,19 @@ def test_npg_at_stationary_point_takes_no_step():
     src = ExactSource(mdp, pe.TabularSoftmax(1, 3))
     res = npg_step(src, np.zeros(3), 0.1)
     assert res.stationary and np.array_equal(res.theta, np.zeros(3)) and res.step_size == 0.0
+
+
+
+@pytest.mark.parametrize("step,kwargs,name", [
+    (pg_step, {"lr": 1e308}, "lr"), (npg_step, {"lr": 1e308}, "lr"), (npg_step, {"delta": 1e308}, "delta")])
+def test_a_step_that_leaves_float64_names_its_step_size(step, kwargs, name):
+    """theta + step * direction overflowing is a NumericalError naming the argument, with no numpy warning."""
+    mdp, pol, _ = moderate_problem(0)
+    src = ExactSource(mdp, pol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(pe.errors.NumericalError, match=rf"overflows float64 \({name} gives a step"):
+            step(src, np.full(pol.n_params, 1.79e308), **kwargs)
 
 
 # ----------------------------------------------------------------------------- TRPO

@@ -44,9 +44,8 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_positive_finite
-from ..errors import NumericalError
 from ._checks import check_lr, check_nonnegative_finite, check_source
-from ._common import _theta
+from ._common import _moved, _theta
 
 __all__ = ["NewtonStep", "newton_step", "cubic_newton_step"]
 
@@ -112,18 +111,6 @@ def _oracle_and_spectrum(source: Any, theta: Any, seed: Any) -> tuple[Any, np.nd
     return oracle, theta, mu, U, g
 
 
-def _moved(theta: np.ndarray, lr: float, h: np.ndarray) -> np.ndarray:
-    """``theta + lr * h``, refused (naming lr) when it leaves the float64 range."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = theta + lr * h
-    if not np.all(np.isfinite(out)):
-        raise NumericalError(
-            f"theta + lr * direction overflows float64 (lr = {lr:.3g}, largest |direction| entry "
-            f"{float(np.max(np.abs(h))):.3g}): use a smaller lr (or a larger damping / regularization)"
-        )
-    return out
-
-
 def _solve(mu: np.ndarray, gi: np.ndarray, lam: float) -> np.ndarray:
     """Coefficients of h(lambda) in the eigenbasis (pseudo-inverse, see ``_RCOND``)."""
     denom = lam - mu
@@ -173,7 +160,7 @@ def newton_step(source: Any, theta: Any, *, damping: float = 0.0, lr: float = 1.
     increase = float(gi @ c + 0.5 * np.sum(mu * c * c) - 0.5 * lam * (c @ c))
     scale = max(float(np.max(np.abs(mu))), np.finfo(float).tiny)
     return NewtonStep(
-        theta=_moved(theta, lr, h), theta_old=theta, direction=h, gradient=g, step_size=lr, damping=lam,
+        theta=_moved(theta, lr, h, advice=" or a larger damping"), theta_old=theta, direction=h, gradient=g, step_size=lr, damping=lam,
         model_increase=increase, min_eigenvalue=float(mu[0]), max_eigenvalue=float(mu[-1]),
         concave_model=bool(lam - mu[-1] >= -_RCOND * scale), J_old=oracle.J,
     )
@@ -259,7 +246,7 @@ def cubic_newton_step(source: Any, theta: Any, regularization: float, *, seed: A
     norm = float(np.linalg.norm(c))
     increase = float(g_model @ c + 0.5 * np.sum(mu * c * c) - M * norm**3 / 6.0)
     return NewtonStep(
-        theta=_moved(theta, 1.0, h), theta_old=theta, direction=h, gradient=g, step_size=1.0, damping=float(lam),
+        theta=_moved(theta, 1.0, h, name="regularization", advice=" (a larger one)"), theta_old=theta, direction=h, gradient=g, step_size=1.0, damping=float(lam),
         model_increase=increase, min_eigenvalue=float(mu[0]), max_eigenvalue=float(mu[-1]),
         concave_model=bool(lam - mu[-1] >= -_RCOND * scale), J_old=oracle.J,
     )

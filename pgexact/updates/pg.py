@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ._checks import check_delta, check_lr, check_source
-from ._common import _theta
+from ._common import _moved, _theta
 
 __all__ = ["PGStep", "NPGStep", "pg_step", "npg_step"]
 
@@ -86,7 +86,7 @@ def pg_step(source: Any, theta: Any, lr: float, *, seed: Any = None) -> PGStep:
     lr = check_lr(lr)
     oracle = source.at(theta, seed=seed)
     g = oracle.gradient
-    return PGStep(theta=theta + lr * g, theta_old=theta, gradient=g, step_size=lr, J_old=oracle.J)
+    return PGStep(theta=_moved(theta, lr, g), theta_old=theta, gradient=g, step_size=lr, J_old=oracle.J)
 
 
 # ----------------------------------------------------------------------------- NPG
@@ -183,7 +183,7 @@ def npg_step(
         return NPGStep(theta, theta, w, 0.0, max(gw, 0.0), 0.0, oracle.J, True)
     alpha = math.sqrt(2.0 * delta / gw) if delta is not None else float(lr)  # type: ignore[operator]
     return NPGStep(
-        theta=theta + alpha * w,
+        theta=_moved(theta, alpha, w, name="delta" if delta is not None else "lr"),
         theta_old=theta,
         direction=w,
         step_size=alpha,
