@@ -183,7 +183,8 @@ def test_npg_at_stationary_point_takes_no_step():
 
 
 @pytest.mark.parametrize("step,kwargs,name", [
-    (pg_step, {"lr": 1e308}, "lr"), (npg_step, {"lr": 1e308}, "lr"), (npg_step, {"delta": 1e308}, "delta")])
+    (pg_step, {"lr": 1e308}, "lr"), (npg_step, {"lr": 1e308}, "lr"), (npg_step, {"delta": 1e308}, "delta"),
+    (trpo_step, {"delta": 1e308}, "delta")])
 def test_a_step_that_leaves_float64_names_its_step_size(step, kwargs, name):
     """theta + step * direction overflowing is a NumericalError naming the argument, with no numpy warning."""
     mdp, pol, _ = moderate_problem(0)

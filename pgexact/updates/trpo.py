@@ -16,7 +16,7 @@ import numpy as np
 
 from .._validation import check_positive_int
 from ._checks import check_delta, check_lr, check_nonnegative_finite, check_ratio, check_source
-from ._common import _theta
+from ._common import _moved, _theta
 
 __all__ = ["TRPOStep", "trpo_step"]  # conjugate_gradient: the solver inside trpo_step, internal
 
@@ -250,7 +250,7 @@ def trpo_step(
     kl = imp = float("nan")
     for k in range(max_backtracks + 1):
         beta = full * ratio**k
-        cand = theta + beta * x
+        cand = _moved(theta, beta, x, name="delta")
         kl, surrogate = _kl_and_surrogate(oracle, cand)
         imp = surrogate() if kl <= delta or k == max_backtracks else float("nan")
         if kl <= delta and imp > 0.0:
