@@ -4,7 +4,7 @@ solvers, the softmax parametrizations and the model's operators."""
 
 from . import Mistake
 
-_EXACT = ("tests/test_exact.py",)
+_EXACT = ("tests/test_exact.py", "tests/test_exact_closed_forms.py")
 _HESSIAN = ("tests/test_hessian.py", "tests/test_second_order.py")
 _POLICY_FREE = ("tests/test_policy_free.py",)
 _SPARSE = ("tests/test_sparse.py",)
@@ -234,7 +234,7 @@ MISTAKES = [
         'r = np.einsum("sat,sat->sa", P, r)',
         "r = r.mean(axis=2)",
         "reward r(s, a, s') reduced by a plain mean over s' instead of the expectation under P",
-        ("tests/test_models.py",),
+        ("tests/test_models.py", "tests/test_exact_closed_forms.py"),
     ),
     Mistake(
         "exact-sparse-policy-transition-transposed-pi", "pgexact/models/finite_mdp.py",
