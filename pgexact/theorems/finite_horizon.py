@@ -7,8 +7,10 @@ gradient of J (backward recursion), forward marginals, the dense Fisher matrix o
 ``numpy.linalg.lstsq`` (SVD, minimum norm), repeated squaring of the dense chain, and a Bellman system on
 state-action pairs built from the per-transition reward tensor.
 
-Instances: random dense MDPs with 2..6 states and 2..4 actions (rewards N(0, 1)), finite horizon 2..5 with
-γ in {0.9, 0.5} (at H = 1 or γ = 1 a dropped :math:`\gamma^t` is invisible), tabular or linear softmax.
+Instances: for the natural gradient and the surrogate, random dense MDPs with 2..6 states and 2..4 actions
+(rewards N(0, 1)), finite horizon 2..5 with γ in {0.9, 0.5} (at H = 1 or γ = 1 a dropped :math:`\gamma^t` is
+invisible), tabular or linear softmax; for the chains and the per-transition rewards, as their instance
+generators state.
 """
 
 from __future__ import annotations
