@@ -26,7 +26,6 @@ from fractions import Fraction
 import numpy as np
 
 from .. import average
-from ..models.finite_mdp import FiniteMDP
 from .average import (
     AverageProblem,
     ControlProblem,
