@@ -13,11 +13,12 @@ _AS = "pgexact/average/_structured.py"
 _AC = "pgexact/average/control.py"
 _CC = "pgexact/mdps/classic_control.py"
 
-_LQR_TESTS = ("tests/test_lqr_exact.py", "tests/test_lqr_api.py")
-_SOFT_TESTS = ("tests/test_lqr_soft.py",)
+_VALUES_TESTS = "tests/test_lqr_average_values.py"
+_LQR_TESTS = ("tests/test_lqr_exact.py", "tests/test_lqr_api.py", _VALUES_TESTS)
+_SOFT_TESTS = ("tests/test_lqr_soft.py", _VALUES_TESTS)
 _HESS_TESTS = ("tests/test_lqr_hessian.py",)
-_AVG_TESTS = ("tests/test_average.py",)
-_CTRL_TESTS = ("tests/test_average_control.py",)
+_AVG_TESTS = ("tests/test_average.py", _VALUES_TESTS)
+_CTRL_TESTS = ("tests/test_average_control.py", _VALUES_TESTS)
 _CC_TESTS = ("tests/test_classic_control.py",)
 
 MISTAKES = [
