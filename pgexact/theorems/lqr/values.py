@@ -283,8 +283,8 @@ identity(
     id="lqr.riccati_cost",
     statement=r"C^* = \mathrm{tr}(P^*\Sigma_0) + d^* = C(K^*),\ P_t, K_t \text{ of the Riccati recursion} = "
               r"\text{the optimum of the stacked quadratic program over the remaining } H - t \text{ steps}",
-    source="Bertsekas, DPOC vol. I, sec. 4.1 (Riccati recursion, certainty equivalence); Anderson & Moore, Optimal "
-           "Control: Linear Quadratic Methods, sec. 2.4 (the finite-horizon LQ problem as a least-squares problem)",
+    source="Bertsekas, DPOC vol. I, sec. 4.1 (Riccati recursion, certainty equivalence); course notes "
+           "(Boyd, EE363) 'Linear quadratic regulator: discrete-time finite horizon', section 'LQR via least-squares'",
     reference="infinite horizon: K*, P* by the doubling algorithm and C(K*) on the primal side (Kronecker solve); "
               "finite horizon: K_t, P_t from the stacked open-loop quadratic program of each remaining horizon and the "
               "cost of those gains by the forward second-moment recursion",
