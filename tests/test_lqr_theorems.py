@@ -13,6 +13,7 @@ import pgexact.theorems.lqr.natural  # noqa: F401  (registered through THEOREM_M
 import pgexact.theorems.lqr.newton  # noqa: F401
 import pgexact.theorems.lqr.sampled  # noqa: F401
 import pgexact.theorems.lqr.soft_step  # noqa: F401
+import pgexact.theorems.lqr.values  # noqa: F401
 from pgexact.lqr import cost_gradient, evaluate
 from pgexact.theorems.lqr import FD_TOL, _J, central_difference, random_problem
 from pgexact.theorems.registry import _REGISTRY, CONTROL_FACTOR, relative_error
@@ -42,6 +43,9 @@ LQR_IDS = [
     "lqr.policy_hessian",
     "lqr.newton_direction",
     "lqr.soft_policy_improvement",
+    "lqr.values_primal",
+    "lqr.soft_values",
+    "lqr.riccati_cost",
 ]
 #: Statistical LQR theorems (Monte Carlo, ~0.1 s an instance): checked in tests/test_theorems_lqr_coverage.py and
 #: by the registry-wide control test, not at 20 + 12 instances each here.

@@ -53,7 +53,7 @@ __all__ = [
 
 #: Modules (relative to ``pgexact.theorems``) whose import registers theorems.
 THEOREM_MODULES: tuple[str, ...] = (
-    "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "convergence",
+    "finite", "lqr", "estimators", "updates", "sampler", "baselines", "average", "average_values", "convergence",
     "convergence_entropy", "finite_kl",
     "geometric", "second_order", "adapters",
     "classic_control",
@@ -67,6 +67,7 @@ THEOREM_MODULES: tuple[str, ...] = (
     "lqr.newton",
     "lqr.soft_step",
     "lqr.sampled",
+    "lqr.values",
     "moments_nstep",
     "finite_horizon",
 )

@@ -28,8 +28,10 @@ tested, not just their sign. Modules: :mod:`~pgexact.theorems.lqr.gradients`,
 through ``THEOREM_MODULES``, :mod:`~pgexact.theorems.lqr.natural` (Fisher and natural gradient
 against the score's outer product), :mod:`~pgexact.theorems.lqr.newton` (Hessian-vector product,
 policy Hessian, Newton direction), :mod:`~pgexact.theorems.lqr.soft_step` (one soft improvement
-step against its definition) and :mod:`~pgexact.theorems.lqr.sampled` (statistical: the rollout's
-law and the gradient estimators' means).
+step against its definition), :mod:`~pgexact.theorems.lqr.sampled` (statistical: the rollout's
+law and the gradient estimators' means) and :mod:`~pgexact.theorems.lqr.values` (V, Q, grad_u Q, the
+soft values and the optimal cost against primal-side costs from point masses, the finite-horizon
+Riccati gains against the stacked quadratic program).
 """
 
 from __future__ import annotations
