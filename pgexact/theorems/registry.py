@@ -68,6 +68,9 @@ THEOREM_MODULES: tuple[str, ...] = (
     "lqr.soft_step",
     "lqr.sampled",
     "moments_nstep",
+    "estimators_pathwise",
+    "moments_finite",
+    "estimators_discounted",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
