@@ -5,11 +5,11 @@ from . import Mistake
 PG = "pgexact/estimators/_policy_gradients.py"
 STEPS = "pgexact/estimators/_steps.py"
 ADV = "pgexact/estimators/_advantage.py"
-T_EST = ("tests/test_estimators.py",)
-T_MOM = ("tests/test_moments.py",)
+T_EST = ("tests/test_estimators.py", "tests/test_estimators_pathwise.py")
+T_MOM = ("tests/test_moments.py", "tests/test_estimators_pathwise.py")
 T_GEO = ("tests/test_geometric_moments.py",)
 T_NSTEP = ("tests/test_nstep_moments.py",)
-T_BASE = ("tests/test_baselines.py",)
+T_BASE = ("tests/test_baselines.py", "tests/test_estimators_pathwise.py")
 T_STATS = ("tests/test_stats.py",)
 T_HESS = ("tests/test_hessian_estimators.py", "tests/test_dice_estimators.py")
 
