@@ -229,7 +229,7 @@ identity(
         "a time limit treated as termination (no bootstrap V(s_T) after truncation)": lambda prs: _expected(
             prs, bootstrap_truncated=False),
     },
-    default_instances=6,
+    default_instances=4,
 )
 
 
