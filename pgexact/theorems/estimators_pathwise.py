@@ -4,10 +4,11 @@ The enumeration theorems of :mod:`pgexact.theorems.estimators` check what the es
 (their means, on finite-horizon episodes that all run H steps); an estimator can be unbiased and
 still not be the estimator its docstring states (a baseline without its :math:`d^t`, a trace λ
 for γλ), and the episodes there never end early, are never truncated and never stop at random.
-Here a sampled batch is drawn from a model with an absorbing terminal state, under one of the
-three objectives of :func:`pgexact.rollout` (``finite``, ``truncated`` — the return goes on after
-T and :math:`V(s_T)` is bootstrapped — and ``geometric`` — no discount, the stop acting as
-termination), and every per-episode term is compared with the definition written as Python loops
+Here each instance draws three batches of 8..24 episodes from random models with one more state,
+absorbing and terminal, reached with probability 0.1 per step: one under each objective of
+:func:`pgexact.rollout` (``finite``, with time-indexed V and baseline; ``truncated`` — the return
+goes on after T and a stationary V bootstraps :math:`V(s_T)`; ``geometric`` — no discount, the
+stop acting as termination), and every per-episode term is compared with the definition written as Python loops
 over the episode's padded states, actions and rewards up to its length :math:`L_n` (the first
 visit to the terminal state or the end), with the explicit score of
 :mod:`pgexact.theorems._reference`:
@@ -26,6 +27,10 @@ visit to the terminal state or the end), with the explicit score of
 * the batch-normalized advantage over the real steps only, and the fitted value baseline: the
   average of :math:`G_t` over the real steps in each cell (t, s) (each s under geometric
   stopping).
+
+``estimators.gae_time_limits`` checks :func:`pgexact.estimators.gae` on arrays whose rows run
+several episodes back to back, cut by terminations and by time limits (each bootstrapped from the
+final observation's value), against the sum of TD errors over each step's own episode.
 """
 
 from __future__ import annotations
