@@ -70,6 +70,9 @@ THEOREM_MODULES: tuple[str, ...] = (
     "lqr.values",
     "moments_nstep",
     "finite_horizon",
+    "estimators_pathwise",
+    "moments_finite",
+    "estimators_discounted",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
