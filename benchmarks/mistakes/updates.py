@@ -10,7 +10,6 @@ T_SAMP = "tests/test_updates_sampled.py"
 T_NEWTON = "tests/test_updates_newton.py"
 T_THM = "tests/test_updates_theorems.py"
 T_CONV = "tests/test_convergence.py"
-T_CONV_ENT = "tests/test_convergence_entropy.py"
 T_PATHS = "tests/test_updates_paths.py"
 
 TRPO = "pgexact/updates/trpo.py"
