@@ -59,6 +59,8 @@ THEOREM_MODULES: tuple[str, ...] = (
     "classic_control",
     "policy_free",
     "updates_coverage",
+    "updates_cg",
+    "updates_paths",
     "statistics",
     "statistics_estimators",
     "second_order_estimators",
