@@ -319,6 +319,27 @@ def test_soft_value_iteration_refuses_a_temperature_that_overflows():
         soft_value_iteration(random_mdp(3, 2, gamma=0.9, seed=0), alpha=1e308)
 
 
+@pytest.mark.parametrize("alpha", [1e-308, 1e-200])
+def test_soft_value_iteration_at_a_vanishing_temperature_is_hard_value_iteration(alpha):
+    """Q/alpha leaves float64 at alpha = 1e-308; the soft optimum is then the hard one (its limit as alpha -> 0),
+    computed without a warning, with a greedy policy; a masked action keeps probability 0."""
+    import warnings
+
+    mdp = random_mdp(5, 3, gamma=0.9, seed=4)
+    mask = np.ones((5, 3), dtype=bool)
+    mask[:, 2] = False
+    masked = pe.FiniteMDP(mdp.P, mdp.r, mdp.mu0, mdp.gamma, action_mask=mask)
+    for m in (mdp, masked):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            soft = soft_value_iteration(m, alpha=alpha, tol=1e-13)
+        assert set(np.unique(soft.policy)) <= {0.0, 1.0}
+        assert np.all(soft.policy[~mask] == 0.0) if m is masked else True
+        hard = value_iteration(m, tol=1e-13)
+        np.testing.assert_allclose(soft.V, hard.V, rtol=1e-10)
+    np.testing.assert_allclose(soft_value_iteration(mdp, alpha=alpha).V, best_deterministic(mdp), rtol=1e-10)
+
+
 def test_value_iteration_refuses_a_contraction_too_slow_to_finish():
     """At gamma = 1 - 1e-6 value iteration needs tens of millions of sweeps: it stops at
     MAX_TIME_STEPS with advice instead of running for minutes."""

@@ -213,16 +213,16 @@ MISTAKES = [
     # ---------------------------------------------------------------- soft control
     Mistake(
         "updates-soft-value-no-alpha", SOFT,
-        "return alpha * _logsumexp_rows(z)",
-        "return _logsumexp_rows(z)",
+        "return top + alpha * np.log(np.exp(z).sum(axis=1))",
+        "return top + np.log(np.exp(z).sum(axis=1))",
         "soft value log-sum-exp without the temperature factor alpha",
         (T_PLAN, T_THM, T_PATHS),
     ),
     Mistake(
-        "updates-soft-policy-masked-no-alpha", SOFT,
-        "return softmax(np.where(mask, Q / alpha, -np.inf), axis=1)",
-        "return softmax(np.where(mask, Q, -np.inf), axis=1)",
-        "masked soft policy forgets the temperature",
+        "updates-soft-shift-no-alpha", SOFT,
+        "return (z - top[:, None]) / alpha, top",
+        "return z - top[:, None], top",
+        "soft policy and soft value's shifted log-sum-exp forget the temperature",
         (T_PLAN, T_THM, T_PATHS),
     ),
     Mistake(

@@ -27,7 +27,6 @@ from ..errors import NumericalError
 from ..exact._checks import check_mdp, check_pi
 from ..exact.evaluation import evaluate
 from ..models.finite_mdp import FiniteMDP
-from ..policies.softmax import _logsumexp_rows
 from .._validation import check_positive_finite, check_positive_int
 from .planning import _feasible, _require_discounted, _tol
 
@@ -66,17 +65,29 @@ def _alpha(alpha: Any) -> float:
     return check_positive_finite("alpha", alpha)
 
 
+def _shifted(Q: np.ndarray, alpha: float, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    r""":math:`(Q(s, a) - \max_b Q(s, b))/\alpha` over the feasible actions (:math:`-\infty` elsewhere), shape
+    (S, A), and the row maximum, shape (S,).
+
+    Shifting before dividing keeps every entry :math:`\le 0`: at a temperature so small that :math:`Q/\alpha`
+    leaves float64, the soft value and policy become the hard maximum and the greedy policy, their limits,
+    instead of :math:`\infty - \infty`."""
+    z = Q if mask is None else np.where(mask, Q, -np.inf)
+    top = z.max(axis=1)
+    with np.errstate(over="ignore"):  # an entry below -1.8e308 is -inf: weight exp(-inf) = 0, its limit
+        return (z - top[:, None]) / alpha, top
+
+
 def _soft_policy(Q: np.ndarray, alpha: float, mask: np.ndarray | None) -> np.ndarray:
     r""":math:`\pi(a|s) \propto \exp(Q(s, a)/\alpha)` over the feasible actions (probability 0 elsewhere)."""
-    if mask is None:
-        return softmax(Q / alpha, axis=1)
-    return softmax(np.where(mask, Q / alpha, -np.inf), axis=1)
+    return softmax(_shifted(Q, alpha, mask)[0], axis=1)
 
 
 def _soft_value(Q: np.ndarray, alpha: float, mask: np.ndarray | None) -> np.ndarray:
-    r""":math:`\alpha \log\sum_{a \text{ feasible}} \exp(Q(s, a)/\alpha)`, shape (S,)."""
-    z = Q / alpha if mask is None else np.where(mask, Q / alpha, -np.inf)
-    return alpha * _logsumexp_rows(z)
+    r""":math:`\alpha \log\sum_{a \text{ feasible}} \exp(Q(s, a)/\alpha)
+    = \max_a Q(s, a) + \alpha \log\sum_a \exp((Q(s, a) - \max_b Q(s, b))/\alpha)`, shape (S,)."""
+    z, top = _shifted(Q, alpha, mask)
+    return top + alpha * np.log(np.exp(z).sum(axis=1))
 
 
 def soft_evaluate(mdp: FiniteMDP, pi: Any, alpha: float) -> SoftEvaluation:
