@@ -68,6 +68,8 @@ THEOREM_MODULES: tuple[str, ...] = (
     "lqr.soft_step",
     "lqr.sampled",
     "moments_nstep",
+    "sampler_paths",
+    "conformance",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
