@@ -5,9 +5,10 @@ the conformance expected update and reference buffer."""
 from . import Mistake
 
 _KERNEL_TESTS = ("tests/test_rollout.py", "tests/test_compiled_kernel.py")
-_TRAJ_TESTS = ("tests/test_rollout.py", "tests/test_estimators.py", "tests/test_reliability_round3.py")
-_TORCH_TESTS = ("tests/test_torch.py", "tests/test_torch_derivatives.py")
-_JAX_TESTS = ("tests/test_jax.py", "tests/test_jax_derivatives.py")
+_TRAJ_TESTS = ("tests/test_rollout.py", "tests/test_sampling_paths.py", "tests/test_estimators.py",
+               "tests/test_reliability_round3.py")
+_TORCH_TESTS = ("tests/test_torch.py", "tests/test_torch_derivatives.py", "tests/test_sampling_paths.py")
+_JAX_TESTS = ("tests/test_jax.py", "tests/test_jax_derivatives.py", "tests/test_sampling_paths.py")
 _CONFORMANCE_TESTS = ("tests/test_conformance.py",)
 
 MISTAKES = [
