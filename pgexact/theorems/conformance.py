@@ -7,6 +7,10 @@ exact probability, forms each path's update with the reference buffer
 (:func:`pgexact.conformance.reference.grouped_updates`: δ per row from the flags, GAE backwards over the
 rows) and averages (:func:`pgexact.conformance.batch_covariance`'s mean): the two share only the model's
 data, the policy and the critic.
+
+The reference vector environment (:func:`pgexact.conformance.reference.simulate`) is checked by the
+frequencies of (row, time in episode, state, truncated) over independent environments against the forward
+law of the chain over (time in episode, state) with its resets.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 
 from ..conformance import Convention, batch_covariance, expected_update
 from ..models.finite_mdp import FiniteMDP
-from .registry import identity
+from .registry import identity, statistical
 
 #: Nothing here is API: the theorems are reached through :func:`pgexact.theorems.get`.
 __all__: list[str] = []
@@ -28,7 +32,7 @@ class ConformanceProblem:
     mdp: FiniteMDP
     logits: np.ndarray
     values: np.ndarray
-    renewal: Convention  # same-step autoreset, truncation bootstrap / terminate / reset_obs
+    renewal: tuple  # same-step autoreset, truncation bootstrap, terminate and reset_obs
     chain: Convention  # next-step autoreset or cross-episode GAE
     batch: int
 
@@ -36,7 +40,8 @@ class ConformanceProblem:
 def _instance(rng: np.random.Generator) -> ConformanceProblem:
     """3 states (the last terminal, reached from the others with probability about 0.2), 2 actions, sparse
     transition rows; a random critic (so that every bootstrap shows); time limit 2..3, 3 rows per batch,
-    batch 0 or 1; two random conventions, one of the renewal computation and one of the chain only."""
+    batch 0 or 1; random conventions: three of the renewal computation (one per truncation rule, the other
+    fields shared) and one of the chain only."""
     S, A = 3, 2
     P = np.zeros((S, A, S))
     for s in range(S - 1):
@@ -57,8 +62,9 @@ def _instance(rng: np.random.Generator) -> ConformanceProblem:
                     gamma=float(rng.uniform(0.5, 0.95)), ent_coef=float(rng.choice([0.0, 0.1])),
                     bootstrap_end=bool(rng.integers(2)), **common)
 
-    renewal = Convention(truncation=str(rng.choice(["bootstrap", "terminate", "reset_obs"])), autoreset="same_step",
-                         **fields())
+    shared = fields()
+    renewal = tuple(Convention(truncation=t, autoreset="same_step", **shared)
+                    for t in ("bootstrap", "terminate", "reset_obs"))
     if rng.integers(2):
         chain = Convention(truncation=str(rng.choice(["bootstrap", "terminate", "reset_obs", "cross"])),
                            autoreset="next_step", **fields())
@@ -76,16 +82,20 @@ def _pi(pr: ConformanceProblem) -> np.ndarray:
 def _computed(pr: ConformanceProblem) -> tuple[np.ndarray, ...]:
     pi = _pi(pr)
     kw = dict(values=pr.values, batch=pr.batch)
-    return (expected_update(pr.mdp, pi, pr.renewal, method="renewal", **kw).update,
-            expected_update(pr.mdp, pi, pr.renewal, method="chain", **kw).update,
-            expected_update(pr.mdp, pi, pr.chain, **kw).update)
+    out = []
+    for c in pr.renewal:
+        out += [expected_update(pr.mdp, pi, c, method="renewal", **kw).update,
+                expected_update(pr.mdp, pi, c, method="chain", **kw).update]
+    return tuple(out) + (expected_update(pr.mdp, pi, pr.chain, **kw).update,)
 
 
-def _enumerated(pr: ConformanceProblem, renewal: Convention | None = None, chain: Convention | None = None):
+def _enumerated(pr: ConformanceProblem, renewal: tuple | None = None, chain: Convention | None = None):
     renewal, chain = renewal or pr.renewal, chain or pr.chain
-    a = batch_covariance(pr.mdp, pr.logits, renewal, values=pr.values, batch=pr.batch).mean
-    b = batch_covariance(pr.mdp, pr.logits, chain, values=pr.values, batch=pr.batch).mean
-    return a, a, b
+    out = []
+    for c in renewal:
+        mean = batch_covariance(pr.mdp, pr.logits, c, values=pr.values, batch=pr.batch).mean
+        out += [mean, mean]
+    return tuple(out) + (batch_covariance(pr.mdp, pr.logits, chain, values=pr.values, batch=pr.batch).mean,)
 
 
 def _expected(pr: ConformanceProblem) -> tuple[np.ndarray, ...]:
@@ -94,14 +104,14 @@ def _expected(pr: ConformanceProblem) -> tuple[np.ndarray, ...]:
 
 def _dropped_lambda(pr: ConformanceProblem) -> tuple[np.ndarray, ...]:
     """The mistake of GAE with gamma in place of gamma * lambda (lambda = 1), in both conventions."""
-    return _enumerated(pr, pr.renewal.replace(lam=1.0), pr.chain.replace(lam=1.0))
+    return _enumerated(pr, tuple(c.replace(lam=1.0) for c in pr.renewal), pr.chain.replace(lam=1.0))
 
 
 def _uniform_instead_of_discounted(pr: ConformanceProblem) -> tuple[np.ndarray, ...]:
     """The mistake of weighting rows uniformly whatever the convention says (and discounted where it says
     uniform)."""
     flip = {"uniform": "discounted", "discounted": "uniform"}
-    return _enumerated(pr, pr.renewal.replace(weighting=flip[pr.renewal.weighting]),
+    return _enumerated(pr, tuple(c.replace(weighting=flip[c.weighting]) for c in pr.renewal),
                        pr.chain.replace(weighting=flip[pr.chain.weighting]))
 
 
@@ -115,8 +125,8 @@ identity(
     reference="enumeration of every path of one environment through the batch's rows with its exact "
     "probability (pgexact.conformance.batch_covariance's mean), each path's update formed row by row by the "
     "reference buffer (pgexact.conformance.reference.grouped_updates); computed: expected_update by the "
-    "renewal recursion and by the chain for a same-step convention, and by the chain for a next-step or "
-    "cross-episode one",
+    "renewal recursion and by the chain for same-step conventions with each truncation rule (bootstrap, "
+    "terminate, reset_obs), and by the chain for a next-step or cross-episode one",
     instance=_instance,
     computed=_computed,
     expected=_expected,
@@ -128,5 +138,81 @@ identity(
         "rows weighted uniformly where the convention says discounted (and the reverse)":
             _uniform_instead_of_discounted,
     },
+    default_instances=5,
+)
+
+
+# ----------------------------------------------------------------------------- the reference environment
+N_ENVS = 4000  # environments of the simulated stream (independent copies: the trials of every cell)
+N_ROWS = 6  # rows of one batch
+
+
+def _stream_instance(rng: np.random.Generator) -> tuple[ConformanceProblem, int]:
+    """A problem of :func:`_instance` with a time limit of 2..3 (episodes end by truncation and by termination
+    within the batch) and a seed."""
+    return _instance(rng), int(rng.integers(2**31))
+
+
+def _stream_counts(inst: tuple[ConformanceProblem, int], time_limit_shift: int = 0):
+    r"""Cells (row j, time in episode k, state s, truncated) of batch 0 of the reference vector environment
+    (same-step autoreset): ``counts[j, k, s, f]`` environments, out of N_ENVS, with ``episode_step = k``,
+    ``obs = s`` and ``truncated = f`` at row j; k runs to the time limit (a time limit one step late shows
+    as cells of probability 0)."""
+    from ..conformance.reference import simulate
+
+    pr, seed = inst
+    T = pr.chain.time_limit
+    S = pr.mdp.n_states
+    batch = next(simulate(pr.mdp, _pi(pr), time_limit=T + time_limit_shift, n_envs=N_ENVS, n_steps=N_ROWS,
+                          n_batches=1, seed=seed))
+    k = np.minimum(batch.episode_step, T)
+    idx = ((np.arange(N_ROWS)[:, None] * (T + 1) + k) * S + batch.obs) * 2 + batch.truncated
+    return np.bincount(idx.reshape(-1), minlength=N_ROWS * (T + 1) * S * 2).reshape(N_ROWS, T + 1, S, 2), N_ENVS
+
+
+def _stream_expected(inst: tuple[ConformanceProblem, int]) -> np.ndarray:
+    r"""Forward propagation of the law of (time in episode k, state s) from :math:`(0, \mu_0)`: a step from
+    (k, s) takes a ~ π(·|s), s' ~ P(·|s, a); it ends the episode when s' is terminal (terminated) or when
+    k + 1 reaches the time limit (truncated, unless terminated), and the environment then restarts at
+    :math:`(0, s_0 \sim \mu_0)`; else it continues at (k + 1, s')."""
+    pr, _ = inst
+    mdp, pi = pr.mdp, _pi(pr)
+    T, S = pr.chain.time_limit, mdp.n_states
+    P = np.einsum("sa,sat->st", pi, np.asarray(mdp.P))  # P_pi
+    terminal = np.asarray(mdp.terminal)
+    law = np.zeros((T + 1, S))
+    law[0] = mdp.mu0
+    out = np.zeros((N_ROWS, T + 1, S, 2))
+    for j in range(N_ROWS):
+        nxt = np.zeros((T + 1, S))
+        for k in range(T):
+            flow = law[k][:, None] * P  # (s, s')
+            ends_by_time = k + 1 >= T
+            truncated_mass = flow[:, ~terminal].sum(axis=1) if ends_by_time else np.zeros(S)
+            out[j, k, :, 1] = truncated_mass
+            out[j, k, :, 0] = law[k] - truncated_mass
+            ended = flow[:, terminal].sum() + truncated_mass.sum()
+            nxt[0] += ended * mdp.mu0
+            if not ends_by_time:
+                nxt[k + 1] += flow.sum(axis=0) * ~terminal
+        law = nxt
+    return out
+
+
+statistical(
+    id="conformance.reference_stream",
+    statement=r"\Pr(k_j = k, s_j = s, \text{truncated}_j) \text{ in the reference vector environment} = "
+    r"\text{the forward law of the chain over (time in episode, state) with resets at termination and at the time limit}",
+    source="gymnasium's TimeLimit and same-step autoreset (the environment the conformance drivers step); "
+    "course notes 'Policy gradient methods', section 'Advantage estimation' (truncation versus termination)",
+    reference=f"forward propagation, written here from the model's data, of the law of (time in episode, "
+    f"state) with resets; frequencies over {N_ENVS} independent environments of "
+    f"pgexact.conformance.reference.simulate, every (row, k, s, truncated) cell of {N_ROWS} rows",
+    instance=_stream_instance,
+    observed=_stream_counts,
+    expected=_stream_expected,
+    mutants={"time limit one step late": lambda inst: _stream_counts(inst, time_limit_shift=1)},
+    power_note=f"a time limit one step late puts about 0.8 * 0.8 of the mass of row T - 1 on cells of "
+    f"probability 0 (k = T, or not truncated at k = T - 1): observed with n = {N_ENVS}, statistic inf",
     default_instances=5,
 )
