@@ -38,18 +38,17 @@ class ConformanceProblem:
 
 
 def _instance(rng: np.random.Generator) -> ConformanceProblem:
-    """3 states (the last terminal, reached from the others with probability about 0.2), 2 actions, sparse
-    transition rows; a random critic (so that every bootstrap shows); time limit 2..3, 3 rows per batch,
+    """3 states (the last terminal, entered with a probability in [0.05, 0.4] that depends on the state and
+    the action: a term proportional to it would otherwise cancel in the logits' update), 2 actions; a random critic (so that every bootstrap shows); time limit 2..3, 3 rows per batch,
     batch 0 or 1; random conventions: three of the renewal computation (one per truncation rule, the other
     fields shared) and one of the chain only."""
     S, A = 3, 2
     P = np.zeros((S, A, S))
     for s in range(S - 1):
         for a in range(A):
-            nxt = rng.choice(S - 1, size=2, replace=False)
-            w = rng.dirichlet(np.ones(2)) * 0.8
-            P[s, a, nxt] = w
-            P[s, a, S - 1] = 0.2
+            end = float(rng.uniform(0.05, 0.4))  # differs across actions: terms in Pr(s' not terminal) show
+            P[s, a, : S - 1] = rng.dirichlet(np.ones(S - 1)) * (1.0 - end)
+            P[s, a, S - 1] = end
     P[S - 1, :, S - 1] = 1.0
     r = rng.standard_normal((S, A))
     r[S - 1] = 0.0
