@@ -47,6 +47,7 @@ def _instance(rng: np.random.Generator) -> tuple[Problem, np.ndarray, dict[str, 
         "Q": rng.standard_normal(vals.Q.shape),
         "A": rng.standard_normal(vals.A.shape),
         "d": rng.standard_normal(pi.shape[0]),
+        "rho": float(rng.standard_normal()),
     }
     u = rng.standard_normal(pi.shape)
     tangents = rng.standard_normal((3, *pi.shape))
@@ -117,7 +118,24 @@ def _ref_gain_derivatives(inst: Any) -> np.ndarray:
     """Complex-step derivatives of the reference gain along the three tangent directions."""
     pr, pi, extra = inst[0], inst[1], inst[4]
     h = ref.COMPLEX_STEP
-    return np.array([np.imag(_ref_gain(pr.mdp, pi + 1j * h * t)) / h for t in extra["tangents"]])
+    return inst[2]["rho"] * np.array([np.imag(_ref_gain(pr.mdp, pi + 1j * h * t)) / h for t in extra["tangents"]])
+
+
+def _ref_directional(inst: Any) -> tuple[np.ndarray, np.ndarray]:
+    r"""Complex-step derivatives along u of the reference V and of the normalized occupancy :math:`d_\pi`."""
+    pr, pi, _, u = inst[:4]
+    h = ref.COMPLEX_STEP
+    p = pi + 1j * h * u
+    return np.imag(ref.values(pr.mdp, p).V) / h, np.imag(_ref_occupancy(pr.mdp, p)) / h
+
+
+def _occupancy_derivative_unnormalized(inst: Any) -> tuple[np.ndarray, np.ndarray]:
+    r"""The mistake of the occupancy's derivative without its normalization (:math:`1-\gamma`, or
+    :math:`1/\sum_{t<H}\gamma^t`)."""
+    pr = inst[0]
+    dV, dd = _ref_directional(inst)
+    mass = 1.0 / (1.0 - pr.mdp.gamma) if pr.mdp.horizon is None else float(np.sum(pr.mdp.gamma ** np.arange(pr.mdp.horizon)))
+    return dV, mass * dd
 
 
 def _along(G: np.ndarray, inst: Any) -> np.ndarray:
@@ -132,13 +150,13 @@ def _ones_like(cot: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- torch
 #: What each adapter returns on an instance: (VJP of the pairing, Hessian of J in pi applied to u, the
-#: Fisher-vector product F v of the instance's parametrization, the gradient of the gain in pi applied
-#: to the tangent directions).
-Outputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Fisher-vector product F v of the instance's parametrization, the gradient of a random multiple of the
+#: gain in pi applied to the tangent directions, the derivatives of V and d_pi along u by forward rules).
+Outputs = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]
 
 
 def _torch(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
-    """The four outputs through pgexact.torch."""
+    """The five outputs through pgexact.torch."""
     import torch  # noqa: PLC0415 - optional, imported when the theorem runs
 
     import pgexact.torch as pt  # noqa: PLC0415
@@ -157,13 +175,48 @@ def _torch(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
     phi = torch.tensor(ref.logit_features(pr.policy))  # the parametrization's definition: z = phi theta
     Fv = pt.fisher_vector_product(mdp, lambda th: torch.softmax(phi @ th, dim=-1), torch.tensor(pr.theta),
                                   torch.tensor(extra["v"]))
-    (Grho,) = torch.autograd.grad(pt.average_reward(mdp, pi), pi)
-    return g.numpy(), Hu.numpy(), Fv.numpy(), _along(Grho.numpy(), inst)
+    (Grho,) = torch.autograd.grad(cot["rho"] * pt.average_reward(mdp, pi), pi)
+    return g.numpy(), Hu.numpy(), Fv.numpy(), _along(Grho.numpy(), inst), _torch_forward_rule(inst)
+
+
+def _torch_forward_rule(inst: Any) -> tuple[np.ndarray, np.ndarray]:
+    r"""Derivatives along u of V and :math:`d_\pi` through pgexact.torch. Discounted instances: the forward
+    (jvp) rule of the adapter's solve applied directly to :math:`V = M_\pi^{-1} r_\pi` and
+    :math:`y = M_\pi^{-\top}\mu_0` (:math:`d_\pi = (1-\gamma) y`): torch's forward-mode AD runs the same
+    rule, but its first use imports torch._dynamo (seconds of CPU), too much for the default run. Finite
+    horizons (no solve): reverse mode twice, :math:`\partial_w \langle J^\top w, u\rangle`."""
+    import torch  # noqa: PLC0415
+
+    import pgexact.torch as pt  # noqa: PLC0415
+
+    pr, pi_np, _, u_np = inst[:4]
+    mdp = pr.mdp
+    pi, u = torch.tensor(pi_np, requires_grad=True), torch.tensor(u_np)
+    if mdp.horizon is not None:
+        out = []
+        for f in (pt.values, pt.occupancy):
+            y = f(mdp, pi)
+            w = torch.zeros_like(y, requires_grad=True)
+            (back,) = torch.autograd.grad((y * w).sum(), pi, create_graph=True)
+            out.append(torch.autograd.grad((back * u).sum(), w)[0].numpy())
+        return out[0], out[1]
+    pi = pi.detach()
+    r, mu0 = torch.tensor(np.asarray(mdp.r)), torch.tensor(np.asarray(mdp.mu0))
+
+    class Saved:  # what the solve's setup_context saves for its forward rule
+        def __init__(self, x: Any, transpose: bool) -> None:
+            self.saved_tensors, self.mdp, self.tol, self.transpose = (pi, x), mdp, None, transpose
+
+    V = pt._Solve.apply(pi, (pi * r).sum(dim=1), mdp, None, False)
+    dV = pt._Solve.jvp(Saved(V, False), u, (u * r).sum(dim=1))
+    y = pt._Solve.apply(pi, mu0, mdp, None, True)
+    dy = pt._Solve.jvp(Saved(y, True), u, None)
+    return dV.numpy(), (1.0 - mdp.gamma) * dy.numpy()
 
 
 # ----------------------------------------------------------------------------- jax
 def _jax(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
-    """The four outputs through pgexact.jax, in one compiled program."""
+    """The five outputs through pgexact.jax, in one compiled program."""
     import jax  # noqa: PLC0415 - optional, imported when the theorem runs
 
     jax.config.update("jax_enable_x64", True)
@@ -180,13 +233,14 @@ def _jax(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
                 pj.occupancy(mdp, p))
 
     def program(p: Any, cotangents: Any, w: Any, theta: Any, v: Any) -> Any:
-        g = jax.vjp(outputs, p)[1](cotangents)[0]
+        g = jax.vjp(outputs, p)[1](cotangents[:5])[0]
         Hw = jax.jvp(jax.grad(lambda q: pj.expected_return(mdp, q)), (p,), (w,))[1]
         Fv = pj.fisher_vector_product(mdp, lambda th: jax.nn.softmax(phi @ th, axis=-1), theta, v)
-        Grho = jax.grad(lambda q: pj.average_reward(mdp, q))(p)
-        return g, Hw, Fv, Grho
+        Grho = jax.grad(lambda q: cotangents[5] * pj.average_reward(mdp, q))(p)
+        dV, dd = jax.jvp(lambda q: (pj.values(mdp, q), pj.occupancy(mdp, q)), (p,), (w,))[1]
+        return g, Hw, Fv, Grho, dV, dd
 
-    args = (jnp.asarray(pi_np), tuple(jnp.asarray(cot[k]) for k in ("J", "V", "Q", "A", "d")), jnp.asarray(u),
+    args = (jnp.asarray(pi_np), tuple(jnp.asarray(cot[k]) for k in ("J", "V", "Q", "A", "d", "rho")), jnp.asarray(u),
             jnp.asarray(pr.theta), jnp.asarray(extra["v"]))
     # one compiled program per instance, shared by the theorem and its controls (JAX's eager
     # dispatch of the same steps is ~10x slower; the model's arrays are constants of the program, so
@@ -201,8 +255,8 @@ def _jax(inst: Any, *, ignore_cotangent: bool = False) -> Outputs:
             compiled = lowered.compile()
         _COMPILED.update(instance=inst, program=compiled)
     out = _COMPILED["program"](*args)
-    g, Hu, Fv, Grho = (np.asarray(x) for x in out)
-    return g, Hu, Fv, _along(Grho, inst)
+    g, Hu, Fv, Grho, dV, dd = (np.asarray(x) for x in out)
+    return g, Hu, Fv, _along(Grho, inst), (dV, dd)
 
 
 _COMPILED: dict[str, Any] = {}
@@ -213,7 +267,7 @@ _QUICK_COMPILE = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensi
 
 # ----------------------------------------------------------------------------- the theorems
 def _expected(inst: Any) -> Outputs:
-    return _ref_vjp(inst), _ref_pi_hvp(inst), _ref_fvp(inst), _ref_gain_derivatives(inst)
+    return _ref_vjp(inst), _ref_pi_hvp(inst), _ref_fvp(inst), _ref_gain_derivatives(inst), _ref_directional(inst)
 
 
 def _value_term_only(inst: Any) -> np.ndarray:
@@ -249,7 +303,7 @@ def _gain_gradient_fixed_d(inst: Any) -> np.ndarray:
     M = (np.eye(P_pi.shape[0]) - P_pi).T
     M[-1, :] = 1.0
     d = np.linalg.solve(M, np.eye(P_pi.shape[0])[-1])
-    return _along(d[:, None] * np.asarray(pr.mdp.r), inst)
+    return inst[2]["rho"] * _along(d[:, None] * np.asarray(pr.mdp.r), inst)
 
 
 def _replace(out: Outputs, i: int, value: np.ndarray) -> Outputs:
@@ -263,7 +317,7 @@ def _register(name: str, through: Callable[..., Outputs], how: str,
         statement=r"\text{through pgexact." + name + r"}: \frac{\partial}{\partial\pi}\Big(c_J J + \langle\bar V, V\rangle"
         r" + \langle\bar Q, Q\rangle + \langle\bar A, A\rangle + \langle\bar d, d_\pi\rangle\Big),\ \nabla^2_\pi J\,[u] \text{ ("
         + how + r")},\ F(\theta) v = \textstyle\sum_s d_\pi(s) \sum_a \pi\,\psi\psi^\top v"
-        r"\ \text{and}\ \langle\nabla_\pi \rho, t\rangle = \text{their references}",
+        r"\ ,\ c_\rho\langle\nabla_\pi \rho, t\rangle\ \text{and}\ \partial_u (V, d_\pi) = \text{their references}",
         source=SOURCE + "; Kakade 2002, 'A natural policy gradient', sec. 3 (the state-averaged Fisher); "
         "Puterman 1994, sec. 8.2 (the gain d r_pi of a unichain policy)",
         reference="complex-step derivatives (h = 1e-30), from J, V, Q, A by a dense numpy.linalg.solve (finite "
@@ -273,7 +327,9 @@ def _register(name: str, through: Callable[..., Outputs], how: str,
         "the explicit score phi - E_pi[phi] weighted by the reference occupancy, times a random v (the "
         "adapters use jvp/vjp of the softmax and pgexact.exact.fisher_pi_metric); the complex-step "
         "derivative of the gain d r_pi (d from one square solve of the balance equations with the "
-        "normalization) along three random directions tangent to the simplex",
+        "normalization) along three random directions tangent to the simplex, times a random cotangent; the "
+        "complex-step derivatives of V and d_pi along u (the adapters' forward rules: jax.jvp, and the torch "
+        "solve's jvp rule or reverse mode twice)",
         instance=_instance,
         computed=through,
         expected=_expected,
@@ -291,6 +347,8 @@ def _register(name: str, through: Callable[..., Outputs], how: str,
                 lambda inst: _replace(through(inst), 2, _fvp_uncentred(inst)),
             "gain's gradient with the stationary distribution held fixed (d r instead of d Q)":
                 lambda inst: _replace(through(inst), 3, _gain_gradient_fixed_d(inst)),
+            "occupancy's forward derivative without its normalization":
+                lambda inst: _replace(through(inst), 4, _occupancy_derivative_unnormalized(inst)),
         },
         default_instances=default_instances,
     )

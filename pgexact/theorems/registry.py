@@ -75,6 +75,8 @@ THEOREM_MODULES: tuple[str, ...] = (
     "estimators_pathwise",
     "moments_finite",
     "estimators_discounted",
+    "sampler_paths",
+    "conformance",
 )
 
 #: A negative control is *rejected* on an instance when its residual is at least this many times
