@@ -35,7 +35,7 @@ SOURCE_KERNEL = (
     "Walker 1977; Vose 1991, 'A linear algorithm for generating random numbers with a given distribution', "
     "IEEE TSE 17(9) (one alias draw per transition); Hillis & Steele 1986, 'Data parallel algorithms', CACM "
     "29(12) and Blelloch 1990, 'Prefix sums and their applications' (the scan tail composes the same step "
-    "maps); numpy's SeedSequence.spawn for the chunk seeds"
+    "maps); numpy's SeedSequence.spawn for each chunk's seed sequence"
 )
 
 
