@@ -27,11 +27,16 @@ def test_valid_mdp_is_frozen_and_read_only():
 
 
 def test_next_state_reward_reduced_to_expectation():
-    P, _, mu0 = two_state()
+    """r(s, a) = sum_s' P(s'|s, a) r(s, a, s'), on rows of P that are not uniform (where a plain mean over s'
+    would give the same number)."""
+    P = np.array([[[0.25, 0.75], [0.5, 0.5]], [[0.9, 0.1], [0.0, 1.0]]])
     r3 = np.zeros((2, 2, 2))
     r3[0, 0, 1] = 4.0
-    mdp = FiniteMDP(P, r3, mu0, 0.9)
-    assert mdp.r[0, 0] == pytest.approx(2.0, abs=1e-15)
+    r3[1, 0] = [1.0, -2.0]
+    mdp = FiniteMDP(P, r3, np.array([0.5, 0.5]), 0.9)
+    assert mdp.r[0, 0] == pytest.approx(3.0, abs=1e-15)  # 0.75 * 4
+    assert mdp.r[1, 0] == pytest.approx(0.7, abs=1e-15)  # 0.9 * 1 - 0.1 * 2
+    assert mdp.r[0, 1] == 0.0 and mdp.r[1, 1] == 0.0
 
 
 @pytest.mark.parametrize(
