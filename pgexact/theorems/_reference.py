@@ -87,6 +87,16 @@ def chain(mdp: Any, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.einsum("...sa,sat->...st", pi, P), np.einsum("...sa,sa->...s", pi, np.asarray(mdp.r))
 
 
+def stochastic_power(M: np.ndarray, squarings: int = 60) -> np.ndarray:
+    r""":math:`M^{2^k}` of a row-stochastic matrix M by k repeated squarings, each row renormalized to sum 1
+    (otherwise the rounding of the row sums grows like :math:`(1 + \epsilon)^{2^k}`): the limit of the chain's
+    rows for an aperiodic chain, by power iteration rather than a linear solve or a graph search."""
+    for _ in range(squarings):
+        M = M @ M
+        M /= M.sum(axis=1, keepdims=True)
+    return M
+
+
 @dataclass(frozen=True)
 class Values:
     """Reference values: discounted ``V (S,)``, ``Q, A (S, A)``; finite horizon ``V (H, S)``, ``Q, A (H, S, A)``."""

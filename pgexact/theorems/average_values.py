@@ -35,6 +35,7 @@ from .average import (
     _problem,
     _richardson,
 )
+from . import _reference as ref
 from .registry import identity
 
 __all__: list[str] = []
@@ -113,11 +114,7 @@ def _multichain_instance(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 def _cesaro_gain(P: np.ndarray, r: np.ndarray) -> np.ndarray:
     """P* r with P* = lim ((I + P)/2)^(2^k) by 60 squarings (the lazy chain is aperiodic, same Cesaro limit),
     each row renormalized to sum 1 (otherwise the rounding of the row sums grows like (1 + eps)^(2^k))."""
-    M = 0.5 * (np.eye(len(r)) + P)
-    for _ in range(60):
-        M = M @ M
-        M /= M.sum(axis=1, keepdims=True)
-    return M @ r
+    return ref.stochastic_power(0.5 * (np.eye(len(r)) + P)) @ r
 
 
 #: 1 - gamma of the coarsest of the three discounted solves of the multichain bias's reference.

@@ -410,10 +410,7 @@ inequality(
 def _squared_chain(pr: Problem) -> np.ndarray:
     """A row of P_π^(2^60) by repeated squaring (rows renormalized against drift)."""
     M, _ = ref.chain(pr.mdp, ref.probs(pr.policy, pr.theta))
-    for _ in range(60):
-        M = M @ M
-        M /= M.sum(axis=1, keepdims=True)
-    return M[0]
+    return ref.stochastic_power(M)[0]
 
 
 identity(
