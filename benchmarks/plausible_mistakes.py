@@ -44,12 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from mistakes import Mistake  # noqa: E402
-
-try:
-    from tqdm import tqdm
-except ImportError:  # pragma: no cover - tqdm is a runtime dependency of pgexact
-    def tqdm(x, **_):
-        return x
+from tqdm import tqdm  # noqa: E402
 
 
 def catalogue(areas: list[str] | None = None) -> list[Mistake]:
@@ -85,23 +80,23 @@ class Result:
     seconds: float
 
 
-def _run(command: list[str], cwd: Path, env: dict, timeout: float) -> tuple[str, str]:
+def _run(command: list[str], cwd: Path, env: dict, timeout: float) -> tuple[str, str, str]:
+    """(outcome, stdout, stderr): "killed" when the command fails, "survived" when it passes, or "timeout"."""
     try:
         done = subprocess.run(command, cwd=cwd, env=env, timeout=timeout, capture_output=True, text=True)
     except subprocess.TimeoutExpired:
-        return "timeout", ""
-    return ("survived" if done.returncode == 0 else "killed"), done.stdout + done.stderr
+        return "timeout", "", ""
+    return ("survived" if done.returncode == 0 else "killed"), done.stdout, done.stderr
 
 
-def _failed_theorems(output: str) -> str:
-    """The ids of the theorems that failed, from ``verify --json`` output (best effort)."""
+def _failed_theorems(stdout: str, stderr: str) -> str:
+    """The ids of the theorems that failed, from ``verify --json``'s list (else the last line of stderr: a crash)."""
     try:
-        start = output.index("[") if output.lstrip().startswith("[") else output.index("{")
-        data = json.loads(output[start:output.rindex("]" if output[start] == "[" else "}") + 1])
+        rows = json.loads(stdout)
     except ValueError:
-        return output.strip().splitlines()[-1][:120] if output.strip() else ""
-    rows = data if isinstance(data, list) else data.get("theorems", [])
-    failed = [r.get("id", "?") for r in rows if isinstance(r, dict) and not r.get("passed", True)]
+        lines = stderr.strip().splitlines()
+        return lines[-1][:120] if lines else ""
+    failed = [r["id"] for r in rows if not r["passed"]]
     return ", ".join(failed[:4]) + (f" (+{len(failed) - 4})" if len(failed) > 4 else "")
 
 
@@ -120,12 +115,12 @@ def run(found: list[Mistake], *, verify: bool, tests: bool, timeout: float) -> l
             try:
                 v, detail = ("-", "")
                 if verify:
-                    v, out = _run([sys.executable, "-m", "pgexact", "verify", "--json"], work, env, timeout)
-                    detail = _failed_theorems(out) if v == "killed" else ""
+                    v, out, err = _run([sys.executable, "-m", "pgexact", "verify", "--json"], work, env, timeout)
+                    detail = _failed_theorems(out, err) if v == "killed" else ""
                 t = "-"
                 if tests and m.tests:
-                    t, _ = _run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests],
-                                work, env, timeout)
+                    t, _, _ = _run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *m.tests],
+                                   work, env, timeout)
             finally:
                 target.write_text(original)
             results.append(Result(m, v, t, detail, time.perf_counter() - t0))
